@@ -1,0 +1,80 @@
+"""TFLite export: float32, float16, dynamic-range and full-integer int8.
+
+``int8`` is full-integer quantization as the Coral/XNNPACK int8 paths want it: int8
+input and output tensors, per-channel int8 weights, activations calibrated on
+representative data from the training split (or learned by quantization-aware training,
+in which case calibration only fixes the input/output ranges).
+
+Example:
+    >>> from edgecnn.convert import convert
+    >>> convert(model, "runs/m/model_int8.tflite", "int8", representative=ds.representative())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecnn._io import quiet_native_stderr, write_bytes
+from edgecnn._tf import keras, tf
+from edgecnn.errors import UserError
+
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+
+
+def inference_model(model):
+    """The model to export: training-only outputs (auxiliary classifiers) dropped.
+
+    Builders list the main output first; a multi-output model is cut to it.
+    """
+    if len(model.outputs) > 1:
+        return keras.Model(model.inputs, model.outputs[0], name=model.name)
+    return model
+
+
+def _strip_tfmot(model):
+    """Remove pruning wrappers (QAT wrappers must stay: the converter reads them)."""
+    if any(layer.__class__.__name__ == "PruneLowMagnitude" for layer in model.layers):
+        from edgecnn._tf import tfmot
+
+        return tfmot().sparsity.keras.strip_pruning(model)
+    return model
+
+
+def convert_bytes(model, precision: str = "float32", representative=None) -> bytes:
+    """Convert a Keras model to TFLite flatbuffer bytes (see :func:`convert`)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    model = inference_model(_strip_tfmot(model))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision == "int8":
+        if representative is None:
+            raise UserError("int8 conversion needs representative data for calibration")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    with quiet_native_stderr():
+        try:
+            return converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, RuntimeError...
+            raise RuntimeError(f"TFLite conversion to {precision} failed for {model.name}: {exc}") from exc
+
+
+def convert(model, path, precision: str = "float32", representative=None) -> Path:
+    """Convert ``model`` to a ``.tflite`` file at ``path``, written atomically.
+
+    Args:
+        model: a Keras model (plain, pruned or quantization-aware).
+        path: where the ``.tflite`` goes.
+        precision: ``float32``, ``float16``, ``dynamic`` (int8 weights, float
+            activations) or ``int8`` (full integer, int8 input and output).
+        representative: for ``int8``, a callable returning a generator of ``[batch]``
+            lists, e.g. :meth:`edgecnn.data.Dataset.representative`.
+    """
+    return write_bytes(path, convert_bytes(model, precision, representative))

@@ -1,0 +1,278 @@
+"""Datasets: the built-in digits, image folders and ``.npz`` files.
+
+Every source becomes a :class:`Dataset` of ``uint8`` images at the model's input size and
+channel count, split into seeded, stratified train/validation/test parts. The float input
+the model sees is ``pixel * scale + offset`` (recorded in ``preprocess``), applied by
+:meth:`Dataset.normalized`, so the exported ``.tflite`` takes the same input a user feeds
+on the device (see :mod:`edgecnn.device.preprocess`).
+
+Sources:
+    ``digits``      scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10
+                    classes), upscaled and replicated to the channels the model wants.
+    ``path/``       an image folder, one subfolder per class (the layout
+                    ``image_dataset_from_directory`` reads); or ``train/``, ``val/``,
+                    ``test/`` subfolders each laid out that way, used as given.
+    ``file.npz``    arrays ``x`` (N,H,W[,C], uint8 0..255 or float 0..1) and ``y`` (N,)
+                    integer labels, optional ``class_names``; or ``x_train``/``y_train``,
+                    ``x_test``/``y_test`` (and ``x_val``/``y_val``). Loaded without pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.device.preprocess import (
+    DEFAULT_OFFSET,
+    DEFAULT_SCALE,
+    ImageError,
+    list_image_folder,
+    load_image,
+    normalize,
+    resize_batch,
+)
+from edgecnn.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Dataset:
+    """Images (``uint8``, NHWC) and integer labels for each split, plus how to normalize them."""
+
+    name: str
+    x: dict
+    y: dict
+    class_names: list
+    preprocess: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(self.x["train"].shape[1:])
+
+    def normalized(self, split: str) -> np.ndarray:
+        """The float input the model sees for ``split`` (``train``, ``val``, ``test``)."""
+        return normalize(self.x[split], self.preprocess)
+
+    def representative(self, samples: int = 200, seed: int = 0):
+        """A generator of single training images for int8 calibration (TFLite's
+        ``representative_dataset``), drawn from the training split only."""
+        rng = np.random.default_rng(seed)
+        n = len(self.x["train"])
+        idx = rng.choice(n, size=min(samples, n), replace=False)
+        data = normalize(self.x["train"][idx], self.preprocess)
+
+        def gen():
+            for row in data:
+                yield [row[None]]
+
+        return gen
+
+    def fingerprint(self) -> str:
+        """A short hash of every split's images and labels (for caching stage outputs)."""
+        h = hashlib.sha256()
+        for split in SPLITS:
+            h.update(np.ascontiguousarray(self.x[split]).tobytes())
+            h.update(np.ascontiguousarray(self.y[split]).tobytes())
+        h.update(repr(self.preprocess).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{s} {len(self.y[s])}" for s in SPLITS)
+        h, w, c = self.input_shape
+        return f"{self.name}: {self.num_classes} classes, {h}x{w}x{c}, {sizes}"
+
+
+def _split(x, y, val_split, test_split, seed):
+    from sklearn.model_selection import train_test_split
+
+    def cut(x, y, size):
+        if size <= 0:
+            return x, x[:0], y, y[:0]
+        counts = np.bincount(y)
+        stratify = y if counts[counts > 0].min() >= 2 and size * len(y) >= len(counts) else None
+        return train_test_split(x, y, test_size=size, random_state=seed, stratify=stratify)
+
+    x_rest, x_test, y_rest, y_test = cut(x, y, test_split)
+    val_of_rest = val_split / max(1e-9, 1.0 - test_split)
+    x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_of_rest)
+    return {"train": x_train, "val": x_val, "test": x_test}, {"train": y_train, "val": y_val, "test": y_test}
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return images, d.target.astype(np.int64), [str(i) for i in range(10)]
+
+
+def _images_from_files(files, image_size, channels):
+    out = np.empty((len(files), image_size[0], image_size[1], channels), dtype=np.uint8)
+    for i, path in enumerate(files):
+        try:
+            out[i] = load_image(path, image_size, channels)
+        except ImageError as exc:
+            raise UserError(f"{exc}; fix or remove the file") from None
+    return out
+
+
+def _folder(root, image_size, channels):
+    try:
+        files, labels, classes = list_image_folder(root)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return _images_from_files(files, image_size, channels), np.asarray(labels, dtype=np.int64), classes
+
+
+def _as_uint8(x, where):
+    x = np.asarray(x)
+    if x.ndim not in (3, 4):
+        raise UserError(f"{where}: images must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.number):
+        raise UserError(f"{where}: images must be numbers, got dtype {x.dtype}")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise UserError(f"{where}: images contain NaN or infinite values")
+    if x.max(initial=0) <= 1.0 and x.min(initial=0) >= 0.0:
+        x = x * 255.0
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _labels(y, where):
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise UserError(f"{where}: labels 'y' must be a 1-D array of non-negative integers, got {y.dtype} {y.shape}")
+    return y.astype(np.int64)
+
+
+def _npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise UserError(f"{path} holds pickled Python objects, which edgecnn refuses to load; save plain arrays with np.savez") from None
+        raise UserError(f"cannot read {path}: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"cannot read {path}: not a valid .npz file ({exc.__class__.__name__})") from None
+    names = arrays.get("class_names")
+    if "x" in arrays and "y" in arrays:
+        x, y = _as_uint8(arrays["x"], str(path)), _labels(arrays["y"], str(path))
+        if len(x) != len(y):
+            raise UserError(f"{path}: x has {len(x)} images but y has {len(y)} labels")
+        return x, y, names, None
+    if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        split = {}
+        for s in SPLITS:
+            if f"x_{s}" in arrays:
+                split[s] = (_as_uint8(arrays[f"x_{s}"], f"{path}:x_{s}"), _labels(arrays[f"y_{s}"], f"{path}:y_{s}"))
+        return None, None, names, split
+    raise UserError(f"{path} must hold arrays 'x' and 'y' (or x_train, y_train, x_test, y_test); found {sorted(arrays)}")
+
+
+def load_dataset(
+    source: str = "digits",
+    image_size=(32, 32),
+    channels: int = 3,
+    val_split: float = 0.1,
+    test_split: float = 0.2,
+    seed: int = 0,
+    train_fraction: float | None = None,
+    scale: float = DEFAULT_SCALE,
+    offset: float = DEFAULT_OFFSET,
+) -> Dataset:
+    """Load ``source`` and split it; images come out at ``image_size`` x ``channels``.
+
+    Example:
+        >>> ds = load_dataset("digits", image_size=(32, 32), channels=3)
+        >>> ds.summary()
+        'digits: 10 classes, 32x32x3, train 1257, val 180, test 360'
+    """
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    image_size = tuple(int(s) for s in image_size)
+    for label, value in (("val_split", val_split), ("test_split", test_split)):
+        if not 0.0 <= value < 1.0:
+            raise UserError(f"{label} must be in [0, 1), got {value}")
+    if val_split + test_split >= 1.0:
+        raise UserError(f"val_split + test_split must leave data for training, got {val_split} + {test_split}")
+    given = None
+    source = str(source)
+    if source == "digits":
+        x, y, classes = _digits()
+        name = "digits"
+    else:
+        path = Path(source).expanduser()
+        name = path.name or str(path)
+        if not path.exists():
+            raise UserError(f"data {source!r} not found: give 'digits', an image folder or an .npz file")
+        if path.is_dir():
+            subs = {p.name for p in path.iterdir() if p.is_dir()}
+            if {"train", "test"} <= subs:
+                given, classes = {}, None
+                for s in SPLITS:
+                    if s in subs:
+                        xs, ys, cls = _folder(path / s, image_size, channels)
+                        if classes is not None and cls != classes:
+                            raise UserError(f"{path / s} has classes {cls}, but {path / 'train'} has {classes}")
+                        classes = cls
+                        given[s] = (xs, ys)
+                x = y = None
+            else:
+                x, y, classes = _folder(path, image_size, channels)
+        elif path.suffix.lower() == ".npz":
+            x, y, names, given = _npz(path)
+            labels = np.concatenate([v[1] for v in given.values()]) if given else y
+            n_classes = int(labels.max()) + 1 if labels.size else 0
+            classes = [str(c) for c in names] if names is not None else [str(i) for i in range(n_classes)]
+            if len(classes) < n_classes:
+                raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
+        else:
+            raise UserError(f"data {source!r} is neither a folder nor an .npz file")
+
+    if given is None:
+        if len(y) < 10:
+            raise UserError(f"data {source!r} has only {len(y)} images; edgecnn needs at least 10")
+        xs, ys = _split(x, y, val_split, test_split, seed)
+    else:
+        xs = {s: given[s][0] for s in given}
+        ys = {s: given[s][1] for s in given}
+        if "val" not in given:
+            split_x, split_y = _split(xs["train"], ys["train"], val_split, 0.0, seed)
+            xs["train"], xs["val"] = split_x["train"], split_x["val"]
+            ys["train"], ys["val"] = split_y["train"], split_y["val"]
+    if len(classes) < 2:
+        raise UserError(f"data {source!r} has {len(classes)} class; classification needs at least 2")
+
+    for s in SPLITS:
+        xs[s] = resize_batch(xs[s], image_size, channels)
+    if train_fraction is not None:
+        if not 0.0 < train_fraction <= 1.0:
+            raise UserError(f"train_fraction must be in (0, 1], got {train_fraction}")
+        if train_fraction < 1.0:
+            from sklearn.model_selection import train_test_split
+
+            xs["train"], _, ys["train"], _ = train_test_split(
+                xs["train"], ys["train"], train_size=train_fraction, random_state=seed, stratify=ys["train"]
+            )
+    preprocess = {
+        "image_size": list(image_size),
+        "channels": int(channels),
+        "scale": float(scale),
+        "offset": float(offset),
+        "class_names": list(classes),
+        "source": source if source == "digits" else str(Path(source).resolve()),
+    }
+    return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess)
+

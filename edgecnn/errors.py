@@ -1,0 +1,25 @@
+"""The one exception type for a user's mistake.
+
+A :class:`UserError` carries one line that says what is wrong and how to fix it. The CLI
+prints it and exits with code 2, without a traceback; anything else is a bug and keeps its
+traceback.
+"""
+
+import difflib
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: bad flag, unknown model, missing file..."""
+
+    exit_code = 2
+
+
+def suggest(name: str, choices, n: int = 3) -> str:
+    """Return ``" (did you mean: a, b?)"`` for the closest ``choices``, or ``""``.
+
+    Example:
+        >>> suggest("mobilenet_v4", ["mobilenet_v2", "mobilenet_v3_small"])
+        ' (did you mean: mobilenet_v2, mobilenet_v3_small?)'
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.5)
+    return f" (did you mean: {', '.join(close)}?)" if close else ""

@@ -1,0 +1,141 @@
+"""The model registry: every architecture is a builder function registered by name.
+
+Modelled on timm's ``_registry.py``: ``@register_model`` keys a builder by its function
+name (or an explicit ``name``), :func:`list_models` filters with a glob, and
+:func:`create_model` drops keyword arguments that are ``None`` so that a CLI default never
+overrides a model's own default.
+
+Every builder has the Keras Applications signature::
+
+    builder(input_shape=None, alpha=1.0, include_top=True, weights=None, input_tensor=None,
+            pooling=None, classes=1000, classifier_activation="softmax", dropout=..., **kw)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+from edgecnn.errors import UserError, suggest
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model name.
+
+    Attributes:
+        name: registry key (``mobilenet``, ``resnet18``...).
+        builder: the function that builds the ``keras.Model``.
+        family: the paper's family (``mobilenet_v1``); models of one family share defaults.
+        input_shape: the canonical input (224x224x3 for ImageNet models).
+        min_size: smallest spatial input the architecture accepts.
+        small_size: the resolution used for small built-in data such as digits.
+        train: per-family training defaults (``epochs``, ``learning_rate``...).
+        aliases: other names that resolve to this entry.
+    """
+
+    name: str
+    builder: Callable
+    family: str
+    input_shape: tuple = (224, 224, 3)
+    min_size: int = 32
+    small_size: int = 32
+    train: dict = field(default_factory=dict)
+    aliases: tuple = ()
+
+    @property
+    def channels(self) -> int:
+        return int(self.input_shape[-1])
+
+    @property
+    def doc(self) -> str:
+        return (inspect.getdoc(self.builder) or "").split("\n")[0]
+
+
+_MODELS: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_model(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    family: str | None = None,
+    input_shape: tuple = (224, 224, 3),
+    min_size: int = 32,
+    small_size: int | None = None,
+    train: dict | None = None,
+    aliases: tuple = (),
+):
+    """Register a model builder under its function name (lower-cased) or ``name``.
+
+    Example:
+        >>> @register_model(family="toy", input_shape=(32, 32, 1))  # doctest: +SKIP
+        ... def toy_net(input_shape=None, alpha=1.0, classes=10, **kwargs): ...
+    """
+
+    def wrap(builder):
+        key = (name or builder.__name__).lower()
+        if key in _MODELS or key in _ALIASES:
+            raise ValueError(f"model {key!r} is registered twice")
+        entry = ModelEntry(
+            name=key,
+            builder=builder,
+            family=family or key,
+            input_shape=tuple(input_shape),
+            min_size=min_size,
+            small_size=small_size or max(32, min_size),
+            train=dict(train or {}),
+            aliases=tuple(aliases),
+        )
+        _MODELS[key] = entry
+        for alias in aliases:
+            _ALIASES[alias.lower()] = key
+        return builder
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _ensure_loaded():
+    # Importing the package imports every family file, which registers it.
+    import edgecnn.models  # noqa: F401
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a glob ``pattern``, sorted.
+
+    Example:
+        >>> list_models("resnet*")  # doctest: +SKIP
+        ['resnet101', 'resnet152', 'resnet18', 'resnet34', 'resnet50']
+    """
+    _ensure_loaded()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern.lower()))
+
+
+def model_info(name: str) -> ModelEntry:
+    """Return the :class:`ModelEntry` for ``name`` (or an alias); unknown names raise
+    :class:`~edgecnn.errors.UserError` listing the closest registered names."""
+    _ensure_loaded()
+    key = str(name).lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in _MODELS:
+        raise UserError(
+            f"unknown model {name!r}{suggest(key, list(_MODELS) + list(_ALIASES))}; "
+            "run 'edgecnn list' to see every model"
+        )
+    return _MODELS[key]
+
+
+def create_model(name: str, **kwargs):
+    """Build a registered model; keyword arguments that are ``None`` are dropped.
+
+    Example:
+        >>> m = create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=10)
+        >>> m.output_shape
+        (None, 10)
+    """
+    entry = model_info(name)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return entry.builder(**kwargs)
