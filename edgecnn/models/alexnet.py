@@ -11,7 +11,6 @@ from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
     LocalResponseNormalization,
-    batch_norm as bn_layer,
     check_alpha,
     check_common,
     classifier_head,
@@ -19,6 +18,9 @@ from edgecnn.models._layers import (
     make_divisible,
     model_name,
     resolve_input,
+)
+from edgecnn.models._layers import (
+    batch_norm as bn_layer,
 )
 from edgecnn.models._registry import register_model
 

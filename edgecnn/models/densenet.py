@@ -10,6 +10,8 @@ from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
     batch_norm as bn_layer,
+)
+from edgecnn.models._layers import (
     check_alpha,
     check_common,
     classifier_head,

@@ -10,7 +10,11 @@ from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
     activation as make_activation,
+)
+from edgecnn.models._layers import (
     batch_norm as bn_layer,
+)
+from edgecnn.models._layers import (
     check_alpha,
     check_common,
     classifier_head,
