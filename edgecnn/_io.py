@@ -26,8 +26,9 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the real suffix: Keras picks the format from it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # The temporary name keeps the real suffixes: Keras picks the format from them
+    # (".weights.h5" is the Keras 3 weights format, ".h5" the legacy one).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

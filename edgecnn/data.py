@@ -157,6 +157,9 @@ def _labels(y, where):
 
 
 def _npz(path):
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise UserError(f"cannot read {path}: not a valid .npz file (save it with np.savez)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
