@@ -157,12 +157,17 @@ def _labels(y, where):
 
 
 def _npz(path):
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise UserError(f"cannot read {path}: not a valid .npz file (save it with np.savez)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise UserError(f"{path} holds pickled Python objects, which edgecnn refuses to load; save plain arrays with np.savez") from None
+            raise UserError(
+                f"{path} holds pickled Python objects, which edgecnn refuses to load; save plain arrays with np.savez"
+            ) from None
         raise UserError(f"cannot read {path}: {exc}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"cannot read {path}: not a valid .npz file ({exc.__class__.__name__})") from None
@@ -178,7 +183,9 @@ def _npz(path):
             if f"x_{s}" in arrays:
                 split[s] = (_as_uint8(arrays[f"x_{s}"], f"{path}:x_{s}"), _labels(arrays[f"y_{s}"], f"{path}:y_{s}"))
         return None, None, names, split
-    raise UserError(f"{path} must hold arrays 'x' and 'y' (or x_train, y_train, x_test, y_test); found {sorted(arrays)}")
+    raise UserError(
+        f"{path} must hold arrays 'x' and 'y' (or x_train, y_train, x_test, y_test); found {sorted(arrays)}"
+    )
 
 
 def load_dataset(
@@ -273,6 +280,8 @@ def load_dataset(
         "offset": float(offset),
         "class_names": list(classes),
         "source": source if source == "digits" else str(Path(source).resolve()),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
     }
     return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess)
-

@@ -51,7 +51,7 @@ class ModelEntry:
 
     @property
     def doc(self) -> str:
-        return (inspect.getdoc(self.builder) or "").split("\n")[0]
+        return (inspect.getdoc(self.builder) or "").split("\n")[0].replace("``", "")
 
 
 _MODELS: dict[str, ModelEntry] = {}

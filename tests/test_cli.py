@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import main
+
+
+def run_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "edgecnn", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_the_commands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("optimize", "list", "bench", "eval"):
+        assert command in result.output
+
+
+def test_list_names_and_table():
+    runner = CliRunner()
+    names = runner.invoke(main, ["list", "mobilenet*", "--names"])
+    assert names.exit_code == 0 and "mobilenet" in names.output.split()
+    table = runner.invoke(main, ["list", "mobilenet", "--image-size", "224"])
+    assert table.exit_code == 0 and "4.23M" in table.output and "568.74M" in table.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["optimize", "mobilnet"], "unknown model 'mobilnet' (did you mean: mobilenet"),
+        (["optimize", "mobilenet", "--alpha", "7"], "alpha must be between"),
+        (["optimize", "mobilenet", "--data", "no/such/folder"], "not found"),
+        (["optimize", "mobilenet", "--threads", "0"], "Invalid value for '--threads'"),
+        (["bench", "no_such_model.tflite"], "does not exist"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_image_in_data_folder(image_folder, tmp_path):
+    (image_folder / "red" / "bad.png").write_bytes(b"not an image")
+    result = run_cli("optimize", "mobilenet", "--data", str(image_folder), "--image-size", "32",
+                     "--out", str(tmp_path / "run"))
+    assert result.returncode == 2 and "bad.png" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

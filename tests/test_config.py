@@ -1,0 +1,31 @@
+import pytest
+
+from edgecnn.config import RunConfig, resolve, run_name
+from edgecnn.errors import UserError
+
+
+def test_from_dict_and_resolve_fill_family_defaults():
+    cfg = resolve(RunConfig.from_dict({"model": {"name": "MobileNet", "alpha": 0.5}, "convert": {"int8": True}}))
+    assert cfg.model.name == "mobilenet" and cfg.data.image_size == 32
+    assert cfg.train.epochs is not None and cfg.train.learning_rate is not None
+    assert cfg.convert.precisions == ["float32", "int8"]
+    assert run_name(cfg) == "mobilenet-a0.50-32px"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"modle": {}}, "unknown setting 'modle' (did you mean: model?)"),
+        ({"train": {"epoch": 3}}, "train.epoch"),
+        ({"train": {"epochs": "ten"}}, "train.epochs must be an integer"),
+        ({"convert": {"int8": "yes"}}, "convert.int8 must be true or false"),
+        ({"model": {"name": "mobilenet", "alpha": 9}}, "alpha must be between"),
+        ({"model": {"name": "mobilenet_v9"}}, "unknown model"),
+        ({"data": {"image_size": 16}}, "at least 32x32"),
+        ({"train": {"optimizer": "adamw"}}, "train.optimizer must be one of"),
+    ],
+)
+def test_bad_settings_name_the_key(data, message):
+    with pytest.raises(UserError) as info:
+        resolve(RunConfig.from_dict(data))
+    assert message in str(info.value)

@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from edgecnn.config import RunConfig
+from edgecnn.pipeline import optimize
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mb"
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": "mobilenet", "alpha": 0.25},
+            "data": {"train_fraction": 0.3},
+            "train": {"epochs": 2, "verbose": 0},
+            "convert": {"int8": True, "fp16": True, "calibration_samples": 20},
+            "bench": {"runs": 3, "warmup": 1},
+            "out": str(out),
+        }
+    )
+    lines = []
+    metrics = optimize(cfg, echo=lines.append)
+    return cfg, out, metrics, lines
+
+
+def test_run_folder_holds_every_output(tiny_run):
+    _, out, metrics, lines = tiny_run
+    for name in ("config.json", "preprocess.json", "metrics.json", "report.md", "table.md", "table.csv",
+                 "table.json", "model_float32.tflite", "model_float16.tflite", "model_int8.tflite",
+                 "train/model.weights.h5", "train/model.keras", "train/stage.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.rglob("*.tmp*")), "no temporary files left behind"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert [r["variant"] for r in saved["rows"]] == ["float32", "float16", "int8"]
+    assert saved["versions"]["tensorflow"].startswith("2.21")
+    preprocess = json.loads((out / "preprocess.json").read_text())
+    assert preprocess["image_size"] == [32, 32] and preprocess["channels"] == 3
+    assert any(line.startswith("variant") for line in "\n".join(lines).splitlines())
+
+
+def test_rows_measure_each_file(tiny_run):
+    _, out, metrics, _ = tiny_run
+    for row in metrics["rows"]:
+        path = out / row["file"]
+        assert row["size_bytes"] == path.stat().st_size
+        assert 0.0 <= row["tflite_accuracy"] <= 1.0 and row["bench"]["status"] == "ok"
+        assert row["latency_median_ms"] > 0 and row["macs"] > 0 and row["params"] > 0
+        assert abs(row["delta_points"] - 100 * (row["tflite_accuracy"] - row["keras_accuracy"])) < 1e-9
+    by = {r["variant"]: r for r in metrics["rows"]}
+    assert by["int8"]["size_bytes"] < 0.4 * by["float32"]["size_bytes"]
+
+
+def test_rerun_reuses_the_trained_stage(tiny_run):
+    cfg, out, metrics, _ = tiny_run
+    before = json.loads((out / "train" / "stage.json").read_text())
+    lines = []
+    again = optimize(cfg, echo=lines.append)
+    assert any("reusing trained weights" in line for line in lines)
+    assert json.loads((out / "train" / "stage.json").read_text()) == before
+    assert again["stages"]["trained"]["keras_accuracy"] == metrics["stages"]["trained"]["keras_accuracy"]
