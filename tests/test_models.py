@@ -30,7 +30,11 @@ def _params():
 def _small(name: str):
     entry = model_info(name)
     size = entry.small_size
-    return create_model(name, alpha=ALPHA, input_shape=(size, size, entry.channels), classes=CLASSES), (size, size, entry.channels)
+    return create_model(name, alpha=ALPHA, input_shape=(size, size, entry.channels), classes=CLASSES), (
+        size,
+        size,
+        entry.channels,
+    )
 
 
 def _outputs(model):

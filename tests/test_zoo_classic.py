@@ -37,10 +37,12 @@ REFERENCE = {
 # Canonical builds measured over ~20 s on 2 shared cores.
 SLOW_CANONICAL = {"vgg13", "vgg16", "vgg19", "resnet101", "resnet152", "densenet169", "densenet201"}
 
-CLASSIC = [
-    "mlp", "lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-    "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169", "densenet201",
-]  # fmt: skip
+CLASSIC = (
+    ["mlp", "lenet5", "alexnet", "googlenet"]
+    + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
+    + [f"resnet{d}" for d in (18, 34, 50, 101, 152)]
+    + [f"densenet{d}" for d in (121, 169, 201)]
+)
 
 
 def _canonical(key):
@@ -80,7 +82,9 @@ def test_smallest_input(name):
         create_model(name, alpha=0.25, input_shape=(size - 1, size - 1, channels), classes=3)
 
 
-@pytest.mark.parametrize("name", ["mlp", "lenet5", "alexnet", "vgg11", "googlenet", "resnet18", "resnet50", "densenet121"])
+@pytest.mark.parametrize(
+    "name", ["mlp", "lenet5", "alexnet", "vgg11", "googlenet", "resnet18", "resnet50", "densenet121"]
+)
 def test_alpha_scales_width(name):
     entry = model_info(name)
     shape = (entry.small_size, entry.small_size, entry.channels)
@@ -109,7 +113,12 @@ def test_bad_arguments_name_the_value():
 
 def test_lenet5_options():
     paper = create_model("lenet5")
-    assert [layer.name for layer in paper.layers if "tanh" in layer.name] == ["c1_tanh", "c3_tanh", "c5_tanh", "f6_tanh"]
+    assert [layer.name for layer in paper.layers if "tanh" in layer.name] == [
+        "c1_tanh",
+        "c3_tanh",
+        "c5_tanh",
+        "f6_tanh",
+    ]
     assert paper.get_layer("s2").__class__.__name__ == "AveragePooling2D"
     modern = create_model("lenet5", pool="max", activation="relu")
     assert modern.get_layer("s4").__class__.__name__ == "MaxPooling2D"
@@ -147,6 +156,7 @@ def test_local_response_normalization_matches_the_paper():
 def test_alexnet_lrn_every_stage(tmp_path):
     """LRN goes through pruning, QAT and int8; it is the one op left off XNNPACK."""
     from benchmarks.zoo_table import ops_outside_xnnpack
+
     from edgecnn.convert import convert
     from edgecnn.optimize.prune import prune_model
     from edgecnn.optimize.qat import quantize_model

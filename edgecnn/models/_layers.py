@@ -59,12 +59,10 @@ def output_quantize_config():
     """
     from edgecnn._tf import tfmot
 
-    tfmot()
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (
-        Default8BitOutputQuantizeConfig,
-    )
+    tfmot()  # imports tfmot quietly
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_configs
 
-    return Default8BitOutputQuantizeConfig()
+    return default_8bit_quantize_configs.Default8BitOutputQuantizeConfig()
 
 
 @custom_object

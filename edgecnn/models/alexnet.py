@@ -32,7 +32,9 @@ def _conv(x, filters: int, kernel: int, strides: int, *, name: str, norm, groups
     if norm == "batchnorm":
         # BN's beta replaces the conv bias and gamma is dropped (the ReLU passes a scale on
         # to the next layer), so the trainable count equals the paper's.
-        x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, groups=groups, use_bias=False, name=name)(x)
+        x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, groups=groups, use_bias=False, name=name)(
+            x
+        )
         x = bn_layer(name=f"{name}_bn", scale=False)(x)
         return layers.ReLU(name=f"{name}_relu")(x)
     x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, groups=groups, name=name)(x)
@@ -126,6 +128,11 @@ def alexnet(
             x = layers.Dense(make_divisible(4096 * alpha), name=fc)(x)
             x = layers.ReLU(name=f"{fc}_relu")(x)
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=0.0, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=0.0,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name("alexnet", alpha, shape))

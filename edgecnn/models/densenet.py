@@ -123,7 +123,12 @@ def densenet(
             x = transition(x, compression, name=f"pool{stage}")
     x = _bn_relu(x, "final")
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 

@@ -71,7 +71,13 @@ def _aux_head(x, alpha: float, classes: int, classifier_activation, name: str):
     return layers.Activation(classifier_activation, name=f"{name}_predictions")(x)
 
 
-@register_model(family="googlenet", aliases=("inception_v1",), min_size=32, small_size=32, train={"epochs": 30, "learning_rate": 1e-3})
+@register_model(
+    family="googlenet",
+    aliases=("inception_v1",),
+    min_size=32,
+    small_size=32,
+    train={"epochs": 30, "learning_rate": 1e-3},
+)
 def googlenet(
     input_shape=None,
     alpha: float = 1.0,
@@ -150,7 +156,12 @@ def googlenet(
         if aux_logits and name in _AUX_AFTER:
             aux.append(_aux_head(x, alpha, classes, classifier_activation, _AUX_AFTER[name]))
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     model = keras.Model(inputs, [x, *aux] if aux else x, name=model_name("googlenet", alpha, shape))
     model.aux_loss_weights = [1.0] + [AUX_LOSS_WEIGHT] * len(aux)

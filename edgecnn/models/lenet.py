@@ -107,6 +107,11 @@ def lenet5(
             x = bn_layer(name="f6_bn")(x)
         x = make_activation(activation, name=f"f6_{activation}")(x)
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name("lenet5", alpha, shape))

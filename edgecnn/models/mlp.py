@@ -29,7 +29,9 @@ from edgecnn.models._layers import (
 from edgecnn.models._registry import register_model
 
 
-@register_model(family="mlp", input_shape=(32, 32, 1), min_size=8, small_size=32, train={"epochs": 30, "learning_rate": 1e-3})
+@register_model(
+    family="mlp", input_shape=(32, 32, 1), min_size=8, small_size=32, train={"epochs": 30, "learning_rate": 1e-3}
+)
 def mlp(
     input_shape=None,
     alpha: float = 1.0,

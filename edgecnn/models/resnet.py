@@ -120,7 +120,12 @@ def resnet(
             strides = 2 if i == 1 and stage > 2 else 1
             x = block(x, make_divisible(width * alpha), strides, name=f"conv{stage}_block{i}")
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 

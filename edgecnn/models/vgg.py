@@ -83,7 +83,12 @@ def vgg(
     for stage, (convs, width) in enumerate(zip(CONFIGS[depth], _WIDTHS), start=1):
         for i in range(1, convs + 1):
             x = conv_bn_act(
-                x, make_divisible(width * alpha), 3, name=f"block{stage}_conv{i}", bn=batch_norm, use_bias=not batch_norm
+                x,
+                make_divisible(width * alpha),
+                3,
+                name=f"block{stage}_conv{i}",
+                bn=batch_norm,
+                use_bias=not batch_norm,
             )
         x = layers.MaxPooling2D(2, strides=2, name=f"block{stage}_pool")(x)
     if include_top:
@@ -94,7 +99,12 @@ def vgg(
             if dropout:
                 x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=0.0, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=0.0,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
