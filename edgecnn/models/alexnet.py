@@ -78,14 +78,15 @@ def alexnet(
         norm: what follows conv1 and conv2.
             ``"batchnorm"`` (default, edge friendly): conv -> BatchNorm -> ReLU. BN folds
             into the convolution at export, so it costs nothing at inference, converts fully
-            to int8 and every op runs on XNNPACK; it trains faster and more reliably than
-            LRN. Not the paper.
+            to int8 and every op runs on XNNPACK (but the int8 SOFTMAX at the end, which
+            XNNPACK lacks in every zoo model); it trains faster and more reliably than LRN.
+            Not the paper.
             ``"lrn"`` (the paper): ReLU -> Local Response Normalization (n=5, k=2,
             alpha=1e-4, beta=0.75). TFLite has no int8 LRN kernel, so the int8 model
             dequantizes, runs LOCAL_RESPONSE_NORMALIZATION in float32 on the reference
-            kernels and quantizes again, twice per image, and XNNPACK cannot delegate those
-            ops (the graph splits into three XNNPACK partitions); the float models also
-            run LRN outside XNNPACK. Choose it to reproduce the paper.
+            kernels and quantizes again, twice per image; XNNPACK has no LRN at all, so the
+            graph splits into three XNNPACK partitions, in the float models too. Choose it
+            to reproduce the paper.
             ``"none"`` (or ``None``): neither, as torchvision's AlexNet.
         groups: 1 (single tower) or 2 (the paper's two streams). Grouped convolutions are
             ~1.4M weights and ~0.41G MACs cheaper; TFLite and XNNPACK run them natively.

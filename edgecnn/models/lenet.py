@@ -67,14 +67,18 @@ def lenet5(
     ``Dense(classes)`` softmax instead of Euclidean RBF units.
 
     Args:
-        pool: ``"avg"`` (the paper's subsampling) or ``"max"``.
+        pool: ``"avg"`` (the paper's subsampling) or ``"max"`` (int8 runs on XNNPACK).
         activation: ``"tanh"`` (the paper) or ``"relu"`` (or any Keras activation).
         batch_norm: insert BatchNorm after each convolution and F6 (not in the paper;
             adds parameters).
         dropout: dropout before the classifier (0, as in the paper).
 
-    int8: CONV_2D, AVERAGE_POOL_2D, FULLY_CONNECTED and TANH (or ReLU, fused) all have
-    int8 kernels; all run on XNNPACK.
+    int8: CONV_2D, FULLY_CONNECTED, TANH (or ReLU, fused) and MAX_POOL_2D run on XNNPACK.
+    XNNPACK has no int8 AVERAGE_POOL_2D nor int8 SOFTMAX, so with the paper's average
+    pooling S2, S4 and the final softmax run on TFLite's own int8 kernels and the graph is
+    cut into several XNNPACK partitions; at 32x32 that makes the int8 model slower than
+    the float32 one (benchmarks/RESULTS.md). ``pool="max"`` leaves only the softmax off
+    XNNPACK.
 
     Example:
         >>> model = lenet5()

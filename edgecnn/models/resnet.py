@@ -94,8 +94,8 @@ def resnet(
         alpha: width multiplier on every convolution.
         dropout: dropout before the classifier (none in the paper).
 
-    int8: CONV_2D (BN folded, ReLU fused), ADD (ReLU fused), MAX_POOL_2D, MEAN,
-    FULLY_CONNECTED all run on XNNPACK.
+    int8: CONV_2D (BN folded, ReLU fused), ADD (ReLU fused), MAX_POOL_2D, MEAN and
+    FULLY_CONNECTED run on XNNPACK; only the final int8 SOFTMAX (no XNNPACK kernel) does not.
 
     Example:
         >>> model = resnet(18, input_shape=(32, 32, 3), alpha=0.25, classes=10)
