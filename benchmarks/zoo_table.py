@@ -50,6 +50,11 @@ CANONICAL = [
 ]
 MODELS = list(dict.fromkeys(row[1] for row in CANONICAL))
 FULL_WIDTH = {"mlp", "lenet5"}  # already edge-sized at their canonical setting
+# Options whose edge cost is worth a row of its own.
+EDGE_VARIANTS = {
+    "lenet5": [{}, {"pool": "max", "activation": "relu"}],
+    "alexnet": [{}, {"norm": "lrn"}, {"groups": 2}],
+}
 
 
 def ops_outside_xnnpack(path) -> list:
@@ -122,17 +127,18 @@ def edge_rows(models, alpha: float, runs: int, warmup: int, workdir: Path) -> li
     from edgecnn.models import count_macs, count_params, create_model, model_info
 
     rows = []
-    for name in models:
+    for name, kwargs in ((n, kw) for n in models for kw in EDGE_VARIANTS.get(n, [{}])):
         entry = model_info(name)
         size, channels = entry.small_size, entry.channels
         a = 1.0 if name in FULL_WIDTH else alpha
-        model = create_model(name, alpha=a, input_shape=(size, size, channels), classes=10)
+        model = create_model(name, alpha=a, input_shape=(size, size, channels), classes=10, **kwargs)
         data = load_dataset("digits", image_size=size, channels=channels)
-        cells = [f"{name} a={a:g} {size}x{size}x{channels}", f"{count_params(model)['trainable']:,}"]
+        options = "".join(f" {k}={v}" for k, v in kwargs.items())
+        cells = [f"{name}{options} a={a:g} {size}x{size}x{channels}", f"{count_params(model)['trainable']:,}"]
         cells.append(_fmt_macs(count_macs(model)))
         outside = []
         for precision in ("float32", "int8"):
-            path = convert(model, workdir / f"{name}_{precision}.tflite", precision, data.representative(64))
+            path = convert(model, workdir / f"{model.name}_{precision}.tflite", precision, data.representative(64))
             result = benchmark(path, threads=1, warmup=warmup, runs=runs)
             cells.append(f"{path.stat().st_size / 1024:,.0f}")
             cells.append(f"{result['median_ms']:.2f}" if result.get("status") == "ok" else result.get("status", "?"))

@@ -121,8 +121,8 @@ def googlenet(
         dropout: dropout before the classifier (0.4 in the paper).
         alpha: width multiplier on every convolution and on the aux fc.
 
-    int8: CONV_2D, MAX_POOL_2D, CONCATENATION (4 inputs), MEAN, FULLY_CONNECTED all run on
-    XNNPACK.
+    int8: CONV_2D, MAX_POOL_2D, CONCATENATION (4 inputs), MEAN and FULLY_CONNECTED run on
+    XNNPACK; only the final int8 SOFTMAX (no XNNPACK kernel) does not.
 
     Example:
         >>> model = googlenet(input_shape=(32, 32, 3), alpha=0.25, classes=10, aux_logits=True)

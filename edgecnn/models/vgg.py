@@ -63,7 +63,8 @@ def vgg(
         dropout: rate of the two dropout layers after fc1 and fc2 (0.5 in the paper).
         alpha: width multiplier on every convolution and on fc1/fc2.
 
-    Every op (CONV_2D with fused ReLU, MAX_POOL_2D, FULLY_CONNECTED) runs int8 on XNNPACK.
+    int8: CONV_2D (ReLU fused), MAX_POOL_2D and FULLY_CONNECTED run on XNNPACK; only the
+    final int8 SOFTMAX (no XNNPACK kernel) does not.
 
     Example:
         >>> model = vgg(16, input_shape=(32, 32, 3), alpha=0.25, classes=10, batch_norm=True)
