@@ -75,10 +75,9 @@ def lenet5(
 
     int8: CONV_2D, FULLY_CONNECTED, TANH (or ReLU, fused) and MAX_POOL_2D run on XNNPACK.
     XNNPACK has no int8 AVERAGE_POOL_2D nor int8 SOFTMAX, so with the paper's average
-    pooling S2, S4 and the final softmax run on TFLite's own int8 kernels and the graph is
-    cut into several XNNPACK partitions; at 32x32 that makes the int8 model slower than
-    the float32 one (benchmarks/RESULTS.md). ``pool="max"`` leaves only the softmax off
-    XNNPACK.
+    pooling S2, S4 and the final softmax run on TFLite's own int8 kernels;
+    ``pool="max"`` leaves only the softmax off XNNPACK. At 0.42M MACs per-op overhead
+    dominates: int8 is 4x smaller but no faster than float32 (benchmarks/RESULTS.md).
 
     Example:
         >>> model = lenet5()
