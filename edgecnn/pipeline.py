@@ -91,6 +91,19 @@ class StageStore:
             return None
         if meta.get("key") != self.key or not self.weights.exists():
             return None
+        if meta.get("weights_sha256") != sha256_file(self.weights):
+            return None  # changed or damaged since it was stored: redo the stage
+        return meta
+
+    def restore(self, model) -> dict | None:
+        """Load the stored weights into ``model``; ``None`` (redo the stage) if they don't fit."""
+        meta = self.load()
+        if meta is None:
+            return None
+        try:
+            model.load_weights(self.weights)
+        except (ValueError, KeyError, OSError):
+            return None
         return meta
 
     def save(self, model, meta: dict, full_model: bool = True):
@@ -119,10 +132,9 @@ def train_stage(ctx: Context) -> StageResult:
     key = config_key("train", cfg.model, cfg.data, cfg.train, ctx.data.fingerprint(), __version__)
     store = StageStore(ctx.out, "train", key)
     model = ctx.build_model()
-    meta = store.load()
+    meta = store.restore(model)
     if meta is not None:
         ctx.echo(f"      reusing trained weights from {store.dir}")
-        model.load_weights(store.weights)
     else:
         n = len(ctx.data.y["train"])
         ctx.echo(
