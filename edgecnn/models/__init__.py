@@ -26,3 +26,5 @@ __all__ = [
 ]
 from edgecnn.models import mobilenet_v2  # noqa: F401,E402  isort: skip
 from edgecnn.models import mobilenet_v3  # noqa: F401,E402  isort: skip
+from edgecnn.models import efficientnet  # noqa: F401,E402  isort: skip
+from edgecnn.models import shufflenet  # noqa: F401,E402  isort: skip
