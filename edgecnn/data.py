@@ -162,7 +162,9 @@ def _npz(path):
             arrays = {k: f[k] for k in f.files}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise UserError(f"{path} holds pickled Python objects, which edgecnn refuses to load; save plain arrays with np.savez") from None
+            raise UserError(
+                f"{path} holds pickled Python objects, which edgecnn refuses to load; save plain arrays with np.savez"
+            ) from None
         raise UserError(f"cannot read {path}: {exc}") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"cannot read {path}: not a valid .npz file ({exc.__class__.__name__})") from None
@@ -178,7 +180,9 @@ def _npz(path):
             if f"x_{s}" in arrays:
                 split[s] = (_as_uint8(arrays[f"x_{s}"], f"{path}:x_{s}"), _labels(arrays[f"y_{s}"], f"{path}:y_{s}"))
         return None, None, names, split
-    raise UserError(f"{path} must hold arrays 'x' and 'y' (or x_train, y_train, x_test, y_test); found {sorted(arrays)}")
+    raise UserError(
+        f"{path} must hold arrays 'x' and 'y' (or x_train, y_train, x_test, y_test); found {sorted(arrays)}"
+    )
 
 
 def load_dataset(
@@ -273,6 +277,8 @@ def load_dataset(
         "offset": float(offset),
         "class_names": list(classes),
         "source": source if source == "digits" else str(Path(source).resolve()),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
     }
     return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess)
-

@@ -27,6 +27,26 @@ class ImageError(ValueError):
     """An image file that cannot be read (missing, corrupt, not an image)."""
 
 
+def read_spec(model_path, explicit=None) -> dict:
+    """The preprocessing of a model: ``explicit`` JSON file, else ``preprocess.json``
+    beside the model, else the default (``pixel / 127.5 - 1``)."""
+    import json
+
+    candidates = [Path(explicit)] if explicit else [Path(model_path).with_name("preprocess.json")]
+    for path in candidates:
+        if path.is_file():
+            try:
+                spec = json.loads(path.read_text())
+            except ValueError as exc:
+                raise ValueError(f"{path} is not valid JSON: {exc}") from None
+            if not isinstance(spec, dict):
+                raise ValueError(f"{path} must hold a JSON object")
+            return spec
+        if explicit:
+            raise ValueError(f"preprocessing file {path} does not exist")
+    return {"scale": DEFAULT_SCALE, "offset": DEFAULT_OFFSET}
+
+
 def load_image(path, image_size, channels: int) -> np.ndarray:
     """Read one image file as a ``uint8`` array of shape ``(h, w, channels)``.
 

@@ -1,0 +1,50 @@
+"""The ``edgecnn`` command line. Commands only turn flags into API calls.
+
+Every user mistake surfaces as :class:`~edgecnn.errors.UserError`: one line on stderr,
+exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgecnn import __version__
+from edgecnn.errors import UserError
+
+
+class EdgeGroup(click.Group):
+    """A click group that turns user errors into one line and exit code 2."""
+
+    def invoke(self, ctx):
+        from edgecnn.device.runtime import ModelLoadError, RuntimeUnavailable
+
+        try:
+            return super().invoke(ctx)
+        except (UserError, ModelLoadError, RuntimeUnavailable) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; finished stages are kept and a rerun resumes", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgecnn")
+def main():
+    """Shrink classic CNNs for edge devices, and measure what each step costs.
+
+    \b
+    Start with:
+      edgecnn optimize mobilenet --alpha 0.5 --int8   train, convert, evaluate, benchmark
+      edgecnn list                                    the model zoo, with params and MACs
+      edgecnn bench model.tflite                      latency of any .tflite
+      edgecnn eval model.tflite --data digits         accuracy of any .tflite
+    """
+
+
+# Importing the command modules registers their commands on ``main``.
+from edgecnn.cli import optimize as _optimize  # noqa: E402,F401
+from edgecnn.cli import tflite as _tflite  # noqa: E402,F401
+from edgecnn.cli import zoo as _zoo  # noqa: E402,F401

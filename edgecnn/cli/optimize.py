@@ -1,0 +1,116 @@
+"""``edgecnn optimize``: train a zoo model on your data, convert, evaluate and benchmark it."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli import main
+
+
+def config_from_flags(model: str, flags: dict):
+    """Turn ``optimize``'s flags into a :class:`~edgecnn.config.RunConfig` (``None`` = default)."""
+    from edgecnn.config import RunConfig
+
+    sections = {
+        "model": {"name": model, "alpha": flags.get("alpha")},
+        "data": {
+            "source": flags.get("data"),
+            "image_size": flags.get("image_size"),
+            "seed": flags.get("seed"),
+            "train_fraction": flags.get("train_fraction"),
+        },
+        "train": {
+            "epochs": flags.get("epochs"),
+            "batch_size": flags.get("batch_size"),
+            "learning_rate": flags.get("lr"),
+            "optimizer": flags.get("optimizer"),
+            "seed": flags.get("seed"),
+            "augment": flags.get("augment"),
+            "tensorboard": flags.get("tensorboard") or None,
+        },
+        "convert": {
+            "int8": flags.get("int8") or None,
+            "fp16": flags.get("fp16") or None,
+            "dynamic": flags.get("dynamic") or None,
+        },
+        "bench": {
+            "threads": flags.get("threads"),
+            "runs": flags.get("runs"),
+            "enabled": False if flags.get("no_bench") else None,
+            "runtime": flags.get("runtime"),
+        },
+        "out": flags.get("out"),
+    }
+    clean = {
+        k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
+        for k, v in sections.items()
+        if v is not None
+    }
+    return RunConfig.from_dict(clean)
+
+
+def optimize_options(f):
+    """The flags shared by ``optimize`` (and reused by ``sweep``)."""
+    options = [
+        click.option("--alpha", type=float, default=None, help="Width multiplier (e.g. 0.25, 0.5, 1.0)."),
+        click.option(
+            "--image-size",
+            type=click.IntRange(8, 2048),
+            default=None,
+            help="Input resolution (default: 32 for digits, the model's canonical size otherwise).",
+        ),
+        click.option(
+            "--data",
+            default=None,
+            metavar="SOURCE",
+            help="'digits' (built in), an image folder (one subfolder per class) or an .npz file.",
+        ),
+        click.option("--epochs", type=click.IntRange(0), default=None, help="Training epochs (default: per family)."),
+        click.option("--batch-size", type=click.IntRange(1), default=None, help="Batch size (default 32)."),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default: per family)."),
+        click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]), default=None),
+        click.option(
+            "--augment",
+            type=click.Choice(["auto", "none", "shift", "shift_flip"]),
+            default=None,
+            help="Training augmentation (auto: shifts for digits, shifts and flips for photos).",
+        ),
+        click.option(
+            "--train-fraction", type=float, default=None, help="Use only this fraction of the training split."
+        ),
+        click.option("--seed", type=int, default=None, help="Seed for splits, shuffling and initialisation."),
+        click.option("--int8", is_flag=True, help="Also export full-integer int8 (int8 input/output)."),
+        click.option("--fp16", is_flag=True, help="Also export float16 weights."),
+        click.option("--dynamic", is_flag=True, help="Also export dynamic-range (int8 weights, float activations)."),
+        click.option("--threads", type=click.IntRange(1, 256), default=None, help="Interpreter threads (default 1)."),
+        click.option("--runs", type=click.IntRange(1), default=None, help="Timed runs per benchmark (default 50)."),
+        click.option("--runtime", type=click.Choice(["auto", "litert", "tflite_runtime", "tensorflow"]), default=None),
+        click.option("--no-bench", is_flag=True, help="Skip latency measurement."),
+        click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run folder."),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Run folder (default runs/<model>-<settings>/).",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.argument("model")
+@optimize_options
+def optimize(model, **flags):
+    """Train MODEL on the data, export it to TFLite, and measure every variant.
+
+    \b
+    Examples:
+      edgecnn optimize mobilenet --alpha 0.5 --int8
+      edgecnn optimize lenet5 --int8 --fp16 --dynamic
+      edgecnn optimize resnet18 --alpha 0.25 --data photos/ --image-size 96 --int8
+    """
+    from edgecnn.pipeline import optimize as run
+
+    run(config_from_flags(model, flags), echo=click.echo)

@@ -1,0 +1,114 @@
+"""Find and open a TFLite interpreter: LiteRT, then ``tflite_runtime``, then TensorFlow.
+
+numpy only; TensorFlow is imported only when it is the runtime asked for (or the last
+fallback), so this module runs on a Raspberry Pi with just a TFLite runtime installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from pathlib import Path
+
+from edgecnn._io import quiet_native_stderr
+
+RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
+_MODULES = {
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+    "tensorflow": ("tensorflow.lite", "tensorflow"),
+}
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The TFLite runtime asked for is not installed."""
+
+
+class ModelLoadError(ValueError):
+    """A ``.tflite`` file that is missing, empty, truncated or not a TFLite model."""
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def available_runtimes() -> dict:
+    """``{runtime name: version}`` for every installed runtime, without importing TF.
+
+    Example:
+        >>> available_runtimes()  # doctest: +SKIP
+        {'litert': '2.3.0', 'tensorflow': '2.21.0'}
+    """
+    found = {}
+    for name, (_module, dist) in _MODULES.items():
+        version = _version(dist) or (_version("tensorflow-cpu") if name == "tensorflow" else None)
+        if version:
+            found[name] = version
+    return found
+
+
+def _interpreter_class(runtime: str):
+    if runtime == "tensorflow":
+        import edgecnn._tf  # noqa: F401  (quiet TensorFlow import)
+    module = importlib.import_module(_MODULES[runtime][0])
+    return module.Interpreter
+
+
+def resolve_runtime(runtime: str = "auto") -> str:
+    """The runtime name that ``runtime`` (``auto`` or a name) resolves to on this machine."""
+    installed = available_runtimes()
+    if runtime == "auto":
+        for name in RUNTIMES:
+            if name in installed:
+                return name
+        raise RuntimeUnavailable("no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime)")
+    if runtime not in RUNTIMES:
+        raise RuntimeUnavailable(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
+    if runtime not in installed:
+        have = ", ".join(installed) or "none"
+        raise RuntimeUnavailable(f"runtime {runtime!r} is not installed (installed: {have})")
+    return runtime
+
+
+def check_model_file(path) -> bytes:
+    """Read a ``.tflite`` file and check its header, raising :class:`ModelLoadError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    data = path.read_bytes()
+    if len(data) < 16:
+        raise ModelLoadError(f"{path} is {len(data)} bytes, too small to be a TFLite model")
+    if data[4:8] != b"TFL3":
+        raise ModelLoadError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
+    return data
+
+
+def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", delegate: bool = True):
+    """Open ``model_path`` with the chosen runtime and allocate its tensors.
+
+    Returns ``(interpreter, runtime_name, runtime_version)``. ``delegate=False`` disables
+    the default XNNPACK delegate (reference kernels only).
+
+    Example:
+        >>> it, name, version = load_interpreter("model_int8.tflite", num_threads=2)  # doctest: +SKIP
+    """
+    check_model_file(model_path)
+    name = resolve_runtime(runtime)
+    cls = _interpreter_class(name)
+    kwargs = {"model_path": str(model_path), "num_threads": int(num_threads)}
+    if not delegate:
+        module = importlib.import_module(cls.__module__)
+        resolver = getattr(module, "OpResolverType", None)
+        if resolver is not None:
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with quiet_native_stderr():
+        try:
+            interpreter = cls(**kwargs)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            msg = str(exc).strip().splitlines()
+            raise ModelLoadError(f"{model_path} cannot be loaded by {name}: {msg[-1] if msg else exc}") from None
+    return interpreter, name, available_runtimes().get(name, "unknown")

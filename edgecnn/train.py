@@ -1,0 +1,283 @@
+"""The one fit loop that every stage reuses: training, pruning fine-tuning, distillation, QAT.
+
+Defaults are chosen for training from scratch on small data (a few thousand images):
+Adam with a linear warm-up and cosine decay, light augmentation where it is safe for
+the data (small shifts for digits; shifts and horizontal flips for photos), BatchNorm
+momentum 0.9 (set when the model is built, see :mod:`edgecnn.models._layers`), the best
+epoch by validation accuracy kept, and an epoch checkpoint (``BackupAndRestore``) so a
+run killed mid-training resumes where it stopped.
+
+Example:
+    >>> history = fit(model, dataset, TrainConfig(epochs=20), out_dir="runs/m/train")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn._tf import keras, tf
+from edgecnn.errors import UserError
+
+AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "constant", "step")
+
+
+@dataclass
+class TrainConfig:
+    """How a model is fitted. ``None`` means "the model family's default".
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: images per step (the global batch across replicas).
+        optimizer: ``adam``, ``sgd`` (Nesterov momentum 0.9) or ``rmsprop``.
+        learning_rate: peak learning rate after warm-up.
+        schedule: ``cosine`` (decay to 1% of the peak), ``step`` (x0.1 at 50% and 75%),
+            or ``constant``.
+        warmup_epochs: linear warm-up from 10% of the peak.
+        weight_decay: decoupled weight decay (AdamW / SGDW style).
+        label_smoothing: for the cross-entropy loss.
+        augment: ``auto`` (shift for digits, shift+flip for image folders), ``none``,
+            ``shift``, ``shift_flip``.
+        patience: stop when validation accuracy has not improved for this many epochs.
+        tensorboard: write TensorBoard logs into the stage folder.
+        seed: seeds shuffling, augmentation and weight initialisation.
+        verbose: Keras' progress display (1 bar, 2 a line per epoch, 0 silent;
+            ``None`` = a bar on a terminal, lines otherwise).
+    """
+
+    epochs: int | None = None
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str = "auto"
+    patience: int | None = None
+    tensorboard: bool = False
+    seed: int = 0
+    verbose: int | None = None
+
+    def validate(self):
+        """Raise ``UserError`` for values out of range."""
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 0):
+            raise UserError(f"train.epochs must be a non-negative integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"train.batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.learning_rate is not None and not (0 < float(self.learning_rate) < 10):
+            raise UserError(f"train.learning_rate must be in (0, 10), got {self.learning_rate!r}")
+        for key, value, allowed in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("augment", self.augment, AUGMENTATIONS),
+        ):
+            if value not in allowed:
+                raise UserError(f"train.{key} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise UserError("train.warmup_epochs and train.weight_decay must be >= 0, label_smoothing in [0, 1)")
+        return self
+
+
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 10% of ``peak``, then cosine, step or constant."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine"):
+        self.peak = float(peak)
+        self.total_steps = max(1, int(total_steps))
+        self.warmup_steps = max(0, min(int(warmup_steps), self.total_steps - 1))
+        self.kind = kind
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        peak = tf.constant(self.peak, tf.float32)
+        warm = tf.constant(float(max(1, self.warmup_steps)), tf.float32)
+        warm_lr = peak * (0.1 + 0.9 * step / warm)
+        rest = tf.constant(float(max(1, self.total_steps - self.warmup_steps)), tf.float32)
+        progress = tf.clip_by_value((step - self.warmup_steps) / rest, 0.0, 1.0)
+        if self.kind == "cosine":
+            lr = peak * (0.01 + 0.99 * 0.5 * (1.0 + tf.cos(math.pi * progress)))
+        elif self.kind == "step":
+            lr = peak * tf.where(progress < 0.5, 1.0, tf.where(progress < 0.75, 0.1, 0.01))
+        else:
+            lr = peak
+        return tf.where(step < self.warmup_steps, warm_lr, lr)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "kind": self.kind,
+        }
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, epochs: int, learning_rate: float):
+    """The optimizer with its warm-up + decay schedule."""
+    schedule = WarmupSchedule(
+        learning_rate, steps_per_epoch * max(1, epochs), int(config.warmup_epochs * steps_per_epoch), config.schedule
+    )
+    wd = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=wd)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(schedule, weight_decay=wd)
+    return keras.optimizers.Adam(schedule, weight_decay=wd)
+
+
+def _augment_fn(kind: str, image_shape, seed: int):
+    h, w = image_shape[0], image_shape[1]
+    pad_h, pad_w = max(1, h // 16), max(1, w // 16)
+    flip = kind == "shift_flip"
+
+    def augment(x, y):
+        # Shift by up to 1/16 of the size (edge-replicated padding, then a random crop).
+        x = tf.pad(x, [[pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="SYMMETRIC")
+        x = tf.image.random_crop(x, [h, w, image_shape[2]])
+        if flip:
+            x = tf.image.random_flip_left_right(x)
+        return x, y
+
+    return augment
+
+
+def resolve_augment(kind: str, dataset_name: str) -> str:
+    """``auto`` -> ``shift`` for digits and ``.npz`` data (orientation matters), ``shift_flip`` for photos."""
+    if kind != "auto":
+        return kind
+    return "shift" if dataset_name == "digits" or dataset_name.endswith(".npz") else "shift_flip"
+
+
+def make_datasets(data, config: TrainConfig, augment: str = "none"):
+    """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.Dataset`."""
+    x_train, y_train = data.normalized("train"), data.y["train"]
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).with_options(options)
+    train = train.shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
+    if augment != "none":
+        train = train.map(_augment_fn(augment, x_train.shape[1:], config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    val = None
+    if len(data.y["val"]):
+        val = tf.data.Dataset.from_tensor_slices((data.normalized("val"), data.y["val"])).with_options(options)
+        val = val.batch(max(config.batch_size, 64)).prefetch(tf.data.AUTOTUNE)
+    return train, val
+
+
+class _RestoreBest(keras.callbacks.Callback):
+    """Keep the weights of the epoch with the best validation accuracy, in memory."""
+
+    def __init__(self, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.monitor = monitor
+        self.best = -np.inf
+        self.best_epoch = None
+        self.weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value > self.best:
+            self.best, self.best_epoch = float(value), int(epoch)
+            self.weights = self.model.get_weights()
+
+
+def fit(
+    model,
+    data,
+    config: TrainConfig,
+    out_dir=None,
+    *,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    loss=None,
+    extra_callbacks=(),
+    compile_model: bool = True,
+    keep_best: bool = True,
+) -> dict:
+    """Train ``model`` on ``data`` (a :class:`~edgecnn.data.Dataset`) and return its history.
+
+    Args:
+        config: the :class:`TrainConfig`; ``epochs``/``learning_rate`` override it.
+        out_dir: the stage folder for the epoch checkpoint (resume after a kill) and
+            TensorBoard logs; ``None`` keeps nothing on disk.
+        loss: a Keras loss (default sparse categorical cross-entropy on probabilities).
+        extra_callbacks: e.g. ``pruning_callbacks()``.
+        compile_model: ``False`` when the caller compiled the model itself.
+        keep_best: restore the weights of the best validation epoch at the end.
+
+    Returns:
+        ``{"history": {...}, "epochs": n, "best_epoch": i, "best_val_accuracy": a}``.
+    """
+    config.validate()
+    epochs = int(epochs if epochs is not None else (config.epochs if config.epochs is not None else 20))
+    learning_rate = float(learning_rate if learning_rate is not None else (config.learning_rate or 1e-3))
+    keras.utils.set_random_seed(config.seed)
+    augment = resolve_augment(config.augment, data.name)
+    train, val = make_datasets(data, config, augment)
+    steps = math.ceil(len(data.y["train"]) / config.batch_size)
+    if compile_model:
+        if loss is None:
+            loss = _sparse_ce(data.num_classes, config.label_smoothing)
+        model.compile(
+            optimizer=make_optimizer(config, steps, epochs, learning_rate),
+            loss=loss,
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+    callbacks = list(extra_callbacks)
+    best = _RestoreBest() if (keep_best and val is not None) else None
+    if best:
+        callbacks.append(best)
+    if config.patience and val is not None:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"))
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.BackupAndRestore(str(out_dir / "_backup"), delete_checkpoint=True))
+        if config.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    if epochs == 0:
+        return {"history": {}, "epochs": 0, "best_epoch": None, "best_val_accuracy": None}
+    history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    if best and best.weights is not None:
+        model.set_weights(best.weights)
+    if out_dir is not None and (out_dir / "_backup").is_dir() and not any((out_dir / "_backup").iterdir()):
+        (out_dir / "_backup").rmdir()
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return {
+        "history": hist,
+        "epochs": len(next(iter(hist.values()), [])),
+        "best_epoch": best.best_epoch if best else None,
+        "best_val_accuracy": best.best if best and best.weights is not None else None,
+        "augment": augment,
+        "learning_rate": learning_rate,
+    }
+
+
+def _sparse_ce(num_classes: int, label_smoothing: float):
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def loss(y_true, y_pred):
+        y = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), num_classes)
+        return keras.losses.categorical_crossentropy(y, y_pred, label_smoothing=label_smoothing)
+
+    return loss
+
+
+def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> float:
+    """Top-1 accuracy of a Keras model (first output) on a split, in inference mode."""
+    x, y = data.normalized(split), data.y[split]
+    if not len(y):
+        return float("nan")
+    preds = model.predict(x, batch_size=batch_size, verbose=0)
+    if isinstance(preds, (list, tuple)):
+        preds = preds[0]
+    return float((np.argmax(preds, axis=-1) == y).mean())
