@@ -37,10 +37,16 @@ from edgecnn.optimize.qat import quantize_model  # noqa: E402
 
 MODELS = [
     ("MobileNetV2", "mobilenet_v2", lambda: keras.applications.MobileNetV2(weights=None)),
-    ("MobileNetV3-Small", "mobilenet_v3_small",
-     lambda: keras.applications.MobileNetV3Small(weights=None, include_preprocessing=False)),
-    ("MobileNetV3-Large", "mobilenet_v3_large",
-     lambda: keras.applications.MobileNetV3Large(weights=None, include_preprocessing=False)),
+    (
+        "MobileNetV3-Small",
+        "mobilenet_v3_small",
+        lambda: keras.applications.MobileNetV3Small(weights=None, include_preprocessing=False),
+    ),
+    (
+        "MobileNetV3-Large",
+        "mobilenet_v3_large",
+        lambda: keras.applications.MobileNetV3Large(weights=None, include_preprocessing=False),
+    ),
     ("EfficientNet-B0", "efficientnet_b0", lambda: keras.applications.EfficientNetB0(weights=None)),
 ]
 
@@ -74,8 +80,11 @@ def xnnpack_split(path) -> tuple[Counter, Counter]:
         if op["op_name"] == "DELEGATE":
             continue
         ins = [t for t in op["inputs"] if t in produced or t in graph_inputs]
-        delegated = (any(t in d_out for t in op["outputs"]) or any(t in internal for t in ins)
-                     or any(t in d_in and t not in graph_inputs for t in ins))
+        delegated = (
+            any(t in d_out for t in op["outputs"])
+            or any(t in internal for t in ins)
+            or any(t in d_in and t not in graph_inputs for t in ins)
+        )
         if delegated:
             internal |= {t for t in op["outputs"] if t not in d_out}
         else:
@@ -140,12 +149,14 @@ def main(argv=None) -> int:
             quantize_model(ours), out / f"{ours_name}_edgecnn_qat_int8.tflite", "int8", representative=rep
         )
         files[(title, "stock")] = convert(stock, out / f"{ours_name}_stock_int8.tflite", "int8", representative=rep)
-        rows.append({
-            "title": title,
-            "ours_params": count_params(ours)["trainable"],
-            "stock_params": int(sum(np.prod(w.shape) for w in stock.trainable_weights)),
-            "stock_qat": stock_qat(stock),
-        })
+        rows.append(
+            {
+                "title": title,
+                "ours_params": count_params(ours)["trainable"],
+                "stock_params": int(sum(np.prod(w.shape) for w in stock.trainable_weights)),
+                "stock_qat": stock_qat(stock),
+            }
+        )
         print(f"{title}: converted in {time.time() - t0:.0f}s; stock QAT: {rows[-1]['stock_qat']}", flush=True)
         keras.backend.clear_session()
 
@@ -170,7 +181,8 @@ def main(argv=None) -> int:
         med = {kind: statistics.median(times[(t, kind)]) for kind in ("edgecnn", "edgecnn QAT", "stock")}
         lines.append(
             f"| {t} | {med['edgecnn']:.2f} | {med['edgecnn QAT']:.2f} | {med['stock']:.2f} | "
-            f"{med['edgecnn'] / med['stock']:.2f} | {row['ours_params']:,} / {row['stock_params']:,} | {row['stock_qat']} |"
+            f"{med['edgecnn'] / med['stock']:.2f} | {row['ours_params']:,} / {row['stock_params']:,} | "
+            f"{row['stock_qat']} |"
         )
         for kind in ("edgecnn", "stock"):
             all_ops, outside = xnnpack_split(files[(t, kind)])

@@ -43,7 +43,7 @@ REFERENCE_SLOW = [
 KERAS_TOTAL = {"mobilenet_v2": 3_538_984, "mobilenet_v3_small": 2_554_968, "mobilenet_v3_large": 5_507_432}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _canonical(name: str):
     model = create_model(name)
     return count_params(model), count_macs(model)
@@ -99,7 +99,9 @@ def test_efficientnet_compound_scaling_by_phi():
     small = (32, 32, 3)  # parameters do not depend on the input size
     phi0 = create_model("efficientnet", phi=0, input_shape=small)
     assert count_params(phi0)["trainable"] == 5_288_548  # phi = 0 is B0
-    counts = {phi: count_params(create_model("efficientnet", phi=phi, input_shape=small))["trainable"] for phi in (1, 1.5, 2)}
+    counts = {
+        phi: count_params(create_model("efficientnet", phi=phi, input_shape=small))["trainable"] for phi in (1, 1.5, 2)
+    }
     assert counts[1] < counts[1.5] < counts[2]
     # The formula's phi=1 (1.1, 1.2, 258) is B2's published (1.1, 1.2, 260): same network.
     assert counts[1] == 9_109_994
@@ -120,16 +122,30 @@ def test_too_small_input_is_refused(name):
 
 def test_registered_names():
     names = list_models()
-    for expected in ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet", "shufflenet_v1",
-                     "shufflenet_v2", "shufflenet_v2_x1_0"] + [f"efficientnet_b{i}" for i in range(8)]:
+    for expected in [
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "efficientnet",
+        "shufflenet_v1",
+        "shufflenet_v2",
+        "shufflenet_v2_x1_0",
+    ] + [f"efficientnet_b{i}" for i in range(8)]:
         assert expected in names
 
 
 def test_block_strings():
     block = decode_block("ir_r2_k5_s2_e6_c40_se0.25_nre")
-    assert (block.kind, block.repeats, block.kernel, block.stride, block.expansion, block.channels, block.se, block.act) == (
-        "ir", 2, 5, 2, 6.0, 40, 0.25, "relu"
-    )
+    assert (
+        block.kind,
+        block.repeats,
+        block.kernel,
+        block.stride,
+        block.expansion,
+        block.channels,
+        block.se,
+        block.act,
+    ) == ("ir", 2, 5, 2, 6.0, 40, 0.25, "relu")
     blocks = decode_arch([["ir_r2_k3_s2_e6_c24"], ["ir_r3_k3_s1_e6_c40"]], width=1.1, depth=1.2)
     assert [b.stride for b in blocks] == [2, 1, 1, 1, 1, 1, 1]  # ceil(2*1.2)=3, ceil(3*1.2)=4
     assert {b.channels for b in blocks} == {24, 48}  # make_divisible(26.4)=24, make_divisible(44)=48
@@ -144,7 +160,9 @@ def test_minimalistic_and_pruning_skips():
     assert not any(layer.__class__.__name__ in ("SqueezeExcite", "HardSwish") for layer in model.layers)
     model = create_model("mobilenet_v3_small", input_shape=(32, 32, 3), alpha=0.5, classes=10)
     pruned = prune_model(model, 0.5)
-    wrapped = {layer.layer.__class__.__name__ for layer in pruned.layers if layer.__class__.__name__ == "PruneLowMagnitude"}
+    wrapped = {
+        layer.layer.__class__.__name__ for layer in pruned.layers if layer.__class__.__name__ == "PruneLowMagnitude"
+    }
     assert wrapped == {"Conv2D", "Dense", "SqueezeExcite"}
     names = {layer.name for layer in pruned.layers if layer.__class__.__name__ == "PruneLowMagnitude"}
     assert "stem_conv" not in names and "classifier" not in names
@@ -153,8 +171,12 @@ def test_minimalistic_and_pruning_skips():
 @pytest.mark.parametrize("cls_name", sorted(ZOO_LAYERS))
 def test_custom_layer_config_round_trip(cls_name):
     cls = ZOO_LAYERS[cls_name]
-    kwargs = {"SqueezeExcite": {"reduce_channels": 4, "act": "swish", "gate": "sigmoid"}, "ChannelShuffle": {"groups": 4},
-              "ChannelSplit": {"parts": 2, "index": 1}, "StochasticDepth": {"rate": 0.3}}.get(cls_name, {})
+    kwargs = {
+        "SqueezeExcite": {"reduce_channels": 4, "act": "swish", "gate": "sigmoid"},
+        "ChannelShuffle": {"groups": 4},
+        "ChannelSplit": {"parts": 2, "index": 1},
+        "StochasticDepth": {"rate": 0.3},
+    }.get(cls_name, {})
     layer = cls(name="probe", **kwargs)
     x = np.random.default_rng(0).normal(size=(2, 5, 5, 16)).astype("float32")
     y = layer(x).numpy()

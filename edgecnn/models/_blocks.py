@@ -64,8 +64,9 @@ def decode_block(text: str) -> BlockArgs:
     """Parse one block string.
 
     Example:
-        >>> decode_block("ir_r2_k3_s2_e6_c24_se0.25")
-        BlockArgs(kind='ir', repeats=2, kernel=3, stride=2, expansion=6.0, channels=24, se=0.25, act=None, skip=True, stage=0, index=0)
+        >>> b = decode_block("ir_r2_k3_s2_e6_c24_se0.25")
+        >>> b.kind, b.repeats, b.kernel, b.stride, b.expansion, b.channels, b.se
+        ('ir', 2, 3, 2, 6.0, 24, 0.25)
     """
     kind, *fields = text.split("_")
     if kind not in _TYPES:
@@ -119,7 +120,14 @@ def decode_arch(arch, width: float = 1.0, depth: float = 1.0, divisor: int = 8, 
             channels = make_divisible(block.channels * width, divisor) if width != 1.0 else block.channels
             for r in range(scale_repeats(block.repeats, depth)):
                 blocks.append(
-                    replace(block, repeats=1, channels=channels, stride=block.stride if r == 0 else 1, stage=stage, index=letter)
+                    replace(
+                        block,
+                        repeats=1,
+                        channels=channels,
+                        stride=block.stride if r == 0 else 1,
+                        stage=stage,
+                        index=letter,
+                    )
                 )
                 letter += 1
     return blocks
@@ -129,8 +137,17 @@ def _letter(i: int) -> str:
     return chr(ord("a") + i) if i < 26 else f"_{i}"
 
 
-def inverted_residual(x, b: BlockArgs, name: str, act: str, *, se_act="relu", se_gate="hard_sigmoid",
-                      se_from_input=False, drop_rate: float = 0.0):
+def inverted_residual(
+    x,
+    b: BlockArgs,
+    name: str,
+    act: str,
+    *,
+    se_act="relu",
+    se_gate="hard_sigmoid",
+    se_from_input=False,
+    drop_rate: float = 0.0,
+):
     """MBConv / inverted residual with a linear bottleneck (see the module docstring)."""
     cin = int(x.shape[-1])
     act = b.act or act
@@ -187,8 +204,9 @@ def shuffle_v2_unit(x, b: BlockArgs, name: str):
     return ChannelShuffle(2, name=f"{name}_shuffle")(h)
 
 
-def build_blocks(x, blocks: list[BlockArgs], *, act: str = "relu6", drop_connect_rate: float = 0.0, groups: int = 1,
-                 **block_kwargs):
+def build_blocks(
+    x, blocks: list[BlockArgs], *, act: str = "relu6", drop_connect_rate: float = 0.0, groups: int = 1, **block_kwargs
+):
     """Build decoded ``blocks`` on ``x``; returns the output tensor.
 
     Args:

@@ -123,8 +123,8 @@ def activation(kind: str, name: str | None = None):
     if kind in ("hard_swish", "hard_sigmoid", "swish"):
         from edgecnn.models import _quant_layers
 
-        cls = {"hard_swish": _quant_layers.HardSwish, "hard_sigmoid": _quant_layers.HardSigmoid, "swish": _quant_layers.Swish}
-        return cls[kind](name=name)
+        layer = {"hard_swish": "HardSwish", "hard_sigmoid": "HardSigmoid", "swish": "Swish"}[kind]
+        return getattr(_quant_layers, layer)(name=name)
     if kind == "relu6":
         return relu6(name)
     if kind == "relu":

@@ -190,9 +190,13 @@ class SqueezeExcite(layers.Layer):
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
-        self.reduce_kernel = self.add_weight("reduce_kernel", (1, 1, channels, self.reduce_channels), initializer="he_normal")
+        self.reduce_kernel = self.add_weight(
+            "reduce_kernel", (1, 1, channels, self.reduce_channels), initializer="he_normal"
+        )
         self.reduce_bias = self.add_weight("reduce_bias", (self.reduce_channels,), initializer="zeros")
-        self.expand_kernel = self.add_weight("expand_kernel", (1, 1, self.reduce_channels, channels), initializer="he_normal")
+        self.expand_kernel = self.add_weight(
+            "expand_kernel", (1, 1, self.reduce_channels, channels), initializer="he_normal"
+        )
         self.expand_bias = self.add_weight("expand_bias", (channels,), initializer="zeros")
         self._channels = channels
         super().build(input_shape)
@@ -312,6 +316,15 @@ class StochasticDepth(_ZooLayer):
         return {**super().get_config(), "rate": self.rate}
 
 
-ZOO_LAYERS = {name: CUSTOM_OBJECTS[name] for name in (
-    "HardSwish", "HardSigmoid", "Swish", "SqueezeExcite", "ChannelShuffle", "ChannelSplit", "StochasticDepth"
-)}
+ZOO_LAYERS = {
+    name: CUSTOM_OBJECTS[name]
+    for name in (
+        "HardSwish",
+        "HardSigmoid",
+        "Swish",
+        "SqueezeExcite",
+        "ChannelShuffle",
+        "ChannelSplit",
+        "StochasticDepth",
+    )
+}

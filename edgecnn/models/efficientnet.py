@@ -26,6 +26,7 @@ int8 TFLite ops: CONV_2D, DEPTHWISE_CONV_2D, LOGISTIC, MUL, ADD, MEAN, FULLY_CON
 from __future__ import annotations
 
 from edgecnn._tf import keras
+from edgecnn.errors import UserError
 from edgecnn.models._blocks import build_blocks, decode_arch
 from edgecnn.models._layers import (
     check_alpha,
@@ -37,7 +38,6 @@ from edgecnn.models._layers import (
     resolve_input,
 )
 from edgecnn.models._registry import register_model
-from edgecnn.errors import UserError
 
 ARCH = [
     ["ds_r1_k3_s1_e1_c16_se0.25"],
@@ -85,8 +85,23 @@ def efficientnet_resolution(phi: float) -> int:
     return int(round(224 * RESOLUTION_BASE ** float(phi)))
 
 
-def _efficientnet(width, depth, resolution, base, input_shape, alpha, include_top, weights, input_tensor, pooling,
-                  classes, classifier_activation, dropout, drop_connect_rate, kwargs):
+def _efficientnet(
+    width,
+    depth,
+    resolution,
+    base,
+    input_shape,
+    alpha,
+    include_top,
+    weights,
+    input_tensor,
+    pooling,
+    classes,
+    classifier_activation,
+    dropout,
+    drop_connect_rate,
+    kwargs,
+):
     alpha = check_alpha(alpha)
     check_common(weights, classes, include_top, base)
     if kwargs:
@@ -98,11 +113,23 @@ def _efficientnet(width, depth, resolution, base, input_shape, alpha, include_to
 
     x = conv_bn_act(inputs, make_divisible(32 * width), 3, 2, name="stem_conv", act="swish")
     blocks = decode_arch(ARCH, width=width, depth=depth)
-    x = build_blocks(x, blocks, act="swish", drop_connect_rate=float(drop_connect_rate), se_act="swish",
-                     se_gate="sigmoid", se_from_input=True)
+    x = build_blocks(
+        x,
+        blocks,
+        act="swish",
+        drop_connect_rate=float(drop_connect_rate),
+        se_act="swish",
+        se_gate="sigmoid",
+        se_from_input=True,
+    )
     x = conv_bn_act(x, make_divisible(1280 * width), 1, name="top_conv", act="swish")
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
@@ -134,8 +161,23 @@ def efficientnet(
     """
     width, depth, resolution = efficientnet_coefficients(phi)
     base = f"efficientnet_phi{float(phi):g}_r{resolution}"
-    return _efficientnet(width, depth, resolution, base, input_shape, alpha, include_top, weights, input_tensor,
-                         pooling, classes, classifier_activation, dropout, drop_connect_rate, kwargs)
+    return _efficientnet(
+        width,
+        depth,
+        resolution,
+        base,
+        input_shape,
+        alpha,
+        include_top,
+        weights,
+        input_tensor,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout,
+        drop_connect_rate,
+        kwargs,
+    )
 
 
 def _variant(key: str):
@@ -154,8 +196,23 @@ def _variant(key: str):
         drop_connect_rate: float = 0.2,
         **kwargs,
     ):
-        return _efficientnet(width, depth, resolution, f"efficientnet_{key}", input_shape, alpha, include_top, weights,
-                             input_tensor, pooling, classes, classifier_activation, dropout, drop_connect_rate, kwargs)
+        return _efficientnet(
+            width,
+            depth,
+            resolution,
+            f"efficientnet_{key}",
+            input_shape,
+            alpha,
+            include_top,
+            weights,
+            input_tensor,
+            pooling,
+            classes,
+            classifier_activation,
+            dropout,
+            drop_connect_rate,
+            kwargs,
+        )
 
     builder.__name__ = builder.__qualname__ = f"efficientnet_{key}"
     builder.__doc__ = (
@@ -165,8 +222,14 @@ def _variant(key: str):
         f"        >>> model.name\n        'efficientnet_{key}_1.00_32'\n"
     )
     small = 32
-    return register_model(builder, family="efficientnet", input_shape=(resolution, resolution, 3), min_size=32,
-                          small_size=small, train=_TRAIN)
+    return register_model(
+        builder,
+        family="efficientnet",
+        input_shape=(resolution, resolution, 3),
+        min_size=32,
+        small_size=small,
+        train=_TRAIN,
+    )
 
 
 efficientnet_b0 = _variant("b0")

@@ -41,8 +41,12 @@ ARCH = [
 ]
 
 
-@register_model(family="mobilenet_v2", aliases=("mobilenetv2",), min_size=32,
-                train={"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"})
+@register_model(
+    family="mobilenet_v2",
+    aliases=("mobilenetv2",),
+    min_size=32,
+    train={"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"},
+)
 def mobilenet_v2(
     input_shape=None,
     alpha: float = 1.0,
@@ -74,6 +78,11 @@ def mobilenet_v2(
     x = build_blocks(x, decode_arch(ARCH, width=alpha), act="relu6")
     x = conv_bn_act(x, make_divisible(1280 * alpha) if alpha > 1.0 else 1280, 1, name="head_conv", act="relu6")
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name("mobilenet_v2", alpha, shape))

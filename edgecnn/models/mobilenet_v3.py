@@ -62,8 +62,22 @@ def _minimalistic(block):
     return replace(block, kernel=3, se=None, act="relu")
 
 
-def _mobilenet_v3(arch, last_point: int, base: str, input_shape, alpha, minimalistic, include_top, weights,
-                  input_tensor, pooling, classes, classifier_activation, dropout, kwargs):
+def _mobilenet_v3(
+    arch,
+    last_point: int,
+    base: str,
+    input_shape,
+    alpha,
+    minimalistic,
+    include_top,
+    weights,
+    input_tensor,
+    pooling,
+    classes,
+    classifier_activation,
+    dropout,
+    kwargs,
+):
     alpha = check_alpha(alpha)
     check_common(weights, classes, include_top, base)
     if kwargs:
@@ -80,7 +94,12 @@ def _mobilenet_v3(arch, last_point: int, base: str, input_shape, alpha, minimali
         x = layers.Dense(make_divisible(last_point * alpha) if alpha > 1.0 else last_point, name="conv_head")(x)
         x = activation(act, name=f"conv_head_{act}")(x)
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     name = model_name(base + ("_minimalistic" if minimalistic else ""), alpha, shape)
     return keras.Model(inputs, x, name=name)
@@ -107,8 +126,22 @@ def mobilenet_v3_small(
         >>> model.name
         'mobilenet_v3_small_0.75_32'
     """
-    return _mobilenet_v3(ARCH_SMALL, 1024, "mobilenet_v3_small", input_shape, alpha, minimalistic, include_top,
-                         weights, input_tensor, pooling, classes, classifier_activation, dropout, kwargs)
+    return _mobilenet_v3(
+        ARCH_SMALL,
+        1024,
+        "mobilenet_v3_small",
+        input_shape,
+        alpha,
+        minimalistic,
+        include_top,
+        weights,
+        input_tensor,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout,
+        kwargs,
+    )
 
 
 @register_model(family="mobilenet_v3", aliases=("mobilenetv3_large",), min_size=32, train=_TRAIN)
@@ -132,5 +165,19 @@ def mobilenet_v3_large(
         >>> model.name
         'mobilenet_v3_large_minimalistic_1.00_32'
     """
-    return _mobilenet_v3(ARCH_LARGE, 1280, "mobilenet_v3_large", input_shape, alpha, minimalistic, include_top,
-                         weights, input_tensor, pooling, classes, classifier_activation, dropout, kwargs)
+    return _mobilenet_v3(
+        ARCH_LARGE,
+        1280,
+        "mobilenet_v3_large",
+        input_shape,
+        alpha,
+        minimalistic,
+        include_top,
+        weights,
+        input_tensor,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout,
+        kwargs,
+    )

@@ -117,7 +117,12 @@ def shufflenet_v1(
     blocks = decode_arch(v1_arch(groups), width=alpha, divisor=4 * groups)
     x = build_blocks(x, blocks, groups=groups)
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name(f"shufflenet_v1_g{groups}", alpha, shape))
 
@@ -153,7 +158,12 @@ def shufflenet_v2(
     x = build_blocks(x, decode_arch(arch))
     x = conv_bn_act(x, last, 1, name="head_conv", act="relu")
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name("shufflenet_v2", alpha, shape))
 
