@@ -204,7 +204,7 @@ def _qat_vs_int8(name, **kwargs):
     from edgecnn.convert import convert_bytes
     from edgecnn.optimize.qat import quantize_model
 
-    model = create_model(name, input_shape=(32, 32, 3), classes=10, classifier_activation=None, **kwargs)
+    model = create_model(name, input_shape=(32, 32, 3), classes=10, classifier_activation="linear", **kwargs)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 32, 32, 3)).astype("float32")
     qat = quantize_model(model)
