@@ -184,7 +184,18 @@ def relu6(name: str | None = None):
 
 
 def activation(kind: str, name: str | None = None):
-    """An activation layer by name: relu, relu6, or any Keras activation name."""
+    """An activation layer by name: relu, relu6, hard_swish, hard_sigmoid, swish, or any
+    Keras activation name.
+
+    ``hard_swish``, ``hard_sigmoid`` and ``swish`` give the zoo's own layers
+    (:mod:`edgecnn.models._quant_layers`), which tfmot quantizes and TFLite converts to
+    int8 (``HARD_SWISH``; ``LOGISTIC`` + ``MUL``).
+    """
+    if kind in ("hard_swish", "hard_sigmoid", "swish"):
+        from edgecnn.models import _quant_layers
+
+        cls = {"hard_swish": _quant_layers.HardSwish, "hard_sigmoid": _quant_layers.HardSigmoid, "swish": _quant_layers.Swish}
+        return cls[kind](name=name)
     if kind == "relu6":
         return relu6(name)
     if kind == "relu":
