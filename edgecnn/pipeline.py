@@ -118,6 +118,9 @@ def train_stage(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     key = config_key("train", cfg.model, cfg.data, cfg.train, ctx.data.fingerprint(), __version__)
     store = StageStore(ctx.out, "train", key)
+    from edgecnn._tf import keras
+
+    keras.utils.set_random_seed(cfg.train.seed)  # the initial weights too: same seed, same model
     model = ctx.build_model()
     meta = store.load()
     if meta is not None:
