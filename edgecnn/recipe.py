@@ -321,20 +321,34 @@ def _resolve_vars(raw_vars, where: _Where, overrides: dict) -> dict:
     for key in variables:
         if not isinstance(key, str) or not _NAME.match(key):
             raise where.error(f"vars.{key}", f"variable name {key!r} must be letters, digits and _")
-    # Variables may use earlier ones; expand until stable (a cycle is an error).
+    # Variables may use other variables: expand those whose references are plain first.
     budget = [MAX_NODES]
-    for _ in range(len(variables) + 1):
-        changed = False
-        for key, value in variables.items():
-            if _has_var(value):
-                variables[key] = _substitute(
-                    value, {k: v for k, v in variables.items() if k != key}, f"vars.{key}", where, budget
-                )
-                changed = True
-        if not changed:
-            return variables
-    bad = next(k for k, v in variables.items() if _has_var(v))
-    raise where.error(f"vars.{bad}", f"vars.{bad} refers to itself through other variables")
+    pending = {k for k, v in variables.items() if _has_var(v)}
+    while pending:
+        progress = False
+        for key in sorted(pending):
+            refs = _refs(variables[key])
+            if refs & pending and not refs - variables.keys():
+                continue
+            variables[key] = _substitute(variables[key], variables, f"vars.{key}", where, budget)
+            pending.discard(key)
+            progress = True
+        if not progress:
+            bad = sorted(pending)[0]
+            raise where.error(f"vars.{bad}", f"vars.{bad} refers to itself through other variables")
+    return variables
+
+
+def _refs(value, depth: int = 0) -> set:
+    if depth > 50:
+        return set()
+    if isinstance(value, str):
+        return {m.strip() for m in _VAR.findall(value)}
+    if isinstance(value, dict):
+        return set().union(*(_refs(v, depth + 1) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_refs(v, depth + 1) for v in value)) if value else set()
+    return set()
 
 
 def _has_var(value, depth: int = 0) -> bool:
@@ -590,7 +604,7 @@ def _check_teacher(teacher: str, where: _Where):
         )
 
 
-def check_out_path(out, allow_outside: bool = False, where: str = "out") -> Path:
+def check_out_path(out, allow_outside: bool = False, where: str = "") -> Path:
     """Refuse an output folder that escapes the working directory (``..``, or elsewhere) unless allowed.
 
     Example:
@@ -599,24 +613,25 @@ def check_out_path(out, allow_outside: bool = False, where: str = "out") -> Path
         >>> check_out_path("../../etc")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        edgecnn.errors.UserError: out: '../../etc' contains '..'; ...
+        edgecnn.errors.UserError: out '../../etc' contains '..'; ...
     """
     p = Path(str(out)).expanduser()
     if allow_outside:
         return p
     hint = "; write runs under the working directory, or pass --allow-outside if you mean it"
+    where = f"{where}: out" if where else "out"
     if ".." in p.parts:
-        raise UserError(f"{where}: {str(out)!r} contains '..'{hint}")
+        raise UserError(f"{where} {str(out)!r} contains '..'{hint}")
     cwd = Path.cwd().resolve()
     full = Path(os.path.normpath(os.path.join(str(cwd), str(p))))
     if full != cwd and cwd not in full.parents:
-        raise UserError(f"{where}: {str(out)!r} is outside the working directory {cwd}{hint}")
+        raise UserError(f"{where} {str(out)!r} is outside the working directory {cwd}{hint}")
     if full == cwd:
         raise UserError(f"{where}: the output folder cannot be the working directory itself{hint}")
     # A symbolic link inside the tree that leads out of it is an escape too.
     real = Path(os.path.realpath(full))
     if real != full and cwd not in real.parents and Path(os.path.realpath(cwd)) not in real.parents:
-        raise UserError(f"{where}: {str(out)!r} leads to {real} through a symbolic link{hint}")
+        raise UserError(f"{where} {str(out)!r} leads to {real} through a symbolic link{hint}")
     return p
 
 
