@@ -505,7 +505,9 @@ def _check_tree(cls, data, prefix: str, where: _Where):
             hint = _did_you_mean(key, known)
             raise where.error(path, f"unknown key {path}{hint}")
         sub = _dataclass_of(hints[key])
-        if sub is not None and (value is not None or sub is hints[key]):
+        if sub is not None and value is None and sub is hints[key]:
+            data[key] = value = _Map()  # an empty section ("train:") means its defaults
+        if sub is not None and value is not None:
             _check_tree(sub, value, path, where)
             continue
         try:
