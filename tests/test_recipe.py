@@ -182,7 +182,7 @@ def test_run_saves_resolved_recipe_and_manifest_and_matches_optimize(tmp_path, m
     assert [r["tflite_accuracy"] for r in again["rows"]] == [r["tflite_accuracy"] for r in metrics["rows"]]
 
 
-FAST = {"lenet5_digits", "mlp_digits_int8", "mobilenet_v1_050_int8"}
+FAST = {"lenet5_digits", "mlp_digits_int8"}
 REDUCED = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.slow) for p in RECIPES]
 
 
