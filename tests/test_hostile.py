@@ -191,7 +191,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
     with pytest.raises(UserError, match="pickled"):
         load_dataset(str(path))
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(UserError, match="not a valid .npz"):
+    with pytest.raises(UserError, match="junk.npz"):  # refused, naming the file (numpy reads junk as a pickle)
         load_dataset(str(tmp_path / "junk.npz"))
 
 
@@ -205,6 +205,6 @@ def test_recipe_outputs_cannot_escape_and_earlier_results_stay(tmp_path):
         recipe.write_text(f"model: {{name: lenet5}}\nout: {out}\n")
         res = cli("run", str(recipe))
         assert res.returncode == 2 and "escape.yaml line 2: out " in res.stderr, res.stderr[-1000:]
-        res = cli("run", str(recipe), "--set", "out=runs/hostile-keep", "--set", "train.epoch=1")
-        assert res.returncode == 2
+    res = cli("run", str(recipe), "--set", "out=runs/hostile-keep", "--set", "train.epoch=1")
+    assert res.returncode == 2 and "did you mean epochs" in res.stderr
     assert (keep / "metrics.json").read_text() == '{"kept": true}\n'
