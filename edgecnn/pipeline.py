@@ -131,6 +131,9 @@ def train_stage(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     key = config_key("train", cfg.model, cfg.data, cfg.train, ctx.data.fingerprint(), __version__)
     store = StageStore(ctx.out, "train", key)
+    from edgecnn._tf import keras
+
+    keras.utils.set_random_seed(cfg.train.seed)  # the initial weights too: same seed, same model
     model = ctx.build_model()
     meta = store.restore(model)
     if meta is not None:
@@ -324,6 +327,9 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
     save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")
     write_text(out / "report.md", _report_md(cfg, data, table_rows, metrics))
+    from edgecnn.manifest import write_manifest
+
+    write_manifest(out, cfg)  # sha256 of every input and output
     echo("")
     echo(format_table(table_rows, VARIANT_COLUMNS))
     echo(f"\nrun folder: {out}  ({metrics['seconds']:.0f} s)")
