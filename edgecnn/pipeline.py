@@ -91,6 +91,19 @@ class StageStore:
             return None
         if meta.get("key") != self.key or not self.weights.exists():
             return None
+        if meta.get("weights_sha256") != sha256_file(self.weights):
+            return None  # changed or damaged since it was stored: redo the stage
+        return meta
+
+    def restore(self, model) -> dict | None:
+        """Load the stored weights into ``model``; ``None`` (redo the stage) if they don't fit."""
+        meta = self.load()
+        if meta is None:
+            return None
+        try:
+            model.load_weights(self.weights)
+        except (ValueError, KeyError, OSError):
+            return None
         return meta
 
     def save(self, model, meta: dict, full_model: bool = True):
@@ -118,11 +131,13 @@ def train_stage(ctx: Context) -> StageResult:
     cfg = ctx.cfg
     key = config_key("train", cfg.model, cfg.data, cfg.train, ctx.data.fingerprint(), __version__)
     store = StageStore(ctx.out, "train", key)
+    from edgecnn._tf import keras
+
+    keras.utils.set_random_seed(cfg.train.seed)  # the initial weights too: same seed, same model
     model = ctx.build_model()
-    meta = store.load()
+    meta = store.restore(model)
     if meta is not None:
         ctx.echo(f"      reusing trained weights from {store.dir}")
-        model.load_weights(store.weights)
     else:
         n = len(ctx.data.y["train"])
         ctx.echo(
@@ -312,6 +327,9 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
     save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")
     write_text(out / "report.md", _report_md(cfg, data, table_rows, metrics))
+    from edgecnn.manifest import write_manifest
+
+    write_manifest(out, cfg)  # sha256 of every input and output
     echo("")
     echo(format_table(table_rows, VARIANT_COLUMNS))
     echo(f"\nrun folder: {out}  ({metrics['seconds']:.0f} s)")

@@ -136,12 +136,14 @@ def _augment_fn(kind: str, image_shape, seed: int):
     pad_h, pad_w = max(1, h // 16), max(1, w // 16)
     flip = kind == "shift_flip"
 
-    def augment(x, y):
+    def augment(x, y, k):
         # Shift by up to 1/16 of the size (edge-replicated padding, then a random crop).
+        # Stateless ops seeded by (seed, sample counter): a resumed run draws the same shifts.
+        s = tf.stack([tf.cast(seed, tf.int64), tf.cast(k, tf.int64)])
         x = tf.pad(x, [[pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="SYMMETRIC")
-        x = tf.image.random_crop(x, [h, w, image_shape[2]])
+        x = tf.image.stateless_random_crop(x, [h, w, image_shape[2]], seed=s)
         if flip:
-            x = tf.image.random_flip_left_right(x)
+            x = tf.image.stateless_random_flip_left_right(x, seed=s + 1)
         return x, y
 
     return augment
@@ -154,15 +156,34 @@ def resolve_augment(kind: str, dataset_name: str) -> str:
     return "shift" if dataset_name == "digits" or dataset_name.endswith(".npz") else "shift_flip"
 
 
-def make_datasets(data, config: TrainConfig, augment: str = "none"):
-    """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.Dataset`."""
+def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=None):
+    """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.Dataset`.
+
+    ``epoch_fn`` returns the current epoch as an int64 tensor when the training data is
+    read (e.g. from the optimizer's step counter): the order and augmentation of each epoch
+    are then a pure function of ``(seed, epoch)``, so a run resumed after a kill sees
+    exactly the batches an uninterrupted run would have seen.
+    """
     x_train, y_train = data.normalized("train"), data.y["train"]
+    n = len(x_train)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train = tf.data.Dataset.from_tensor_slices((x_train, y_train)).with_options(options)
-    train = train.shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
+    if epoch_fn is None:
+        epoch_fn = lambda: tf.constant(0, tf.int64)  # noqa: E731
+    x_const, y_const = tf.constant(x_train), tf.constant(y_train)
+    seed = int(config.seed)
+
+    def epoch_order(_):
+        epoch = tf.cast(epoch_fn(), tf.int64)
+        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices((perm, epoch * n + tf.range(n, dtype=tf.int64)))
+
+    train = tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options)
+    train = train.map(lambda i, k: (tf.gather(x_const, i), tf.gather(y_const, i), k))
     if augment != "none":
-        train = train.map(_augment_fn(augment, x_train.shape[1:], config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.map(_augment_fn(augment, x_train.shape[1:], seed), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        train = train.map(lambda x, y, k: (x, y))
     train = train.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
     val = None
     if len(data.y["val"]):
@@ -172,20 +193,51 @@ def make_datasets(data, config: TrainConfig, augment: str = "none"):
 
 
 class _RestoreBest(keras.callbacks.Callback):
-    """Keep the weights of the epoch with the best validation accuracy, in memory."""
+    """Keep the weights of the epoch with the best validation accuracy.
 
-    def __init__(self, monitor: str = "val_accuracy"):
+    With ``folder``, the best weights so far are also stored there (atomically) at each
+    improvement, so a run killed and resumed picks the same best epoch as an uninterrupted one.
+    """
+
+    def __init__(self, monitor: str = "val_accuracy", folder=None, resume: bool = False):
         super().__init__()
         self.monitor = monitor
         self.best = -np.inf
         self.best_epoch = None
         self.weights = None
+        self.folder = Path(folder) if folder is not None else None
+        self.resume = resume
+
+    def on_train_begin(self, logs=None):
+        if self.folder is None:
+            return
+        state = self.folder / "best.json"
+        if self.resume and state.is_file():
+            import json
+
+            try:
+                meta = json.loads(state.read_text())
+                with np.load(self.folder / "best.npz", allow_pickle=False) as f:
+                    weights = [f[f"w{i}"] for i in range(len(f.files))]
+            except (OSError, ValueError, KeyError):
+                return
+            self.best, self.best_epoch, self.weights = float(meta["best"]), int(meta["epoch"]), weights
+        elif self.folder.is_dir():
+            import shutil
+
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value > self.best:
             self.best, self.best_epoch = float(value), int(epoch)
             self.weights = self.model.get_weights()
+            if self.folder is not None:
+                from edgecnn._io import atomic_path, write_json
+
+                with atomic_path(self.folder / "best.npz") as tmp:
+                    np.savez(tmp, **{f"w{i}": w for i, w in enumerate(self.weights)})
+                write_json(self.folder / "best.json", {"best": self.best, "epoch": self.best_epoch})
 
 
 def fit(
@@ -219,9 +271,18 @@ def fit(
     epochs = int(epochs if epochs is not None else (config.epochs if config.epochs is not None else 20))
     learning_rate = float(learning_rate if learning_rate is not None else (config.learning_rate or 1e-3))
     keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # same seed, same metrics
     augment = resolve_augment(config.augment, data.name)
-    train, val = make_datasets(data, config, augment)
     steps = math.ceil(len(data.y["train"]) / config.batch_size)
+
+    def epoch_fn():
+        # The epoch being read, from the optimizer's step counter (restored on resume).
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            return tf.constant(0, tf.int64)
+        return tf.cast(optimizer.iterations, tf.int64) // steps
+
+    train, val = make_datasets(data, config, augment, epoch_fn=None if tf.distribute.has_strategy() else epoch_fn)
     if compile_model:
         if loss is None:
             loss = _sparse_ce(data.num_classes, config.label_smoothing)
@@ -231,7 +292,9 @@ def fit(
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     callbacks = list(extra_callbacks)
-    best = _RestoreBest() if (keep_best and val is not None) else None
+    resuming = out_dir is not None and (Path(out_dir) / "_backup").is_dir()
+    best_dir = Path(out_dir) / "_best" if out_dir is not None else None
+    best = _RestoreBest(folder=best_dir, resume=resuming) if (keep_best and val is not None) else None
     if best:
         callbacks.append(best)
     if config.patience and val is not None:
@@ -250,6 +313,10 @@ def fit(
         model.set_weights(best.weights)
     if out_dir is not None and (out_dir / "_backup").is_dir() and not any((out_dir / "_backup").iterdir()):
         (out_dir / "_backup").rmdir()
+    if best_dir is not None and best_dir.is_dir():
+        import shutil
+
+        shutil.rmtree(best_dir, ignore_errors=True)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return {
         "history": hist,

@@ -67,11 +67,17 @@ def eval_cmd(model_path, data, split, preprocess_path, threads, runtime, as_json
     import numpy as np
 
     from edgecnn.data import load_dataset
+    from edgecnn.device.bench import benchmark
     from edgecnn.device.evaluate import evaluate_tflite
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
     from edgecnn.device.runtime import load_interpreter
     from edgecnn.errors import UserError
 
+    # Open the file in a child process first: a damaged model that crashes or hangs the
+    # native runtime is then reported in one line instead of taking this process down.
+    probe = benchmark(model_path, threads=threads, warmup=0, runs=1, runtime=runtime, timeout=120)
+    if probe.get("status") != "ok":
+        raise UserError(f"{model_path}: {probe.get('status')}: {probe.get('error')}")
     interpreter, _, _ = load_interpreter(model_path, runtime=runtime)
     shape = interpreter.get_input_details()[0]["shape"]
     del interpreter

@@ -25,3 +25,7 @@ __all__ = [
     "model_info",
     "register_model",
 ]
+from edgecnn.models import mobilenet_v2  # noqa: F401,E402  isort: skip
+from edgecnn.models import mobilenet_v3  # noqa: F401,E402  isort: skip
+from edgecnn.models import efficientnet  # noqa: F401,E402  isort: skip
+from edgecnn.models import shufflenet  # noqa: F401,E402  isort: skip

@@ -182,7 +182,18 @@ def relu6(name: str | None = None):
 
 
 def activation(kind: str, name: str | None = None):
-    """An activation layer by name: relu, relu6, or any Keras activation name."""
+    """An activation layer by name: relu, relu6, hard_swish, hard_sigmoid, swish, or any
+    Keras activation name.
+
+    ``hard_swish``, ``hard_sigmoid`` and ``swish`` give the zoo's own layers
+    (:mod:`edgecnn.models._quant_layers`), which tfmot quantizes and TFLite converts to
+    int8 (``HARD_SWISH``; ``LOGISTIC`` + ``MUL``).
+    """
+    if kind in ("hard_swish", "hard_sigmoid", "swish"):
+        from edgecnn.models import _quant_layers
+
+        layer = {"hard_swish": "HardSwish", "hard_sigmoid": "HardSigmoid", "swish": "Swish"}[kind]
+        return getattr(_quant_layers, layer)(name=name)
     if kind == "relu6":
         return relu6(name)
     if kind == "relu":

@@ -1,0 +1,80 @@
+"""``edgecnn run RECIPE.yaml``: run a whole pipeline from a recipe (see :mod:`edgecnn.recipe`)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from edgecnn.cli import main
+
+
+@main.command("run")
+@click.argument("recipe", metavar="RECIPE.yaml")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY.PATH=VALUE",
+    help="Override a setting after the recipe (repeatable): --set train.epochs=5 --set vars.seed=1.",
+)
+@click.option("--check", is_flag=True, help="Validate the recipe, print the resolved settings, run nothing.")
+@click.option("--allow-outside", is_flag=True, help="Allow an 'out' folder outside the working directory.")
+def run(recipe, overrides, check, allow_outside):
+    """Run RECIPE.yaml: defaults, then the recipe, then --set overrides.
+
+    \b
+    Examples:
+      edgecnn run recipes/lenet5_digits.yaml
+      edgecnn run recipes/mobilenet_v1_050_int8.yaml --set train.epochs=1 --set out=runs/try
+      edgecnn run my_recipe.yaml --check
+    """
+    from edgecnn.recipe import load_recipe, run_recipe
+
+    if check:
+        r = load_recipe(recipe, overrides, allow_outside=allow_outside)
+        click.echo(r.to_yaml(), nl=False)
+        c = r.config
+        click.echo(
+            f"ok: {recipe} is valid: {c.model.name} alpha {c.model.alpha} at {c.data.image_size}px on "
+            f"{c.data.source}, stages {' -> '.join(['train'] + r.stages)}, run folder {c.out}",
+            err=True,
+        )
+        return
+    stage = {"name": "validation", "out": None}
+
+    def echo(line=""):
+        m = re.match(r"^\[\d+/\d+\] (\w+)", str(line))
+        if m:
+            stage["name"] = m.group(1)
+        m = re.match(r"^recipe .*run folder (.+)$", str(line))
+        if m:
+            stage["out"] = m.group(1)
+        click.echo(line)
+
+    try:
+        run_recipe(recipe, overrides, echo=echo, allow_outside=allow_outside)
+    except (click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user error or a bug: either way say which stage
+        from edgecnn.device.runtime import ModelLoadError, RuntimeUnavailable
+        from edgecnn.errors import UserError
+
+        kept = f"; finished stages are kept in {stage['out']}" if stage["out"] else ""
+        if isinstance(exc, (UserError, ModelLoadError, RuntimeUnavailable)):
+            if stage["name"] == "validation":
+                raise
+            raise UserError(f"stage {stage['name']} failed: {exc}{kept}") from None
+        log = ""
+        if stage["out"] and Path(stage["out"]).is_dir():
+            from edgecnn._io import write_text
+
+            path = Path(stage["out"]) / "error.log"
+            write_text(path, traceback.format_exc())
+            log = f" (traceback in {path})"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"error: stage {stage['name']} failed: {exc.__class__.__name__}: {first}{log}{kept}", err=True)
+        sys.exit(1)

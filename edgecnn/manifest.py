@@ -1,0 +1,91 @@
+"""``manifest.json``: the sha256 of every input and output of a run, and the versions that made it.
+
+With it, a run can be checked later (were these the files it produced? from which data?)
+and two runs compared byte for byte. Inputs are the data source (the digits file that
+ships with scikit-learn, every file of an image folder, or the ``.npz``), a distillation
+teacher given as a file, and the recipe; outputs are every file in the run folder.
+
+Example:
+    >>> write_manifest("runs/lenet5_digits", cfg)            # doctest: +SKIP
+    >>> json.load(open("runs/lenet5_digits/manifest.json"))["outputs"]["model_int8.tflite"]  # doctest: +SKIP
+    {'sha256': '...', 'bytes': 81234}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from edgecnn._io import sha256_file, write_json
+
+MANIFEST = "manifest.json"
+
+
+def data_inputs(source: str) -> dict:
+    """``{name: {"sha256", "bytes" | "files"}}`` for a data source (``digits``, folder, ``.npz``).
+
+    Example:
+        >>> sorted(data_inputs("digits"))  # doctest: +SKIP
+        ['data:digits']
+    """
+    if source == "digits":
+        try:
+            import sklearn.datasets
+
+            path = Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+            return {"data:digits": {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}}
+        except (ImportError, OSError):
+            return {"data:digits": {"sha256": None, "note": "scikit-learn's digits file not found"}}
+    p = Path(source).expanduser()
+    if p.is_file():
+        return {f"data:{p.name}": {"path": str(p.resolve()), "sha256": sha256_file(p), "bytes": p.stat().st_size}}
+    if p.is_dir():
+        h, count, total = hashlib.sha256(), 0, 0
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            rel = f.relative_to(p).as_posix()
+            h.update(rel.encode() + b"\0" + sha256_file(f).encode() + b"\n")
+            count, total = count + 1, total + f.stat().st_size
+        # sha256 over "relative path NUL sha256(file)" lines, sorted by path.
+        return {f"data:{p.name}/": {"path": str(p.resolve()), "sha256": h.hexdigest(), "files": count, "bytes": total}}
+    return {}
+
+
+def output_files(out) -> dict:
+    """``{relative path: {"sha256", "bytes"}}`` for every finished file under ``out``."""
+    out = Path(out)
+    files = {}
+    for f in sorted(out.rglob("*")):
+        rel = f.relative_to(out)
+        if not f.is_file() or rel.as_posix() == MANIFEST or any(part.startswith((".", "_")) for part in rel.parts):
+            continue  # temporary files (".x.tmp") and resume checkpoints ("_backup") are not outputs
+        files[rel.as_posix()] = {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+    return files
+
+
+def write_manifest(out, cfg, extra_inputs: dict | None = None) -> Path:
+    """Write ``<out>/manifest.json`` (inputs, outputs, versions) atomically; returns its path.
+
+    ``extra_inputs`` maps a label to a file (e.g. ``{"recipe": "recipes/x.yaml"}``).
+    """
+    from edgecnn.pipeline import _versions
+
+    inputs = data_inputs(cfg.data.source)
+    teacher = getattr(getattr(cfg, "distill", None), "teacher", None)
+    if teacher and Path(str(teacher)).expanduser().is_file():
+        t = Path(str(teacher)).expanduser()
+        inputs[f"teacher:{t.name}"] = {"path": str(t.resolve()), "sha256": sha256_file(t), "bytes": t.stat().st_size}
+    for label, path in (extra_inputs or {}).items():
+        if path is not None and Path(path).is_file():
+            inputs[label] = {
+                "path": str(Path(path).resolve()),
+                "sha256": sha256_file(path),
+                "bytes": Path(path).stat().st_size,
+            }
+    manifest = {
+        "versions": _versions(),
+        "inputs": inputs,
+        "outputs": output_files(out),
+        "config_sha256": hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest(),
+    }
+    return write_json(Path(out) / MANIFEST, manifest)

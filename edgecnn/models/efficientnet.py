@@ -1,0 +1,242 @@
+"""EfficientNet B0-B7 and compound scaling by ``phi``.
+
+Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+2019 (https://arxiv.org/abs/1905.11946).
+
+Block diagram: a 3x3 stride-2 stem convolution (32 channels) -> BN -> swish, then 16 MBConv
+blocks in 7 stages declared as block strings (:data:`ARCH`, Table 1 of the paper, decoded
+by :mod:`edgecnn.models._blocks`): 1x1 expansion (x6, none in stage 1) -> BN -> swish ->
+kxk depthwise -> BN -> swish -> squeeze-excite (swish, sigmoid gate, 1/4 of the block's
+input channels) -> 1x1 linear projection -> BN -> stochastic depth (drop-connect, rate
+rising linearly to ``drop_connect_rate``) -> + input where shapes allow; then a 1x1
+convolution to 1280 channels -> BN -> swish, global average pooling, dropout and the
+``classifier``.
+
+Scaling: widths are ``make_divisible(c * width)``, repeats ``ceil(r * depth)``; B0-B7 use
+the published (width, depth, resolution) coefficients (:data:`COEFFICIENTS`);
+:func:`efficientnet` takes any ``phi`` (depth 1.2**phi, width 1.1**phi, resolution
+224*1.15**phi, :func:`efficientnet_resolution`). Trainable parameters match
+``keras.applications.EfficientNetB*`` (whose total also counts a Normalization layer we
+don't have).
+
+int8 TFLite ops: CONV_2D, DEPTHWISE_CONV_2D, LOGISTIC, MUL, ADD, MEAN, FULLY_CONNECTED
+(XNNPACK int8), SOFTMAX (TFLite kernel). Stochastic depth is absent from the ``.tflite``.
+"""
+
+from __future__ import annotations
+
+from edgecnn._tf import keras
+from edgecnn.errors import UserError
+from edgecnn.models._blocks import build_blocks, decode_arch
+from edgecnn.models._layers import (
+    check_alpha,
+    check_common,
+    classifier_head,
+    conv_bn_act,
+    make_divisible,
+    model_name,
+    resolve_input,
+)
+from edgecnn.models._registry import register_model
+
+ARCH = [
+    ["ds_r1_k3_s1_e1_c16_se0.25"],
+    ["ir_r2_k3_s2_e6_c24_se0.25"],
+    ["ir_r2_k5_s2_e6_c40_se0.25"],
+    ["ir_r3_k3_s2_e6_c80_se0.25"],
+    ["ir_r3_k5_s1_e6_c112_se0.25"],
+    ["ir_r4_k5_s2_e6_c192_se0.25"],
+    ["ir_r1_k3_s1_e6_c320_se0.25"],
+]
+
+# name: (width, depth, resolution, dropout), Tan & Le 2019 / the reference implementation.
+COEFFICIENTS = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
+DEPTH_BASE, WIDTH_BASE, RESOLUTION_BASE = 1.2, 1.1, 1.15
+_TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
+
+
+def efficientnet_coefficients(phi: float) -> tuple[float, float, int]:
+    """``(width, depth, resolution)`` of compound scaling by ``phi`` (Tan & Le, eq. 3).
+
+    Example:
+        >>> efficientnet_coefficients(1.5)
+        (1.1537, 1.3145, 276)
+    """
+    phi = float(phi)
+    return round(WIDTH_BASE**phi, 4), round(DEPTH_BASE**phi, 4), efficientnet_resolution(phi)
+
+
+def efficientnet_resolution(phi: float) -> int:
+    """The input resolution compound scaling wants for ``phi``: ``224 * 1.15**phi``, rounded.
+
+    Example:
+        >>> efficientnet_resolution(0), efficientnet_resolution(1.5)
+        (224, 276)
+    """
+    return int(round(224 * RESOLUTION_BASE ** float(phi)))
+
+
+def _efficientnet(
+    width,
+    depth,
+    resolution,
+    base,
+    input_shape,
+    alpha,
+    include_top,
+    weights,
+    input_tensor,
+    pooling,
+    classes,
+    classifier_activation,
+    dropout,
+    drop_connect_rate,
+    kwargs,
+):
+    alpha = check_alpha(alpha)
+    check_common(weights, classes, include_top, base)
+    if kwargs:
+        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    if not 0.0 <= float(drop_connect_rate) < 1.0:
+        raise UserError(f"{base}: drop_connect_rate must be in [0, 1), got {drop_connect_rate!r}")
+    inputs, shape = resolve_input(input_shape, input_tensor, (resolution, resolution, 3), 32, base)
+    width = width * alpha
+
+    x = conv_bn_act(inputs, make_divisible(32 * width), 3, 2, name="stem_conv", act="swish")
+    blocks = decode_arch(ARCH, width=width, depth=depth)
+    x = build_blocks(
+        x,
+        blocks,
+        act="swish",
+        drop_connect_rate=float(drop_connect_rate),
+        se_act="swish",
+        se_gate="sigmoid",
+        se_from_input=True,
+    )
+    x = conv_bn_act(x, make_divisible(1280 * width), 1, name="top_conv", act="swish")
+    x = classifier_head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, x, name=model_name(base, alpha, shape))
+
+
+@register_model(family="efficientnet", min_size=32, train=_TRAIN)
+def efficientnet(
+    input_shape=None,
+    alpha: float = 1.0,
+    phi: float = 0.0,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float = 0.2,
+    drop_connect_rate: float = 0.2,
+    **kwargs,
+):
+    """EfficientNet compound-scaled by ``phi`` from B0: depth 1.2**phi, width 1.1**phi,
+    resolution 224*1.15**phi (the default ``input_shape``; the name records it).
+
+    ``alpha`` multiplies the width further (1.0 = the compound-scaled width).
+
+    Example:
+        >>> model = efficientnet(phi=1.5, input_shape=(32, 32, 3), classes=10)
+        >>> model.name
+        'efficientnet_phi1.5_r276_1.00_32'
+    """
+    width, depth, resolution = efficientnet_coefficients(phi)
+    base = f"efficientnet_phi{float(phi):g}_r{resolution}"
+    return _efficientnet(
+        width,
+        depth,
+        resolution,
+        base,
+        input_shape,
+        alpha,
+        include_top,
+        weights,
+        input_tensor,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout,
+        drop_connect_rate,
+        kwargs,
+    )
+
+
+def _variant(key: str):
+    width, depth, resolution, default_dropout = COEFFICIENTS[key]
+
+    def builder(
+        input_shape=None,
+        alpha: float = 1.0,
+        include_top: bool = True,
+        weights=None,
+        input_tensor=None,
+        pooling=None,
+        classes: int = 1000,
+        classifier_activation="softmax",
+        dropout: float = default_dropout,
+        drop_connect_rate: float = 0.2,
+        **kwargs,
+    ):
+        return _efficientnet(
+            width,
+            depth,
+            resolution,
+            f"efficientnet_{key}",
+            input_shape,
+            alpha,
+            include_top,
+            weights,
+            input_tensor,
+            pooling,
+            classes,
+            classifier_activation,
+            dropout,
+            drop_connect_rate,
+            kwargs,
+        )
+
+    builder.__name__ = builder.__qualname__ = f"efficientnet_{key}"
+    builder.__doc__ = (
+        f"EfficientNet-{key.upper()} (Tan & Le 2019): width {width}, depth {depth}, {resolution}x{resolution} input, "
+        f"dropout {default_dropout}.\n\n    See :mod:`edgecnn.models.efficientnet` for the block diagram.\n\n"
+        f"    Example:\n        >>> model = efficientnet_{key}(input_shape=(32, 32, 3), classes=10)\n"
+        f"        >>> model.name\n        'efficientnet_{key}_1.00_32'\n"
+    )
+    small = 32
+    return register_model(
+        builder,
+        family="efficientnet",
+        input_shape=(resolution, resolution, 3),
+        min_size=32,
+        small_size=small,
+        train=_TRAIN,
+    )
+
+
+efficientnet_b0 = _variant("b0")
+efficientnet_b1 = _variant("b1")
+efficientnet_b2 = _variant("b2")
+efficientnet_b3 = _variant("b3")
+efficientnet_b4 = _variant("b4")
+efficientnet_b5 = _variant("b5")
+efficientnet_b6 = _variant("b6")
+efficientnet_b7 = _variant("b7")

@@ -1,0 +1,183 @@
+"""MobileNetV3-Small and -Large: hard-swish, hard-sigmoid squeeze-excite, NAS-found blocks.
+
+Howard et al., "Searching for MobileNetV3", 2019 (https://arxiv.org/abs/1905.02244).
+
+Block diagram: a 3x3 stride-2 stem convolution (16 channels) -> BN -> hard-swish, then
+inverted residual blocks declared as block strings (:data:`ARCH_LARGE`,
+:data:`ARCH_SMALL`, Table 1 and 2 of the paper, decoded by :mod:`edgecnn.models._blocks`):
+1x1 expansion -> BN -> act -> kxk depthwise -> BN -> act -> [squeeze-excite with ReLU and
+hard-sigmoid gate] -> 1x1 linear projection -> BN (+ input), where act is ReLU in the
+early blocks (``nre``) and hard-swish later; then the classic head: 1x1 convolution to 6x
+the last width -> BN -> hard-swish, global average pooling, a 1x1 convolution (``Dense``
+``conv_head``, 1024 small / 1280 large channels) -> hard-swish, dropout and the
+``classifier``. ``minimalistic=True`` drops SE and hard-swish and uses 3x3 kernels only.
+
+Unlike ``keras.applications.MobileNetV3*`` there is no ``Rescaling`` layer (the data
+pipeline normalizes, see :mod:`edgecnn.data`), hard-swish and SE are the zoo's own layers
+(:mod:`edgecnn.models._quant_layers`) so tfmot QAT accepts them. Trainable parameters at
+224x224x3, 1000 classes match Keras: 2,542,856 (small), 5,483,032 (large).
+
+int8 TFLite ops: CONV_2D, DEPTHWISE_CONV_2D, HARD_SWISH, ADD, MUL, MEAN, FULLY_CONNECTED
+(XNNPACK int8), SOFTMAX (TFLite kernel); the SE hard-sigmoid is ADD(+RELU6 fused)/MUL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from edgecnn._tf import keras
+from edgecnn.models._blocks import build_blocks, decode_arch
+from edgecnn.models._layers import (
+    activation,
+    check_alpha,
+    check_common,
+    classifier_head,
+    conv_bn_act,
+    layers,
+    make_divisible,
+    model_name,
+    resolve_input,
+)
+from edgecnn.models._registry import register_model
+
+ARCH_LARGE = [
+    ["ds_r1_k3_s1_e1_c16_nre"],
+    ["ir_r1_k3_s2_e4_c24_nre", "ir_r1_k3_s1_e3_c24_nre"],
+    ["ir_r3_k5_s2_e3_c40_se0.25_nre"],
+    ["ir_r1_k3_s2_e6_c80", "ir_r1_k3_s1_e2.5_c80", "ir_r2_k3_s1_e2.3_c80"],
+    ["ir_r2_k3_s1_e6_c112_se0.25"],
+    ["ir_r3_k5_s2_e6_c160_se0.25"],
+]
+ARCH_SMALL = [
+    ["ds_r1_k3_s2_e1_c16_se0.25_nre"],
+    ["ir_r1_k3_s2_e4.5_c24_nre", "ir_r1_k3_s1_e3.67_c24_nre"],
+    ["ir_r1_k5_s2_e4_c40_se0.25", "ir_r2_k5_s1_e6_c40_se0.25"],
+    ["ir_r2_k5_s1_e3_c48_se0.25"],
+    ["ir_r3_k5_s2_e6_c96_se0.25"],
+]
+_TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
+
+
+def _minimalistic(block):
+    return replace(block, kernel=3, se=None, act="relu")
+
+
+def _mobilenet_v3(
+    arch,
+    last_point: int,
+    base: str,
+    input_shape,
+    alpha,
+    minimalistic,
+    include_top,
+    weights,
+    input_tensor,
+    pooling,
+    classes,
+    classifier_activation,
+    dropout,
+    kwargs,
+):
+    alpha = check_alpha(alpha)
+    check_common(weights, classes, include_top, base)
+    if kwargs:
+        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
+    act = "relu" if minimalistic else "hard_swish"
+
+    x = conv_bn_act(inputs, 16, 3, 2, name="stem_conv", act=act)
+    blocks = decode_arch(arch, width=alpha, transform=_minimalistic if minimalistic else None)
+    x = build_blocks(x, blocks, act=act, se_act="relu", se_gate="hard_sigmoid")
+    x = conv_bn_act(x, make_divisible(int(x.shape[-1]) * 6), 1, name="head_conv", act=act)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(make_divisible(last_point * alpha) if alpha > 1.0 else last_point, name="conv_head")(x)
+        x = activation(act, name=f"conv_head_{act}")(x)
+    x = classifier_head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
+    )
+    name = model_name(base + ("_minimalistic" if minimalistic else ""), alpha, shape)
+    return keras.Model(inputs, x, name=name)
+
+
+@register_model(family="mobilenet_v3", aliases=("mobilenetv3_small",), min_size=32, train=_TRAIN)
+def mobilenet_v3_small(
+    input_shape=None,
+    alpha: float = 1.0,
+    minimalistic: bool = False,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float = 0.2,
+    **kwargs,
+):
+    """MobileNetV3-Small (Howard 2019): 11 blocks, 2.5M parameters, 56M MACs at 224.
+
+    Example:
+        >>> model = mobilenet_v3_small(input_shape=(32, 32, 3), alpha=0.75, classes=10)
+        >>> model.name
+        'mobilenet_v3_small_0.75_32'
+    """
+    return _mobilenet_v3(
+        ARCH_SMALL,
+        1024,
+        "mobilenet_v3_small",
+        input_shape,
+        alpha,
+        minimalistic,
+        include_top,
+        weights,
+        input_tensor,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout,
+        kwargs,
+    )
+
+
+@register_model(family="mobilenet_v3", aliases=("mobilenetv3_large",), min_size=32, train=_TRAIN)
+def mobilenet_v3_large(
+    input_shape=None,
+    alpha: float = 1.0,
+    minimalistic: bool = False,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float = 0.2,
+    **kwargs,
+):
+    """MobileNetV3-Large (Howard 2019): 15 blocks, 5.5M parameters, 219M MACs at 224.
+
+    Example:
+        >>> model = mobilenet_v3_large(input_shape=(32, 32, 3), minimalistic=True, classes=10)
+        >>> model.name
+        'mobilenet_v3_large_minimalistic_1.00_32'
+    """
+    return _mobilenet_v3(
+        ARCH_LARGE,
+        1280,
+        "mobilenet_v3_large",
+        input_shape,
+        alpha,
+        minimalistic,
+        include_top,
+        weights,
+        input_tensor,
+        pooling,
+        classes,
+        classifier_activation,
+        dropout,
+        kwargs,
+    )

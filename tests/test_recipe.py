@@ -1,0 +1,212 @@
+"""Recipes: validation with line numbers, variables, stages, overrides, and real runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.cli import main
+from edgecnn.errors import UserError
+from edgecnn.recipe import check_out_path, load_recipe, parse_override, parse_recipe, run_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+def error_of(text: str, overrides=(), **kw) -> str:
+    with pytest.raises(UserError) as info:
+        parse_recipe(text, "r.yaml", overrides, **kw)
+    return str(info.value)
+
+
+def test_unknown_key_names_line_and_suggests():
+    text = "model:\n  name: lenet5\ntrain:\n  batch_size: 8\n  epoch: 3\n"
+    assert error_of(text) == "r.yaml line 5: unknown key train.epoch (did you mean epochs?)"
+    assert error_of("modle: {name: lenet5}\n").startswith("r.yaml line 1: unknown key modle (did you mean model?)")
+
+
+def test_wrong_type_and_range_name_the_key_and_line():
+    msg = error_of("model: {name: lenet5}\ntrain:\n  epochs: many\n")
+    assert msg.startswith("r.yaml line 3:") and "train.epochs must be an integer" in msg
+    msg = error_of("model: {name: lenet5}\ntrain:\n  learning_rate: 50\n")
+    assert msg.startswith("r.yaml line 3:") and "learning_rate" in msg
+    msg = error_of("model: {name: lenet5}\ndata:\n  seed: 0\n  test_split: 1.5\n")
+    assert msg.startswith("r.yaml line 4:") and "data.test_split" in msg
+
+
+def test_unknown_model_and_missing_file():
+    assert error_of("model:\n  name: lenet6\n").startswith("r.yaml line 2: unknown model 'lenet6'")
+    msg = error_of("model: {name: lenet5}\ndata:\n  source: no/such/photos\n")
+    assert msg.startswith("r.yaml line 3:") and "not found" in msg
+
+
+def test_yaml_is_read_safely_and_duplicates_refused():
+    msg = error_of("model: !!python/object/apply:os.system ['echo hacked']\n")
+    assert "line 1" in msg and "refused" in msg
+    assert "appears twice" in error_of("model: {name: lenet5}\nmodel: {name: mlp}\n")
+    assert "not valid YAML" in error_of("model: [unclosed\n")
+    assert "mapping of sections" in error_of("- just\n- a list\n")
+
+
+def test_variables_keep_types_and_interpolate():
+    r = parse_recipe(
+        "vars: {size: 40, tag: small, n: '${size}'}\nmodel: {name: lenet5}\n"
+        "data: {image_size: '${n}'}\nout: runs/lenet-${tag}-${size}\n",
+        "r.yaml",
+    )
+    assert r.config.data.image_size == 40 and r.config.out == "runs/lenet-small-40"
+    assert "vars" in error_of("model: {name: '${model}'}\n") and "line 1" in error_of("model: {name: '${x}'}\n")
+    assert "refers to itself" in error_of("vars: {a: '${b}', b: '${a}'}\n")
+
+
+def test_stages_map_onto_sections_in_order():
+    r = parse_recipe(
+        "model: {name: mobilenet}\nstages:\n  - width: 0.25\n  - convert: {precisions: [int8, fp16]}\n  - evaluate\n",
+        "r.yaml",
+    )
+    assert r.stages == ["width", "convert", "evaluate"]
+    c = r.config
+    assert (c.model.alpha, c.convert.int8, c.convert.fp16, c.convert.dynamic, c.bench.enabled) == (
+        0.25,
+        True,
+        True,
+        False,
+        False,
+    )
+    assert "cannot come after" in error_of("model: {name: mobilenet}\nstages: [evaluate, convert]\n")
+    assert "line 3: unknown stage 'prun'" in error_of("model: {name: mobilenet}\nstages:\n  - prun\n")
+    assert "listed twice" in error_of("model: {name: mobilenet}\nstages: [evaluate, evaluate]\n")
+    assert "unknown precision" in error_of("model: {name: mobilenet}\nstages: [{convert: {precisions: [int4]}}]\n")
+
+
+def test_compression_stages_are_generic_over_run_config():
+    from edgecnn.config import RunConfig
+
+    text = "model: {name: mobilenet}\nstages:\n  - prune: {sparsity: 0.5}\n  - evaluate\n"
+    if "prune" in RunConfig.__dataclass_fields__:
+        assert parse_recipe(text, "r.yaml").config.prune.sparsity == 0.5
+        assert "prune.sparsity" in error_of(text.replace("0.5", "1.5"))
+    else:
+        assert error_of(text).startswith("r.yaml line 3: stage 'prune' is not available")
+
+
+def test_precedence_defaults_recipe_then_set():
+    text = "vars: {seed: 3}\nmodel: {name: lenet5}\ntrain: {epochs: 5, seed: '${seed}'}\n"
+    assert parse_recipe(text, "r.yaml").config.train.batch_size == 32  # default
+    r = parse_recipe(text, "r.yaml", ["train.epochs=2", "vars.seed=7", "model.args.pool=max"])
+    assert (r.config.train.epochs, r.config.train.seed, r.config.model.args) == (2, 7, {"pool": "max"})
+    assert parse_override("convert.int8=true") == ("convert.int8", True)
+    assert error_of(text, ["train.epoch=2"]) == "--set train.epoch=2: unknown key train.epoch (did you mean epochs?)"
+    assert "KEY.PATH=VALUE" in error_of(text, ["train.epochs"])
+    assert "--set train.epochs=x" in error_of(text, ["train.epochs=x"])
+
+
+def test_out_must_stay_inside_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for out in ("../../etc", "runs/../../x", "/etc/edgecnn"):
+        msg = error_of(f"model: {{name: lenet5}}\nout: {out}\n")
+        assert msg.startswith("r.yaml line 2: out ") and "--allow-outside" in msg
+    assert parse_recipe("model: {name: lenet5}\nout: /tmp/x\n", "r.yaml", allow_outside=True).config.out == "/tmp/x"
+    (tmp_path / "link").symlink_to("/tmp")
+    with pytest.raises(UserError, match="symbolic link"):
+        check_out_path("link/run")
+
+
+def test_resolved_recipe_round_trips():
+    r = parse_recipe("model: {name: mobilenet}\nstages: [{width: 0.5}, {bench: {runs: 7}}]\n", "r.yaml")
+    again = parse_recipe(r.to_yaml(), "resolved.yaml")
+    assert again.config == r.config and again.stages == r.stages
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_is_valid_or_waits_for_a_branch(path):
+    try:
+        r = load_recipe(path)
+    except UserError as exc:  # a family or compression section not merged into this checkout yet
+        assert "unknown model" in str(exc) or "not available" in str(exc), str(exc)
+        pytest.skip(str(exc))
+    assert r.config.out == f"runs/{path.stem}" and r.stages[-2:] in (["evaluate", "bench"], ["convert", "evaluate"])
+
+
+def test_cli_check_and_errors(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("model: {name: lenet5}\nstages: [evaluate]\n")
+    res = CliRunner().invoke(main, ["run", str(good), "--check", "--set", "train.epochs=1"])
+    assert res.exit_code == 0 and "epochs: 1" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {name: lenet5}\ntrain:\n  epoch: 1\n")
+    res = CliRunner().invoke(main, ["run", str(bad)])
+    assert res.exit_code == 2 and "bad.yaml line 3: unknown key train.epoch" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "missing.yaml")])
+    assert res.exit_code == 2 and "not found" in res.output
+
+
+TINY = (
+    "vars: {seed: 0}\nmodel: {name: lenet5}\n"
+    "data: {train_fraction: 0.2, seed: '${seed}'}\ntrain: {epochs: 2, seed: '${seed}', verbose: 0}\n"
+    "stages: [{convert: {precisions: [int8], calibration_samples: 16}}, evaluate]\nout: runs/tiny\n"
+)
+
+
+def test_run_saves_resolved_recipe_and_manifest_and_matches_optimize(tmp_path, monkeypatch):
+    from edgecnn._io import sha256_file
+    from edgecnn.config import RunConfig
+    from edgecnn.pipeline import optimize
+
+    monkeypatch.chdir(tmp_path)
+    Path("tiny.yaml").write_text(TINY)
+    lines = []
+    metrics = run_recipe("tiny.yaml", echo=lines.append)
+    out = Path("runs/tiny")
+    assert load_recipe(out / "recipe.yaml").config == load_recipe("tiny.yaml").config
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"]["recipe"]["sha256"] == sha256_file("tiny.yaml")
+    assert "data:digits" in manifest["inputs"] and manifest["versions"]["tensorflow"]
+    for name in ("model_int8.tflite", "metrics.json", "train/model.weights.h5", "recipe.yaml"):
+        assert manifest["outputs"][name]["sha256"] == sha256_file(out / name)
+
+    # The other door: the same settings through optimize() give the same figures.
+    cfg = RunConfig.from_dict({**json.loads((out / "config.json").read_text()), "out": "runs/by-optimize"})
+    other = optimize(cfg, echo=lambda *a: None)
+    pick = ("variant", "size_bytes", "keras_accuracy", "tflite_accuracy", "params", "macs")
+    assert [[r[k] for k in pick] for r in other["rows"]] == [[r[k] for k in pick] for r in metrics["rows"]]
+
+    # Running again skips the finished training stage.
+    lines.clear()
+    again = run_recipe("tiny.yaml", echo=lines.append)
+    assert any("reusing trained weights" in str(line) for line in lines)
+    assert [r["tflite_accuracy"] for r in again["rows"]] == [r["tflite_accuracy"] for r in metrics["rows"]]
+
+
+FAST = {"lenet5_digits", "mlp_digits_int8"}
+REDUCED = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.slow) for p in RECIPES]
+
+
+@pytest.mark.parametrize("path", REDUCED)
+def test_every_recipe_runs_reduced(path, tmp_path, monkeypatch):
+    """Each recipe end to end, reduced: 1 epoch on 5% of the training images, no latency."""
+    reduced = [
+        "train.epochs=1",
+        "train.verbose=0",
+        "data.train_fraction=0.05",
+        "bench.enabled=false",
+        "convert.calibration_samples=8",
+        "out=runs/reduced",
+    ]
+    for section, key in (("prune", "epochs"), ("qat", "epochs"), ("distill", "teacher_epochs")):
+        from edgecnn.config import RunConfig
+
+        if section in RunConfig.__dataclass_fields__:
+            reduced.append(f"{section}.{key}=1")
+    monkeypatch.chdir(tmp_path)
+    try:
+        load_recipe(path, reduced)
+    except UserError as exc:
+        pytest.skip(str(exc))
+    metrics = run_recipe(path, reduced, echo=lambda *a: None)
+    assert metrics["rows"] and all(0.0 <= r["tflite_accuracy"] <= 1.0 for r in metrics["rows"])
+    assert (tmp_path / "runs/reduced/recipe.yaml").is_file()
