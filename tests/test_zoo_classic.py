@@ -154,7 +154,6 @@ def test_alexnet_lrn_every_stage(tmp_path):
     XNNPACK has no int8 softmax either: the classifier's SOFTMAX runs on TFLite's kernel.
     """
     from benchmarks.zoo_table import ops_outside_xnnpack
-
     from edgecnn.convert import convert
     from edgecnn.optimize.prune import prune_model
     from edgecnn.optimize.qat import quantize_model

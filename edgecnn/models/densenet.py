@@ -90,9 +90,10 @@ def densenet(
 
     tfmot/TFLite: the pre-activation BatchNorms (after a concatenation or pooling) cannot be
     folded into a convolution; they are :class:`~edgecnn.models._layers.StandaloneBatchNorm`
-    so QAT can wrap them, and in TFLite they are int8 MUL + ADD (ReLU fused). Every op
-    (CONV_2D, MUL, ADD, CONCATENATION, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, FULLY_CONNECTED)
-    runs on XNNPACK.
+    so QAT can wrap them, and in TFLite they are int8 MUL + ADD (ReLU fused). int8: CONV_2D,
+    MUL, ADD, CONCATENATION, MAX_POOL_2D, MEAN and FULLY_CONNECTED run on XNNPACK; the three
+    transitions' AVERAGE_POOL_2D and the final SOFTMAX do not (XNNPACK has no int8 kernel
+    for either), so TFLite's own int8 kernels run them between XNNPACK partitions.
 
     Example:
         >>> model = densenet(121, input_shape=(32, 32, 3), alpha=0.25, classes=10)
