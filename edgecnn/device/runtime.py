@@ -74,7 +74,15 @@ def resolve_runtime(runtime: str = "auto") -> str:
 
 
 def check_model_file(path) -> bytes:
-    """Read a ``.tflite`` file and check its header, raising :class:`ModelLoadError`."""
+    """Read a ``.tflite`` file and check its structure (header, tables, buffers), raising
+    :class:`ModelLoadError` for a missing, empty, truncated or corrupt file.
+
+    Example:
+        >>> check_model_file("missing.tflite")
+        Traceback (most recent call last):
+        ...
+        edgecnn.device.runtime.ModelLoadError: model file missing.tflite does not exist
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
@@ -83,6 +91,12 @@ def check_model_file(path) -> bytes:
         raise ModelLoadError(f"{path} is {len(data)} bytes, too small to be a TFLite model")
     if data[4:8] != b"TFL3":
         raise ModelLoadError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
+    from edgecnn.device.flatbuffer import FlatbufferError, read_model
+
+    try:
+        read_model(data)
+    except FlatbufferError as exc:
+        raise ModelLoadError(f"{path} is not a valid TFLite model: {exc}") from None
     return data
 
 
