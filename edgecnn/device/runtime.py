@@ -68,8 +68,11 @@ def resolve_runtime(runtime: str = "auto") -> str:
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
     if runtime not in installed:
-        have = ", ".join(installed) or "none"
-        raise RuntimeUnavailable(f"runtime {runtime!r} is not installed (installed: {have})")
+        have = ", ".join(f"{k} {v}" for k, v in installed.items()) or "none"
+        raise RuntimeUnavailable(
+            f"runtime {runtime!r} is not installed (installed: {have}); "
+            f"pip install {_MODULES[runtime][1]}, or choose --runtime auto"
+        )
     return runtime
 
 
