@@ -55,7 +55,11 @@ def bench_options(f):
         click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed runs first."),
         click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed runs (at least)."),
         click.option(
-            "--min-time", type=click.FloatRange(0), default=0.0, show_default=True, help="Keep timing at least this long (s)."
+            "--min-time",
+            type=click.FloatRange(0),
+            default=0.0,
+            show_default=True,
+            help="Keep timing at least this long (s).",
         ),
         click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True),
         click.option(
@@ -65,8 +69,12 @@ def bench_options(f):
             default=None,
             help="A .npy with the input tensor (default: seeded random data).",
         ),
-        click.option("--timeout", type=float, default=300, show_default=True, help="Seconds before a run counts as hung."),
-        click.option("--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name)."),
+        click.option(
+            "--timeout", type=float, default=300, show_default=True, help="Seconds before a run counts as hung."
+        ),
+        click.option(
+            "--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name)."
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the result(s) as JSON."),
         click.option(
             "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file."
@@ -194,7 +202,9 @@ def eval_options(f):
         ),
         click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True),
         click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True),
-        click.option("--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name)."),
+        click.option(
+            "--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name)."
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON."),
         click.option(
             "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file."

@@ -126,7 +126,8 @@ def load_labelled(source, image_size, channels: int) -> tuple:
                 x, y = arrays[xk], arrays[yk]
                 break
         else:
-            raise ValueError(f"{path} needs arrays x and y (or x_test and y_test); it has {', '.join(arrays) or 'none'}")
+            have = ", ".join(arrays) or "none"
+            raise ValueError(f"{path} needs arrays x and y (or x_test and y_test); it has {have}")
         if len(x) != len(y):
             raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
         if np.issubdtype(x.dtype, np.floating):

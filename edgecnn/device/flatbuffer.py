@@ -193,8 +193,11 @@ def read_model(source) -> ModelInfo:
             tensor_types = [r.scalar(t, 1, "<b", 0) for t in r.tables(sg, 0)]
 
             def types(ids, tensor_types=tensor_types):
-                return [TENSOR_TYPES[tensor_types[i]] if 0 <= tensor_types[i] < len(TENSOR_TYPES) else "?"
-                        for i in ids if 0 <= i < len(tensor_types)]
+                return [
+                    TENSOR_TYPES[tensor_types[i]] if 0 <= tensor_types[i] < len(TENSOR_TYPES) else "?"
+                    for i in ids
+                    if 0 <= i < len(tensor_types)
+                ]
 
             for op in r.tables(sg, 3):
                 index = r.scalar(op, 0, "<I", 0)
