@@ -178,6 +178,8 @@ def read_model(source) -> ModelInfo:
     r = _Reader(bytes(buf))
     try:
         root = r._indirect(0)
+        if root < 8 or root >= len(r.buf):
+            raise FlatbufferError(f"root table offset {root} is outside the file")
         schema_version = r.scalar(root, 0, "<I", 0)
         codes = []
         for t in r.tables(root, 1):
@@ -189,6 +191,8 @@ def read_model(source) -> ModelInfo:
             codes.append((op_name(max(builtin, deprecated), custom), version))
         operators = []
         subgraphs = r.tables(root, 2)
+        if not subgraphs:
+            raise FlatbufferError("the model has no subgraph (corrupt file?)")
         for sg in subgraphs:
             tensor_types = [r.scalar(t, 1, "<b", 0) for t in r.tables(sg, 0)]
 
