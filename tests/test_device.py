@@ -138,9 +138,8 @@ def test_delegation_partition_walk():
 
 def test_delegation_report_matches_runtime_with_and_without_xnnpack(models):
     from edgecnn.device.delegation import delegation_report, interpreter_delegation
-    from edgecnn.device.runtime import load_interpreter
-
     from edgecnn.device.flatbuffer import read_model
+    from edgecnn.device.runtime import load_interpreter
 
     n_ops = len(read_model(models["float32"]).operators)
     rep = delegation_report(models["float32"])
