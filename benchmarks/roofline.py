@@ -69,13 +69,15 @@ def main() -> int:
         f"({peak_before / 1e9:.2f} before, {peak_after / 1e9:.2f} after) -> {100 * share:.1f}% of the limit"
     )
     print(line)
+    delegated = f"{r['delegation'].get('delegated')}/{r['delegation'].get('total')}"
     body = "\n".join(
         [
             f"- Threads: {args.threads} (interpreter and BLAS); {args.runs} timed runs after 10 warm-up; "
-            f"LiteRT {r['runtime_version']}, {r['delegation'].get('delegated')}/{r['delegation'].get('total')} ops on XNNPACK.",
+            f"LiteRT {r['runtime_version']}, {delegated} ops on XNNPACK.",
             f"- MACs: {macs:,} (edgecnn.models.count_macs; the paper: 569M).",
-            f"- Median latency: {r['median_ms']:.2f} ms (p90 {r['p90_ms']:.2f}) -> achieved **{achieved / 1e9:.2f} GMAC/s**.",
-            f"- numpy fp32 matmul ({args.n}x{args.n}, best of 5, measured before and after): **{peak / 1e9:.2f} GMAC/s**.",
+            f"- Median latency: {r['median_ms']:.2f} ms (p90 {r['p90_ms']:.2f}) "
+            f"-> achieved **{achieved / 1e9:.2f} GMAC/s**.",
+            f"- numpy fp32 matmul ({args.n}x{args.n}, best of 5, before and after): **{peak / 1e9:.2f} GMAC/s**.",
             f"- Share of the hardware limit: **{100 * share:.1f}%**.",
         ]
     )
