@@ -239,9 +239,16 @@ def benchmark(
     Returns :func:`measure`'s dict, or ``{"status": "crashed" | "timeout" | "error",
     "error": "..."}`` when the model crashes the runtime, hangs, or cannot be loaded.
     """
+
     def failed(status: str, error: str) -> dict:
-        return {"status": status, "kind": "bench", "model": str(model_path), "threads": int(threads),
-                "error": error, **machine_info()}
+        return {
+            "status": status,
+            "kind": "bench",
+            "model": str(model_path),
+            "threads": int(threads),
+            "error": error,
+            **machine_info(),
+        }
 
     try:
         check_model_file(model_path)
