@@ -340,7 +340,12 @@ def filter_rows(rows: list, pattern: str | None) -> list:
 
 
 def column_key(name: str, columns: list | None = None) -> str:
-    """The row key for a column given by key or header (``'median ms'`` -> ``latency_median_ms``)."""
+    """The row key for a column given by key or header (``'median ms'`` -> ``latency_median_ms``).
+
+    Example:
+        >>> column_key("median ms")
+        'latency_median_ms'
+    """
     for c in columns or REPORT_COLUMNS + VARIANT_COLUMNS:
         if name in (c.key, c.header):
             return c.key

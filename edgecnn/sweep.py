@@ -83,7 +83,13 @@ def _point_name(model, alpha, size, sparsity) -> str:
 
 
 def check_spec(spec: SweepSpec) -> None:
-    """Reject an empty grid or unknown precision/model with one :class:`UserError` line."""
+    """Reject an empty grid or unknown precision/model with one :class:`UserError` line.
+
+    Example:
+        >>> check_spec(SweepSpec(models=["mobilenet"], precisions=["int4"]))  # doctest: +SKIP
+        Traceback (most recent call last):
+        edgecnn.errors.UserError: unknown precision 'int4' ...
+    """
     from edgecnn.errors import suggest
     from edgecnn.models import list_models
 
@@ -108,6 +114,10 @@ def plan(spec: SweepSpec) -> list:
 
     Raises :class:`UserError` when the grid asks for QAT or sparsity and this edgecnn's
     RunConfig has no ``qat``/``prune`` section (the compression stages are not installed).
+
+    Example:
+        >>> [p.name for p in plan(SweepSpec(models=["mobilenet"], alphas=[0.5], sizes=[64]))]
+        ['mobilenet-a0.50-64px']
     """
     from edgecnn.config import RunConfig
 
@@ -182,6 +192,9 @@ def run_sweep(spec: SweepSpec, echo: Callable = print, stop_on_error: bool = Fal
     Returns ``{"points": [{"name", "status", "seconds", "error"?}], "rows": [...],
     "paths": {...}}``. A run that fails is recorded and the sweep goes on (unless
     ``stop_on_error``); a user mistake in the settings stops it before any training.
+
+    Example:
+        >>> run_sweep(SweepSpec(models=["mobilenet"], alphas=[0.25, 0.5], sizes=[96]))  # doctest: +SKIP
     """
     from edgecnn._io import write_json
     from edgecnn.config import RunConfig, resolve

@@ -28,7 +28,12 @@ from edgecnn.device.runtime import ModelLoadError, available_runtimes, check_mod
 
 
 def cpu_name() -> str:
-    """A human name for this CPU (``/proc/cpuinfo`` on Linux and Android)."""
+    """A human name for this CPU (``/proc/cpuinfo`` on Linux and Android).
+
+    Example:
+        >>> cpu_name()  # doctest: +SKIP
+        'Intel(R) Xeon(R) Processor'
+    """
     try:
         info = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
@@ -120,6 +125,10 @@ def measure(
     Times ``runs`` invocations after ``warmup`` untimed ones, continuing until at least
     ``min_time`` seconds of timed runs have passed. Input is random (seeded) unless
     ``input_path`` names a ``.npy`` file with the input tensor.
+
+    Example:
+        >>> measure("model_int8.tflite", threads=1, runs=20)["median_ms"]  # doctest: +SKIP
+        0.031
     """
     rss_before = _rss_mb()
     t0 = time.perf_counter()
@@ -238,6 +247,12 @@ def benchmark(
 
     Returns :func:`measure`'s dict, or ``{"status": "crashed" | "timeout" | "error",
     "error": "..."}`` when the model crashes the runtime, hangs, or cannot be loaded.
+
+    Example:
+        >>> benchmark("model_int8.tflite", threads=2, min_time=5.0)["status"]  # doctest: +SKIP
+        'ok'
+        >>> benchmark("truncated.tflite")["status"]  # doctest: +SKIP
+        'error'
     """
 
     def failed(status: str, error: str) -> dict:

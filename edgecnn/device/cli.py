@@ -43,7 +43,13 @@ class DeviceGroup(click.Group):
 
 
 def bench_options(f):
-    """The flags of ``bench`` (shared by ``edgecnn bench`` and ``edgecnn-device bench``)."""
+    """The flags of ``bench`` (shared by ``edgecnn bench`` and ``edgecnn-device bench``).
+
+    Example:
+        >>> @click.command()
+        ... @bench_options
+        ... def my_bench(**flags): run_bench(**flags)
+    """
     options = [
         click.argument("model_path", metavar="MODEL.tflite"),
         click.option(
@@ -190,7 +196,13 @@ def bench(**flags):
 
 
 def eval_options(f):
-    """Flags shared by both ``eval`` commands."""
+    """Flags shared by both ``eval`` commands.
+
+    Example:
+        >>> @click.command()
+        ... @eval_options
+        ... def my_eval(**flags): ...
+    """
     options = [
         click.argument("model_path", metavar="MODEL.tflite"),
         click.option(
@@ -262,7 +274,12 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
 @eval_options
 @click.option("--data", required=True, help="An image folder (one subfolder per class) or an .npz (x, y).")
 def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data):
-    """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images."""
+    """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
+
+    Example:
+        >>> model_input_shape("model_int8.tflite")  # doctest: +SKIP
+        (32, 32, 3)
+    """
     from edgecnn.device.evaluate import evaluate_tflite, load_labelled
     from edgecnn.device.preprocess import normalize, read_spec
 

@@ -74,7 +74,12 @@ FIRST_RELEASE = {op: tuple(v.split()) for op, v in _FIRST_RELEASE.items()}
 
 
 def parse_version(text) -> tuple:
-    """``'2.14.0' -> (2, 14, 0)``; non-numeric parts are ignored (``'2.16.0rc1' -> (2, 16, 0)``)."""
+    """``'2.14.0' -> (2, 14, 0)``; non-numeric parts are ignored (``'2.16.0rc1' -> (2, 16, 0)``).
+
+    Example:
+        >>> parse_version("2.14.0")
+        (2, 14, 0)
+    """
     parts = []
     for piece in str(text).split(".")[:3]:
         digits = ""
@@ -147,7 +152,12 @@ def compatibility(model, runtime_version: str = "2.14") -> dict:
 
 
 def describe(report: dict) -> str:
-    """One line for humans about a :func:`compatibility` report."""
+    """One line for humans about a :func:`compatibility` report.
+
+    Example:
+        >>> describe(compatibility("model_dynamic.tflite", "2.14"))  # doctest: +SKIP
+        'needs a runtime newer than 2.14: FULLY_CONNECTED v12 (needs 2.17)'
+    """
     target = report["runtime_version"]
     if report["needs_newer"]:
         items = ", ".join(

@@ -60,7 +60,12 @@ def partition_nodes(ops: list) -> tuple[list, list]:
 
 
 def report_from_ops(ops: list) -> dict:
-    """The delegation summary of an interpreter's ``_get_ops_details()`` list."""
+    """The delegation summary of an interpreter's ``_get_ops_details()`` list.
+
+    Example:
+        >>> report_from_ops([{"index": 0, "op_name": "SOFTMAX", "inputs": [0], "outputs": [1]}])["fallback_ops"]
+        {'SOFTMAX': 1}
+    """
     original, partitions = partition_nodes(ops)
     by_index = {op["index"]: op["op_name"] for op in ops}
     delegated = {i for part in partitions for i in part}
@@ -76,7 +81,13 @@ def report_from_ops(ops: list) -> dict:
 
 def interpreter_delegation(interpreter) -> dict:
     """Delegation summary of an allocated interpreter (``{"error": ...}`` if the runtime
-    does not expose its nodes)."""
+    does not expose its nodes).
+
+    Example:
+        >>> it, _, _ = load_interpreter("model.tflite")  # doctest: +SKIP
+        >>> interpreter_delegation(it)["delegated"]   # doctest: +SKIP
+        30
+    """
     get_ops = getattr(interpreter, "_get_ops_details", None)
     if get_ops is None:
         return {"error": "this runtime does not list its nodes (no _get_ops_details)"}
@@ -93,6 +104,10 @@ def delegation_report(model_path, num_threads: int = 1, runtime: str = "auto") -
     Returns ``{"total", "delegated", "partitions", "delegated_ops", "fallback_ops"}``
     (op name -> count). Prefer :func:`edgecnn.device.bench.benchmark`, which computes
     this in its child process.
+
+    Example:
+        >>> delegation_report("model_int8.tflite")["fallback_ops"]  # doctest: +SKIP
+        {'SOFTMAX': 1}
     """
     from edgecnn.device.runtime import load_interpreter
 
@@ -101,7 +116,12 @@ def delegation_report(model_path, num_threads: int = 1, runtime: str = "auto") -
 
 
 def describe(report: dict) -> str:
-    """``'XNNPACK runs 13/30 ops in 8 partitions; reference kernels: CONV_2D x14, ...'``"""
+    """``'XNNPACK runs 13/30 ops in 8 partitions; reference kernels: CONV_2D x14, ...'``
+
+    Example:
+        >>> describe({"delegated": 2, "total": 3, "partitions": 1, "fallback_ops": {"SOFTMAX": 1}})
+        'XNNPACK runs 2/3 ops in 1 partition(s); reference kernels: SOFTMAX x1'
+    """
     if "error" in report:
         return f"delegation unknown: {report['error']}"
     line = f"XNNPACK runs {report['delegated']}/{report['total']} ops in {report['partitions']} partition(s)"

@@ -13,7 +13,12 @@ from edgecnn.device.runtime import load_interpreter
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Float input -> the tensor's dtype (int8/uint8 via its scale and zero point)."""
+    """Float input -> the tensor's dtype (int8/uint8 via its scale and zero point).
+
+    Example:
+        >>> quantize_input(np.array([0.5]), {"dtype": np.int8, "quantization": (0.5, -1)})
+        array([0], dtype=int8)
+    """
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.floating):
         return x.astype(dtype)
@@ -23,7 +28,12 @@ def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
-    """The output tensor as float (dequantized when it is an integer tensor)."""
+    """The output tensor as float (dequantized when it is an integer tensor).
+
+    Example:
+        >>> dequantize_output(np.array([3], np.int8), {"quantization": (0.25, -1)})
+        array([1.], dtype=float32)
+    """
     if np.issubdtype(y.dtype, np.floating):
         return y.astype(np.float32)
     scale, zero = detail["quantization"]
@@ -35,6 +45,11 @@ def predict(interpreter, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
 
     The batch dimension is resized to ``batch_size`` when the model allows it, else
     images go one at a time.
+
+    Example:
+        >>> it, _, _ = load_interpreter("model_int8.tflite")  # doctest: +SKIP
+        >>> predict(it, x_float).argmax(-1)[:3]            # doctest: +SKIP
+        array([3, 1, 4])
     """
     inp = interpreter.get_input_details()[0]
     out_index = interpreter.get_output_details()[0]["index"]
@@ -61,7 +76,12 @@ def predict(interpreter, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
 
 
 def classification_metrics(scores: np.ndarray, y: np.ndarray, num_classes: int | None = None) -> dict:
-    """Top-1 (and top-5 with more than 5 classes) accuracy and the confusion matrix."""
+    """Top-1 (and top-5 with more than 5 classes) accuracy and the confusion matrix.
+
+    Example:
+        >>> classification_metrics(np.eye(3), np.array([0, 1, 1]))["accuracy"]
+        0.6666666666666666
+    """
     y = np.asarray(y).astype(np.int64)
     num_classes = int(num_classes or max(scores.shape[-1], int(y.max(initial=-1)) + 1))
     pred = scores.argmax(axis=-1)

@@ -156,7 +156,12 @@ class ModelInfo:
 
 
 def op_name(code: int, custom: str | None = None) -> str:
-    """The name of builtin operator ``code`` (``CUSTOM:<name>`` for custom ops)."""
+    """The name of builtin operator ``code`` (``CUSTOM:<name>`` for custom ops).
+
+    Example:
+        >>> op_name(3), op_name(32, "TFLite_Detection_PostProcess")
+        ('CONV_2D', 'CUSTOM:TFLite_Detection_PostProcess')
+    """
     if custom:
         return f"CUSTOM:{custom}"
     return BUILTIN_OPS[code] if 0 <= code < len(BUILTIN_OPS) else f"BUILTIN_{code}"

@@ -58,7 +58,12 @@ def _interpreter_class(runtime: str):
 
 
 def resolve_runtime(runtime: str = "auto") -> str:
-    """The runtime name that ``runtime`` (``auto`` or a name) resolves to on this machine."""
+    """The runtime name that ``runtime`` (``auto`` or a name) resolves to on this machine.
+
+    Example:
+        >>> resolve_runtime("auto")  # doctest: +SKIP
+        'litert'
+    """
     installed = available_runtimes()
     if runtime == "auto":
         for name in RUNTIMES:
