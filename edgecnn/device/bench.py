@@ -130,6 +130,9 @@ def measure(
         >>> measure("model_int8.tflite", threads=1, runs=20)["median_ms"]  # doctest: +SKIP
         0.031
     """
+    from edgecnn.device.runtime import _interpreter_class, resolve_runtime
+
+    _interpreter_class(resolve_runtime(runtime))  # import the runtime first: init time is the model's alone
     rss_before = _rss_mb()
     t0 = time.perf_counter()
     interpreter, name, version = load_interpreter(model_path, num_threads=threads, runtime=runtime)

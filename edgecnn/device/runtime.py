@@ -52,7 +52,10 @@ def available_runtimes() -> dict:
 
 def _interpreter_class(runtime: str):
     if runtime == "tensorflow":
-        import edgecnn._tf  # noqa: F401  (quiet TensorFlow import)
+        # ``tensorflow.lite`` the module is not ``tf.lite`` the API namespace (no Interpreter there).
+        from edgecnn._tf import tf
+
+        return tf.lite.Interpreter
     module = importlib.import_module(_MODULES[runtime][0])
     return module.Interpreter
 
