@@ -149,7 +149,29 @@ DEVICE = Column("device", "device", str, "<")
 THREADS = Column("threads", "threads", _fmt("d"))
 RUNTIME = Column("runtime_label", "runtime", str, "<")
 SPARSITY = Column("sparsity", "sparsity", _pct)
-REPORT_COLUMNS = [LABEL, DEVICE, PRECISION, SIZE, PARAMS, MACS, TFLITE_ACC, LAT_MEDIAN, LAT_P90, THREADS, RUNTIME]
+NEEDS_RUNTIME = Column("needs_runtime", "needs TFLite", str, "<")
+REPORT_COLUMNS = [
+    LABEL,
+    DEVICE,
+    PRECISION,
+    SIZE,
+    PARAMS,
+    MACS,
+    TFLITE_ACC,
+    LAT_MEDIAN,
+    LAT_P90,
+    THREADS,
+    RUNTIME,
+    NEEDS_RUNTIME,
+]
+
+
+def _needs_runtime(bench: dict) -> str | None:
+    """The oldest TFLite runtime the model's op versions allow (from the bench's compat check)."""
+    for check in (bench.get("compat") or {}).values():
+        if check.get("required"):
+            return str(check["required"])
+    return None
 
 
 def _label(model: str, config: dict | None, variant: str) -> str:
@@ -191,6 +213,7 @@ def rows_from_metrics(metrics: dict, source: str = "") -> list:
         )
         if bench.get("status") == "ok":
             row["runtime_label"] = f"{bench['runtime']} {bench['runtime_version']}"
+            row["needs_runtime"] = _needs_runtime(bench)
         elif bench:
             row["note"] = f"bench {bench.get('status')}: {bench.get('error')}"
         out.append(row)
@@ -217,6 +240,7 @@ def _bench_row(b: dict, source: str) -> dict:
             runtime=b["runtime"],
             runtime_version=b["runtime_version"],
             runtime_label=f"{b['runtime']} {b['runtime_version']}",
+            needs_runtime=_needs_runtime(b),
         )
         bad = [f"{k}: {v['note']}" for k, v in (b.get("compat") or {}).items() if v.get("compatible") is False]
         if bad:
