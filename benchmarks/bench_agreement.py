@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,9 @@ def main() -> int:
             "Interpreter API; both use XNNPACK on CPU.",
         ]
     )
+    load = os.getloadavg()
+    loadavg = "/".join(f"{v:.1f}" for v in load)
+    body += f"\n- Load average when it finished (1/5/15 min, {os.cpu_count()} cores): {loadavg}"
     update_section("bench_agreement", "Latency: agreement with benchmark_litert_model, repeatability", body)
     print(f"agreement {100 * agreement:.1f}%, repeatability {100 * spread:.1f}%")
     return 0 if ok_agree and ok_repeat else 1

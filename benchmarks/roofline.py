@@ -81,6 +81,9 @@ def main() -> int:
             f"- Share of the hardware limit: **{100 * share:.1f}%**.",
         ]
     )
+    load = os.getloadavg()
+    loadavg = "/".join(f"{v:.1f}" for v in load)
+    body += f"\n- Load average when it finished (1/5/15 min, {os.cpu_count()} cores): {loadavg}"
     update_section("roofline", "MobileNet v1 1.0 224 float32 vs the machine's sgemm rate", body)
     return 0
 

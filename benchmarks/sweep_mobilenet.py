@@ -11,6 +11,7 @@ time in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -64,6 +65,9 @@ def main() -> int:
         "Plot: `benchmarks/sweep_mobilenet.png` (accuracy vs median latency, marker area ~ file size, "
         "dashed line = Pareto front).",
     ]
+    load = os.getloadavg()
+    loadavg = "/".join(f"{v:.1f}" for v in load)
+    body.append(f"\nLoad average when it finished (1/5/15 min, {os.cpu_count()} cores): {loadavg}")
     update_section("sweep_mobilenet", "MobileNet v1 sweep (4 widths x float32/int8, 128px, digits)", "\n".join(body))
     print(f"sweep: {seconds / 60:.1f} min ({verdict})")
     return 0 if not failed else 1
