@@ -54,7 +54,20 @@ def test_given_input_is_used_and_checked(models, tmp_path):
         measure(models["int8"], runs=2, input_path=str(tmp_path / "bad.npy"))
 
 
-def test_crash_and_hang_are_reported_not_raised(models, monkeypatch):
+def test_crash_is_reported_not_raised(models, monkeypatch, tmp_path):
+    import sys
+
+    from edgecnn.device import bench
+
+    crasher = tmp_path / "crashing-python"
+    crasher.write_text("#!/bin/sh\nkill -SEGV $$\n")  # stands in for a runtime that segfaults on the model
+    crasher.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(crasher))
+    r = bench.benchmark(models["float32"], runs=2)
+    assert r["status"] == "crashed" and "SIGSEGV" in r["error"]
+
+
+def test_hang_and_load_errors_are_reported_not_raised(models):
     from edgecnn.device import bench
 
     r = bench.benchmark(models["float32"], runs=10_000_000, timeout=3)

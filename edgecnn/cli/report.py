@@ -13,7 +13,11 @@ from edgecnn.cli import main
 @click.option("--desc", is_flag=True, help="Sort in descending order.")
 @click.option("--filter", "pattern", default=None, help="Keep models whose name matches (glob or substring).")
 @click.option(
-    "--out", type=click.Path(file_okay=False), default=None, help="Write report.{md,csv,json} and pareto.png here."
+    "--out",
+    type=click.Path(file_okay=False),
+    default="runs/report",
+    show_default=True,
+    help="Folder for report.{md,csv,json} and pareto.png.",
 )
 @click.option("--title", default="edgecnn report", show_default=True)
 def report_cmd(sources, sort_by, desc, pattern, out, title):
@@ -45,6 +49,5 @@ def report_cmd(sources, sort_by, desc, pattern, out, title):
     notes = [f"  {r['label']} ({r.get('device')}): {r['note']}" for r in rows if r.get("note")]
     if notes:
         click.echo("\nnotes:\n" + "\n".join(notes))
-    if out:
-        paths = write_report(rows, out, title=title)
-        click.echo("\n" + "  ".join(f"{k}: {v}" for k, v in paths.items()))
+    paths = write_report(rows, out, title=title)
+    click.echo("\n" + "  ".join(f"{k}: {v}" for k, v in paths.items()))
