@@ -26,8 +26,10 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name keeps the real suffix: Keras picks the format from it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    # The temporary name keeps the real suffixes: Keras picks the format from them
+    # (``.weights.h5`` is the new weights format, a bare ``.h5`` the legacy one it cannot reload).
+    suffixes = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffixes}", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

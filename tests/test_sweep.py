@@ -71,3 +71,9 @@ def test_sweep_runs_then_skips_what_is_done(tmp_path):
     assert [p["status"] for p in again["points"]] == ["skipped"] and len(again["rows"]) == 2
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["points"][0]["status"] == "skipped"
+    # A run interrupted after training (no metrics.json yet) resumes from the stored weights.
+    (tmp_path / "sweep" / "mobilenet-a0.25-32px" / "metrics.json").unlink()
+    lines.clear()
+    resumed = run_sweep(spec, echo=lines.append)
+    assert [p["status"] for p in resumed["points"]] == ["ok"], lines
+    assert any("reusing trained weights" in line for line in lines)
