@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,4 +139,373 @@ def save_table(rows: list, columns: list, stem, title: str | None = None) -> dic
         "csv": write_text(stem.with_suffix(".csv"), to_csv(rows)),
         "json": write_json(stem.with_suffix(".json"), rows),
     }
+    return paths
+
+
+# --- Gathering runs and device results into one table -------------------------------------
+
+LABEL = Column("label", "variant", str, "<")
+DEVICE = Column("device", "device", str, "<")
+THREADS = Column("threads", "threads", _fmt("d"))
+RUNTIME = Column("runtime_label", "runtime", str, "<")
+SPARSITY = Column("sparsity", "sparsity", _pct)
+NEEDS_RUNTIME = Column("needs_runtime", "needs TFLite", str, "<")
+REPORT_COLUMNS = [
+    LABEL,
+    DEVICE,
+    PRECISION,
+    SIZE,
+    PARAMS,
+    MACS,
+    TFLITE_ACC,
+    LAT_MEDIAN,
+    LAT_P90,
+    THREADS,
+    RUNTIME,
+    NEEDS_RUNTIME,
+]
+
+
+def _needs_runtime(bench: dict) -> str | None:
+    """The oldest TFLite runtime the model's op versions allow (from the bench's compat check)."""
+    for check in (bench.get("compat") or {}).values():
+        if check.get("required"):
+            return str(check["required"])
+    return None
+
+
+def _label(model: str, config: dict | None, variant: str) -> str:
+    cfg = config or {}
+    alpha = (cfg.get("model") or {}).get("alpha")
+    size = (cfg.get("data") or {}).get("image_size")
+    parts = [model] + ([f"a{alpha:.2f}"] if isinstance(alpha, (int, float)) else [])
+    parts += [f"{size}px"] if size else []
+    sparsity = (cfg.get("prune") or {}).get("sparsity") if isinstance(cfg.get("prune"), dict) else None
+    if sparsity:
+        parts.append(f"sp{sparsity:g}")
+    return "-".join(parts) + f" {variant}"
+
+
+def rows_from_metrics(metrics: dict, source: str = "") -> list:
+    """Flat report rows from a run's ``metrics.json`` (one per exported ``.tflite``).
+
+    Example:
+        >>> rows = rows_from_metrics(json.load(open("runs/mobilenet-a0.50-32px/metrics.json")))  # doctest: +SKIP
+        >>> rows[0]["label"], rows[0]["latency_median_ms"]                                     # doctest: +SKIP
+        ('mobilenet-a0.50-32px float32', 0.126)
+    """
+    cfg = metrics.get("config") or {}
+    run_dir = metrics.get("run_dir") or source
+    out = []
+    for r in metrics.get("rows", []):
+        bench = r.get("bench") or {}
+        row = {k: v for k, v in r.items() if k not in ("confusion", "bench")}
+        prune = cfg.get("prune") if isinstance(cfg.get("prune"), dict) else {}
+        row.update(
+            label=_label(r.get("model", metrics.get("model", "?")), cfg, r.get("variant", r.get("precision", "?"))),
+            alpha=(cfg.get("model") or {}).get("alpha"),
+            image_size=(cfg.get("data") or {}).get("image_size"),
+            sparsity=prune.get("sparsity") if prune else None,
+            device=bench.get("device") or "workstation",
+            threads=bench.get("threads"),
+            cpu=bench.get("cpu"),
+            source=str(Path(run_dir) / r["file"]) if r.get("file") else source,
+        )
+        if bench.get("status") == "ok":
+            row["runtime_label"] = f"{bench['runtime']} {bench['runtime_version']}"
+            row["needs_runtime"] = _needs_runtime(bench)
+        elif bench:
+            row["note"] = f"bench {bench.get('status')}: {bench.get('error')}"
+        out.append(row)
+    return out
+
+
+def _bench_row(b: dict, source: str) -> dict:
+    name = Path(str(b.get("model", "?"))).name
+    row = {
+        "label": name,
+        "model": Path(name).stem,
+        "file": name,
+        "sha256": b.get("sha256"),
+        "size_bytes": b.get("size_bytes"),
+        "device": b.get("device", "?"),
+        "cpu": b.get("cpu"),
+        "threads": b.get("threads"),
+        "source": source,
+    }
+    if b.get("status") == "ok":
+        row.update(
+            latency_median_ms=b["median_ms"],
+            latency_p90_ms=b["p90_ms"],
+            runtime=b["runtime"],
+            runtime_version=b["runtime_version"],
+            runtime_label=f"{b['runtime']} {b['runtime_version']}",
+            needs_runtime=_needs_runtime(b),
+        )
+        bad = [f"{k}: {v['note']}" for k, v in (b.get("compat") or {}).items() if v.get("compatible") is False]
+        if bad:
+            row["note"] = "; ".join(bad)
+    else:
+        row["note"] = f"bench {b.get('status')}: {b.get('error')}"
+    return row
+
+
+def load_results(paths) -> list:
+    """Rows from any mix of run folders (their ``metrics.json``), ``metrics.json`` files and
+    JSON from ``edgecnn bench --json`` / ``edgecnn eval --json`` / ``edgecnn-device``.
+
+    Device results are merged with the run rows of the same ``.tflite`` (matched by its
+    SHA-256): each device measurement becomes a row with the run's accuracy, size and MACs
+    and the device's latency, labelled with the device name. Raises ``ValueError`` naming a
+    path that is missing or is not one of those files.
+
+    Example:
+        >>> rows = load_results(["runs/mobilenet-a0.50-32px", "pi4.json"])  # doctest: +SKIP
+    """
+    run_rows, bench, evals = [], [], []
+    for p in map(Path, paths):
+        files = [p / "metrics.json"] if p.is_dir() else [p]
+        if p.is_dir() and not files[0].is_file():
+            found = sorted(p.glob("*/metrics.json"))
+            if not found:
+                raise ValueError(f"{p} holds no metrics.json (not a run folder, nor a folder of runs)")
+            files = found
+        for f in files:
+            if not f.is_file():
+                raise ValueError(f"{f} does not exist")
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{f} is not valid JSON: {exc}") from None
+            items = data if isinstance(data, list) else [data]
+            for item in items:
+                if not isinstance(item, dict):
+                    raise ValueError(f"{f} is not a metrics.json or a bench/eval JSON")
+                if "rows" in item and "config" in item:
+                    run_rows += rows_from_metrics(item, str(f.parent))
+                elif item.get("kind") == "eval" or ("accuracy" in item and "confusion" in item):
+                    evals.append((item, str(f)))
+                elif item.get("kind") == "bench" or "median_ms" in item or "status" in item:
+                    bench.append((item, str(f)))
+                else:
+                    raise ValueError(f"{f} is not a metrics.json or a bench/eval JSON")
+    rows = list(run_rows)
+    by_sha = {}
+    for r in run_rows:
+        by_sha.setdefault(r.get("sha256"), r)
+    for b, src in bench:
+        row = _bench_row(b, src)
+        base = by_sha.get(b.get("sha256")) if b.get("sha256") else None
+        if base is not None:
+            merged = dict(base)
+            merged.update({k: v for k, v in row.items() if k not in ("label", "model", "file") and v is not None})
+            if "note" not in row:
+                merged.pop("note", None)
+            if b.get("status") != "ok":
+                merged.pop("latency_median_ms", None)
+                merged.pop("latency_p90_ms", None)
+                merged.pop("runtime_label", None)
+            row = merged
+        rows.append(row)
+    for e, src in evals:
+        targets = [r for r in rows if r.get("sha256") and r.get("sha256") == e.get("sha256")]
+        same_device = [r for r in targets if r.get("device") == e.get("device")]
+        if same_device:
+            for r in same_device:
+                r["tflite_accuracy"] = e["accuracy"]
+                r["top5"] = e.get("top5")
+        else:
+            base = (
+                dict(targets[0])
+                if targets
+                else _bench_row(
+                    {
+                        "status": "ok",
+                        **e,
+                        "median_ms": None,
+                        "p90_ms": None,
+                        "runtime": e.get("runtime"),
+                        "runtime_version": e.get("runtime_version"),
+                    },
+                    src,
+                )
+            )
+            base.update(
+                device=e.get("device", "?"),
+                tflite_accuracy=e["accuracy"],
+                top5=e.get("top5"),
+                source=src,
+                latency_median_ms=None,
+                latency_p90_ms=None,
+                threads=None,
+            )
+            rows.append(base)
+    return rows
+
+
+def filter_rows(rows: list, pattern: str | None) -> list:
+    """Rows whose model name or label matches ``pattern`` (a glob, or a substring).
+
+    Example:
+        >>> [r["model"] for r in filter_rows([{"model": "lenet5"}, {"model": "mobilenet"}], "mobile*")]
+        ['mobilenet']
+    """
+    import fnmatch
+
+    if not pattern:
+        return list(rows)
+    glob = any(ch in pattern for ch in "*?[")
+
+    def match(text) -> bool:
+        text = str(text or "")
+        return fnmatch.fnmatch(text, pattern) if glob else pattern in text
+
+    return [r for r in rows if match(r.get("model")) or match(r.get("label"))]
+
+
+def column_key(name: str, columns: list | None = None) -> str:
+    """The row key for a column given by key or header (``'median ms'`` -> ``latency_median_ms``).
+
+    Example:
+        >>> column_key("median ms")
+        'latency_median_ms'
+    """
+    for c in columns or REPORT_COLUMNS + VARIANT_COLUMNS:
+        if name in (c.key, c.header):
+            return c.key
+    return name
+
+
+def sort_rows(rows: list, column: str, descending: bool = False, columns: list | None = None) -> list:
+    """Rows sorted by ``column`` (a key or a header); numbers numerically, missing values last.
+
+    Raises ``ValueError`` for a column that no row has.
+
+    Example:
+        >>> [r["x"] for r in sort_rows([{"x": 2}, {"x": None}, {"x": 1}], "x")]
+        [1, 2, None]
+    """
+    key = column_key(column, columns)
+    if rows and not any(key in r for r in rows):
+        known = sorted({k for r in rows for k, v in r.items() if not isinstance(v, (dict, list))})
+        raise ValueError(f"no column {column!r}; choose one of: {', '.join(known)}")
+
+    def sort_key(r):
+        v = r.get(key)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return (1, 0, "")
+        if isinstance(v, (int, float)):
+            return (0, -v if descending else v, "")
+        return (0, 0, str(v))
+
+    ordered = sorted(rows, key=sort_key)
+    if descending and rows and not any(isinstance(r.get(key), (int, float)) for r in rows):
+        present = [r for r in ordered if r.get(key) is not None]
+        ordered = present[::-1] + [r for r in ordered if r.get(key) is None]
+    return ordered
+
+
+def pareto_front(rows: list, x: str = "latency_median_ms", y: str = "tflite_accuracy") -> list:
+    """The rows no other row beats: none is both at least as fast (lower ``x``) and at least
+    as accurate (higher ``y``) and strictly better in one. Sorted by ``x``.
+
+    Example:
+        >>> pts = [{"l": 1, "a": 0.5}, {"l": 2, "a": 0.9}, {"l": 3, "a": 0.8}]
+        >>> [p["l"] for p in pareto_front(pts, "l", "a")]
+        [1, 2]
+    """
+    pts = [r for r in rows if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float))]
+    front, best = [], -math.inf
+    for r in sorted(pts, key=lambda r: (r[x], -r[y])):
+        if r[y] > best:
+            front.append(r)
+            best = r[y]
+    return front
+
+
+def plot_accuracy_latency(rows: list, path, title: str = "Accuracy vs latency") -> Path | None:
+    """PNG of accuracy against median latency: marker area ~ file size, colour per device,
+    the Pareto front joined and labelled. Returns ``None`` when no row has both figures.
+
+    Example:
+        >>> plot_accuracy_latency(load_results(["runs/sweep"]), "runs/sweep/pareto.png")  # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgecnn._io import atomic_path
+
+    pts = [
+        r
+        for r in rows
+        if isinstance(r.get("latency_median_ms"), (int, float)) and isinstance(r.get("tflite_accuracy"), (int, float))
+    ]
+    if not pts:
+        return None
+    sizes = [float(r.get("size_bytes") or 0) for r in pts]
+    biggest = max(sizes) or 1.0
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    devices = sorted({str(r.get("device")) for r in pts})
+    colors = plt.get_cmap("tab10")
+    for i, device in enumerate(devices):
+        sel = [r for r in pts if str(r.get("device")) == device]
+        ax.scatter(
+            [r["latency_median_ms"] for r in sel],
+            [100 * r["tflite_accuracy"] for r in sel],
+            s=[30 + 600 * float(r.get("size_bytes") or 0) / biggest for r in sel],
+            alpha=0.55,
+            color=colors(i % 10),
+            edgecolors="black",
+            linewidths=0.5,
+            label=device,
+        )
+    for device in devices:
+        front = pareto_front([r for r in pts if str(r.get("device")) == device])
+        ax.plot(
+            [r["latency_median_ms"] for r in front],
+            [100 * r["tflite_accuracy"] for r in front],
+            "--",
+            color="black",
+            linewidth=1,
+            drawstyle="steps-post",
+        )
+        for r in front:
+            ax.annotate(
+                str(r.get("label", r.get("model"))),
+                (r["latency_median_ms"], 100 * r["tflite_accuracy"]),
+                textcoords="offset points",
+                xytext=(6, -10),
+                fontsize=7,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("median latency (ms, log scale)")
+    ax.set_ylabel("top-1 accuracy of the .tflite (%)")
+    ax.set_title(f"{title}\n(marker area ~ file size; dashed: Pareto front, labelled)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="device", loc="lower right", fontsize=8, markerscale=0.5)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def write_report(rows: list, out_dir, title: str = "edgecnn report", columns: list | None = None) -> dict:
+    """Write ``report.md``, ``report.csv``, ``report.json`` and ``pareto.png`` into ``out_dir``.
+
+    Example:
+        >>> write_report(load_results(["runs/sweep"]), "runs/sweep")  # doctest: +SKIP
+    """
+    columns = columns or REPORT_COLUMNS
+    out_dir = Path(out_dir)
+    front = {id(r) for r in pareto_front(rows)}
+    for r in rows:
+        r["pareto"] = id(r) in front
+    paths = save_table(rows, columns, out_dir / "report", title=title)
+    plot = plot_accuracy_latency(rows, out_dir / "pareto.png", title=title)
+    if plot:
+        paths["plot"] = plot
     return paths

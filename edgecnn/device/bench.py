@@ -24,11 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.device.runtime import available_runtimes, check_model_file, load_interpreter
+from edgecnn.device.runtime import ModelLoadError, available_runtimes, check_model_file, load_interpreter
 
 
 def cpu_name() -> str:
-    """A human name for this CPU (``/proc/cpuinfo`` on Linux and Android)."""
+    """A human name for this CPU (``/proc/cpuinfo`` on Linux and Android).
+
+    Example:
+        >>> cpu_name()  # doctest: +SKIP
+        'Intel(R) Xeon(R) Processor'
+    """
     try:
         info = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
@@ -40,9 +45,25 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name() -> str:
+    """The name results are labelled with: ``$EDGECNN_DEVICE`` if set, else the host name.
+
+    Example:
+        >>> import os; os.environ["EDGECNN_DEVICE"] = "pi4"; device_name()
+        'pi4'
+    """
+    return os.environ.get("EDGECNN_DEVICE") or platform.node() or "unknown"
+
+
 def machine_info() -> dict:
-    """CPU, core count, OS and architecture of this machine."""
+    """Device name, CPU, core count, OS and architecture of this machine.
+
+    Example:
+        >>> sorted(machine_info())[:3]
+        ['arch', 'cores', 'cpu']
+    """
     return {
+        "device": device_name(),
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),
@@ -59,7 +80,12 @@ def _rss_mb() -> float:
 
 
 def random_input(detail: dict, seed: int = 0) -> np.ndarray:
-    """Random data of an input tensor's shape and dtype (full range for integers)."""
+    """Random data of an input tensor's shape and dtype (full range for integers).
+
+    Example:
+        >>> random_input({"shape": [1, 2], "dtype": np.int8}).dtype
+        dtype('int8')
+    """
     rng = np.random.default_rng(seed)
     shape = [max(1, int(d)) for d in detail["shape"]]
     dtype = np.dtype(detail["dtype"])
@@ -99,7 +125,14 @@ def measure(
     Times ``runs`` invocations after ``warmup`` untimed ones, continuing until at least
     ``min_time`` seconds of timed runs have passed. Input is random (seeded) unless
     ``input_path`` names a ``.npy`` file with the input tensor.
+
+    Example:
+        >>> measure("model_int8.tflite", threads=1, runs=20)["median_ms"]  # doctest: +SKIP
+        0.031
     """
+    from edgecnn.device.runtime import _interpreter_class, resolve_runtime
+
+    _interpreter_class(resolve_runtime(runtime))  # import the runtime first: init time is the model's alone
     rss_before = _rss_mb()
     t0 = time.perf_counter()
     interpreter, name, version = load_interpreter(model_path, num_threads=threads, runtime=runtime)
@@ -107,9 +140,7 @@ def measure(
     inputs = interpreter.get_input_details()
     for i, detail in enumerate(inputs):
         if input_path and i == 0:
-            data = np.load(input_path, allow_pickle=False).astype(detail["dtype"])
-            if tuple(data.shape) != tuple(detail["shape"]):
-                raise ValueError(f"input {input_path} has shape {data.shape}, model expects {tuple(detail['shape'])}")
+            data = load_input(input_path, detail)
         else:
             data = random_input(detail, seed + i)
         interpreter.set_tensor(detail["index"], data)
@@ -125,10 +156,14 @@ def measure(
         t0 = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - t0) * 1e3)
+    from edgecnn.device.delegation import interpreter_delegation
+
     result = {
         "status": "ok",
+        "kind": "bench",
         "model": str(model_path),
         "size_bytes": os.path.getsize(model_path),
+        "sha256": _sha256(model_path),
         "runtime": name,
         "runtime_version": version,
         "threads": int(threads),
@@ -140,9 +175,64 @@ def measure(
         "peak_rss_mb": _rss_mb(),
         "rss_increase_mb": max(0.0, _rss_mb() - rss_before),
         "input": "random" if not input_path else str(input_path),
+        "delegation": interpreter_delegation(interpreter),
+        "compat": _compat_summary(model_path, name, version),
         **machine_info(),
     }
     return result
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _compat_summary(model_path, runtime: str, version: str) -> dict:
+    """Op-version check against the measured runtime (TF numbering) and tflite_runtime 2.14."""
+    from edgecnn.device.compat import compatibility, describe
+    from edgecnn.device.flatbuffer import FlatbufferError
+
+    out = {}
+    targets = {"tflite_runtime 2.14": "2.14"}
+    if runtime in ("tflite_runtime", "tensorflow") and version:
+        targets[f"{runtime} {version}"] = version  # LiteRT numbers its releases differently
+    for label, target in targets.items():
+        try:
+            rep = compatibility(model_path, target)
+        except FlatbufferError as exc:
+            out[label] = {"compatible": None, "note": str(exc)}
+            continue
+        out[label] = {"compatible": rep["compatible"], "required": rep["required"], "note": describe(rep)}
+    return out
+
+
+def load_input(path, detail: dict) -> np.ndarray:
+    """Read a ``.npy`` input for the tensor ``detail``: batch axis added if missing, float
+    data quantized for an integer input.
+
+    Example:
+        >>> load_input("image.npy", interpreter.get_input_details()[0])  # doctest: +SKIP
+    """
+    from edgecnn.device.evaluate import quantize_input
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read input {path}: {exc}") from None
+    want = tuple(int(d) for d in detail["shape"])
+    if data.ndim == len(want) - 1:
+        data = data[None]
+    if tuple(data.shape) != want:
+        raise ValueError(f"input {path} has shape {tuple(data.shape)}, the model expects {want}")
+    dtype = np.dtype(detail["dtype"])
+    if np.issubdtype(data.dtype, np.floating) and not np.issubdtype(dtype, np.floating):
+        return quantize_input(data.astype(np.float32), detail)
+    return data.astype(dtype)
 
 
 def benchmark(
@@ -160,11 +250,28 @@ def benchmark(
 
     Returns :func:`measure`'s dict, or ``{"status": "crashed" | "timeout" | "error",
     "error": "..."}`` when the model crashes the runtime, hangs, or cannot be loaded.
+
+    Example:
+        >>> benchmark("model_int8.tflite", threads=2, min_time=5.0)["status"]  # doctest: +SKIP
+        'ok'
+        >>> benchmark("truncated.tflite")["status"]  # doctest: +SKIP
+        'error'
     """
+
+    def failed(status: str, error: str) -> dict:
+        return {
+            "status": status,
+            "kind": "bench",
+            "model": str(model_path),
+            "threads": int(threads),
+            "error": error,
+            **machine_info(),
+        }
+
     try:
         check_model_file(model_path)
-    except ValueError as exc:
-        return {"status": "error", "model": str(model_path), "error": str(exc)}
+    except ModelLoadError as exc:
+        return failed("error", str(exc))
     args = {
         "model_path": str(model_path),
         "threads": threads,
@@ -185,11 +292,7 @@ def benchmark(
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {
-            "status": "timeout",
-            "model": str(model_path),
-            "error": f"no result within {timeout:g} s (the runtime hung or the model is too slow)",
-        }
+        return failed("timeout", f"no result within {timeout:g} s (the runtime hung or the model is too slow)")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode == 0 and lines:
         return json.loads(lines[-1])
@@ -197,13 +300,41 @@ def benchmark(
         import signal
 
         sig = signal.Signals(-proc.returncode).name
-        return {
-            "status": "crashed",
-            "model": str(model_path),
-            "error": f"the runtime crashed ({sig}) running this model",
-        }
+        return failed("crashed", f"the runtime crashed ({sig}) running this model")
     tail = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-    return {"status": "error", "model": str(model_path), "error": tail}
+    return failed("error", tail)
+
+
+def benchmark_threads(model_path, threads=(1,), progress=None, **kwargs) -> list:
+    """:func:`benchmark` once per thread count; ``progress(i, n, threads)`` is called before each.
+
+    Example:
+        >>> [r["median_ms"] for r in benchmark_threads("m.tflite", threads=[1, 2], runs=50)]  # doctest: +SKIP
+        [1.21, 0.74]
+    """
+    threads = list(threads)
+    results = []
+    for i, n in enumerate(threads):
+        if progress:
+            progress(i, len(threads), n)
+        results.append(benchmark(model_path, threads=n, **kwargs))
+    return results
+
+
+def _load_failure_hint(model_path, runtime: str) -> str:
+    """When an old runtime refuses a model, say which op versions it lacks."""
+    from edgecnn.device.compat import compatibility, describe
+    from edgecnn.device.runtime import RuntimeUnavailable, resolve_runtime
+
+    try:
+        name = resolve_runtime(runtime)
+        version = available_runtimes().get(name)
+        if name == "litert" or not version:
+            return ""
+        rep = compatibility(model_path, version)
+    except (RuntimeUnavailable, ValueError, OSError):
+        return ""
+    return f" ({name} {version}: {describe(rep)})" if rep["compatible"] is False else ""
 
 
 def _child(argv) -> int:
@@ -211,7 +342,9 @@ def _child(argv) -> int:
     try:
         result = measure(**args)
     except Exception as exc:  # reported to the parent as one line
-        print(f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
+        message = f"{exc.__class__.__name__}: {exc}"
+        hint = _load_failure_hint(args.get("model_path"), args.get("runtime", "auto"))
+        print(f"{message}{hint}".replace("\n", " "), file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0
@@ -221,4 +354,14 @@ if __name__ == "__main__":
     sys.exit(_child(sys.argv[1:]))
 
 
-__all__ = ["available_runtimes", "benchmark", "cpu_name", "machine_info", "measure", "random_input"]
+__all__ = [
+    "available_runtimes",
+    "benchmark",
+    "benchmark_threads",
+    "cpu_name",
+    "device_name",
+    "load_input",
+    "machine_info",
+    "measure",
+    "random_input",
+]

@@ -13,7 +13,12 @@ from edgecnn.device.runtime import load_interpreter
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Float input -> the tensor's dtype (int8/uint8 via its scale and zero point)."""
+    """Float input -> the tensor's dtype (int8/uint8 via its scale and zero point).
+
+    Example:
+        >>> quantize_input(np.array([0.5]), {"dtype": np.int8, "quantization": (0.5, -1)})
+        array([0], dtype=int8)
+    """
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.floating):
         return x.astype(dtype)
@@ -23,7 +28,12 @@ def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
-    """The output tensor as float (dequantized when it is an integer tensor)."""
+    """The output tensor as float (dequantized when it is an integer tensor).
+
+    Example:
+        >>> dequantize_output(np.array([3], np.int8), {"quantization": (0.25, -1)})
+        array([1.], dtype=float32)
+    """
     if np.issubdtype(y.dtype, np.floating):
         return y.astype(np.float32)
     scale, zero = detail["quantization"]
@@ -35,6 +45,11 @@ def predict(interpreter, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
 
     The batch dimension is resized to ``batch_size`` when the model allows it, else
     images go one at a time.
+
+    Example:
+        >>> it, _, _ = load_interpreter("model_int8.tflite")  # doctest: +SKIP
+        >>> predict(it, x_float).argmax(-1)[:3]            # doctest: +SKIP
+        array([3, 1, 4])
     """
     inp = interpreter.get_input_details()[0]
     out_index = interpreter.get_output_details()[0]["index"]
@@ -61,9 +76,14 @@ def predict(interpreter, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
 
 
 def classification_metrics(scores: np.ndarray, y: np.ndarray, num_classes: int | None = None) -> dict:
-    """Top-1 (and top-5 with more than 5 classes) accuracy and the confusion matrix."""
+    """Top-1 (and top-5 with more than 5 classes) accuracy and the confusion matrix.
+
+    Example:
+        >>> classification_metrics(np.eye(3), np.array([0, 1, 1]))["accuracy"]
+        0.6666666666666666
+    """
     y = np.asarray(y).astype(np.int64)
-    num_classes = int(num_classes or scores.shape[-1])
+    num_classes = int(num_classes or max(scores.shape[-1], int(y.max(initial=-1)) + 1))
     pred = scores.argmax(axis=-1)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (y, pred), 1)
@@ -89,3 +109,52 @@ def evaluate_tflite(
     metrics = classification_metrics(scores, y)
     metrics.update(runtime=name, runtime_version=version)
     return metrics
+
+
+def load_labelled(source, image_size, channels: int) -> tuple:
+    """Labelled ``uint8`` images from an image folder or an ``.npz``, sized for the model.
+
+    A folder has one subfolder per class (or a ``test/`` subfolder laid out that way,
+    which is then used); an ``.npz`` holds ``x``/``y`` (or ``x_test``/``y_test``) and
+    optionally ``class_names``. Returns ``(images, labels, class_names)``. numpy and
+    Pillow only, so it runs on the device; raises ``ValueError`` naming what is wrong.
+
+    Example:
+        >>> x, y, names = load_labelled("photos/", (96, 96), 3)  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from edgecnn.device.preprocess import list_image_folder, load_image, resize_batch
+
+    path = Path(source)
+    if path.is_dir():
+        if (path / "test").is_dir():
+            path = path / "test"
+        files, labels, classes = list_image_folder(path)
+        x = np.stack([load_image(f, image_size, channels) for f in files])
+        return x, np.asarray(labels, dtype=np.int64), classes
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise ValueError(f"data file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read {path}: {exc}") from None
+        for xk, yk in (("x_test", "y_test"), ("x", "y")):
+            if xk in arrays and yk in arrays:
+                x, y = arrays[xk], arrays[yk]
+                break
+        else:
+            have = ", ".join(arrays) or "none"
+            raise ValueError(f"{path} needs arrays x and y (or x_test and y_test); it has {have}")
+        if len(x) != len(y):
+            raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
+        if np.issubdtype(x.dtype, np.floating):
+            x = np.clip(np.round(x * 255.0 if x.max(initial=0) <= 1.0 else x), 0, 255)
+        x = resize_batch(x.astype(np.uint8), image_size, channels)
+        y = y.astype(np.int64).reshape(-1)
+        n = int(y.max(initial=-1)) + 1
+        names = [str(c) for c in arrays["class_names"]] if "class_names" in arrays else [str(i) for i in range(n)]
+        return x, y, names
+    raise ValueError(f"data {source!r} is neither an image folder nor an .npz file")

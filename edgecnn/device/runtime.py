@@ -52,13 +52,21 @@ def available_runtimes() -> dict:
 
 def _interpreter_class(runtime: str):
     if runtime == "tensorflow":
-        import edgecnn._tf  # noqa: F401  (quiet TensorFlow import)
+        # ``tensorflow.lite`` the module is not ``tf.lite`` the API namespace (no Interpreter there).
+        from edgecnn._tf import tf
+
+        return tf.lite.Interpreter
     module = importlib.import_module(_MODULES[runtime][0])
     return module.Interpreter
 
 
 def resolve_runtime(runtime: str = "auto") -> str:
-    """The runtime name that ``runtime`` (``auto`` or a name) resolves to on this machine."""
+    """The runtime name that ``runtime`` (``auto`` or a name) resolves to on this machine.
+
+    Example:
+        >>> resolve_runtime("auto")  # doctest: +SKIP
+        'litert'
+    """
     installed = available_runtimes()
     if runtime == "auto":
         for name in RUNTIMES:
@@ -68,13 +76,24 @@ def resolve_runtime(runtime: str = "auto") -> str:
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
     if runtime not in installed:
-        have = ", ".join(installed) or "none"
-        raise RuntimeUnavailable(f"runtime {runtime!r} is not installed (installed: {have})")
+        have = ", ".join(f"{k} {v}" for k, v in installed.items()) or "none"
+        raise RuntimeUnavailable(
+            f"runtime {runtime!r} is not installed (installed: {have}); "
+            f"pip install {_MODULES[runtime][1]}, or choose --runtime auto"
+        )
     return runtime
 
 
 def check_model_file(path) -> bytes:
-    """Read a ``.tflite`` file and check its header, raising :class:`ModelLoadError`."""
+    """Read a ``.tflite`` file and check its structure (header, tables, buffers), raising
+    :class:`ModelLoadError` for a missing, empty, truncated or corrupt file.
+
+    Example:
+        >>> check_model_file("missing.tflite")
+        Traceback (most recent call last):
+        ...
+        edgecnn.device.runtime.ModelLoadError: model file missing.tflite does not exist
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
@@ -83,6 +102,12 @@ def check_model_file(path) -> bytes:
         raise ModelLoadError(f"{path} is {len(data)} bytes, too small to be a TFLite model")
     if data[4:8] != b"TFL3":
         raise ModelLoadError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
+    from edgecnn.device.flatbuffer import FlatbufferError, read_model
+
+    try:
+        read_model(data)
+    except FlatbufferError as exc:
+        raise ModelLoadError(f"{path} is not a valid TFLite model: {exc}") from None
     return data
 
 

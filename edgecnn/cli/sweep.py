@@ -1,0 +1,86 @@
+"""``edgecnn sweep``: a grid of models x widths x resolutions x precisions, each measured."""
+
+from __future__ import annotations
+
+import click
+
+from edgecnn.cli import main
+
+
+def _split(text, cast, what):
+    from edgecnn.errors import UserError
+
+    if text is None:
+        return None
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    try:
+        return [None if t == "default" else cast(t) for t in items]
+    except ValueError:
+        raise UserError(f"--{what} takes a comma-separated list, got {text!r}") from None
+
+
+@main.command()
+@click.option("--models", required=True, help="Comma-separated model names (e.g. mobilenet,lenet5).")
+@click.option("--alphas", default=None, help="Width multipliers, e.g. 0.25,0.5,1.0 (default: each model's).")
+@click.option("--sizes", default=None, help="Input resolutions, e.g. 96,128 (default: per data).")
+@click.option(
+    "--precisions",
+    default="float32,int8",
+    show_default=True,
+    help="Any of float32, float16, dynamic, int8 (post-training), qat (int8 quantization-aware training).",
+)
+@click.option("--sparsity", "sparsities", default=None, help="Pruning sparsities, e.g. 0.5,0.75 (0 = dense).")
+@click.option("--data", default=None, help="'digits', an image folder or an .npz file.")
+@click.option("--epochs", type=click.IntRange(0), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=None)
+@click.option("--train-fraction", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Benchmark threads (default 1).")
+@click.option("--runs", type=click.IntRange(1), default=None, help="Timed runs per benchmark.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True)
+@click.option("--stop-on-error", is_flag=True, help="Stop at the first failing run instead of going on.")
+def sweep(
+    models,
+    alphas,
+    sizes,
+    precisions,
+    sparsities,
+    data,
+    epochs,
+    batch_size,
+    train_fraction,
+    seed,
+    threads,
+    runs,
+    out,
+    stop_on_error,
+):
+    """Train (or reuse), convert, evaluate and benchmark every point of a grid.
+
+    \b
+    Runs already done are skipped when the command is run again; an interrupted run
+    resumes. Writes OUT/report.{md,csv,json} and OUT/pareto.png.
+    Example:
+      edgecnn sweep --models mobilenet --alphas 0.25,0.5,0.75,1.0 --sizes 128 \\
+                    --precisions float32,int8 --epochs 3 --out runs/sweep-mobilenet
+    """
+    from edgecnn.sweep import SweepSpec, run_sweep
+
+    def clean(d):
+        return {k: v for k, v in d.items() if v is not None}
+
+    base = {
+        "data": clean({"source": data, "train_fraction": train_fraction, "seed": seed}),
+        "train": clean({"epochs": epochs, "batch_size": batch_size, "seed": seed}),
+        "bench": clean({"threads": threads, "runs": runs}),
+    }
+    spec = SweepSpec(
+        models=_split(models, str, "models"),
+        alphas=_split(alphas, float, "alphas") or [None],
+        sizes=_split(sizes, int, "sizes") or [None],
+        precisions=_split(precisions, str, "precisions"),
+        sparsities=_split(sparsities, float, "sparsity") or [0.0],
+        base={k: v for k, v in base.items() if v},
+        out=out,
+    )
+    run_sweep(spec, echo=click.echo, stop_on_error=stop_on_error)

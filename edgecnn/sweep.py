@@ -1,0 +1,256 @@
+"""Sweeps: architectures x width x resolution x precision (x sparsity), each measured.
+
+Every (model, alpha, image size, sparsity) point of the grid is one run of
+:func:`edgecnn.pipeline.optimize` with its own :class:`~edgecnn.config.RunConfig` and run
+folder under the sweep's folder; the precisions are the ``.tflite`` files that one run
+exports (float32, float16, dynamic, int8 post-training) plus int8 from
+quantization-aware training (``qat``, config section ``qat.enabled``) and magnitude
+pruning (``prune.sparsity``). A run whose ``metrics.json`` already holds the same
+resolved settings is skipped, a run interrupted mid-way resumes from its stored stages
+(the pipeline caches training by key), and the sparse points start from the dense
+point's trained weights. At the end the rows of every run go into one table and an
+accuracy-vs-latency plot with the Pareto front (:func:`edgecnn.report.write_report`).
+
+Example:
+    >>> spec = SweepSpec(models=["mobilenet"], alphas=[0.25, 0.5], sizes=[128],
+    ...                  precisions=["float32", "int8"], out="runs/sweep")
+    >>> len(plan(spec))
+    2
+    >>> result = run_sweep(spec)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgecnn.errors import UserError
+
+PRECISIONS = ("float32", "float16", "dynamic", "int8", "qat")
+
+
+@dataclass
+class SweepSpec:
+    """The grid. ``None`` in ``alphas``/``sizes`` means the model's default; a sparsity of
+    0 is the dense model. ``base`` holds further RunConfig settings as nested dicts
+    (``{"train": {"epochs": 5}, "data": {"source": "digits"}}``)."""
+
+    models: list
+    alphas: list = field(default_factory=lambda: [None])
+    sizes: list = field(default_factory=lambda: [None])
+    precisions: list = field(default_factory=lambda: ["float32", "int8"])
+    sparsities: list = field(default_factory=lambda: [0.0])
+    base: dict = field(default_factory=dict)
+    out: str = "runs/sweep"
+
+
+@dataclass
+class Point:
+    """One run of the pipeline in the sweep: its settings, folder and variants."""
+
+    model: str
+    alpha: float | None
+    size: int | None
+    sparsity: float
+    precisions: list
+    config: dict
+    out: Path
+
+    @property
+    def name(self) -> str:
+        return self.out.name
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _point_name(model, alpha, size, sparsity) -> str:
+    parts = [model, "adefault" if alpha is None else f"a{alpha:.2f}", "default" if size is None else f"{size}px"]
+    if sparsity:
+        parts.append(f"sp{sparsity:g}")
+    return "-".join(parts)
+
+
+def check_spec(spec: SweepSpec) -> None:
+    """Reject an empty grid or unknown precision/model with one :class:`UserError` line.
+
+    Example:
+        >>> check_spec(SweepSpec(models=["mobilenet"], precisions=["int4"]))  # doctest: +SKIP
+        Traceback (most recent call last):
+        edgecnn.errors.UserError: unknown precision 'int4' ...
+    """
+    from edgecnn.errors import suggest
+    from edgecnn.models import list_models
+
+    if not spec.models:
+        raise UserError("the sweep needs at least one model (--models mobilenet,...)")
+    known = list_models()
+    for m in spec.models:
+        if m not in known:
+            raise UserError(f"unknown model {m!r}{suggest(m, known)}; run 'edgecnn list' to see every model")
+    for p in spec.precisions:
+        if p not in PRECISIONS:
+            raise UserError(f"unknown precision {p!r}{suggest(p, PRECISIONS)}; choose from {', '.join(PRECISIONS)}")
+    if not spec.precisions:
+        raise UserError("the sweep needs at least one precision (--precisions float32,int8)")
+    for s in spec.sparsities:
+        if not 0.0 <= float(s) < 1.0:
+            raise UserError(f"sparsity must be in [0, 1), got {s}")
+
+
+def plan(spec: SweepSpec) -> list:
+    """The runs of the grid, each a :class:`Point` with a validated RunConfig dict.
+
+    Raises :class:`UserError` when the grid asks for QAT or sparsity and this edgecnn's
+    RunConfig has no ``qat``/``prune`` section (the compression stages are not installed).
+
+    Example:
+        >>> [p.name for p in plan(SweepSpec(models=["mobilenet"], alphas=[0.5], sizes=[64]))]
+        ['mobilenet-a0.50-64px']
+    """
+    from edgecnn.config import RunConfig
+
+    check_spec(spec)
+    points = []
+    ptq = [p for p in spec.precisions if p in ("float16", "dynamic", "int8")]
+    for model in spec.models:
+        for alpha in spec.alphas:
+            for size in spec.sizes:
+                for sparsity in spec.sparsities:
+                    sparsity = float(sparsity)
+                    out = Path(spec.out) / _point_name(model, alpha, size, sparsity)
+                    extra = {
+                        "model": {"name": model, **({"alpha": float(alpha)} if alpha is not None else {})},
+                        "data": {"image_size": int(size)} if size is not None else {},
+                        "convert": {"int8": "int8" in ptq, "fp16": "float16" in ptq, "dynamic": "dynamic" in ptq},
+                        "out": str(out),
+                    }
+                    if "qat" in spec.precisions:
+                        extra["qat"] = {"enabled": True}
+                    if sparsity:
+                        extra["prune"] = {"sparsity": sparsity}
+                    config = _merge(spec.base, extra)
+                    _check_sections(config)
+                    RunConfig.from_dict(config)  # every key checked before any training starts
+                    points.append(Point(model, alpha, size, sparsity, list(spec.precisions), config, out))
+    return points
+
+
+def _check_sections(config: dict) -> None:
+    from edgecnn.config import RunConfig
+
+    fields = set(RunConfig.__dataclass_fields__)
+    for section, what in (("qat", "int8 QAT (precision 'qat')"), ("prune", "sparsity")):
+        if section in config and section not in fields:
+            raise UserError(
+                f"{what} needs the compression stages (config section '{section}'), which this edgecnn does not "
+                f"have yet; leave it out of the sweep"
+            )
+
+
+def _done(point: Point, resolved: dict) -> bool:
+    try:
+        metrics = json.loads((point.out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return metrics.get("config") == resolved and bool(metrics.get("rows"))
+
+
+def _prime_training(point: Point, siblings: list) -> None:
+    """Copy a dense sibling's ``train/`` stage so a sparse point reuses its trained weights.
+
+    The pipeline still checks the stage key, so weights are only reused when the model,
+    data and training settings are the same.
+    """
+    if (point.out / "train" / "stage.json").exists():
+        return
+    for other in siblings:
+        src = other.out / "train"
+        if other is not point and (src / "stage.json").exists() and (src / "model.weights.h5").exists():
+            point.out.mkdir(parents=True, exist_ok=True)
+            tmp = point.out / ".train.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp)
+            tmp.rename(point.out / "train")
+            return
+
+
+def run_sweep(spec: SweepSpec, echo: Callable = print, stop_on_error: bool = False) -> dict:
+    """Run (or resume) the whole grid, then write the combined table and plot.
+
+    Returns ``{"points": [{"name", "status", "seconds", "error"?}], "rows": [...],
+    "paths": {...}}``. A run that fails is recorded and the sweep goes on (unless
+    ``stop_on_error``); a user mistake in the settings stops it before any training.
+
+    Example:
+        >>> run_sweep(SweepSpec(models=["mobilenet"], alphas=[0.25, 0.5], sizes=[96]))  # doctest: +SKIP
+    """
+    from edgecnn._io import write_json
+    from edgecnn.config import RunConfig, resolve
+    from edgecnn.models import model_info
+    from edgecnn.pipeline import optimize
+    from edgecnn.report import REPORT_COLUMNS, format_table, load_results, write_report
+
+    points = plan(spec)
+    root = Path(spec.out)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "sweep.json", {"spec": spec.__dict__, "points": [p.name for p in points]})
+    n_variants = sum(len(p.precisions) for p in points)
+    echo(f"sweep: {len(points)} run(s), {n_variants} variant(s) -> {root}")
+    status, started, done_variants = [], time.time(), 0
+    for i, point in enumerate(points, start=1):
+        resolved = resolve(RunConfig.from_dict(point.config), model_info(point.model)).to_dict()
+        head = (
+            f"[{i}/{len(points)} runs, {done_variants}/{n_variants} variants, "
+            f"{time.time() - started:.0f} s] {point.name}: {', '.join(point.precisions)}"
+        )
+        if _done(point, resolved):
+            echo(f"{head}: already done, skipped")
+            status.append({"name": point.name, "status": "skipped"})
+            done_variants += len(point.precisions)
+            continue
+        echo(head)
+        _prime_training(
+            point,
+            [
+                p
+                for p in points
+                if p.model == point.model and p.alpha == point.alpha and p.size == point.size and not p.sparsity
+            ],
+        )
+        t0 = time.time()
+        try:
+            optimize(RunConfig.from_dict(point.config), echo=lambda msg: echo(f"    {msg}") if msg else None)
+            status.append({"name": point.name, "status": "ok", "seconds": time.time() - t0})
+        except UserError:
+            raise
+        except Exception as exc:  # one failing run must not lose the rest of the sweep
+            if stop_on_error:
+                raise
+            msg = str(exc).strip().splitlines()
+            echo(f"    FAILED: {exc.__class__.__name__}: {msg[-1] if msg else ''}")
+            status.append({"name": point.name, "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"})
+        done_variants += len(point.precisions)
+        elapsed = time.time() - started
+        left = elapsed / done_variants * (n_variants - done_variants) if done_variants else 0
+        echo(f"    {done_variants}/{n_variants} variants done, {elapsed:.0f} s so far, about {left:.0f} s left")
+    finished = [p.out for p in points if (p.out / "metrics.json").exists()]
+    rows = load_results(finished) if finished else []
+    paths = write_report(rows, root, title=f"sweep: {', '.join(spec.models)}") if rows else {}
+    write_json(root / "sweep.json", {"spec": spec.__dict__, "points": status, "seconds": time.time() - started})
+    if rows:
+        echo("")
+        echo(format_table(rows, REPORT_COLUMNS))
+        echo(f"\ntable: {paths.get('markdown')}  plot: {paths.get('plot')}")
+    return {"points": status, "rows": rows, "paths": paths}
