@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -47,6 +48,23 @@ class Context:
     echo: Callable
     entry: object
     steps: list = field(default_factory=list)
+    strategy: object = None
+
+    def scope(self):
+        """The ``tf.distribute`` scope every model-producing stage builds, wraps, compiles and fits in.
+
+        Example:
+            >>> with ctx.scope():            # doctest: +SKIP
+            ...     model = ctx.build_model()
+        """
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run folder, converts and benchmarks."""
+        from edgecnn.distribute import is_chief
+
+        return self.strategy is None or is_chief(self.strategy)
 
     def build_model(self, alpha: float | None = None, name: str | None = None, **overrides):
         """Build the configured architecture (or ``name``/``alpha`` variants of it) for this data."""
@@ -85,6 +103,17 @@ class StageStore:
         self.weights = self.dir / "model.weights.h5"
 
     def load(self) -> dict | None:
+        """The stored stage's metadata if its key matches, else ``None``.
+
+        Under ``multiworker`` it is ``None`` unless every worker found the stage: they must
+        all take the same branch (reuse or train), or synchronous training would hang.
+        """
+        from edgecnn.distribute import all_agree
+
+        meta = self._read()
+        return meta if all_agree(meta is not None) else None
+
+    def _read(self) -> dict | None:
         try:
             meta = json.loads(self.meta_path.read_text())
         except (OSError, ValueError):
@@ -95,18 +124,23 @@ class StageStore:
 
     def save(self, model, meta: dict, full_model: bool = True):
         from edgecnn._io import atomic_path
+        from edgecnn.distribute import weights_digest, write_dir
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.weights) as tmp:
-            model.save_weights(tmp)
-        if full_model:
-            try:
-                with atomic_path(self.dir / "model.keras") as tmp:
-                    model.save(tmp)
-            except Exception as exc:  # a model tfmot wrapped may not serialize whole
-                meta["model_file_error"] = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        meta = {"key": self.key, **meta, "weights_sha256": sha256_file(self.weights)}
-        write_json(self.meta_path, meta)
+        # Every worker saves (the same code path everywhere); only the chief's files stay.
+        with write_dir(self.dir) as folder:
+            folder.mkdir(parents=True, exist_ok=True)
+            weights = folder / self.weights.name
+            with atomic_path(weights) as tmp:
+                model.save_weights(tmp)
+            if full_model:
+                try:
+                    with atomic_path(folder / "model.keras") as tmp:
+                        model.save(tmp)
+                except Exception as exc:  # a model tfmot wrapped may not serialize whole
+                    meta["model_file_error"] = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            meta = {"key": self.key, **meta, "weights_sha256": sha256_file(weights)}
+            meta["weights_digest"] = weights_digest(model)
+            write_json(folder / self.meta_path.name, meta)
         return meta
 
 
@@ -255,8 +289,30 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
     ``config.json`` (resolved settings), ``preprocess.json`` (how to prepare images on the
     device), ``train/`` (weights, ``model.keras``), one ``.tflite`` per variant,
     ``metrics.json``, ``report.md`` and ``table.{md,csv,json}``.
+
+    With ``train.strategy`` ``multiworker`` every worker runs this with the same config;
+    the model-producing stages run in the strategy's scope on all of them, then only the
+    chief converts, evaluates, benchmarks and writes; the workers wait for it to finish.
     """
+    from edgecnn.distribute import barrier, collective_errors, get_strategy
+    from edgecnn.models import model_info
+
+    # First thing: MultiWorkerMirroredStrategy must start before TensorFlow runs an operation.
+    strategy = get_strategy(resolve(config, model_info(config.model.name)).train.strategy)
+    trained = []
+    try:
+        return _optimize(config, echo, strategy, trained)
+    finally:
+        if trained:  # every worker got through training: release them together once the chief is done
+            try:
+                barrier(strategy)
+            except collective_errors():
+                pass  # a worker already gone: the chief's outputs are complete anyway
+
+
+def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dict:
     from edgecnn.data import load_dataset
+    from edgecnn.distribute import describe, is_chief, weights_digest
     from edgecnn.models import batch_norm_defaults, model_info
     from edgecnn.train import evaluate_keras
 
@@ -277,21 +333,32 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
         train_fraction=cfg.data.train_fraction,
     )
     echo(f"      {data.summary()}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.to_dict())
-    write_json(out / "preprocess.json", data.preprocess)
-    ctx = Context(cfg=cfg, data=data, out=out, echo=echo, entry=entry)
+    dist = describe(strategy)
+    if dist["workers"] > 1 or dist["strategy"] != "default":
+        role = "the chief: writes the run folder" if dist["chief"] else "not the chief: writes nothing"
+        echo(f"      strategy {dist['strategy']}: {dist['workers']} worker(s), {dist['replicas']} replica(s); {role}")
+    if is_chief(strategy):
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+        write_json(out / "preprocess.json", data.preprocess)
+    ctx = Context(cfg=cfg, data=data, out=out, echo=echo, entry=entry, strategy=strategy)
 
     rows, stages = [], {}
     with batch_norm_defaults():
-        echo(f"[2/{stages_total}] train: {entry.name} alpha {cfg.model.alpha} at {cfg.data.image_size}px")
-        result = train_stage(ctx)
-        results = [result]
-        for i, stage in enumerate(MODEL_STAGES, start=3):
-            echo(f"[{i}/{stages_total}] {stage.__name__.replace('_stage', '')}")
-            result = stage(ctx, result)
-            if result is not None:
-                results.append(result)
+        with ctx.scope():  # build, tfmot wrapping, compile and fit of every stage are distributed
+            echo(f"[2/{stages_total}] train: {entry.name} alpha {cfg.model.alpha} at {cfg.data.image_size}px")
+            result = train_stage(ctx)
+            results = [result]
+            for i, stage in enumerate(MODEL_STAGES, start=3):
+                echo(f"[{i}/{stages_total}] {stage.__name__.replace('_stage', '')}")
+                result = stage(ctx, result)
+                if result is not None:
+                    results.append(result)
+        trained.append(True)
+        dist["weights_digest"] = {res.name: weights_digest(res.model) for res in results}
+        if not ctx.is_chief:
+            echo(f"worker done: weights {json.dumps(dist['weights_digest'])}; the chief converts and benchmarks")
+            return {"model": cfg.model.name, "run_dir": str(out), "rows": [], "distribute": dist}
         echo(f"[{stages_total}/{stages_total}] export: convert, evaluate and benchmark each .tflite")
         for res in results:
             keras_acc = evaluate_keras(res.model, data)
@@ -307,6 +374,7 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
         "versions": _versions(),
         "seconds": time.time() - started,
         "config": cfg.to_dict(),
+        "distribute": dist,
     }
     write_json(out / "metrics.json", metrics)
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
