@@ -340,7 +340,10 @@ class WorkerLost(UserError):
 
 def lost_worker_error(exc, backup_dir=None) -> WorkerLost:
     """The one-line message for a collective operation that failed because a peer went away."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    telling = ("unhealthy", "heartbeat", "is down", "aborted", "unavailable", "deadline", "connect")
+    first = next((line for line in lines if any(t in line.lower() for t in telling)), lines[0] if lines else "")
+    first = first or type(exc).__name__
     where = f" (checkpoint in {backup_dir})" if backup_dir else ""
     return WorkerLost(
         f"lost contact with another worker ({first[:200]}); restart every worker with the same command: "

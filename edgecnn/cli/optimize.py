@@ -27,6 +27,7 @@ def config_from_flags(model: str, flags: dict):
             "seed": flags.get("seed"),
             "augment": flags.get("augment"),
             "tensorboard": flags.get("tensorboard") or None,
+            "strategy": flags.get("strategy"),
         },
         "convert": {
             "int8": flags.get("int8") or None,
@@ -47,6 +48,19 @@ def config_from_flags(model: str, flags: dict):
         if v is not None
     }
     return RunConfig.from_dict(clean)
+
+
+def strategy_option():
+    """The ``--strategy`` flag (``optimize``, ``sweep``): which ``tf.distribute`` strategy trains."""
+    from edgecnn.distribute import STRATEGIES
+
+    return click.option(
+        "--strategy",
+        type=click.Choice(STRATEGIES),
+        default=None,
+        help="tf.distribute strategy: auto (mirrored with several GPUs, else default), default, mirrored "
+        "(every local GPU), multiworker (machines listed in TF_CONFIG; run the same command on each).",
+    )
 
 
 def optimize_options(f):
@@ -87,6 +101,7 @@ def optimize_options(f):
         click.option("--runtime", type=click.Choice(["auto", "litert", "tflite_runtime", "tensorflow"]), default=None),
         click.option("--no-bench", is_flag=True, help="Skip latency measurement."),
         click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run folder."),
+        strategy_option(),
         click.option(
             "--out",
             type=click.Path(file_okay=False),
