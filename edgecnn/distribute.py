@@ -320,6 +320,32 @@ def write_dir(path, strategy=None):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def local_copy(model):
+    """A copy of a ``multiworker`` model that lives on this process alone (other models: unchanged).
+
+    Reading a model trained under ``MultiWorkerMirroredStrategy`` can be a collective
+    operation (variables synchronized on read, such as BatchNorm statistics or tfmot's
+    quantization ranges, are all-reduced when read), so the chief could not convert or
+    evaluate it alone. Every worker calls this, outside the strategy's scope, after the
+    last training stage; then the chief works on its copy while the others stop.
+
+    Example:
+        >>> plain = local_copy(model)  # doctest: +SKIP
+    """
+    strategy = getattr(model, "_distribution_strategy", None)
+    if strategy is None or not is_multi_worker(strategy):
+        return model
+    from edgecnn._tf import keras, tfmot
+    from edgecnn.optimize.qat import custom_objects
+
+    weights = model.get_weights()  # on every worker, in the same order: the collective reads
+    api = tfmot()
+    with api.sparsity.keras.prune_scope(), api.quantization.keras.quantize_scope(custom_objects()):
+        copy = keras.models.clone_model(model)
+    copy.set_weights(weights)
+    return copy
+
+
 def weights_digest(model) -> str:
     """A short hash of a model's weight values (to check that workers agree).
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -312,7 +313,7 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
 
 def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dict:
     from edgecnn.data import load_dataset
-    from edgecnn.distribute import describe, is_chief, weights_digest
+    from edgecnn.distribute import describe, is_chief, local_copy, weights_digest
     from edgecnn.models import batch_norm_defaults, model_info
     from edgecnn.train import evaluate_keras
 
@@ -355,6 +356,7 @@ def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dic
                 if result is not None:
                     results.append(result)
         trained.append(True)
+        results = [dataclasses.replace(res, model=local_copy(res.model)) for res in results]
         dist["weights_digest"] = {res.name: weights_digest(res.model) for res in results}
         if not ctx.is_chief:
             echo(f"worker done: weights {json.dumps(dist['weights_digest'])}; the chief converts and benchmarks")
