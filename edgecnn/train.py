@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,8 +280,9 @@ def fit(
         raise
     if best and best.weights is not None:
         model.set_weights(best.weights)
-    if chief and backup is not None and backup.is_dir() and not any(backup.iterdir()):
-        backup.rmdir()
+    distribute.barrier(strategy)  # every worker's BackupAndRestore has cleaned up its own folder
+    if chief and backup is not None and backup.is_dir() and not any(p.is_file() for p in backup.rglob("*")):
+        shutil.rmtree(backup, ignore_errors=True)  # only empty folders are left: the run succeeded
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return {
         "history": hist,
