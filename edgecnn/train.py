@@ -321,9 +321,10 @@ def _sparse_ce(num_classes: int, label_smoothing: float):
 def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> float:
     """Top-1 accuracy of a Keras model (first output) on a split, in inference mode.
 
-    A model trained with ``multiworker`` is called directly, batch by batch, on this
-    process alone (``predict`` would wait for the other workers), so the chief can
-    evaluate after the workers have finished.
+    A model built under ``multiworker`` is called directly, batch by batch, so that each
+    worker scores the whole split (``predict`` would split it between the workers). Call
+    it on every worker together (reading BatchNorm statistics is then a collective), or on
+    the chief alone with :func:`edgecnn.distribute.local_copy` of the model.
 
     Example:
         >>> evaluate_keras(model, data, "test")  # doctest: +SKIP
