@@ -12,6 +12,7 @@ from edgecnn.models._registry import ModelEntry, create_model, list_models, mode
 
 # Family files: importing one registers its models.
 from edgecnn.models import mobilenet  # noqa: F401,E402  isort: skip
+from edgecnn.models import alexnet, densenet, googlenet, lenet, mlp, resnet, vgg  # noqa: F401,E402  isort: skip
 
 __all__ = [
     "ModelEntry",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 
-from edgecnn._tf import keras
+from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
 
 layers = keras.layers
@@ -50,9 +50,80 @@ def batch_norm_defaults(momentum: float | None = None, epsilon: float | None = N
         _BN.update(saved)
 
 
-def batch_norm(name: str | None = None, axis: int = -1):
-    """A ``BatchNormalization`` with the zoo's defaults (momentum 0.9, epsilon 1e-3)."""
-    return layers.BatchNormalization(axis=axis, momentum=_BN["momentum"], epsilon=_BN["epsilon"], name=name)
+def output_quantize_config():
+    """tfmot's QuantizeConfig that fake-quantizes a layer's output only (no weights).
+
+    For layers tfmot's default 8-bit registry does not know; it is already in
+    ``quantize_scope``, so QAT models holding it clone and reload. tfmot is imported here,
+    on first use, not when the zoo is imported.
+    """
+    from edgecnn._tf import tfmot
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (
+        Default8BitOutputQuantizeConfig,
+    )
+
+    return Default8BitOutputQuantizeConfig()
+
+
+@custom_object
+class StandaloneBatchNorm(layers.BatchNormalization):
+    """A BatchNormalization that follows no convolution (pre-activation networks, DenseNet).
+
+    tfmot folds BatchNorm only after a Conv2D/Dense and refuses a standalone one
+    ("Layer ... is not supported"); this subclass quantizes its output instead
+    (:func:`output_quantize_config`), and TFLite runs it as an int8 MUL (+ ADD).
+    """
+
+    def quantize_config(self):
+        return output_quantize_config()
+
+
+def batch_norm(name: str | None = None, axis: int = -1, *, scale: bool = True, standalone: bool = False):
+    """A ``BatchNormalization`` with the zoo's defaults (momentum 0.9, epsilon 1e-3).
+
+    ``scale=False`` drops gamma (fine before a ReLU, whose next layer absorbs the scale;
+    Keras' Inception v3 does the same). ``standalone=True`` gives a
+    :class:`StandaloneBatchNorm`, for a BatchNorm that does not follow a convolution.
+    """
+    cls = StandaloneBatchNorm if standalone else layers.BatchNormalization
+    return cls(axis=axis, momentum=_BN["momentum"], epsilon=_BN["epsilon"], scale=scale, name=name)
+
+
+@custom_object
+class LocalResponseNormalization(layers.Layer):
+    """Local Response Normalization across channels (Krizhevsky 2012, section 3.3).
+
+    ``b = a / (k + alpha * sum(a^2 over depth_radius channels either side)) ** beta``;
+    the paper's values are the defaults (n=5 channels, k=2, alpha=1e-4, beta=0.75).
+    No weights: pruning leaves it alone (``get_prunable_weights`` is empty) and QAT
+    quantizes its output. TFLite has a float LOCAL_RESPONSE_NORMALIZATION kernel only, so an
+    int8 model dequantizes around it and XNNPACK does not run it.
+    """
+
+    def __init__(self, depth_radius: int = 2, bias: float = 2.0, alpha: float = 1e-4, beta: float = 0.75, **kwargs):
+        super().__init__(**kwargs)
+        self.depth_radius, self.bias, self.alpha, self.beta = int(depth_radius), float(bias), float(alpha), float(beta)
+
+    def call(self, inputs):
+        return tf.nn.local_response_normalization(
+            inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        return config
+
+    def get_prunable_weights(self):
+        return []
+
+    def quantize_config(self):
+        return output_quantize_config()
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:

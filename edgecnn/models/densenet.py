@@ -1,0 +1,170 @@
+"""DenseNet: every layer receives the feature maps of all preceding layers of its block.
+
+Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional Networks",
+CVPR 2017 (https://arxiv.org/abs/1608.06993).
+"""
+
+from __future__ import annotations
+
+from edgecnn._tf import keras
+from edgecnn.errors import UserError
+from edgecnn.models._layers import (
+    batch_norm as bn_layer,
+    check_alpha,
+    check_common,
+    classifier_head,
+    conv_bn_act,
+    layers,
+    make_divisible,
+    model_name,
+    resolve_input,
+)
+from edgecnn.models._registry import register_model
+
+# depth: layers per dense block (the paper's Table 1, DenseNet-BC, k=32).
+CONFIGS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32)}
+_TRAIN = {"epochs": 30, "learning_rate": 1e-3}
+
+
+def _bn_relu(x, name: str):
+    # Pre-activation BN follows a concatenation or a pooling, not a convolution: tfmot cannot
+    # fold it, so it is a StandaloneBatchNorm (output-quantized; an int8 MUL/ADD in TFLite).
+    x = bn_layer(name=f"{name}_bn", standalone=True)(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def dense_layer(x, growth_rate: int, bottleneck: int, name: str):
+    """BN -> ReLU -> 1x1 conv (bottleneck) -> BN -> ReLU -> 3x3 conv (growth_rate), concatenated to the input."""
+    y = _bn_relu(x, f"{name}_0")
+    y = conv_bn_act(y, bottleneck, 1, name=f"{name}_1")
+    y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False, name=f"{name}_2")(y)
+    return layers.Concatenate(name=f"{name}_concat")([x, y])
+
+
+def transition(x, compression: float, name: str):
+    """BN -> ReLU -> 1x1 conv (``compression`` x channels) -> 2x2/2 average pool."""
+    x = _bn_relu(x, name)
+    x = layers.Conv2D(int(int(x.shape[-1]) * compression), 1, use_bias=False, name=f"{name}_conv")(x)
+    return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
+
+
+def densenet(
+    depth: int = 121,
+    input_shape=None,
+    alpha: float = 1.0,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float = 0.0,
+    growth_rate: int = 32,
+    compression: float = 0.5,
+    bn_size: int = 4,
+    **kwargs,
+):
+    """DenseNet-BC-``depth`` (Huang 2016), the general builder behind ``densenet121/169/201``.
+
+    Block diagram: conv1 7x7/2 with 2k channels -> BN -> ReLU -> max pool 3x3/2 -> four
+    dense blocks (6/12/24/16 layers for 121) separated by transitions -> BN -> ReLU ->
+    global average pool -> ``classifier``. A dense layer is BN -> ReLU -> 1x1 conv (4k,
+    the bottleneck) -> BN -> ReLU -> 3x3 conv (k), its k new maps concatenated to its input,
+    so a block's width grows by k per layer. A transition is BN -> ReLU -> 1x1 conv
+    (``compression`` x channels) -> 2x2/2 average pool. Layer names follow Keras' DenseNet
+    (``conv3_block4_1``, ``conv3_block4_concat``, ``pool3_conv``).
+
+    Canonical (alpha 1, k=32, 224x224x3, 1000 classes): DenseNet-121/169/201 have
+    7,978,856 / 14,149,480 / 20,013,928 trainable parameters (as Keras'); 2.9G MACs for 121.
+    Input 32x32 or more (five stride-2 steps).
+
+    Args:
+        depth: 121, 169 or 201.
+        growth_rate: k, new channels per dense layer (32 in the paper's ImageNet models).
+        compression: theta, the fraction of channels a transition keeps (0.5, "-BC").
+        bn_size: bottleneck width in multiples of k (4).
+        alpha: width multiplier on k (rounded to a multiple of 4), hence on every layer.
+        dropout: dropout before the classifier (none in the paper's ImageNet models).
+
+    tfmot/TFLite: the pre-activation BatchNorms (after a concatenation or pooling) cannot be
+    folded into a convolution; they are :class:`~edgecnn.models._layers.StandaloneBatchNorm`
+    so QAT can wrap them, and in TFLite they are int8 MUL + ADD (ReLU fused). Every op
+    (CONV_2D, MUL, ADD, CONCATENATION, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, FULLY_CONNECTED)
+    runs on XNNPACK.
+
+    Example:
+        >>> model = densenet(121, input_shape=(32, 32, 3), alpha=0.25, classes=10)
+        >>> model.name
+        'densenet121_0.25_32'
+    """
+    if depth not in CONFIGS:
+        raise UserError(f"densenet: depth must be one of {sorted(CONFIGS)}, got {depth!r}")
+    base = f"densenet{depth}"
+    alpha = check_alpha(alpha)
+    check_common(weights, classes, include_top, base)
+    if kwargs:
+        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    if not (isinstance(growth_rate, int) and growth_rate > 0):
+        raise UserError(f"{base}: growth_rate must be a positive integer, got {growth_rate!r}")
+    if not 0.0 < float(compression) <= 1.0:
+        raise UserError(f"{base}: compression must be in (0, 1], got {compression!r}")
+    inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
+    k = make_divisible(growth_rate * alpha, divisor=4)
+
+    x = conv_bn_act(inputs, 2 * k, 7, 2, name="conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    blocks = CONFIGS[depth]
+    for stage, repeats in enumerate(blocks, start=2):
+        for i in range(1, repeats + 1):
+            x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
+        if stage < len(blocks) + 1:
+            x = transition(x, compression, name=f"pool{stage}")
+    x = _bn_relu(x, "final")
+    x = classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+    )
+    return keras.Model(inputs, x, name=model_name(base, alpha, shape))
+
+
+def _variant(depth: int):
+    def builder(
+        input_shape=None,
+        alpha: float = 1.0,
+        include_top: bool = True,
+        weights=None,
+        input_tensor=None,
+        pooling=None,
+        classes: int = 1000,
+        classifier_activation="softmax",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        return densenet(
+            depth,
+            input_shape=input_shape,
+            alpha=alpha,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            dropout=dropout,
+            **kwargs,
+        )
+
+    name = f"densenet{depth}"
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"""DenseNet-{depth} (Huang 2016), blocks {CONFIGS[depth]}: see :func:`densenet`.
+
+    Example:
+        >>> model = {name}(input_shape=(32, 32, 3), alpha=0.25, classes=10)
+        >>> model.output_shape
+        (None, 10)
+    """
+    return register_model(builder, name=name, family="densenet", min_size=32, small_size=32, train=_TRAIN)
+
+
+densenet121 = _variant(121)
+densenet169 = _variant(169)
+densenet201 = _variant(201)

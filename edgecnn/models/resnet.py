@@ -1,0 +1,172 @@
+"""ResNet: deep residual networks with basic and bottleneck blocks.
+
+He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016
+(https://arxiv.org/abs/1512.03385).
+"""
+
+from __future__ import annotations
+
+from edgecnn._tf import keras
+from edgecnn.errors import UserError
+from edgecnn.models._layers import (
+    check_alpha,
+    check_common,
+    classifier_head,
+    conv_bn_act,
+    layers,
+    make_divisible,
+    model_name,
+    resolve_input,
+)
+from edgecnn.models._registry import register_model
+
+# depth: (block kind, blocks per stage), the paper's Table 1.
+CONFIGS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+_WIDTHS = (64, 128, 256, 512)
+_EXPANSION = {"basic": 1, "bottleneck": 4}
+_TRAIN = {"epochs": 30, "learning_rate": 1e-3}
+
+
+def basic_block(x, width: int, strides: int, name: str):
+    """3x3 conv -> BN -> ReLU -> 3x3 conv -> BN, plus the shortcut, then ReLU."""
+    shortcut = _shortcut(x, width, strides, name)
+    y = conv_bn_act(x, width, 3, strides, name=f"{name}_1")
+    y = conv_bn_act(y, width, 3, name=f"{name}_2", act=None)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def bottleneck_block(x, width: int, strides: int, name: str):
+    """1x1 conv (width) -> 3x3 conv (width, stride) -> 1x1 conv (4 x width), plus the shortcut, then ReLU."""
+    shortcut = _shortcut(x, 4 * width, strides, name)
+    y = conv_bn_act(x, width, 1, name=f"{name}_1")
+    y = conv_bn_act(y, width, 3, strides, name=f"{name}_2")
+    y = conv_bn_act(y, 4 * width, 1, name=f"{name}_3", act=None)
+    y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def _shortcut(x, filters: int, strides: int, name: str):
+    """Identity, or a 1x1 projection conv -> BN where the shape changes (the paper's option B)."""
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    return conv_bn_act(x, filters, 1, strides, name=f"{name}_0", act=None)
+
+
+def resnet(
+    depth: int = 50,
+    input_shape=None,
+    alpha: float = 1.0,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float = 0.0,
+    **kwargs,
+):
+    """ResNet-``depth`` (He 2015), the general builder behind ``resnet18`` ... ``resnet152``.
+
+    Block diagram: conv1 7x7/2, 64 -> BN -> ReLU -> max pool 3x3/2 -> four stages
+    ``conv2_x`` ... ``conv5_x`` of residual blocks (64, 128, 256, 512 wide; the first block
+    of stages 3-5 has stride 2) -> global average pool -> ``classifier``. ResNet-18/34 use
+    basic blocks (two 3x3 convolutions), ResNet-50/101/152 bottleneck blocks (1x1 reduce,
+    3x3, 1x1 expand x4). Shortcuts are identities, or a 1x1 projection with BN where the
+    shape changes (the paper's option B). Convolutions have no bias (BN follows every
+    one). The stride of a downsampling bottleneck sits on its 3x3 convolution ("ResNet
+    v1.5", torchvision's and most reproductions'; the paper put it on the first 1x1, same
+    parameters, slightly fewer MACs and lower accuracy). Layer names follow Keras' ResNet
+    (``conv3_block2_1``, ``conv3_block2_1_bn``, ``conv3_block2_add``, ``conv3_block2_out``).
+
+    Canonical (alpha 1, 224x224x3, 1000 classes): ResNet-18/34/50/101/152 have
+    11,689,512 / 21,797,672 / 25,557,032 / 44,549,160 / 60,192,808 trainable parameters
+    and 1.8G / 3.6G / 4.1G / 7.8G / 11.6G MACs. Input 32x32 or more (five stride-2 steps).
+
+    Args:
+        depth: 18, 34, 50, 101 or 152.
+        alpha: width multiplier on every convolution.
+        dropout: dropout before the classifier (none in the paper).
+
+    int8: CONV_2D (BN folded, ReLU fused), ADD (ReLU fused), MAX_POOL_2D, MEAN,
+    FULLY_CONNECTED all run on XNNPACK.
+
+    Example:
+        >>> model = resnet(18, input_shape=(32, 32, 3), alpha=0.25, classes=10)
+        >>> model.name
+        'resnet18_0.25_32'
+    """
+    if depth not in CONFIGS:
+        raise UserError(f"resnet: depth must be one of {sorted(CONFIGS)}, got {depth!r}")
+    base = f"resnet{depth}"
+    alpha = check_alpha(alpha)
+    check_common(weights, classes, include_top, base)
+    if kwargs:
+        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
+    kind, blocks = CONFIGS[depth]
+    block = basic_block if kind == "basic" else bottleneck_block
+
+    x = conv_bn_act(inputs, make_divisible(64 * alpha), 7, 2, name="conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    for stage, (repeats, width) in enumerate(zip(blocks, _WIDTHS), start=2):
+        for i in range(1, repeats + 1):
+            strides = 2 if i == 1 and stage > 2 else 1
+            x = block(x, make_divisible(width * alpha), strides, name=f"conv{stage}_block{i}")
+    x = classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+    )
+    return keras.Model(inputs, x, name=model_name(base, alpha, shape))
+
+
+def _variant(depth: int):
+    def builder(
+        input_shape=None,
+        alpha: float = 1.0,
+        include_top: bool = True,
+        weights=None,
+        input_tensor=None,
+        pooling=None,
+        classes: int = 1000,
+        classifier_activation="softmax",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        return resnet(
+            depth,
+            input_shape=input_shape,
+            alpha=alpha,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            dropout=dropout,
+            **kwargs,
+        )
+
+    name = f"resnet{depth}"
+    builder.__name__ = builder.__qualname__ = name
+    kind = CONFIGS[depth][0]
+    builder.__doc__ = f"""ResNet-{depth} (He 2015), {kind} blocks {CONFIGS[depth][1]}: see :func:`resnet`.
+
+    Example:
+        >>> model = {name}(input_shape=(32, 32, 3), alpha=0.25, classes=10)
+        >>> model.output_shape
+        (None, 10)
+    """
+    return register_model(builder, name=name, family="resnet", min_size=32, small_size=32, train=_TRAIN)
+
+
+resnet18 = _variant(18)
+resnet34 = _variant(34)
+resnet50 = _variant(50)
+resnet101 = _variant(101)
+resnet152 = _variant(152)
