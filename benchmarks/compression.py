@@ -217,7 +217,8 @@ def write_channels(runs: list, seeds, scale, criterion, bench_runs):
     p, mac = runs[0]["params"], runs[0]["macs"]
     lines = [
         f"MobileNet v1 alpha 1.0, digits 32x32, seeds {', '.join(map(str, seeds))}; "
-        f"trained {max(1, round(15 * scale))} epochs, then 50% of the filters of every prunable channel group removed ({criterion} criterion), rebuilt "
+        f"trained {max(1, round(15 * scale))} epochs, then 50% of the filters of every prunable channel group "
+        f"removed ({criterion} criterion), rebuilt "
         f"narrower and fine-tuned {max(1, round(8 * scale))} epochs. Latency: median of {bench_runs} runs, 1 thread, "
         "LiteRT/XNNPACK, this shared machine.",
         "",
