@@ -88,7 +88,7 @@ def part_qat_sparsity(seeds, parts, scale: float) -> dict:
             }
             out = OUT / f"{name}-a{alpha}-s{seed}"
             if "qat" in parts:
-                m = _run({**base, "qat": {"enabled": True, "epochs": max(1, epochs // 5)}}, out / "qat")
+                m = _run({**base, "qat": {"enabled": True, "epochs": max(1, epochs // 5)}}, out)
                 results["qat"].setdefault(name, []).append(
                     {
                         "seed": seed,
@@ -105,7 +105,7 @@ def part_qat_sparsity(seeds, parts, scale: float) -> dict:
                     "convert": {"int8": False},
                     "prune": {"sparsity": 0.5, "epochs": max(1, epochs // 3)},
                 }
-                m = _run(sparse_cfg, out / "sparsity")
+                m = _run(sparse_cfg, out)
                 dense, sparse = _row(m, "float32"), _row(m, "pruned float32")
                 results["sparsity"].setdefault(name, []).append(
                     {

@@ -83,7 +83,9 @@ class StageStore:
         self.dir = Path(out) / name
         self.key = key
         self.meta_path = self.dir / "stage.json"
-        self.weights = self.dir / "model.weights.h5"
+        # Legacy HDF5 weights: the atomic temporary file (".tmp.h5") and the final name
+        # must select the same Keras format, which ".weights.h5" (Keras 3 format) does not.
+        self.weights = self.dir / "weights.h5"
 
     def load(self) -> dict | None:
         try:
@@ -356,10 +358,11 @@ def _is_sparse(model) -> bool:
 
 def qat_stage(ctx: Context, prev: StageResult) -> StageResult | None:
     """Quantization-aware fine-tuning (keeping pruning's zeros), exported as int8 (row ``qat``)."""
-    from edgecnn.optimize.qat import quantize_model
+    from edgecnn.optimize.qat import KeepSparsity, quantize_model, sparsity_masks
 
     cfg, q = ctx.cfg, ctx.cfg.qat
     preserve = _is_sparse(prev.model)
+    callbacks = [KeepSparsity(sparsity_masks(prev.model))] if preserve else []
     scheme = None
     if preserve:
         from edgecnn._tf import tfmot
@@ -377,7 +380,7 @@ def qat_stage(ctx: Context, prev: StageResult) -> StageResult | None:
             f"      {'prune-preserving ' if preserve else ''}8-bit QAT: {q.epochs} epochs at lr {q.learning_rate:g}"
         )
         t0 = time.time()
-        hist = _fine_tune(ctx, model, store, q.epochs, q.learning_rate)
+        hist = _fine_tune(ctx, model, store, q.epochs, q.learning_rate, callbacks)
         meta = store.save(model, {"fit": hist, "seconds": time.time() - t0}, full_model=False)
     scheme_name = "prune-preserving 8-bit" if preserve else "8-bit"
     info = {"scheme": scheme_name, "from": prev.name, "seconds": meta.get("seconds")}
@@ -406,7 +409,7 @@ def check_compression(ctx: Context):
     if cfg.distill.teacher:
         from edgecnn.optimize.distill import check_compatible, load_teacher_file, parse_teacher
 
-        spec = parse_teacher(cfg.distill.teacher)
+        spec = parse_teacher(cfg.distill.teacher)  # unknown names and missing files fail here
         if "path" in spec:
             check_compatible(model, load_teacher_file(spec["path"]))
     if cfg.prune.channels:
