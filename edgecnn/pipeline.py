@@ -392,6 +392,42 @@ qat_stage.enabled = lambda cfg: cfg.qat.enabled
 MODEL_STAGES += [distill_stage, channel_prune_stage, prune_stage, qat_stage]
 
 
+def stage_notes(stages: dict) -> list:
+    """Markdown lines describing what each compression stage did (for ``report.md``).
+
+    Example:
+        >>> stage_notes({"pruned": {"structure": "unstructured", "target_sparsity": 0.5,
+        ...                         "layer_sparsity": {"c3": 0.5, "c1": 0.0}, "skip": ["c1"]}})[-1]
+        '- pruned: unstructured magnitude pruning to 50%; achieved 50.0% to 50.0% in 1 layers (dense: c1)'
+    """
+    lines = []
+    for name, info in stages.items():
+        if name == "distilled":
+            lines.append(
+                f"- distilled: from teacher {info.get('teacher')} (test accuracy "
+                f"{100 * info.get('teacher_keras_accuracy', float('nan')):.2f}%), alpha {info.get('alpha')}, "
+                f"T {info.get('temperature')}"
+            )
+        elif name == "channel_pruned":
+            lines.append(
+                f"- channel_pruned: {100 * info['fraction']:.0f}% of the filters of {len(info['groups'])} channel "
+                f"groups removed ({info['criterion']} criterion), {info['params_before']:,} -> "
+                f"{info['params_after']:,} trainable parameters"
+            )
+        elif name == "pruned":
+            per = info.get("layer_sparsity", {})
+            done = [v for v in per.values() if v > 0]
+            dense = ", ".join(k for k, v in per.items() if v == 0) or "none"
+            achieved = f"{100 * min(done):.1f}% to {100 * max(done):.1f}%" if done else "nothing"
+            lines.append(
+                f"- pruned: {info['structure']} magnitude pruning to {100 * info['target_sparsity']:.0f}%; "
+                f"achieved {achieved} in {len(done)} layers (dense: {dense})"
+            )
+        elif name == "qat":
+            lines.append(f"- qat: {info['scheme']} quantization-aware training from `{info['from']}`, exported int8")
+    return ["", "## Compression stages", "", *lines] if lines else []
+
+
 def check_compression(ctx: Context):
     """Fail early, before any training, on compression settings that cannot work.
 
@@ -618,5 +654,6 @@ def _report_md(cfg, data, rows, metrics) -> str:
         "",
         "Accuracy is top-1 on the test split; `delta pts` is the .tflite's accuracy minus the Keras model's, "
         "in points.",
+        *stage_notes(metrics.get("stages", {})),
     ]
     return "\n".join(lines) + "\n"

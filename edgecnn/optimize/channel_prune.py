@@ -223,6 +223,7 @@ def prune_channels(model, fraction: float = 0.5, criterion: str = "l1", divisor:
         channels before/after, and the parameter counts.
 
     Example:
+        >>> from edgecnn.models import create_model
         >>> small, report = prune_channels(create_model("mobilenet", input_shape=(32, 32, 3), classes=10))
         >>> report["params_after"] < report["params_before"]
         True

@@ -15,7 +15,7 @@ Example:
     >>> teacher = load_teacher("mobilenet:1.0", ...)                              # doctest: +SKIP
     >>> d = Distiller(student, teacher, alpha=0.1, temperature=4.0)               # doctest: +SKIP
     >>> fit(d, data, TrainConfig(epochs=20))                                      # doctest: +SKIP
-    >>> student = d.student
+    >>> student = d.student                                                       # doctest: +SKIP
 """
 
 from __future__ import annotations
