@@ -280,6 +280,10 @@ def _resolve_compression(cfg: RunConfig):
         q.epochs = max(1, t.epochs // 5)
     if q.learning_rate is None:
         q.learning_rate = 0.1 * t.learning_rate
+    if p.sparsity is not None and p.epochs < 1:
+        raise UserError("magnitude pruning happens while fine-tuning: prune.epochs must be >= 1")
+    if q.enabled and q.epochs < 1:
+        raise UserError("quantization-aware training needs qat.epochs >= 1 (its ranges are learned)")
     if q.enabled:
         cfg.convert.int8 = True  # post-training int8 of the same model, to compare against
 

@@ -81,6 +81,7 @@ def test_every_stage_is_a_row_matching_its_file(tmp_path):
         (["--prune-structure", "2:4", "--prune", "0.7"], "2:4 structured sparsity is always 50%"),
         (["--distill-from", "nosuchnet"], "unknown model"),
         (["--distill-alpha", "2"], "distill.alpha must be in"),
+        (["--prune", "0.5", "--prune-epochs", "0"], "prune.epochs must be >= 1"),
     ],
 )
 def test_bad_combinations_fail_in_one_line(tmp_path, flags, message):

@@ -108,7 +108,7 @@ def optimize_options(f):
             "--prune-structure",
             type=click.Choice(["unstructured", "2:4"]),
             default=None,
-            help="2:4 = two zeros in every four weights (implies 50%% sparsity).",
+            help="2:4 = two zeros in every four weights (implies 50% sparsity).",
         ),
         click.option(
             "--prune-channels",
