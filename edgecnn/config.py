@@ -78,8 +78,8 @@ class PruneConfig:
     Attributes:
         sparsity: magnitude pruning to this fraction of zero weights, in (0, 1); ``None`` = off.
         structure: ``unstructured`` or ``2:4`` (two zeros in every four input weights).
-        epochs: fine-tuning epochs of each pruning stage (default: a third of training).
-        learning_rate: fine-tuning peak learning rate (default: 0.2x training's).
+        epochs: fine-tuning epochs of each pruning stage (default: half of training's).
+        learning_rate: fine-tuning peak learning rate (default: 0.5x training's).
         skip: extra glob patterns of layer names to leave dense.
         channels: channel pruning: fraction of filters to remove, in (0, 1); ``None`` = off.
         criterion: filter importance for channel pruning: ``l1`` (kernel L1 norm) or ``bn``
@@ -272,10 +272,12 @@ def _resolve_compression(cfg: RunConfig):
     for key, value in (("prune.learning_rate", p.learning_rate), ("qat.learning_rate", q.learning_rate)):
         if value is not None and not 0 < value < 10:
             raise UserError(f"{key} must be in (0, 10), got {value}")
+    # Models trained from scratch on small data are far from converged: pruning fine-tunes
+    # recover best with a fair share of the training budget and half its peak rate.
     if p.epochs is None:
-        p.epochs = max(1, t.epochs // 3)
+        p.epochs = max(1, t.epochs // 2)
     if p.learning_rate is None:
-        p.learning_rate = 0.2 * t.learning_rate
+        p.learning_rate = 0.5 * t.learning_rate
     if q.epochs is None:
         q.epochs = max(1, t.epochs // 5)
     if q.learning_rate is None:

@@ -106,5 +106,5 @@ def test_teacher_with_other_classes_fails_before_training(tmp_path):
 def test_config_defaults_follow_training():
     cfg = resolve(RunConfig.from_dict({"model": {"name": "lenet5"}, "train": {"epochs": 30, "learning_rate": 1e-3},
                                        "prune": {"structure": "2:4"}, "qat": {"enabled": True}}))  # fmt: skip
-    assert cfg.prune.sparsity == 0.5 and cfg.prune.epochs == 10 and cfg.prune.learning_rate == pytest.approx(2e-4)
+    assert cfg.prune.sparsity == 0.5 and cfg.prune.epochs == 15 and cfg.prune.learning_rate == pytest.approx(5e-4)
     assert cfg.qat.epochs == 6 and cfg.convert.int8

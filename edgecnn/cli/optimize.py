@@ -127,7 +127,7 @@ def optimize_options(f):
             "--prune-epochs",
             type=click.IntRange(0),
             default=None,
-            help="Fine-tuning epochs of each pruning stage (default: a third of --epochs).",
+            help="Fine-tuning epochs of each pruning stage (default: half of --epochs).",
         ),
         click.option(
             "--prune-skip", multiple=True, metavar="PATTERN", help="Layer-name glob to leave unpruned (repeatable)."
