@@ -148,8 +148,8 @@ def write_qat(results: dict, seeds, scale):
 def write_sparsity(results: dict, seeds, scale):
     lines = [
         f"Digits, 32x32, seeds {', '.join(map(str, seeds))}; 50% polynomial-decay magnitude sparsity (tfmot) over a "
-        f"fine-tune of half the training epochs at half the learning rate (20 x {scale:g}); first conv, classifier and depthwise layers "
-        "kept dense. Accuracy of the float32 `.tflite` (%), gzip -9 sizes.",
+        f"fine-tune of half the training epochs (20 x {scale:g}) at half the learning rate; first conv, classifier "
+        "and depthwise layers kept dense. Accuracy of the float32 `.tflite` (%), gzip -9 sizes.",
         "",
         "| model | dense acc | 50% sparse acc | delta (pts) | achieved sparsity | gzip float32 dense -> sparse "
         "| ratio | target |",
