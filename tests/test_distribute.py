@@ -220,7 +220,7 @@ def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
     assert "not the chief: writes nothing" in worker_log
     expected = {
         "config.json", "preprocess.json", "metrics.json", "report.md", "table.md", "table.csv", "table.json",
-        "model_float32.tflite", "model_int8.tflite", "train/stage.json", "train/model.weights.h5", "train/model.keras",
+        "model_float32.tflite", "model_int8.tflite", "train/stage.json", "train/weights.h5", "train/model.keras",
     }  # fmt: skip
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert written == expected  # complete, and no worker files, temporary folders or checkpoints left
@@ -236,7 +236,30 @@ def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
 
 
 @pytest.mark.distributed
-def test_two_workers_agree_through_pruning_and_qat(tmp_path):
+def test_two_workers_run_the_pruning_and_qat_stages_of_the_pipeline(tmp_path):
+    out = tmp_path / "run"
+    flags = ("--epochs", "1", "--train-fraction", "0.3", "--prune", "0.5", "--prune-epochs", "1", "--qat",
+             "--qat-epochs", "1")  # fmt: skip
+    results = _launch(_cli(out, *flags), tmp_path)
+    _check_ok(results)
+    worker_log = results[1][1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    digests = metrics["distribute"]["weights_digest"]
+    assert set(digests) == {"trained", "pruned", "qat"}
+    assert json.loads(re.search(r"worker done: weights (\{.*?\})", worker_log).group(1)) == digests
+    assert len(set(digests.values())) == 3
+    sparsity = [v for v in metrics["stages"]["pruned"]["layer_sparsity"].values() if v > 0]
+    assert sparsity and min(sparsity) > 0.4  # the pruning schedule ran its course under the strategy
+    files = {p.name for p in out.glob("*.tflite")}
+    assert files == {f"{row}_{p}.tflite" for row in ("model", "pruned") for p in ("float32", "int8")} | {"qat_int8.tflite"}
+    for stage in ("train", "pruned", "qat"):
+        assert (out / stage / "stage.json").exists() and not (out / stage / "_backup").exists()
+    assert not list(out.rglob("workertemp*"))
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_agree_through_pruning_and_qat_with_the_python_api(tmp_path):
     export = tmp_path / "export"
     export.mkdir()
 
