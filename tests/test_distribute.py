@@ -251,7 +251,8 @@ def test_two_workers_run_the_pruning_and_qat_stages_of_the_pipeline(tmp_path):
     sparsity = [v for v in metrics["stages"]["pruned"]["layer_sparsity"].values() if v > 0]
     assert sparsity and min(sparsity) > 0.4  # the pruning schedule ran its course under the strategy
     files = {p.name for p in out.glob("*.tflite")}
-    assert files == {f"{row}_{p}.tflite" for row in ("model", "pruned") for p in ("float32", "int8")} | {"qat_int8.tflite"}
+    expected = {f"{row}_{p}.tflite" for row in ("model", "pruned") for p in ("float32", "int8")}
+    assert files == expected | {"qat_int8.tflite"}
     for stage in ("train", "pruned", "qat"):
         assert (out / stage / "stage.json").exists() and not (out / stage / "_backup").exists()
     assert not list(out.rglob("workertemp*"))
