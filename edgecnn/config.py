@@ -72,6 +72,58 @@ class BenchConfig:
 
 
 @dataclass
+class PruneConfig:
+    """Pruning (see :mod:`edgecnn.optimize.prune` and :mod:`edgecnn.optimize.channel_prune`).
+
+    Attributes:
+        sparsity: magnitude pruning to this fraction of zero weights, in (0, 1); ``None`` = off.
+        structure: ``unstructured`` or ``2:4`` (two zeros in every four input weights).
+        epochs: fine-tuning epochs of each pruning stage (default: half of training's).
+        learning_rate: fine-tuning peak learning rate (default: 0.5x training's).
+        skip: extra glob patterns of layer names to leave dense.
+        channels: channel pruning: fraction of filters to remove, in (0, 1); ``None`` = off.
+        criterion: filter importance for channel pruning: ``l1`` (kernel L1 norm) or ``bn``
+            (absolute BatchNorm scale).
+    """
+
+    sparsity: float | None = None
+    structure: str = "unstructured"
+    epochs: int | None = None
+    learning_rate: float | None = None
+    skip: list = field(default_factory=list)
+    channels: float | None = None
+    criterion: str = "l1"
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation (see :mod:`edgecnn.optimize.distill`).
+
+    Attributes:
+        teacher: ``name[:alpha]`` of a registered model (trained first, cached), or the
+            path of a saved ``.keras`` model; ``None`` = off.
+        alpha: weight of the cross-entropy on the labels; ``1 - alpha`` goes to the
+            teacher's softened outputs.
+        temperature: the softmax temperature ``T``.
+        teacher_epochs: epochs to train a registered teacher (default: the student's).
+    """
+
+    teacher: str | None = None
+    alpha: float = 0.1
+    temperature: float = 4.0
+    teacher_epochs: int | None = None
+
+
+@dataclass
+class QATConfig:
+    """Quantization-aware training (see :mod:`edgecnn.optimize.qat`); implies an int8 export."""
+
+    enabled: bool = False
+    epochs: int | None = None
+    learning_rate: float | None = None
+
+
+@dataclass
 class RunConfig:
     """Everything one run of the pipeline needs."""
 
@@ -80,6 +132,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    qat: QATConfig = field(default_factory=QATConfig)
     out: str | None = None
 
     def to_dict(self) -> dict:
@@ -188,7 +243,51 @@ def resolve(config: RunConfig, entry=None) -> RunConfig:
         raise UserError("bench.threads and bench.runs must be >= 1, bench.warmup >= 0, bench.timeout > 0")
     if cfg.convert.calibration_samples < 1:
         raise UserError(f"convert.calibration_samples must be >= 1, got {cfg.convert.calibration_samples}")
+    _resolve_compression(cfg)
     return cfg
+
+
+def _resolve_compression(cfg: RunConfig):
+    """Check the prune/distill/qat sections and fill their defaults from training's."""
+    p, d, q, t = cfg.prune, cfg.distill, cfg.qat, cfg.train
+    for key, value in (("sparsity", p.sparsity), ("channels", p.channels)):
+        if value is not None and not 0.0 < value < 1.0:
+            raise UserError(f"prune.{key} must be between 0 and 1 (exclusive), got {value}")
+    if p.structure not in ("unstructured", "2:4"):
+        raise UserError(f"prune.structure must be 'unstructured' or '2:4', got {p.structure!r}")
+    if p.structure == "2:4":
+        if p.sparsity not in (None, 0.5):
+            raise UserError(f"2:4 structured sparsity is always 50%; got prune.sparsity {p.sparsity}")
+        p.sparsity = 0.5
+    if p.criterion not in ("l1", "bn"):
+        raise UserError(f"prune.criterion must be 'l1' or 'bn', got {p.criterion!r}")
+    if not 0.0 <= d.alpha <= 1.0:
+        raise UserError(f"distill.alpha must be in [0, 1], got {d.alpha}")
+    if d.temperature <= 0:
+        raise UserError(f"distill.temperature must be > 0, got {d.temperature}")
+    epochs = (("prune.epochs", p.epochs), ("qat.epochs", q.epochs), ("distill.teacher_epochs", d.teacher_epochs))
+    for key, value in epochs:
+        if value is not None and value < 0:
+            raise UserError(f"{key} must be >= 0, got {value}")
+    for key, value in (("prune.learning_rate", p.learning_rate), ("qat.learning_rate", q.learning_rate)):
+        if value is not None and not 0 < value < 10:
+            raise UserError(f"{key} must be in (0, 10), got {value}")
+    # Models trained from scratch on small data are far from converged: pruning fine-tunes
+    # recover best with a fair share of the training budget and half its peak rate.
+    if p.epochs is None:
+        p.epochs = max(1, t.epochs // 2)
+    if p.learning_rate is None:
+        p.learning_rate = 0.5 * t.learning_rate
+    if q.epochs is None:
+        q.epochs = max(1, t.epochs // 5)
+    if q.learning_rate is None:
+        q.learning_rate = 0.1 * t.learning_rate
+    if p.sparsity is not None and p.epochs < 1:
+        raise UserError("magnitude pruning happens while fine-tuning: prune.epochs must be >= 1")
+    if q.enabled and q.epochs < 1:
+        raise UserError("quantization-aware training needs qat.epochs >= 1 (its ranges are learned)")
+    if q.enabled:
+        cfg.convert.int8 = True  # post-training int8 of the same model, to compare against
 
 
 def run_name(cfg: RunConfig) -> str:

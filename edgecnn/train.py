@@ -14,13 +14,16 @@ Example:
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn import distribute
 from edgecnn._tf import keras, tf
+from edgecnn.distribute import STRATEGIES
 from edgecnn.errors import UserError
 
 AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
@@ -47,6 +50,8 @@ class TrainConfig:
         patience: stop when validation accuracy has not improved for this many epochs.
         tensorboard: write TensorBoard logs into the stage folder.
         seed: seeds shuffling, augmentation and weight initialisation.
+        strategy: ``auto``, ``default``, ``mirrored`` or ``multiworker`` (see
+            :mod:`edgecnn.distribute`); the model must be built inside that strategy's scope.
         verbose: Keras' progress display (1 bar, 2 a line per epoch, 0 silent;
             ``None`` = a bar on a terminal, lines otherwise).
     """
@@ -64,6 +69,7 @@ class TrainConfig:
     tensorboard: bool = False
     seed: int = 0
     verbose: int | None = None
+    strategy: str = "auto"
 
     def validate(self):
         """Raise ``UserError`` for values out of range."""
@@ -77,6 +83,7 @@ class TrainConfig:
             ("optimizer", self.optimizer, OPTIMIZERS),
             ("schedule", self.schedule, SCHEDULES),
             ("augment", self.augment, AUGMENTATIONS),
+            ("strategy", self.strategy, STRATEGIES),
         ):
             if value not in allowed:
                 raise UserError(f"train.{key} must be one of {', '.join(allowed)}, got {value!r}")
@@ -264,10 +271,24 @@ def fit(
         compile_model: ``False`` when the caller compiled the model itself.
         keep_best: restore the weights of the best validation epoch at the end.
 
+    Distributed training: build ``model`` (and any tfmot wrapping) inside the strategy's
+    scope; ``fit`` compiles and trains under the strategy the model was built with, and
+    ``config.strategy`` (unless ``auto``) must name that strategy. Under ``multiworker``,
+    only the chief writes ``out_dir`` (Keras' ``BackupAndRestore`` gives the other workers
+    temporary folders of their own), and ``out_dir`` should be on storage every worker
+    sees, so that a restarted job resumes from the chief's last epoch checkpoint.
+
     Returns:
         ``{"history": {...}, "epochs": n, "best_epoch": i, "best_val_accuracy": a}``.
+
+    Example:
+        >>> with get_strategy("mirrored").scope():                                   # doctest: +SKIP
+        ...     model = create_model("lenet5", input_shape=(32, 32, 1), classes=10)
+        >>> fit(model, data, TrainConfig(epochs=5, strategy="mirrored"), out_dir="runs/l/train")  # doctest: +SKIP
     """
     config.validate()
+    strategy = _model_strategy(model, config)
+    chief = distribute.is_chief(strategy)
     epochs = int(epochs if epochs is not None else (config.epochs if config.epochs is not None else 20))
     learning_rate = float(learning_rate if learning_rate is not None else (config.learning_rate or 1e-3))
     keras.utils.set_random_seed(config.seed)
@@ -286,11 +307,12 @@ def fit(
     if compile_model:
         if loss is None:
             loss = _sparse_ce(data.num_classes, config.label_smoothing)
-        model.compile(
-            optimizer=make_optimizer(config, steps, epochs, learning_rate),
-            loss=loss,
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
+        with strategy.scope():  # the optimizer's slots and the metrics' variables are distributed too
+            model.compile(
+                optimizer=make_optimizer(config, steps, epochs, learning_rate),
+                loss=loss,
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
     callbacks = list(extra_callbacks)
     resuming = out_dir is not None and (Path(out_dir) / "_backup").is_dir()
     best_dir = Path(out_dir) / "_best" if out_dir is not None else None
@@ -299,24 +321,33 @@ def fit(
         callbacks.append(best)
     if config.patience and val is not None:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"))
+    backup = None
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        callbacks.append(keras.callbacks.BackupAndRestore(str(out_dir / "_backup"), delete_checkpoint=True))
+        if chief:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        backup = out_dir / "_backup"
+        # Same path on every worker: Keras writes the chief's checkpoint there and gives the
+        # others a temporary "workertemp_<id>" folder; all restore from the chief's.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))
         if config.tensorboard:
             callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     if epochs == 0:
         return {"history": {}, "epochs": 0, "best_epoch": None, "best_val_accuracy": None}
-    history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    try:
+        history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    except distribute.collective_errors() as exc:
+        if distribute.is_multi_worker(strategy):
+            raise distribute.lost_worker_error(exc, backup) from None
+        raise
     if best and best.weights is not None:
         model.set_weights(best.weights)
-    if out_dir is not None and (out_dir / "_backup").is_dir() and not any((out_dir / "_backup").iterdir()):
-        (out_dir / "_backup").rmdir()
-    if best_dir is not None and best_dir.is_dir():
-        import shutil
-
-        shutil.rmtree(best_dir, ignore_errors=True)
+    distribute.barrier(strategy)  # every worker's BackupAndRestore has cleaned up its own folder
+    if chief and backup is not None and backup.is_dir() and not any(p.is_file() for p in backup.rglob("*")):
+        shutil.rmtree(backup, ignore_errors=True)  # only empty folders are left: the run succeeded
+    if chief and best_dir is not None and best_dir.is_dir():
+        shutil.rmtree(best_dir, ignore_errors=True)  # the best weights are in the model now
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return {
         "history": hist,
@@ -326,6 +357,19 @@ def fit(
         "augment": augment,
         "learning_rate": learning_rate,
     }
+
+
+def _model_strategy(model, config: TrainConfig):
+    """The strategy ``model`` was built under, checked against ``config.strategy``."""
+    strategy = getattr(model, "_distribution_strategy", None) or distribute.current_strategy()
+    if config.strategy != "auto":
+        wanted, got = distribute.resolve_name(config.strategy), distribute.kind(strategy)
+        if wanted != got:
+            raise UserError(
+                f"train.strategy is {config.strategy!r} but the model was built under the {got} strategy: "
+                f"build it inside edgecnn.distribute.get_strategy({config.strategy!r}).scope()"
+            )
+    return strategy
 
 
 def _sparse_ce(num_classes: int, label_smoothing: float):
@@ -340,11 +384,28 @@ def _sparse_ce(num_classes: int, label_smoothing: float):
 
 
 def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> float:
-    """Top-1 accuracy of a Keras model (first output) on a split, in inference mode."""
+    """Top-1 accuracy of a Keras model (first output) on a split, in inference mode.
+
+    A model built under ``multiworker`` is called directly, batch by batch, so that each
+    worker scores the whole split (``predict`` would split it between the workers). Call
+    it on every worker together (reading BatchNorm statistics is then a collective), or on
+    the chief alone with :func:`edgecnn.distribute.local_copy` of the model.
+
+    Example:
+        >>> evaluate_keras(model, data, "test")  # doctest: +SKIP
+        0.9611
+    """
     x, y = data.normalized(split), data.y[split]
     if not len(y):
         return float("nan")
-    preds = model.predict(x, batch_size=batch_size, verbose=0)
+    if distribute.is_multi_worker(getattr(model, "_distribution_strategy", None) or distribute.current_strategy()):
+        parts = []
+        for i in range(0, len(x), batch_size):
+            out = model(x[i : i + batch_size], training=False)
+            parts.append(np.asarray(out[0] if isinstance(out, (list, tuple)) else out))
+        preds = np.concatenate(parts)
+    else:
+        preds = model.predict(x, batch_size=batch_size, verbose=0)
     if isinstance(preds, (list, tuple)):
         preds = preds[0]
     return float((np.argmax(preds, axis=-1) == y).mean())

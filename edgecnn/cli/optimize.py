@@ -27,6 +27,7 @@ def config_from_flags(model: str, flags: dict):
             "seed": flags.get("seed"),
             "augment": flags.get("augment"),
             "tensorboard": flags.get("tensorboard") or None,
+            "strategy": flags.get("strategy"),
         },
         "convert": {
             "int8": flags.get("int8") or None,
@@ -39,6 +40,21 @@ def config_from_flags(model: str, flags: dict):
             "enabled": False if flags.get("no_bench") else None,
             "runtime": flags.get("runtime"),
         },
+        "prune": {
+            "sparsity": flags.get("prune"),
+            "structure": flags.get("prune_structure"),
+            "channels": flags.get("prune_channels"),
+            "criterion": flags.get("prune_criterion"),
+            "epochs": flags.get("prune_epochs"),
+            "skip": list(flags.get("prune_skip") or ()) or None,
+        },
+        "distill": {
+            "teacher": flags.get("distill_from"),
+            "alpha": flags.get("distill_alpha"),
+            "temperature": flags.get("temperature"),
+            "teacher_epochs": flags.get("teacher_epochs"),
+        },
+        "qat": {"enabled": flags.get("qat") or None, "epochs": flags.get("qat_epochs")},
         "out": flags.get("out"),
     }
     clean = {
@@ -47,6 +63,19 @@ def config_from_flags(model: str, flags: dict):
         if v is not None
     }
     return RunConfig.from_dict(clean)
+
+
+def strategy_option():
+    """The ``--strategy`` flag (``optimize``, ``sweep``): which ``tf.distribute`` strategy trains."""
+    from edgecnn.distribute import STRATEGIES
+
+    return click.option(
+        "--strategy",
+        type=click.Choice(STRATEGIES),
+        default=None,
+        help="tf.distribute strategy: auto (mirrored with several GPUs, else default), default, mirrored "
+        "(every local GPU), multiworker (machines listed in TF_CONFIG; run the same command on each).",
+    )
 
 
 def optimize_options(f):
@@ -82,11 +111,68 @@ def optimize_options(f):
         click.option("--int8", is_flag=True, help="Also export full-integer int8 (int8 input/output)."),
         click.option("--fp16", is_flag=True, help="Also export float16 weights."),
         click.option("--dynamic", is_flag=True, help="Also export dynamic-range (int8 weights, float activations)."),
+        click.option(
+            "--prune",
+            type=float,
+            default=None,
+            metavar="SPARSITY",
+            help="Magnitude pruning to this sparsity, e.g. 0.5 (fine-tuned, then stripped).",
+        ),
+        click.option(
+            "--prune-structure",
+            type=click.Choice(["unstructured", "2:4"]),
+            default=None,
+            help="2:4 = two zeros in every four weights (implies 50% sparsity).",
+        ),
+        click.option(
+            "--prune-channels",
+            type=float,
+            default=None,
+            metavar="FRACTION",
+            help="Channel pruning: remove this fraction of filters and rebuild narrower, e.g. 0.5.",
+        ),
+        click.option(
+            "--prune-criterion",
+            type=click.Choice(["l1", "bn"]),
+            default=None,
+            help="Filter importance for --prune-channels: kernel L1 norm or BatchNorm scale.",
+        ),
+        click.option(
+            "--prune-epochs",
+            type=click.IntRange(0),
+            default=None,
+            help="Fine-tuning epochs of each pruning stage (default: half of --epochs).",
+        ),
+        click.option(
+            "--prune-skip", multiple=True, metavar="PATTERN", help="Layer-name glob to leave unpruned (repeatable)."
+        ),
+        click.option(
+            "--distill-from",
+            default=None,
+            metavar="TEACHER",
+            help="Distill from a teacher: 'name[:alpha]' (trained first, cached) or a saved .keras file.",
+        ),
+        click.option("--distill-alpha", type=float, default=None, help="Weight of the label loss (default 0.1)."),
+        click.option("--temperature", type=float, default=None, help="Distillation temperature (default 4)."),
+        click.option(
+            "--teacher-epochs",
+            type=click.IntRange(0),
+            default=None,
+            help="Epochs to train a registered teacher (default: --epochs).",
+        ),
+        click.option("--qat", is_flag=True, help="Quantization-aware training, exported as int8 (implies --int8)."),
+        click.option(
+            "--qat-epochs",
+            type=click.IntRange(0),
+            default=None,
+            help="QAT fine-tuning epochs (default: a fifth of --epochs).",
+        ),
         click.option("--threads", type=click.IntRange(1, 256), default=None, help="Interpreter threads (default 1)."),
         click.option("--runs", type=click.IntRange(1), default=None, help="Timed runs per benchmark (default 50)."),
         click.option("--runtime", type=click.Choice(["auto", "litert", "tflite_runtime", "tensorflow"]), default=None),
         click.option("--no-bench", is_flag=True, help="Skip latency measurement."),
         click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run folder."),
+        strategy_option(),
         click.option(
             "--out",
             type=click.Path(file_okay=False),
@@ -110,6 +196,8 @@ def optimize(model, **flags):
       edgecnn optimize mobilenet --alpha 0.5 --int8
       edgecnn optimize lenet5 --int8 --fp16 --dynamic
       edgecnn optimize resnet18 --alpha 0.25 --data photos/ --image-size 96 --int8
+      edgecnn optimize mobilenet --alpha 0.5 --prune 0.5 --distill-from mobilenet:1.0 --qat --int8
+      edgecnn optimize mobilenet --prune-channels 0.5 --prune-criterion bn --int8
     """
     from edgecnn.pipeline import optimize as run
 

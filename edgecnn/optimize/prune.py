@@ -86,6 +86,34 @@ def prune_model(
     return keras.models.clone_model(model, clone_function=wrap)
 
 
+def layer_sparsity(model) -> dict:
+    """Fraction of exactly-zero kernel weights of every Conv2D/Dense layer, by name.
+
+    Works on plain, pruned (wrapped) and stripped models.
+
+    Example:
+        >>> sparsity = layer_sparsity(strip_pruning(pruned))  # doctest: +SKIP
+        >>> sparsity["conv_pw_1"]                             # doctest: +SKIP
+        0.5
+    """
+    import numpy as np
+
+    out = {}
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer) if layer.__class__.__name__ == "PruneLowMagnitude" else layer
+        kernel = getattr(inner, "depthwise_kernel", None) if isinstance(inner, keras.layers.DepthwiseConv2D) else None
+        kernel = kernel if kernel is not None else getattr(inner, "kernel", None)
+        if kernel is None or not isinstance(inner, _PRUNABLE):
+            continue
+        if layer is not inner:  # the wrapper holds the mask; the kernel is masked at the next step
+            mask = next((w for w in layer.weights if "mask" in w.name), None)
+            values = kernel.numpy() * (mask.numpy() if mask is not None else 1)
+        else:
+            values = kernel.numpy()
+        out[inner.name] = float(np.mean(values == 0))
+    return out
+
+
 def pruning_callbacks():
     """The callbacks a pruning fine-tune needs (``UpdatePruningStep``)."""
     return [tfmot().sparsity.keras.UpdatePruningStep()]

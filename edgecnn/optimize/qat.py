@@ -49,3 +49,61 @@ def quantize_model(model, scheme=None):
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise UserError(f"quantization-aware training cannot wrap {model.name}: {first}") from None
+
+
+def sparsity_masks(model) -> dict:
+    """``{layer name: kernel != 0}`` for every Conv2D/Dense layer with zeros (after pruning)."""
+
+    masks = {}
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        kernel = getattr(inner, "kernel", None)
+        if kernel is not None and isinstance(inner, (keras.layers.Conv2D, keras.layers.Dense)):
+            mask = kernel.numpy() != 0
+            if not mask.all():
+                masks[inner.name] = mask
+    return masks
+
+
+class KeepSparsity(keras.callbacks.Callback):
+    """Re-zero the pruned weights after every training batch of a QAT fine-tune.
+
+    tfmot's prune-preserving scheme masks the weights it quantizes, but leaves some layers
+    to a no-op config (e.g. a Conv2D whose ReLU follows directly, without BatchNorm),
+    whose zeros would fill in again. This callback holds every layer to the masks taken
+    before QAT.
+
+    Example:
+        >>> masks = sparsity_masks(stripped_pruned_model)                 # doctest: +SKIP
+        >>> qat = quantize_model(stripped_pruned_model, prune_preserving)  # doctest: +SKIP
+        >>> qat.fit(x, y, callbacks=[KeepSparsity(masks)])                # doctest: +SKIP
+    """
+
+    def __init__(self, masks: dict):
+        super().__init__()
+        self.masks = masks
+        self._kernels = None
+
+    def _find(self):
+        found = []
+
+        def visit(model):
+            for layer in model.layers:
+                inner = getattr(layer, "layer", layer)
+                if inner.name in self.masks:
+                    # The variable itself: inside a QuantizeWrapper ``inner.kernel`` is the fake-quantized tensor.
+                    mask = self.masks[inner.name]
+                    for w in layer.weights:
+                        if w.name.split("/")[-1].startswith("kernel:") and tuple(w.shape) == mask.shape:
+                            found.append((w, mask.astype(w.dtype.as_numpy_dtype)))
+                elif isinstance(layer, keras.Model):
+                    visit(layer)
+
+        visit(self.model)
+        return found
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._kernels is None:
+            self._kernels = self._find()
+        for kernel, mask in self._kernels:
+            kernel.assign(kernel * mask)

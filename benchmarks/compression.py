@@ -1,0 +1,325 @@
+"""Compression targets of issue 5, averaged over seeds, written to benchmarks/RESULTS.md.
+
+Every figure comes from :func:`edgecnn.pipeline.optimize` (the same code as
+``edgecnn optimize``): the ``.tflite`` files' accuracy on the digits test split, their
+gzipped size and their measured latency. Each part writes its own RESULTS.md section
+(``compression-qat``, ``compression-sparsity``, ``compression-channels``,
+``compression-distill``) and keeps its raw figures in ``runs/bench-compression/<part>.json``.
+
+Parts:
+    qat       LeNet-5 and MobileNet v1 alpha 0.5: float vs post-training int8 vs QAT int8.
+    sparsity  the same models, 50% magnitude sparsity: accuracy and gzipped size vs dense.
+    channels  MobileNet v1 alpha 1.0, 50% channel pruning: int8 latency and accuracy.
+    distill   MobileNet v1 0.25 <- 1.0 and LeNet-5 <- ResNet-18 on 20% of the training set.
+
+Usage (about an hour for everything on 2 shared cores; parts run one after another):
+    PYTHONPATH=. python benchmarks/compression.py --part qat --part sparsity
+    PYTHONPATH=. python benchmarks/compression.py --part channels --part distill --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._results import update_section  # noqa: E402
+
+OUT = Path("runs/bench-compression")
+PARTS = ("qat", "sparsity", "channels", "distill")
+# (model, alpha, training epochs)
+QAT_MODELS = [("lenet5", 1.0, 20), ("mobilenet", 0.5, 20)]
+
+
+def _run(cfg: dict, out: Path) -> dict:
+    from edgecnn.config import RunConfig
+    from edgecnn.pipeline import optimize
+
+    while (OUT / "PAUSE").exists():  # lets a developer run something else on a shared machine
+        time.sleep(5)
+    cfg = {**cfg, "out": str(out)}
+    cfg.setdefault("train", {})["verbose"] = 0
+    lines = []
+    metrics = optimize(RunConfig.from_dict(cfg), echo=lines.append)
+    print(f"    {out}: {metrics['seconds']:.0f} s", flush=True)
+    return metrics
+
+
+def _row(metrics: dict, variant: str) -> dict:
+    for row in metrics["rows"]:
+        if row["variant"] == variant:
+            return row
+    raise KeyError(f"no row {variant!r} in {metrics['run_dir']}")
+
+
+def _mean(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _avg(values) -> float:
+    return statistics.mean(values)
+
+
+def _verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def part_qat_sparsity(seeds, parts, scale: float) -> dict:
+    results = {"qat": {}, "sparsity": {}}
+    for name, alpha, epochs in QAT_MODELS:
+        epochs = max(1, round(epochs * scale))
+        for seed in seeds:
+            base = {
+                "model": {"name": name, "alpha": alpha},
+                "data": {"seed": seed},
+                "train": {"epochs": epochs, "seed": seed},
+                "convert": {"int8": True},
+                "bench": {"enabled": False},
+            }
+            out = OUT / f"{name}-a{alpha}-s{seed}"
+            if "qat" in parts:
+                m = _run({**base, "qat": {"enabled": True, "epochs": max(1, epochs // 5)}}, out)
+                results["qat"].setdefault(name, []).append(
+                    {
+                        "seed": seed,
+                        "keras_float": _row(m, "float32")["keras_accuracy"],
+                        "float": _row(m, "float32")["tflite_accuracy"],
+                        "ptq_int8": _row(m, "int8")["tflite_accuracy"],
+                        "qat_int8": _row(m, "qat int8")["tflite_accuracy"],
+                        "qat_keras": m["stages"]["qat"]["keras_accuracy"],
+                    }
+                )
+            if "sparsity" in parts:
+                sparse_cfg = {
+                    **base,
+                    "convert": {"int8": False},
+                    "prune": {"sparsity": 0.5, "epochs": max(1, epochs // 3)},
+                }
+                m = _run(sparse_cfg, out)
+                dense, sparse = _row(m, "float32"), _row(m, "pruned float32")
+                results["sparsity"].setdefault(name, []).append(
+                    {
+                        "seed": seed,
+                        "dense": dense["tflite_accuracy"],
+                        "sparse": sparse["tflite_accuracy"],
+                        "dense_gzip": dense["size_gzip"],
+                        "sparse_gzip": sparse["size_gzip"],
+                        "gzip_ratio": dense["size_gzip"] / sparse["size_gzip"],
+                        "sparsity": sparse["sparsity"],
+                    }
+                )
+    return results
+
+
+def write_qat(results: dict, seeds, scale):
+    lines = [
+        f"Digits, 32x32, seeds {', '.join(map(str, seeds))}; training epochs 20 x {scale:g}, QAT fine-tune a fifth "
+        "of that at 0.1x the learning rate. Accuracy of the `.tflite` files on the test split (%), mean ± std.",
+        "",
+        "| model | float32 | post-training int8 | QAT int8 | QAT - float (pts) | QAT - PTQ (pts) | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        f = [100 * r["float"] for r in runs]
+        p = [100 * r["ptq_int8"] for r in runs]
+        q = [100 * r["qat_int8"] for r in runs]
+        d_f = [a - b for a, b in zip(q, f)]
+        d_p = [a - b for a, b in zip(q, p)]
+        ok = _avg(d_f) >= -0.5 and _avg(d_p) >= 0
+        lines.append(
+            f"| {name} | {_mean(f)} | {_mean(p)} | {_mean(q)} | {_mean(d_f)} | {_mean(d_p)} | "
+            f"within 0.5 of float and >= PTQ: {_verdict(ok)} |"
+        )
+    update_section(
+        "compression-qat", "Compression: quantization-aware training vs post-training int8", "\n".join(lines)
+    )
+
+
+def write_sparsity(results: dict, seeds, scale):
+    lines = [
+        f"Digits, 32x32, seeds {', '.join(map(str, seeds))}; 50% polynomial-decay magnitude sparsity (tfmot) over a "
+        f"fine-tune of half the training epochs (20 x {scale:g}) at half the learning rate; first conv, classifier "
+        "and depthwise layers kept dense. Accuracy of the float32 `.tflite` (%), gzip -9 sizes.",
+        "",
+        "| model | dense acc | 50% sparse acc | delta (pts) | achieved sparsity | gzip float32 dense -> sparse "
+        "| ratio | target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        dense = [100 * r["dense"] for r in runs]
+        sparse = [100 * r["sparse"] for r in runs]
+        delta = [a - b for a, b in zip(sparse, dense)]
+        ratio = [r["gzip_ratio"] for r in runs]
+        ok = _avg(delta) >= -1.0 and _avg(ratio) >= 1.8
+        lines.append(
+            f"| {name} | {_mean(dense)} | {_mean(sparse)} | {_mean(delta)} "
+            f"| {_mean([100 * r['sparsity'] for r in runs])}% "
+            f"| {_avg([r['dense_gzip'] for r in runs]) / 1024:.0f} KB -> "
+            f"{_avg([r['sparse_gzip'] for r in runs]) / 1024:.0f} KB "
+            f"| {_mean(ratio)}x | within 1.0 pt, >= 1.8x: {_verdict(ok)} |"
+        )
+    update_section("compression-sparsity", "Compression: 50% magnitude sparsity", "\n".join(lines))
+
+
+def part_channels(seeds, scale: float, criterion: str, runs: int) -> list:
+    epochs = max(1, round(15 * scale))
+    out = []
+    for seed in seeds:
+        m = _run(
+            {
+                "model": {"name": "mobilenet", "alpha": 1.0},
+                "data": {"seed": seed},
+                "train": {"epochs": epochs, "seed": seed},
+                "convert": {"int8": True},
+                "prune": {"channels": 0.5, "criterion": criterion, "epochs": max(1, round(8 * scale))},
+                "bench": {"runs": runs, "warmup": 20, "threads": 1},
+            },
+            OUT / f"channels-mobilenet-a1.0-{criterion}-s{seed}",
+        )
+        dense, narrow = _row(m, "int8"), _row(m, "channel_pruned int8")
+        out.append(
+            {
+                "seed": seed,
+                "dense_keras": m["stages"]["trained"]["keras_accuracy"],
+                "narrow_keras": m["stages"]["channel_pruned"]["keras_accuracy"],
+                "dense_int8": dense["tflite_accuracy"],
+                "narrow_int8": narrow["tflite_accuracy"],
+                "dense_ms": dense.get("latency_median_ms"),
+                "narrow_ms": narrow.get("latency_median_ms"),
+                "dense_f32_ms": _row(m, "float32").get("latency_median_ms"),
+                "narrow_f32_ms": _row(m, "channel_pruned float32").get("latency_median_ms"),
+                "params": (dense["params"], narrow["params"]),
+                "macs": (dense["macs"], narrow["macs"]),
+            }
+        )
+    return out
+
+
+def write_channels(runs: list, seeds, scale, criterion, bench_runs):
+    dk = [100 * r["dense_keras"] for r in runs]
+    nk = [100 * r["narrow_keras"] for r in runs]
+    d8 = [100 * r["dense_int8"] for r in runs]
+    n8 = [100 * r["narrow_int8"] for r in runs]
+    ratio = [r["narrow_ms"] / r["dense_ms"] for r in runs if r["dense_ms"] and r["narrow_ms"]]
+    ratio32 = [r["narrow_f32_ms"] / r["dense_f32_ms"] for r in runs if r["dense_f32_ms"] and r["narrow_f32_ms"]]
+    delta = [a - b for a, b in zip(n8, d8)]
+    ok = bool(ratio) and _avg(ratio) <= 0.6 and _avg(delta) >= -1.5
+    p, mac = runs[0]["params"], runs[0]["macs"]
+    lines = [
+        f"MobileNet v1 alpha 1.0, digits 32x32, seeds {', '.join(map(str, seeds))}; "
+        f"trained {max(1, round(15 * scale))} epochs, then 50% of the filters of every prunable channel group "
+        f"removed ({criterion} criterion), rebuilt "
+        f"narrower and fine-tuned {max(1, round(8 * scale))} epochs. Latency: median of {bench_runs} runs, 1 thread, "
+        "LiteRT/XNNPACK, this shared machine.",
+        "",
+        "| | unpruned | 50% channels | ratio / delta |",
+        "|---|---|---|---|",
+        f"| trainable params | {p[0]:,} | {p[1]:,} | {p[1] / p[0]:.2f}x |",
+        f"| MACs | {mac[0]:,} | {mac[1]:,} | {mac[1] / mac[0]:.2f}x |",
+        f"| Keras accuracy (%) | {_mean(dk)} | {_mean(nk)} | {_mean([a - b for a, b in zip(nk, dk)])} pts |",
+        f"| int8 .tflite accuracy (%) | {_mean(d8)} | {_mean(n8)} | {_mean(delta)} pts |",
+        f"| int8 latency (ms) | {_mean([r['dense_ms'] for r in runs])} | {_mean([r['narrow_ms'] for r in runs])} "
+        f"| {_mean(ratio)}x |",
+        f"| float32 latency (ms) | {_mean([r['dense_f32_ms'] for r in runs])} "
+        f"| {_mean([r['narrow_f32_ms'] for r in runs])} | {_mean(ratio32)}x |",
+        "",
+        f"Target (int8 latency <= 0.6x, accuracy within 1.5 points): {_verdict(ok)}.",
+    ]
+    update_section("compression-channels", "Compression: channel pruning of MobileNet v1 1.0", "\n".join(lines))
+
+
+DISTILL_PAIRS = [("mobilenet", 0.25, "mobilenet:1.0"), ("lenet5", 1.0, "resnet18:1.0")]
+
+
+def part_distill(seeds, scale: float, fraction: float) -> dict:
+    epochs = max(1, round(30 * scale))
+    out = {}
+    for name, alpha, teacher in DISTILL_PAIRS:
+        for seed in seeds:
+            m = _run(
+                {
+                    "model": {"name": name, "alpha": alpha},
+                    "data": {"seed": seed, "train_fraction": fraction},
+                    "train": {"epochs": epochs, "seed": seed},
+                    "distill": {"teacher": teacher, "alpha": 0.1, "temperature": 4.0},
+                    "bench": {"enabled": False},
+                },
+                OUT / f"distill-{name}-a{alpha}-{teacher.replace(':', '')}-f{fraction}-s{seed}",
+            )
+            out.setdefault(f"{name} {alpha} <- {teacher}", []).append(
+                {
+                    "seed": seed,
+                    "teacher": m["stages"]["distilled"]["teacher_keras_accuracy"],
+                    "alone": _row(m, "float32")["tflite_accuracy"],
+                    "distilled": _row(m, "distilled float32")["tflite_accuracy"],
+                }
+            )
+    return out
+
+
+def write_distill(results: dict, seeds, scale, fraction):
+    lines = [
+        f"Digits 32x32, {100 * fraction:.0f}% of the training split, seeds {', '.join(map(str, seeds))}; teacher and "
+        f"students trained {max(1, round(30 * scale))} epochs each on that subset; distillation alpha 0.1, T 4. "
+        "Accuracy of the float32 `.tflite` on the full test split (%).",
+        "",
+        "| student <- teacher | teacher | student alone | student distilled | gain (pts) | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pair, runs in results.items():
+        alone = [100 * r["alone"] for r in runs]
+        dist = [100 * r["distilled"] for r in runs]
+        gain = [a - b for a, b in zip(dist, alone)]
+        lines.append(
+            f"| {pair} | {_mean([100 * r['teacher'] for r in runs])} | {_mean(alone)} | {_mean(dist)} | {_mean(gain)} "
+            f"| distilled beats alone on average: {_verdict(_avg(gain) > 0)} |"
+        )
+    update_section(
+        "compression-distill", "Compression: knowledge distillation on a reduced training set", "\n".join(lines)
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", action="append", choices=PARTS, help="which part(s) to run (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every epoch count (e.g. 0.25 to smoke-test)")
+    parser.add_argument("--criterion", choices=("l1", "bn"), default="l1")
+    parser.add_argument("--bench-runs", type=int, default=300)
+    parser.add_argument("--train-fraction", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    parts = args.part or list(PARTS)
+    OUT.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if "qat" in parts or "sparsity" in parts:
+        res = part_qat_sparsity(args.seeds, parts, args.scale)
+        for key in ("qat", "sparsity"):
+            if key in parts:
+                (OUT / f"{key}.json").write_text(json.dumps(res[key], indent=1))
+        if "qat" in parts:
+            write_qat(res["qat"], args.seeds, args.scale)
+        if "sparsity" in parts:
+            write_sparsity(res["sparsity"], args.seeds, args.scale)
+    if "channels" in parts:
+        res = part_channels(args.seeds, args.scale, args.criterion, args.bench_runs)
+        (OUT / "channels.json").write_text(json.dumps(res, indent=1))
+        write_channels(res, args.seeds, args.scale, args.criterion, args.bench_runs)
+    if "distill" in parts:
+        res = part_distill(args.seeds, args.scale, args.train_fraction)
+        (OUT / "distill.json").write_text(json.dumps(res, indent=1))
+        write_distill(res, args.seeds, args.scale, args.train_fraction)
+    print(f"done in {time.time() - t0:.0f} s; see benchmarks/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()

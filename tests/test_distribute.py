@@ -1,0 +1,293 @@
+"""tf.distribute strategies: selection, TF_CONFIG parsing, and real two-worker runs on this machine.
+
+The ``distributed`` tests start two processes with ``TF_CONFIG`` on loopback ports (the
+same thing the README tells a user to do) and check that the chief's outputs are complete,
+that the other worker wrote nothing, and that both ended with the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgecnn import distribute
+from edgecnn.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_SCRIPT = Path(__file__).resolve().parent / "_distributed_worker.py"
+LAUNCH_TIMEOUT = 480  # seconds; a healthy run takes well under a minute on 2 idle cores
+
+
+def _tf_config(workers: int = 2, index: int = 0, chief: bool = False) -> str:
+    jobs = {"worker": [f"10.0.0.{i}:2222" for i in range(workers)]}
+    if chief:
+        jobs["chief"] = ["10.0.0.9:2222"]
+    return json.dumps({"cluster": jobs, "task": {"type": "worker", "index": index}})
+
+
+# --- TF_CONFIG and strategy names ------------------------------------------------------------
+
+
+def test_cluster_from_env_reads_the_task_and_finds_the_chief():
+    assert distribute.cluster_from_env({}) is None
+    first = distribute.cluster_from_env({"TF_CONFIG": _tf_config(3, 0)})
+    second = distribute.cluster_from_env({"TF_CONFIG": _tf_config(3, 2)})
+    assert (first.num_workers, first.is_chief, second.is_chief) == (3, True, False)
+    # With an explicit chief task, worker 0 is not the chief.
+    with_chief = distribute.cluster_from_env({"TF_CONFIG": _tf_config(2, 0, chief=True)})
+    assert (with_chief.num_workers, with_chief.is_chief) == (3, False)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"cluster": {"worker": ["a:1"]}}', 'no "task"'),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "out of range"),
+        ('{"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker", "index": 0}}', "ps"),
+        ('{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "not a job"),
+    ],
+)
+def test_bad_tf_config_is_one_clear_user_error(raw, message):
+    with pytest.raises(UserError, match=message):
+        distribute.cluster_from_env({"TF_CONFIG": raw})
+
+
+def test_auto_picks_mirrored_only_with_several_gpus():
+    assert distribute.resolve_name("auto", num_gpus=0) == "default"
+    assert distribute.resolve_name("auto", num_gpus=1) == "default"
+    assert distribute.resolve_name("auto", num_gpus=2) == "mirrored"
+    assert distribute.resolve_name("multiworker", num_gpus=0) == "multiworker"
+    with pytest.raises(UserError, match="did you mean: mirrored"):
+        distribute.resolve_name("mirored")
+
+
+def test_multiworker_without_tf_config_says_what_is_missing(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(UserError, match="needs the TF_CONFIG"):
+        distribute.get_strategy("multiworker")
+
+
+def test_strategy_setting_reaches_the_config_from_flags_and_recipes():
+    from edgecnn.cli.optimize import config_from_flags
+    from edgecnn.config import RunConfig
+
+    assert config_from_flags("lenet5", {"strategy": "mirrored"}).train.strategy == "mirrored"
+    assert config_from_flags("lenet5", {}).train.strategy == "auto"
+    assert RunConfig.from_dict({"train": {"strategy": "multiworker"}}).train.strategy == "multiworker"
+    with pytest.raises(UserError, match="train.strategy must be one of"):
+        RunConfig.from_dict({"train": {"strategy": "horovod"}}).train.validate()
+
+
+def test_cli_multiworker_without_tf_config_exits_2_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: --strategy multiworker needs the TF_CONFIG")
+    assert "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+# --- one process: the strategy's scope in fit ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from edgecnn.data import load_dataset
+
+    return load_dataset("digits", image_size=32, channels=1, train_fraction=0.2)
+
+
+def test_fit_under_mirrored_trains_the_model_built_in_its_scope(digits, tmp_path):
+    from edgecnn.models import create_model
+    from edgecnn.optimize.prune import prune_model, pruning_callbacks
+    from edgecnn.train import TrainConfig, fit
+
+    strategy = distribute.get_strategy("mirrored")
+    config = TrainConfig(epochs=1, strategy="mirrored", verbose=0)
+    with strategy.scope():
+        model = create_model("lenet5", input_shape=digits.input_shape, classes=10)
+        before = distribute.weights_digest(model)
+        fit(model, digits, config, out_dir=tmp_path / "train")
+        pruned = prune_model(model, sparsity=0.5, end_step=5, frequency=1)
+        fit(pruned, digits, config, extra_callbacks=pruning_callbacks())
+    assert model.distribute_strategy is strategy and pruned.distribute_strategy is strategy
+    assert distribute.weights_digest(model) != before
+    assert distribute.is_chief(strategy) and distribute.describe(strategy)["strategy"] == "mirrored"
+    assert not (tmp_path / "train" / "_backup").exists()  # the epoch checkpoint is removed after success
+
+
+def test_fit_refuses_a_model_built_outside_the_named_strategy(digits):
+    from edgecnn.models import create_model
+    from edgecnn.train import TrainConfig, fit
+
+    model = create_model("lenet5", input_shape=digits.input_shape, classes=10)
+    with pytest.raises(UserError, match=r"inside edgecnn.distribute.get_strategy\('mirrored'\).scope\(\)"):
+        fit(model, digits, TrainConfig(epochs=1, strategy="mirrored", verbose=0))
+
+
+def test_write_dir_gives_non_chiefs_a_temporary_folder_that_disappears(monkeypatch, tmp_path):
+    monkeypatch.setattr(distribute, "is_chief", lambda strategy=None: False)
+    with distribute.write_dir(tmp_path / "run" / "train", strategy=object()) as folder:
+        folder.mkdir(parents=True)
+        (folder / "w.h5").write_bytes(b"x")
+        assert tmp_path not in folder.parents
+    assert not folder.exists() and not (tmp_path / "run").exists()
+
+
+# --- two real workers ------------------------------------------------------------------------
+
+
+def _free_ports(n: int) -> list:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _launch(argv_for, tmp_path, workers: int = 2, kill_worker_when=None):
+    """Start ``workers`` processes with TF_CONFIG on loopback ports; return their (rc, output)."""
+    ports = _free_ports(workers)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs, logs = [], []
+    for index in reversed(range(workers)):  # the chief last, like a cluster manager would
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(tmp_path / f"worker{index}.log", "w+")
+        procs.insert(0, subprocess.Popen(argv_for(index), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        logs.insert(0, log)
+    deadline = time.time() + LAUNCH_TIMEOUT
+    killed = False
+    try:
+        while any(p.poll() is None for p in procs):
+            if time.time() > deadline:
+                raise AssertionError("two-worker run timed out:\n" + "\n".join(_read(log)[-3000:] for log in logs))
+            if kill_worker_when and not killed and re.search(kill_worker_when, _read(logs[1])):
+                procs[1].send_signal(signal.SIGKILL)
+                killed = True
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return [(p.returncode, _read(log)) for p, log in zip(procs, logs)]
+
+
+def _read(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()
+
+
+def _cli(out: Path, *flags):
+    return lambda index: [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker",
+                          "--out", str(out), "--no-bench", *flags]  # fmt: skip
+
+
+def _check_ok(results):
+    for index, (rc, output) in enumerate(results):
+        assert rc == 0, f"worker {index} failed (rc {rc}):\n{output[-4000:]}"
+
+
+@pytest.mark.distributed
+def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
+    out = tmp_path / "run"
+    results = _launch(_cli(out, "--epochs", "1", "--train-fraction", "0.3", "--int8"), tmp_path)
+    _check_ok(results)
+    (_, chief_log), (_, worker_log) = results
+    assert "2 worker(s), 2 replica(s); the chief" in chief_log
+    assert "not the chief: writes nothing" in worker_log
+    expected = {
+        "config.json", "preprocess.json", "metrics.json", "report.md", "table.md", "table.csv", "table.json",
+        "model_float32.tflite", "model_int8.tflite", "train/stage.json", "train/weights.h5", "train/model.keras",
+    }  # fmt: skip
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert written == expected  # complete, and no worker files, temporary folders or checkpoints left
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["distribute"]["workers"] == 2 and metrics["distribute"]["chief"]
+    assert {r["precision"] for r in metrics["rows"]} == {"float32", "int8"}
+    assert metrics["rows"][0]["tflite_accuracy"] > 0.3  # one short epoch of 30% of digits learns something
+    # The workers agreed: the other worker's final weights are the chief's, bit for bit.
+    worker_digest = json.loads(re.search(r"worker done: weights (\{.*?\})", worker_log).group(1))
+    assert worker_digest == metrics["distribute"]["weights_digest"]
+    stage = json.loads((out / "train" / "stage.json").read_text())
+    assert stage["weights_digest"] == worker_digest["trained"]
+
+
+@pytest.mark.distributed
+def test_two_workers_run_the_pruning_and_qat_stages_of_the_pipeline(tmp_path):
+    out = tmp_path / "run"
+    flags = ("--epochs", "1", "--train-fraction", "0.3", "--prune", "0.5", "--prune-epochs", "1", "--qat",
+             "--qat-epochs", "1")  # fmt: skip
+    results = _launch(_cli(out, *flags), tmp_path)
+    _check_ok(results)
+    worker_log = results[1][1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    digests = metrics["distribute"]["weights_digest"]
+    assert set(digests) == {"trained", "pruned", "qat"}
+    assert json.loads(re.search(r"worker done: weights (\{.*?\})", worker_log).group(1)) == digests
+    assert len(set(digests.values())) == 3
+    sparsity = [v for v in metrics["stages"]["pruned"]["layer_sparsity"].values() if v > 0]
+    assert sparsity and min(sparsity) > 0.4  # the pruning schedule ran its course under the strategy
+    files = {p.name for p in out.glob("*.tflite")}
+    expected = {f"{row}_{p}.tflite" for row in ("model", "pruned") for p in ("float32", "int8")}
+    assert files == expected | {"qat_int8.tflite"}
+    for stage in ("train", "pruned", "qat"):
+        assert (out / stage / "stage.json").exists() and not (out / stage / "_backup").exists()
+    assert not list(out.rglob("workertemp*"))
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_agree_through_pruning_and_qat_with_the_python_api(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+
+    def argv(index):
+        return [sys.executable, str(WORKER_SCRIPT), str(tmp_path / f"result{index}.json"), str(export)]
+
+    _check_ok(_launch(argv, tmp_path))
+    chief, worker = (json.loads((tmp_path / f"result{i}.json").read_text()) for i in range(2))
+    assert chief["chief"] and not worker["chief"] and chief["workers"] == 2
+    for stage in ("trained", "pruned", "qat"):
+        assert chief[stage] == worker[stage], f"workers disagree after {stage}"
+    assert len({chief["trained"], chief["pruned"], chief["qat"]}) == 3  # each stage changed the weights
+    assert 0.45 < chief["sparsity"] < 0.55  # pruning reached its 50% target under the strategy
+    assert [p.name for p in export.iterdir()] == ["qat_int8.tflite"]  # the chief alone exported
+    assert chief["tflite_accuracy"] > 0.3
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_a_killed_worker_stops_the_job_and_a_restart_resumes(tmp_path):
+    out = tmp_path / "run"
+    flags = ("--epochs", "4", "--train-fraction", "0.5", "--batch-size", "16")
+    results = _launch(_cli(out, *flags), tmp_path, kill_worker_when=r"Epoch 3/4")
+    chief_rc, chief_log = results[0]
+    assert chief_rc == 2 and "error: lost contact with another worker" in chief_log
+    assert "Traceback" not in chief_log
+    assert list((out / "train" / "_backup").rglob("ckpt-*.index"))  # the finished epochs are kept
+    _check_ok(results := _launch(_cli(out, *flags), tmp_path))
+    assert "Epoch 3/4" in results[0][1] and "Epoch 1/4" not in results[0][1]  # resumed, not restarted
+    assert (out / "metrics.json").exists() and not (out / "train" / "_backup").exists()

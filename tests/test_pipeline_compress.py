@@ -1,0 +1,110 @@
+"""The compression stages through ``edgecnn optimize``, as a user runs them (LeNet-5, 1 epoch)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import edgecnn  # noqa: F401
+from edgecnn.cli import main
+from edgecnn.config import RunConfig, resolve
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, ["optimize", *args], catch_exceptions=False)
+
+
+def test_every_stage_is_a_row_matching_its_file(tmp_path):
+    out = tmp_path / "run"
+    result = _invoke(
+        "lenet5",
+        "--epochs", "1",
+        "--train-fraction", "0.3",
+        "--prune-channels", "0.5",
+        "--prune", "0.5",
+        "--prune-epochs", "1",
+        "--distill-from", "lenet5:2.0",
+        "--teacher-epochs", "1",
+        "--qat",
+        "--qat-epochs", "1",
+        "--no-bench",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    variants = [r["variant"] for r in metrics["rows"]]
+    assert variants == [
+        "float32",
+        "int8",  # --qat brings post-training int8 along, to compare against
+        "distilled float32",
+        "distilled int8",
+        "channel_pruned float32",
+        "channel_pruned int8",
+        "pruned float32",
+        "pruned int8",
+        "qat int8",
+    ]
+    rows = {r["variant"]: r for r in metrics["rows"]}
+    for row in metrics["rows"]:
+        path = out / row["file"]
+        assert row["size_bytes"] == path.stat().st_size
+        assert row["size_gzip"] == len(gzip.compress(path.read_bytes(), compresslevel=9))
+    assert rows["channel_pruned float32"]["params"] < 0.5 * rows["float32"]["params"]
+    assert rows["channel_pruned float32"]["macs"] < 0.5 * rows["float32"]["macs"]
+    pruned = rows["pruned float32"]
+    assert pruned["nonzero_params"] < 0.7 * pruned["params"]
+    assert rows["qat int8"]["nonzero_params"] == pruned["nonzero_params"]  # QAT kept the zeros
+    stages = metrics["stages"]
+    assert stages["qat"]["scheme"] == "prune-preserving 8-bit"
+    assert stages["pruned"]["layer_sparsity"]["c1"] == 0.0
+    assert stages["pruned"]["layer_sparsity"]["c3"] == pytest.approx(0.5, abs=0.02)
+    assert stages["distilled"]["teacher"] == "lenet5:2.0"
+    assert "pruned" in (out / "report.md").read_text()
+
+    # Same settings again: every stage comes from its cache, nothing is retrained.
+    again = _invoke("lenet5", "--epochs", "1", "--train-fraction", "0.3", "--prune", "0.5", "--prune-epochs", "1",
+                    "--prune-channels", "0.5", "--distill-from", "lenet5:2.0", "--teacher-epochs", "1", "--qat",
+                    "--qat-epochs", "1", "--no-bench", "--out", str(out))  # fmt: skip
+    assert again.exit_code == 0
+    assert again.output.count("reusing") == 6  # train, teacher, distilled, channel_pruned, pruned, qat
+    assert "Epoch" not in again.output
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--prune", "1.5"], "prune.sparsity must be between 0 and 1"),
+        (["--prune-channels", "0"], "prune.channels must be between 0 and 1"),
+        (["--prune-structure", "2:4", "--prune", "0.7"], "2:4 structured sparsity is always 50%"),
+        (["--distill-from", "nosuchnet"], "unknown model"),
+        (["--distill-alpha", "2"], "distill.alpha must be in"),
+        (["--prune", "0.5", "--prune-epochs", "0"], "prune.epochs must be >= 1"),
+    ],
+)
+def test_bad_combinations_fail_in_one_line(tmp_path, flags, message):
+    result = CliRunner().invoke(main, ["optimize", "lenet5", "--out", str(tmp_path / "r"), *flags])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r" / "train").exists()  # failed before any training
+
+
+def test_teacher_with_other_classes_fails_before_training(tmp_path):
+    from edgecnn.models import create_model
+
+    path = tmp_path / "teacher.keras"
+    create_model("lenet5", input_shape=(32, 32, 1), classes=3).save(path)
+    result = CliRunner().invoke(main, ["optimize", "lenet5", "--distill-from", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "has 3 classes but the student" in result.output
+    assert not (tmp_path / "r" / "train").exists()
+
+
+def test_config_defaults_follow_training():
+    cfg = resolve(RunConfig.from_dict({"model": {"name": "lenet5"}, "train": {"epochs": 30, "learning_rate": 1e-3},
+                                       "prune": {"structure": "2:4"}, "qat": {"enabled": True}}))  # fmt: skip
+    assert cfg.prune.sparsity == 0.5 and cfg.prune.epochs == 15 and cfg.prune.learning_rate == pytest.approx(5e-4)
+    assert cfg.qat.epochs == 6 and cfg.convert.int8
