@@ -281,6 +281,9 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
     out = Path(cfg.out or Path("runs") / run_name(cfg))
     _check_out_dir(out)
     stages_total = 2 + len(MODEL_STAGES) + 1
+    note = entry.resolution_note(cfg.data.image_size, **cfg.model.args)
+    if note:
+        echo(note)
     echo(f"[1/{stages_total}] data: loading {cfg.data.source}")
     data = load_dataset(
         cfg.data.source,
