@@ -7,16 +7,16 @@ For MobileNetV2, MobileNetV3-Small/Large and EfficientNet-B0 at 224x224x3, 1000 
   data), and its QAT copy (``edgecnn.optimize.qat.quantize_model``, untrained, run once in
   training mode over the calibration images so that its input quantizer has a range)
   converted to int8;
-- the stock model (``weights=None``; V3 with ``include_preprocessing=False`` so that both
-  sides compute the same network) converted the stock way (post-training int8, the same
-  representative data);
+- the stock model (``input_shape=(224, 224, 3), weights=None``; V3 with
+  ``include_preprocessing=False`` so that both sides compute the same network) converted
+  the stock way (post-training int8, the same representative data);
 - what stock ``tfmot.quantization.keras.quantize_model`` does on the stock model as a user
   gets it (default arguments) and, for V3, without the preprocessing layer; where it
   succeeds, that QAT model is converted to int8 and timed too;
 - latency of every ``.tflite`` measured in ONE run, with the same runtime
   (:func:`edgecnn.device.bench.benchmark`, a child process per measurement), 1 thread,
   interleaved (A, B, C, A, B, C, ...) over several repeats; the median of the repeat
-  medians is reported;
+  medians is reported; and the same on TFLite's own kernels (XNNPACK off);
 - op placement of every int8 file under LiteRT's default XNNPACK delegate: which ops the
   delegate takes and which stay on TFLite's own kernels (:func:`ops_outside_xnnpack`), for
   the four models above and for ShuffleNet v1 (g3) / v2 (1x), whose exceptions
@@ -46,22 +46,23 @@ from edgecnn.models import count_params, create_model  # noqa: E402
 from edgecnn.optimize.qat import quantize_model  # noqa: E402
 
 apps = keras.applications
+SHAPE = (224, 224, 3)  # stated: keras.applications' MobileNetV3 defaults to (None, None, 3)
 # (title, edgecnn name, stock model for latency, stock model as a user gets it, or None if the same)
 MODELS = [
-    ("MobileNetV2", "mobilenet_v2", lambda: apps.MobileNetV2(weights=None), None),
+    ("MobileNetV2", "mobilenet_v2", lambda: apps.MobileNetV2(input_shape=SHAPE, weights=None), None),
     (
         "MobileNetV3-Small",
         "mobilenet_v3_small",
-        lambda: apps.MobileNetV3Small(weights=None, include_preprocessing=False),
-        lambda: apps.MobileNetV3Small(weights=None),
+        lambda: apps.MobileNetV3Small(input_shape=SHAPE, weights=None, include_preprocessing=False),
+        lambda: apps.MobileNetV3Small(input_shape=SHAPE, weights=None),
     ),
     (
         "MobileNetV3-Large",
         "mobilenet_v3_large",
-        lambda: apps.MobileNetV3Large(weights=None, include_preprocessing=False),
-        lambda: apps.MobileNetV3Large(weights=None),
+        lambda: apps.MobileNetV3Large(input_shape=SHAPE, weights=None, include_preprocessing=False),
+        lambda: apps.MobileNetV3Large(input_shape=SHAPE, weights=None),
     ),
-    ("EfficientNet-B0", "efficientnet_b0", lambda: apps.EfficientNetB0(weights=None), None),
+    ("EfficientNet-B0", "efficientnet_b0", lambda: apps.EfficientNetB0(input_shape=SHAPE, weights=None), None),
 ]
 # Op placement only (no stock counterpart in keras.applications).
 PLACEMENT_ONLY = [
@@ -140,6 +141,36 @@ def latency(path, runs: int, warmup: int) -> float | None:
     return float(result["median_ms"])
 
 
+def reference_latency(path, runs: int, warmup: int) -> float | None:
+    """Median ms of ``path`` on TFLite's own kernels (XNNPACK off), timed in a child process
+    (``edgecnn.device.runtime.load_interpreter(delegate=False)``, random int8 input, 1 thread)."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--reference-latency", str(path), "--runs", str(runs), "--warmup", str(warmup)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if run.returncode != 0:
+        print(f"reference-kernel timing of {path} failed: {run.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    return float(run.stdout.strip().splitlines()[-1])
+
+
+def _time_reference(path, runs: int, warmup: int) -> float:
+    from edgecnn.device.bench import random_input
+    from edgecnn.device.runtime import load_interpreter
+
+    interpreter, _, _ = load_interpreter(path, num_threads=1, delegate=False)
+    for i, detail in enumerate(interpreter.get_input_details()):
+        interpreter.set_tensor(detail["index"], random_input(detail, i))
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
 def calibrate(qat_model, rep) -> None:
     """Run the QAT model in training mode on the calibration images, so that its input
     quantizer (tfmot's AllValuesQuantizer starts at [0, 0]) holds the real input range."""
@@ -168,11 +199,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="folder for the .tflite files (default: a temporary one)")
     parser.add_argument("--no-write", action="store_true", help="print the results, leave RESULTS.md alone")
     parser.add_argument("--placement", default=None, help=argparse.SUPPRESS)  # child process of placement()
+    parser.add_argument("--reference-latency", default=None, help=argparse.SUPPRESS)  # of reference_latency()
     args = parser.parse_args(argv)
     if args.placement:
         import json
 
         print(json.dumps(ops_outside_xnnpack(args.placement)))
+        return 0
+    if args.reference_latency:
+        print(_time_reference(args.reference_latency, args.runs, args.warmup))
         return 0
     out = Path(args.out or tempfile.mkdtemp(prefix="stock_vs_edgecnn_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -224,13 +259,15 @@ def main(argv=None) -> int:
         keras.backend.clear_session()
 
     times = {key: [] for key in files}
+    ref_times = {key: [] for key in files}
     for r in range(args.repeats):
         for key, path in files.items():  # interleaved: every file once per repeat
             times[key].append(latency(path, args.runs, args.warmup))
+            ref_times[key].append(reference_latency(path, args.runs, args.warmup))
         print(f"repeat {r + 1}/{args.repeats} done", flush=True)
 
-    def ms(title, kind):
-        measured = [t for t in times.get((title, kind), []) if t is not None]
+    def ms(title, kind, table=times):
+        measured = [t for t in table.get((title, kind), []) if t is not None]
         return statistics.median(measured) if measured else None
 
     lines = [
@@ -249,10 +286,22 @@ def main(argv=None) -> int:
         t = row["title"]
         med = {kind: ms(t, kind) for kind in KINDS}
         cells = [f"{med[k]:.2f}" if med[k] is not None else "-" for k in KINDS]
-        lines.append(
-            f"| {t} | {' | '.join(cells)} | {med['edgecnn'] / med['stock']:.2f} | "
-            f"{row['ours_params']:,} / {row['stock_params']:,} |"
-        )
+        ratio = f"{med['edgecnn'] / med['stock']:.2f}" if med["edgecnn"] and med["stock"] else "-"
+        lines.append(f"| {t} | {' | '.join(cells)} | {ratio} | {row['ours_params']:,} / {row['stock_params']:,} |")
+    lines += [
+        "",
+        "The same files on TFLite's own kernels (XNNPACK off: `load_interpreter(delegate=False)`, timed in a child "
+        "process the same way):",
+        "",
+        "| model | edgecnn PTQ ms | edgecnn QAT ms | stock PTQ ms | stock QAT ms | edgecnn PTQ / stock PTQ |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        t = row["title"]
+        med = {kind: ms(t, kind, ref_times) for kind in KINDS}
+        cells = [f"{med[k]:.2f}" if med[k] is not None else "-" for k in KINDS]
+        ratio = f"{med['edgecnn'] / med['stock']:.2f}" if med["edgecnn"] and med["stock"] else "-"
+        lines.append(f"| {t} | {' | '.join(cells)} | {ratio} |")
     lines += ["", "What stock `tfmot.quantization.keras.quantize_model` does on the stock models:", ""]
     lines += [f"- {row['title']}: {row['stock_qat']}" for row in rows]
     lines += ["", "Op placement of each int8 file (ops, then those XNNPACK leaves to TFLite's own kernels):", ""]
