@@ -160,10 +160,6 @@ class Swish(_ZooLayer):
         return inputs * tf.math.sigmoid(inputs)
 
 
-def _hard_sigmoid(x):
-    return tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
-
-
 _SE_ACTS = {"relu": keras.activations.relu, "swish": keras.activations.swish}
 
 
@@ -193,9 +189,11 @@ class SqueezeExcite(layers.Layer):
         # Replaced by tfmot's QuantizeAwareActivation under QAT (see SqueezeExciteQuantizeConfig):
         # 'linear' and 'relu'/'swish' are post-quantized, 'sigmoid' pre-quantized. The two
         # 'linear' pre-activation hooks put a fake-quant on the convolution outputs that TFLite
-        # keeps as int8 tensors of their own (the input of swish's LOGISTIC/MUL and of
-        # hard-sigmoid's ADD); without it the converter calibrates them apart from QAT's ranges
-        # and, on an untrained QAT model, gives them degenerate scales that crash XNNPACK.
+        # keeps as int8 tensors of their own: the input of swish's LOGISTIC/MUL, and
+        # relu6(g + 3) of hard-sigmoid (the converter folds the +3 into the conv bias and the
+        # ReLU6 into the conv, so that is the conv's int8 output). Without them the converter
+        # calibrates these tensors apart from QAT's ranges and, on an untrained QAT model,
+        # gives them degenerate scales that crash XNNPACK.
         self.squeeze_activation = keras.activations.linear
         self.reduce_preactivation = keras.activations.linear
         self.reduce_activation = _SE_ACTS[act]
@@ -220,7 +218,10 @@ class SqueezeExcite(layers.Layer):
         s = tf.nn.bias_add(tf.nn.conv2d(s, self.reduce_kernel, 1, "VALID"), self.reduce_bias)
         s = self.reduce_activation(self.reduce_preactivation(s))
         g = tf.nn.bias_add(tf.nn.conv2d(s, self.expand_kernel, 1, "VALID"), self.expand_bias)
-        g = self.gate_activation(_hard_sigmoid(self.gate_preactivation(g)) if self.gate == "hard_sigmoid" else g)
+        if self.gate == "hard_sigmoid":
+            g = self.gate_activation(self.gate_preactivation(tf.nn.relu6(g + 3.0)) * (1.0 / 6.0))
+        else:
+            g = self.gate_activation(g)
         return inputs * g
 
     def quantized_activations(self) -> list:
