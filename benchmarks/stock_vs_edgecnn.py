@@ -183,8 +183,8 @@ def stock_qat(model):
     try:
         return tfmot().quantization.keras.quantize_model(model), "ok"
     except Exception as exc:  # noqa: BLE001 - recording whatever tfmot raises
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, f"fails: {exc.__class__.__name__}: {first[:200]}"
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return None, f"fails: {exc.__class__.__name__}: {' '.join(lines[:2])[:240]}"
 
 
 def _fmt_ops(counter: Counter) -> str:

@@ -1,8 +1,9 @@
 """Layers of the efficient families, written so that tfmot and TFLite int8 handle them.
 
-Stock Keras builds these operations out of pieces that tfmot's default 8-bit registry
-rejects (``Multiply`` of squeeze-excite, hard-swish written as TF ops, ``Rescaling``) or
-that pruning refuses. Each layer here is one operation with:
+Stock Keras builds these operations out of pieces that tfmot's default 8-bit QAT rejects
+(measured on ``keras.applications``: EfficientNetB0's ``Rescaling`` layer, MobileNetV3's
+hard-swish written as TF-op arithmetic, a ``TFOpLambda`` ``x + 3``). Each layer here is
+one operation with:
 
 - ``get_config`` (round trip) and registration with :func:`custom_object`;
 - ``get_prunable_weights`` (tfmot's ``PrunableLayer`` protocol; ``[]`` when weightless);
@@ -16,21 +17,28 @@ that pruning refuses. Each layer here is one operation with:
   measured on EfficientNet-B0's squeeze-excite before the pre-activation fake-quants
   below were added):
 
-============== ================================ ==============================================
-layer          TFLite int8 ops                   QAT fake-quant
-============== ================================ ==============================================
-HardSwish      HARD_SWISH (fused by converter)   output
-HardSigmoid    ADD+RELU6 (fused), MUL            output
-Swish          LOGISTIC, MUL                     output (LOGISTIC has a fixed int8 range)
-SqueezeExcite  MEAN, CONV_2D x2, [LOGISTIC |      both kernels (per channel), the pooled
-               ADD+RELU6, MUL], MUL              mean, the reduce conv's output before swish,
-                                                 the reduce activation, the expand conv's
-                                                 output (the sigmoid's input, or before
-                                                 hard-sigmoid), the gate and the output
-ChannelShuffle RESHAPE, TRANSPOSE, RESHAPE       none (pass-through keeps the input scale)
-ChannelSplit   STRIDED_SLICE                     none (pass-through)
-StochasticDepth (nothing: identity at inference) none (pass-through)
-============== ================================ ==============================================
+=============== ==================================== ==========================================
+layer           TFLite int8 ops (measured)           QAT fake-quant
+=============== ==================================== ==========================================
+HardSwish       HARD_SWISH                           output
+Swish           LOGISTIC, MUL                        output (LOGISTIC has a fixed int8 range)
+SqueezeExcite   MEAN, CONV_2D (reduce, ReLU fused    both kernels (per channel), the pooled
+                or + LOGISTIC, MUL for swish),       mean, the reduce conv's output before
+                CONV_2D (expand; for hard-sigmoid    swish, the reduce activation, the expand
+                its +3 folds into the bias and its   conv's output (the sigmoid's input, or
+                ReLU6 fuses, then MUL by 1/6; or     relu6(g + 3) for hard-sigmoid), the gate
+                LOGISTIC for sigmoid), MUL           and the output
+ChannelShuffle  RESHAPE, TRANSPOSE, RESHAPE          none (pass-through keeps the input scale)
+ChannelSplit    STRIDED_SLICE                        none (pass-through)
+StochasticDepth nothing (identity at inference)      none (pass-through)
+HardSigmoid     (not used by the zoo's models)       output
+=============== ==================================== ==========================================
+
+Measured on the int8 files of MobileNetV3, EfficientNet-B0 and ShuffleNet v2 by
+``benchmarks/stock_vs_edgecnn.py`` and ``benchmarks/efficient_digits.py``: after QAT the int8
+graph has the same ops as after post-training quantization (ShuffleNet v2 adds QUANTIZE ops
+before its concatenations). LiteRT 2.3's XNNPACK delegate leaves int8 HARD_SWISH on TFLite's
+own kernels; the other ops of this table run on XNNPACK.
 
 The ``QuantizeConfig`` classes need tfmot, whose import is slow, so they are created on
 first use by :func:`quantize_configs` (``quantize_config()`` calls it) and registered with
