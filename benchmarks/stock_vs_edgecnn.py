@@ -270,10 +270,17 @@ def main(argv=None) -> int:
         measured = [t for t in table.get((title, kind), []) if t is not None]
         return statistics.median(measured) if measured else None
 
+    def cell(title, kind, table=times):
+        measured = [t for t in table.get((title, kind), []) if t is not None]
+        if not measured:
+            return "-"
+        return f"{statistics.median(measured):.2f} ({min(measured):.2f}-{max(measured):.2f})"
+
     lines = [
         "int8 TFLite at 224x224x3, 1000 classes, untrained weights, 1 thread, LiteRT with its default XNNPACK "
         "delegate (`edgecnn.device.bench.benchmark`), all files measured interleaved in one run; "
-        f"median over {args.repeats} repeats of the median of {args.runs} runs (after {args.warmup} warm-up). "
+        f"median over {args.repeats} repeats of the median of {args.runs} runs (after {args.warmup} warm-up), "
+        "with the lowest and highest repeat median in brackets. "
         "PTQ = post-training full-integer quantization (8 random calibration images), QAT = the "
         "quantization-aware model (untrained; one training-mode pass over the calibration images sets its "
         "input range) converted to int8.",
@@ -285,7 +292,7 @@ def main(argv=None) -> int:
     for row in rows:
         t = row["title"]
         med = {kind: ms(t, kind) for kind in KINDS}
-        cells = [f"{med[k]:.2f}" if med[k] is not None else "-" for k in KINDS]
+        cells = [cell(t, k) for k in KINDS]
         ratio = f"{med['edgecnn'] / med['stock']:.2f}" if med["edgecnn"] and med["stock"] else "-"
         lines.append(f"| {t} | {' | '.join(cells)} | {ratio} | {row['ours_params']:,} / {row['stock_params']:,} |")
     lines += [
@@ -299,7 +306,7 @@ def main(argv=None) -> int:
     for row in rows:
         t = row["title"]
         med = {kind: ms(t, kind, ref_times) for kind in KINDS}
-        cells = [f"{med[k]:.2f}" if med[k] is not None else "-" for k in KINDS]
+        cells = [cell(t, k, ref_times) for k in KINDS]
         ratio = f"{med['edgecnn'] / med['stock']:.2f}" if med["edgecnn"] and med["stock"] else "-"
         lines.append(f"| {t} | {' | '.join(cells)} | {ratio} |")
     lines += ["", "What stock `tfmot.quantization.keras.quantize_model` does on the stock models:", ""]
