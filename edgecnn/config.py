@@ -226,8 +226,11 @@ def resolve(config: RunConfig, entry=None) -> RunConfig:
     entry = entry or model_info(cfg.model.name)
     cfg.model.name = entry.name
     cfg.model.alpha = check_alpha(1.0 if cfg.model.alpha is None else cfg.model.alpha)
+    _check_model_args(cfg.model.args, entry)
     if cfg.data.image_size is None:
-        cfg.data.image_size = entry.small_size if cfg.data.source == "digits" else int(entry.input_shape[0])
+        cfg.data.image_size = (
+            entry.small_size if cfg.data.source == "digits" else entry.preferred_resolution(**cfg.model.args)
+        )
     if cfg.data.image_size < entry.min_size:
         raise UserError(
             f"{entry.name} needs images of at least {entry.min_size}x{entry.min_size}, "
@@ -290,9 +293,39 @@ def _resolve_compression(cfg: RunConfig):
         cfg.convert.int8 = True  # post-training int8 of the same model, to compare against
 
 
+# Builder arguments the pipeline sets itself, and the flag or setting that sets each.
+_PIPELINE_ARGS = {
+    "input_shape": "--image-size (data.image_size)",
+    "input_tensor": "the data",
+    "classes": "the data's classes",
+    "alpha": "--alpha (model.alpha)",
+    "include_top": "the pipeline (always true)",
+    "weights": "the pipeline (training from scratch)",
+    "pooling": "the pipeline (the classifier head is always built)",
+}
+
+
+def _check_model_args(args: dict, entry) -> None:
+    """``model.args`` must name arguments of the builder that the pipeline does not set."""
+    from edgecnn.models._registry import unknown_arguments_message
+
+    for key in args:
+        if not isinstance(key, str):
+            raise UserError(f"model.args keys must be argument names, got {key!r}")
+        if key in _PIPELINE_ARGS:
+            raise UserError(f"model.args.{key} cannot be set: it comes from {_PIPELINE_ARGS[key]}")
+    unknown = sorted(set(args) - entry.arguments)
+    if unknown:
+        raise UserError(f"model.args.{unknown[0]}: {unknown_arguments_message(entry, unknown, _PIPELINE_ARGS)}")
+
+
 def run_name(cfg: RunConfig) -> str:
-    """The default run folder name, recording the settings: ``mobilenet-a0.50-32px``."""
-    parts = [cfg.model.name, f"a{cfg.model.alpha:.2f}", f"{cfg.data.image_size}px"]
+    """The default run folder name, recording the settings: ``mobilenet-a0.50-32px``
+    (builder arguments too: ``efficientnet-phi1.5-a1.00-32px``)."""
+    import re
+
+    args = (re.sub(r"[^\w.]+", "_", f"{k}{v}") for k, v in sorted(cfg.model.args.items()))
+    parts = [cfg.model.name, *args, f"a{cfg.model.alpha:.2f}", f"{cfg.data.image_size}px"]
     if cfg.data.source != "digits":
         from pathlib import Path
 

@@ -653,6 +653,9 @@ def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dic
     _check_out_dir(out)
     active = [s for s in MODEL_STAGES if getattr(s, "enabled", lambda _cfg: True)(cfg)]
     stages_total = 2 + len(active) + 1
+    note = entry.resolution_note(cfg.data.image_size, **cfg.model.args)
+    if note:
+        echo(note)
     echo(f"[1/{stages_total}] data: loading {cfg.data.source}")
     data = load_dataset(
         cfg.data.source,

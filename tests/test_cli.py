@@ -49,3 +49,19 @@ def test_unreadable_image_in_data_folder(image_folder, tmp_path):
                      "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "bad.png" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_optimize_builder_arguments_from_flags():
+    from edgecnn.cli.optimize import config_from_flags
+
+    cfg = config_from_flags("mobilenet_v3_small", {"arg": ("dropout=0.1", "minimalistic=true"), "phi": None})
+    assert cfg.model.args == {"dropout": 0.1, "minimalistic": True}
+    assert config_from_flags("efficientnet", {"phi": 1.5}).model.args == {"phi": 1.5}
+    runner = CliRunner()
+    bad = runner.invoke(main, ["optimize", "mobilenet_v2", "--arg", "phi=1.5"])
+    assert bad.exit_code == 2 and "unexpected argument 'phi' for mobilenet_v2" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1
+    bad = runner.invoke(main, ["optimize", "efficientnet", "--arg", "phi"])
+    assert bad.exit_code == 2 and "--arg expects KEY=VALUE" in bad.output
+    bad = runner.invoke(main, ["list", "efficientnet", "--phi", "99"])
+    assert bad.exit_code == 2 and "phi must be between" in bad.output

@@ -29,3 +29,19 @@ def test_bad_settings_name_the_key(data, message):
     with pytest.raises(UserError) as info:
         resolve(RunConfig.from_dict(data))
     assert message in str(info.value)
+
+
+def test_model_args_are_checked_against_the_builder():
+    cfg = resolve(RunConfig.from_dict({"model": {"name": "efficientnet", "args": {"phi": 1.5}}}))
+    assert cfg.model.args == {"phi": 1.5} and run_name(cfg) == "efficientnet-phi1.5-a1.00-32px"
+    # Arguments a variant passes on to its family builder count (densenet121 -> densenet).
+    resolve(RunConfig.from_dict({"model": {"name": "densenet121", "args": {"growth_rate": 12}}}))
+    with pytest.raises(UserError, match=r"model.args.phy: unexpected argument 'phy' for efficientnet \(did you mean"):
+        resolve(RunConfig.from_dict({"model": {"name": "efficientnet", "args": {"phy": 1.5}}}))
+    with pytest.raises(UserError, match="model.args.phi: unexpected argument 'phi' for efficientnet_b0"):
+        resolve(RunConfig.from_dict({"model": {"name": "efficientnet_b0", "args": {"phi": 1}}}))
+    with pytest.raises(UserError, match="model.args.classes cannot be set"):
+        resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "args": {"classes": 3}}}))
+    # Photos default to the resolution the arguments call for.
+    photos = {"model": {"name": "efficientnet", "args": {"phi": 1.5}}, "data": {"source": "photos/"}}
+    assert resolve(RunConfig.from_dict(photos)).data.image_size == 276

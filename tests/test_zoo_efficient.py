@@ -110,6 +110,40 @@ def test_efficientnet_compound_scaling_by_phi():
     assert "r276" in model.name
 
 
+def test_efficientnet_phi_states_its_resolution():
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+    from edgecnn.models import model_info
+
+    entry = model_info("efficientnet")
+    assert entry.preferred_resolution(phi=1.5) == 276 and entry.preferred_resolution() == 224
+    assert entry.resolution_note(32, phi=1.5) == (
+        "efficientnet phi 1.5 is designed for 276x276 input; training at 32x32 (set --image-size 276 to match)"
+    )
+    assert entry.resolution_note(276, phi=1.5) is None
+    assert model_info("efficientnet_b3").preferred_resolution() == 300
+    assert model_info("mobilenet_v2").resolution_note(32) is None  # declares no preferred resolution
+    with pytest.raises(UserError, match="phi must be a number"):
+        create_model("efficientnet", phi="big")
+    listed = CliRunner().invoke(main, ["list", "efficientnet", "--arg", "phi=1.5"])
+    assert listed.exit_code == 0, listed.output
+    assert "276x276x3" in listed.output and "11.01M" in listed.output
+
+
+def test_builder_arguments_and_unexpected_ones():
+    from edgecnn.models import model_info
+
+    with pytest.raises(UserError, match="unexpected argument 'phi' for mobilenet_v2"):
+        create_model("mobilenet_v2", phi=1)
+    with pytest.raises(TypeError, match="unexpected argument 'grups' for shufflenet_v1 \\(did you mean: groups"):
+        create_model("shufflenet_v1", grups=8)
+    # Thin variants take what their family builder takes (less what they fix themselves).
+    assert model_info("shufflenet_v2_x0_5").arguments == model_info("shufflenet_v2").arguments
+    assert "phi" in model_info("efficientnet").arguments and "phi" not in model_info("efficientnet_b0").arguments
+    assert {"minimalistic", "dropout"} <= model_info("mobilenet_v3_large").arguments
+
+
 @pytest.mark.parametrize(
     "name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v1", "shufflenet_v2"]
 )
@@ -198,6 +232,53 @@ def test_channel_shuffle_and_split_values():
     assert ChannelSplit(2, 1)(x).numpy().ravel().tolist() == [3, 4, 5]
 
 
+def test_squeeze_excite_qat_int8_has_no_degenerate_scale(tmp_path):
+    """Every int8 tensor of SE gets its range from a QAT fake-quant: none is left to the
+    converter, which gives it a ~1e-8 scale on an untrained QAT model (XNNPACK then aborts)."""
+    import subprocess
+    import sys
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from edgecnn.convert import convert
+    from edgecnn.models._quant_layers import SqueezeExcite
+    from edgecnn.optimize.qat import quantize_model
+
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+    x = SqueezeExcite(2, act="swish", gate="sigmoid", name="se_effnet")(x)
+    x = keras.layers.Conv2D(8, 1, name="c2")(x)
+    x = SqueezeExcite(2, act="relu", gate="hard_sigmoid", name="se_v3")(x)
+    qat = quantize_model(keras.Model(inputs, x))  # untrained: ranges at their initial values
+    data = np.random.default_rng(0).random((4, 16, 16, 8), dtype=np.float32)
+
+    def representative():
+        for row in data:
+            yield [row[None]]
+
+    path = convert(qat, tmp_path / "se_qat_int8.tflite", "int8", representative=representative)
+    plain = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    scales = {t["index"]: t["quantization_parameters"]["scales"] for t in plain.get_tensor_details()}
+    ops = plain._get_ops_details()
+    degenerate = [
+        (op["op_name"], float(scales[t].min())) for op in ops for t in op["outputs"] if scales[t].min() < 1e-5
+    ]
+    assert not degenerate, degenerate
+    names = [op["op_name"] for op in ops]
+    assert names.count("LOGISTIC") == 2  # swish + sigmoid gate
+    assert "ADD" not in names  # hard-sigmoid's +3 is folded into the expand conv's bias, its ReLU6 fused
+    # And XNNPACK takes it (in a child process: a native abort must not take pytest down).
+    probe = (
+        "import numpy as np, sys; from ai_edge_litert.interpreter import Interpreter; "
+        "it = Interpreter(model_path=sys.argv[1]); it.allocate_tensors(); d = it.get_input_details()[0]; "
+        "it.set_tensor(d['index'], np.zeros(d['shape'], d['dtype'])); it.invoke()"
+    )
+    run = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-500:]
+
+
 def _qat_vs_int8(name, **kwargs):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -229,7 +310,18 @@ def _qat_vs_int8(name, **kwargs):
     return expected, np.concatenate(got), s_out
 
 
-@pytest.mark.parametrize("name,kwargs", [("mobilenet_v3_small", {}), ("efficientnet_b0", {"alpha": 0.5})])
+# Converting a QAT model takes about a minute per model on 2 busy cores: MobileNetV3 (hard-swish,
+# hard-sigmoid SE) in the fast suite, the others in the slow step.
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        pytest.param("mobilenet_v3_small", {}, id="mobilenet_v3_small"),
+        pytest.param("efficientnet_b0", {"alpha": 0.5}, id="efficientnet_b0", marks=pytest.mark.slow),
+        pytest.param("shufflenet_v2", {"alpha": 0.5}, id="shufflenet_v2", marks=pytest.mark.slow),
+        pytest.param("shufflenet_v1", {"alpha": 0.5, "groups": 3}, id="shufflenet_v1", marks=pytest.mark.slow),
+        pytest.param("mobilenet_v2", {"alpha": 0.35}, id="mobilenet_v2", marks=pytest.mark.slow),
+    ],
+)
 def test_qat_model_and_int8_tflite_agree(name, kwargs):
     expected, got, step = _qat_vs_int8(name, **kwargs)
     spread = float(expected.max() - expected.min())

@@ -12,7 +12,7 @@ def config_from_flags(model: str, flags: dict):
     from edgecnn.config import RunConfig
 
     sections = {
-        "model": {"name": model, "alpha": flags.get("alpha")},
+        "model": {"name": model, "alpha": flags.get("alpha"), "args": model_args(flags) or None},
         "data": {
             "source": flags.get("data"),
             "image_size": flags.get("image_size"),
@@ -76,6 +76,59 @@ def strategy_option():
         help="tf.distribute strategy: auto (mirrored with several GPUs, else default), default, mirrored "
         "(every local GPU), multiworker (machines listed in TF_CONFIG; run the same command on each).",
     )
+
+
+def parse_arg(text: str) -> tuple:
+    """``"KEY=VALUE"`` -> ``(key, value)``, the value read as YAML (numbers, booleans, lists).
+
+    Example:
+        >>> parse_arg("phi=1.5"), parse_arg("minimalistic=true"), parse_arg("name=b0")
+        (('phi', 1.5), ('minimalistic', True), ('name', 'b0'))
+    """
+    import yaml
+
+    from edgecnn.errors import UserError
+
+    key, sep, value = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise UserError(f"--arg expects KEY=VALUE with KEY a builder argument name, got {text!r}")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise UserError(f"--arg {key}: cannot read the value {value!r}") from None
+
+
+def model_args(flags: dict) -> dict:
+    """Builder arguments from ``--arg KEY=VALUE`` (repeatable) and ``--phi``.
+
+    Example:
+        >>> model_args({"arg": ("groups=8",), "phi": 1.5})
+        {'groups': 8, 'phi': 1.5}
+    """
+    args = dict(parse_arg(a) for a in flags.get("arg") or ())
+    if flags.get("phi") is not None:
+        args["phi"] = flags["phi"]
+    return args
+
+
+def model_arg_options() -> list:
+    """``--arg`` and ``--phi``: builder arguments beyond the common flags."""
+    return [
+        click.option(
+            "--arg",
+            "arg",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Builder argument (repeatable; value read as YAML), e.g. --arg groups=8 --arg minimalistic=true.",
+        ),
+        click.option(
+            "--phi",
+            type=float,
+            default=None,
+            help="EfficientNet compound-scaling coefficient (same as --arg phi=...), e.g. 'efficientnet --phi 1.5'.",
+        ),
+    ]
 
 
 def optimize_options(f):
@@ -179,6 +232,7 @@ def optimize_options(f):
             default=None,
             help="Run folder (default runs/<model>-<settings>/).",
         ),
+        *model_arg_options(),
     ]
     for option in reversed(options):
         f = option(f)
@@ -198,6 +252,8 @@ def optimize(model, **flags):
       edgecnn optimize resnet18 --alpha 0.25 --data photos/ --image-size 96 --int8
       edgecnn optimize mobilenet --alpha 0.5 --prune 0.5 --distill-from mobilenet:1.0 --qat --int8
       edgecnn optimize mobilenet --prune-channels 0.5 --prune-criterion bn --int8
+      edgecnn optimize efficientnet --phi 1.5 --int8
+      edgecnn optimize shufflenet_v1 --arg groups=8 --alpha 0.5 --int8
     """
     from edgecnn.pipeline import optimize as run
 

@@ -14,7 +14,8 @@ Fields (separated by ``_``; the first is the block type):
 ``ds``      the same with expansion 1 (no expand conv): depthwise-separable
 ``cn``      plain conv -> BN -> act
 ``sv1``     ShuffleNet v1 unit: 1x1 group conv -> BN -> ReLU -> shuffle -> 3x3 depthwise ->
-            BN -> 1x1 group conv -> BN -> (+ input | concat 3x3 avg-pool of input) -> ReLU
+            BN -> 1x1 group conv -> BN -> (+ input -> ReLU | ReLU -> concat with a 3x3
+            avg-pool of the input, which is >= 0, so the same as the paper's ReLU after it)
 ``sv2``     ShuffleNet v2 unit: split -> (1x1 -> BN -> ReLU -> 3x3 dw -> BN -> 1x1 -> BN ->
             ReLU) -> concat -> shuffle; stride 2: both branches see the whole input
 ``rN``      repeats (scaled by ``depth``, rounded up as EfficientNet does)
@@ -176,12 +177,15 @@ def shuffle_v1_unit(x, b: BlockArgs, name: str, groups: int, first: bool):
     if groups > 1:
         h = ChannelShuffle(groups, name=f"{name}_shuffle")(h)
     h = dw_bn_act(h, 3, b.stride, name=f"{name}_dwconv", act=None)
-    h = conv_bn_act(h, branch, 1, groups=groups, name=f"{name}_gconv2", act=None)
     if b.stride == 2:
+        # ReLU(concat(avgpool(x), h)) = concat(avgpool(x), ReLU(h)): x >= 0, as every unit and
+        # the stem end in a ReLU. On the branch, the ReLU fuses into the int8 convolution; after
+        # the concatenation it was a RELU op of its own, which XNNPACK does not take.
+        h = conv_bn_act(h, branch, 1, groups=groups, name=f"{name}_gconv2", act="relu")
         shortcut = layers.AveragePooling2D(3, 2, padding="same", name=f"{name}_avgpool")(x)
-        h = layers.Concatenate(name=f"{name}_concat")([shortcut, h])
-    else:
-        h = layers.Add(name=f"{name}_add")([x, h])
+        return layers.Concatenate(name=f"{name}_concat")([shortcut, h])
+    h = conv_bn_act(h, branch, 1, groups=groups, name=f"{name}_gconv2", act=None)
+    h = layers.Add(name=f"{name}_add")([x, h])
     return layers.ReLU(name=f"{name}_relu")(h)
 
 

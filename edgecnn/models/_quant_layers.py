@@ -1,36 +1,50 @@
 """Layers of the efficient families, written so that tfmot and TFLite int8 handle them.
 
-Stock Keras builds these operations out of pieces that tfmot's default 8-bit registry
-rejects (``Multiply`` of squeeze-excite, hard-swish written as TF ops, ``Rescaling``) or
-that pruning refuses. Each layer here is one operation with:
+Stock Keras builds these operations out of pieces that tfmot's default 8-bit QAT rejects
+(measured on ``keras.applications``: EfficientNetB0's ``Rescaling`` layer, MobileNetV3's
+hard-swish written as TF-op arithmetic, a ``TFOpLambda`` ``x + 3``). Each layer here is
+one operation with:
 
 - ``get_config`` (round trip) and registration with :func:`custom_object`;
 - ``get_prunable_weights`` (tfmot's ``PrunableLayer`` protocol; ``[]`` when weightless);
 - ``quantize_config()`` returning the tfmot ``QuantizeConfig`` that
-  :func:`edgecnn.optimize.qat.quantize_model` attaches, chosen so that every fake-quant
-  node of the QAT model sits on a tensor that also exists, int8, in the converted
-  ``.tflite`` (so the QAT Keras model and the int8 file compute the same thing):
+  :func:`edgecnn.optimize.qat.quantize_model` attaches, chosen so that the fake-quant
+  nodes of the QAT model and the int8 tensors of the converted ``.tflite`` match one to one
+  (so the QAT Keras model and the int8 file compute the same thing). A TFLite int8 tensor
+  with no fake-quant of its own gets its range from the converter's calibration instead;
+  on an untrained QAT model that range is degenerate (scale ~1e-8), and LiteRT 2.3's
+  XNNPACK delegate then fails to prepare the graph or aborts the process ("double free",
+  measured on EfficientNet-B0's squeeze-excite before the pre-activation fake-quants
+  below were added):
 
-============== ================================ ==============================================
-layer          TFLite int8 ops                   QAT fake-quant
-============== ================================ ==============================================
-HardSwish      HARD_SWISH (fused by converter)   output
-HardSigmoid    ADD+RELU6 (fused), MUL            output
-Swish          LOGISTIC, MUL                     output (LOGISTIC has a fixed int8 range)
-SqueezeExcite  MEAN, CONV_2D x2, [LOGISTIC |      both kernels (per channel), the pooled
-               ADD+RELU6, MUL], MUL              mean, the reduce activation, the gate and
-                                                 the output
-ChannelShuffle RESHAPE, TRANSPOSE, RESHAPE       none (pass-through keeps the input scale)
-ChannelSplit   STRIDED_SLICE                     none (pass-through)
-StochasticDepth (nothing: identity at inference) none (pass-through)
-============== ================================ ==============================================
+=============== ==================================== ==========================================
+layer           TFLite int8 ops (measured)           QAT fake-quant
+=============== ==================================== ==========================================
+HardSwish       HARD_SWISH                           output
+Swish           LOGISTIC, MUL                        output (LOGISTIC has a fixed int8 range)
+SqueezeExcite   MEAN, CONV_2D (reduce, ReLU fused    both kernels (per channel), the pooled
+                or + LOGISTIC, MUL for swish),       mean, the reduce conv's output before
+                CONV_2D (expand; for hard-sigmoid    swish, the reduce activation, the expand
+                its +3 folds into the bias and its   conv's output (the sigmoid's input, or
+                ReLU6 fuses, then MUL by 1/6; or     relu6(g + 3) for hard-sigmoid), the gate
+                LOGISTIC for sigmoid), MUL           and the output
+ChannelShuffle  RESHAPE, TRANSPOSE, RESHAPE          none (pass-through keeps the input scale)
+ChannelSplit    STRIDED_SLICE                        none (pass-through)
+StochasticDepth nothing (identity at inference)      none (pass-through)
+HardSigmoid     (not used by the zoo's models)       output
+=============== ==================================== ==========================================
+
+Measured on the int8 files of MobileNetV3, EfficientNet-B0 and ShuffleNet v2 by
+``benchmarks/stock_vs_edgecnn.py`` and ``benchmarks/efficient_digits.py``: after QAT the int8
+graph has the same ops as after post-training quantization (ShuffleNet v2 adds QUANTIZE ops
+before its concatenations). LiteRT 2.3's XNNPACK delegate leaves int8 HARD_SWISH on TFLite's
+own kernels; the other ops of this table run on XNNPACK.
 
 The ``QuantizeConfig`` classes need tfmot, whose import is slow, so they are created on
 first use by :func:`quantize_configs` (``quantize_config()`` calls it) and registered with
 :func:`custom_object` then; call it before loading a saved QAT model in a fresh process.
-The tfmot issue threads behind this design: tensorflow/model-optimization #1000-series
-"Layer multiply is not supported" / "hard_swish not supported" (the accepted workaround is a
-custom ``QuantizeConfig`` quantizing the output only), and #372 (``TFOpLambda`` layers).
+What stock tfmot QAT does on ``keras.applications``' versions of these networks is
+measured by ``benchmarks/stock_vs_edgecnn.py`` (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -89,7 +103,9 @@ def quantize_configs() -> dict:
     class SqueezeExciteQuantizeConfig(OutputQuantizeConfig):
         """Per-channel 8-bit kernels and a fake-quant on each TFLite tensor inside SE."""
 
-        _ACTIVATIONS = ("squeeze_activation", "reduce_activation", "gate_activation")
+        @staticmethod
+        def _activations(layer):
+            return layer.quantized_activations()
 
         def get_weights_and_quantizers(self, layer):
             return [
@@ -98,13 +114,13 @@ def quantize_configs() -> dict:
             ]
 
         def get_activations_and_quantizers(self, layer):
-            return [(getattr(layer, attr), activation_quantizer()) for attr in self._ACTIVATIONS]
+            return [(getattr(layer, attr), activation_quantizer()) for attr in self._activations(layer)]
 
         def set_quantize_weights(self, layer, quantize_weights):
             layer.reduce_kernel, layer.expand_kernel = quantize_weights
 
         def set_quantize_activations(self, layer, quantize_activations):
-            for attr, act in zip(self._ACTIVATIONS, quantize_activations):
+            for attr, act in zip(self._activations(layer), quantize_activations):
                 setattr(layer, attr, act)
 
     for cls in (OutputQuantizeConfig, PassThroughQuantizeConfig, SqueezeExciteQuantizeConfig):
@@ -152,10 +168,6 @@ class Swish(_ZooLayer):
         return inputs * tf.math.sigmoid(inputs)
 
 
-def _hard_sigmoid(x):
-    return tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
-
-
 _SE_ACTS = {"relu": keras.activations.relu, "swish": keras.activations.swish}
 
 
@@ -183,9 +195,17 @@ class SqueezeExcite(layers.Layer):
         self.act = act
         self.gate = gate
         # Replaced by tfmot's QuantizeAwareActivation under QAT (see SqueezeExciteQuantizeConfig):
-        # 'linear' and 'relu'/'swish' are post-quantized, 'sigmoid' pre-quantized.
+        # 'linear' and 'relu'/'swish' are post-quantized, 'sigmoid' pre-quantized. The two
+        # 'linear' pre-activation hooks put a fake-quant on the convolution outputs that TFLite
+        # keeps as int8 tensors of their own: the input of swish's LOGISTIC/MUL, and
+        # relu6(g + 3) of hard-sigmoid (the converter folds the +3 into the conv bias and the
+        # ReLU6 into the conv, so that is the conv's int8 output). Without them the converter
+        # calibrates these tensors apart from QAT's ranges and, on an untrained QAT model,
+        # gives them degenerate scales that crash XNNPACK.
         self.squeeze_activation = keras.activations.linear
+        self.reduce_preactivation = keras.activations.linear
         self.reduce_activation = _SE_ACTS[act]
+        self.gate_preactivation = keras.activations.linear
         self.gate_activation = keras.activations.sigmoid if gate == "sigmoid" else keras.activations.linear
 
     def build(self, input_shape):
@@ -204,10 +224,30 @@ class SqueezeExcite(layers.Layer):
     def call(self, inputs):
         s = self.squeeze_activation(tf.reduce_mean(inputs, axis=[1, 2], keepdims=True))
         s = tf.nn.bias_add(tf.nn.conv2d(s, self.reduce_kernel, 1, "VALID"), self.reduce_bias)
-        s = self.reduce_activation(s)
+        s = self.reduce_activation(self.reduce_preactivation(s))
         g = tf.nn.bias_add(tf.nn.conv2d(s, self.expand_kernel, 1, "VALID"), self.expand_bias)
-        g = self.gate_activation(_hard_sigmoid(g) if self.gate == "hard_sigmoid" else g)
+        if self.gate == "hard_sigmoid":
+            g = self.gate_activation(self.gate_preactivation(tf.nn.relu6(g + 3.0)) * (1.0 / 6.0))
+        else:
+            g = self.gate_activation(g)
         return inputs * g
+
+    def quantized_activations(self) -> list:
+        """Names of the activation hooks QAT fake-quantizes, in order: every tensor of the SE
+        that TFLite keeps as an int8 tensor (a ReLU fuses into its convolution, so the
+        reduce convolution's output gets a hook of its own only before swish).
+
+        Example:
+            >>> SqueezeExcite(8, act="swish", gate="sigmoid").quantized_activations()
+            ['squeeze_activation', 'reduce_preactivation', 'reduce_activation', 'gate_activation']
+        """
+        names = ["squeeze_activation"]
+        if self.act != "relu":
+            names.append("reduce_preactivation")
+        names.append("reduce_activation")
+        if self.gate == "hard_sigmoid":
+            names.append("gate_preactivation")
+        return [*names, "gate_activation"]
 
     def compute_output_shape(self, input_shape):
         return input_shape

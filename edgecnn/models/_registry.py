@@ -53,6 +53,84 @@ class ModelEntry:
     def doc(self) -> str:
         return (inspect.getdoc(self.builder) or "").split("\n")[0].replace("``", "")
 
+    @property
+    def arguments(self) -> frozenset:
+        """The keyword arguments the builder accepts (see :func:`builder_arguments`)."""
+        return builder_arguments(self.builder)
+
+    def preferred_resolution(self, **args) -> int:
+        """The input size the architecture was designed for, given builder ``args``.
+
+        A builder whose resolution depends on its arguments exposes a
+        ``preferred_resolution(**args)`` attribute (EfficientNet's ``phi``); otherwise it is
+        the canonical input size.
+
+        Example:
+            >>> model_info("efficientnet").preferred_resolution(phi=1.5)
+            276
+        """
+        fn = getattr(self.builder, "preferred_resolution", None)
+        return int(fn(**args)) if callable(fn) else int(self.input_shape[0])
+
+    def resolution_note(self, image_size: int, **args) -> str | None:
+        """A line saying the run's input differs from the resolution the builder declares
+        (``preferred_resolution``), or ``None``.
+
+        Example:
+            >>> model_info("efficientnet").resolution_note(32, phi=1.5)
+            'efficientnet phi 1.5 is designed for 276x276 input; training at 32x32 (set --image-size 276 to match)'
+        """
+        if not callable(getattr(self.builder, "preferred_resolution", None)):
+            return None
+        wanted = self.preferred_resolution(**args)
+        if wanted == int(image_size):
+            return None
+        label = " ".join([self.name, *(f"{k} {v}" for k, v in args.items())])
+        return (
+            f"{label} is designed for {wanted}x{wanted} input; training at {image_size}x{image_size} "
+            f"(set --image-size {wanted} to match)"
+        )
+
+
+def builder_arguments(builder: Callable) -> frozenset:
+    """Names of the keyword arguments ``builder`` accepts.
+
+    Its own named parameters and, when it passes ``**kwargs`` on to a public builder of its
+    module (``resnet18`` -> ``resnet``, ``vgg11`` -> ``vgg``), that builder's too, except
+    those before ``input_shape`` (``depth``: the variant fixes them).
+
+    Example:
+        >>> sorted(builder_arguments(lambda classes=10, alpha=1.0, **kwargs: None))
+        ['alpha', 'classes']
+    """
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names: set = set()
+    todo, seen = [builder], set()
+    while todo:
+        fn = todo.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        params = list(inspect.signature(fn).parameters.values())
+        if fn is not builder and "input_shape" in (p.name for p in params):
+            params = params[[p.name for p in params].index("input_shape") :]
+        names |= {p.name for p in params if p.kind in named}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            continue
+        try:
+            refs = inspect.getclosurevars(fn)
+        except (TypeError, ValueError):
+            continue
+        for target in {**refs.nonlocals, **refs.globals}.values():
+            if (
+                inspect.isfunction(target)
+                and not target.__name__.startswith("_")
+                and target.__module__ == fn.__module__
+                and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(target).parameters.values())
+            ):
+                todo.append(target)
+    return frozenset(names)
+
 
 _MODELS: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
@@ -138,4 +216,27 @@ def create_model(name: str, **kwargs):
     """
     entry = model_info(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    unknown = sorted(set(kwargs) - entry.arguments)
+    if unknown:
+        raise UnexpectedArgument(unknown_arguments_message(entry, unknown))
     return entry.builder(**kwargs)
+
+
+class UnexpectedArgument(UserError, TypeError):
+    """A keyword argument the builder does not take: a :class:`~edgecnn.errors.UserError`
+    (one line in the CLI) that is also the ``TypeError`` Python raises for one."""
+
+
+def unknown_arguments_message(entry: ModelEntry, unknown, hide=()) -> str:
+    """One line naming the arguments ``entry``'s builder does not take, and what it takes
+    (less the names in ``hide``).
+
+    Example:
+        >>> unknown_arguments_message(model_info("mobilenet_v2"), ["phi"])  # doctest: +SKIP
+        "unexpected argument 'phi' for mobilenet_v2; it takes: alpha, classes, ..."
+    """
+    names = ", ".join(repr(u) for u in unknown)
+    plural = "s" if len(unknown) > 1 else ""
+    takes = sorted(entry.arguments - set(hide))
+    hint = suggest(unknown[0], takes)
+    return f"unexpected argument{plural} {names} for {entry.name}{hint}; it takes: {', '.join(takes)}"

@@ -19,8 +19,13 @@ the published (width, depth, resolution) coefficients (:data:`COEFFICIENTS`);
 ``keras.applications.EfficientNetB*`` (whose total also counts a Normalization layer we
 don't have).
 
-int8 TFLite ops: CONV_2D, DEPTHWISE_CONV_2D, LOGISTIC, MUL, ADD, MEAN, FULLY_CONNECTED
-(XNNPACK int8), SOFTMAX (TFLite kernel). Stochastic depth is absent from the ``.tflite``.
+int8 TFLite of B0 at 224x224, 1000 classes: CONV_2D 65, LOGISTIC 65 and MUL 65 (swish and the
+SE gate), MEAN 17, DEPTHWISE_CONV_2D 16, ADD 9, FULLY_CONNECTED 1, SOFTMAX 1, the same after
+QAT; stochastic depth leaves nothing in the ``.tflite``. XNNPACK runs every op but SOFTMAX
+(keras.applications' EfficientNetB0 also leaves 16 each of SHAPE, STRIDED_SLICE, PACK and
+RESHAPE, its squeeze-excite's reshape, on TFLite's kernels). Measured by
+``benchmarks/stock_vs_edgecnn.py`` (LiteRT 2.3, default XNNPACK delegate; see
+benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -64,6 +69,27 @@ DEPTH_BASE, WIDTH_BASE, RESOLUTION_BASE = 1.2, 1.1, 1.15
 _TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
 
 
+PHI_RANGE = (-2.0, 8.0)
+
+
+def check_phi(phi) -> float:
+    """Validate a compound-scaling coefficient, raising a one-line ``UserError`` quoting it.
+
+    Example:
+        >>> check_phi(1.5)
+        1.5
+    """
+    if isinstance(phi, bool):
+        raise UserError(f"efficientnet: phi must be a number, got {phi!r}")
+    try:
+        value = float(phi)
+    except (TypeError, ValueError):
+        raise UserError(f"efficientnet: phi must be a number, got {phi!r}") from None
+    if not PHI_RANGE[0] <= value <= PHI_RANGE[1]:
+        raise UserError(f"efficientnet: phi must be between {PHI_RANGE[0]:g} and {PHI_RANGE[1]:g}, got {phi!r}")
+    return value
+
+
 def efficientnet_coefficients(phi: float) -> tuple[float, float, int]:
     """``(width, depth, resolution)`` of compound scaling by ``phi`` (Tan & Le, eq. 3).
 
@@ -71,7 +97,7 @@ def efficientnet_coefficients(phi: float) -> tuple[float, float, int]:
         >>> efficientnet_coefficients(1.5)
         (1.1537, 1.3145, 276)
     """
-    phi = float(phi)
+    phi = check_phi(phi)
     return round(WIDTH_BASE**phi, 4), round(DEPTH_BASE**phi, 4), efficientnet_resolution(phi)
 
 
@@ -82,7 +108,7 @@ def efficientnet_resolution(phi: float) -> int:
         >>> efficientnet_resolution(0), efficientnet_resolution(1.5)
         (224, 276)
     """
-    return int(round(224 * RESOLUTION_BASE ** float(phi)))
+    return int(round(224 * RESOLUTION_BASE ** check_phi(phi)))
 
 
 def _efficientnet(
@@ -152,7 +178,18 @@ def efficientnet(
     """EfficientNet compound-scaled by ``phi`` from B0: depth 1.2**phi, width 1.1**phi,
     resolution 224*1.15**phi (the default ``input_shape``; the name records it).
 
-    ``alpha`` multiplies the width further (1.0 = the compound-scaled width).
+    ``alpha`` multiplies the width further (1.0 = the compound-scaled width). ``phi`` may be
+    fractional or negative, within :data:`PHI_RANGE`; ``efficientnet.preferred_resolution(phi=...)``
+    gives the resolution it was designed for (``edgecnn optimize efficientnet --phi 1.5``
+    prints it when training at another size).
+
+    Where ``phi`` falls among B0-B7: the pure formula is not the published table. B1-B7's
+    coefficients were tuned by hand (B1 = (1.0, 1.1, 240) is no integer ``phi``), and the
+    formula's ``phi=1`` is (1.1, 1.2, 258), which is B2's (1.1, 1.2, 260), not B1. So
+    ``phi=1.5`` gives width 1.1537, depth 1.3145 and 276x276 input: between B2
+    (1.1, 1.2, 260) and B3 (1.2, 1.4, 300), not "between B1 and B2" as one might read the
+    phi scale (11.0M trainable parameters at 1000 classes, between B2's 9.1M and B3's 12.2M). The
+    formula is kept faithful rather than bent to the table.
 
     Example:
         >>> model = efficientnet(phi=1.5, input_shape=(32, 32, 3), classes=10)
@@ -160,7 +197,7 @@ def efficientnet(
         'efficientnet_phi1.5_r276_1.00_32'
     """
     width, depth, resolution = efficientnet_coefficients(phi)
-    base = f"efficientnet_phi{float(phi):g}_r{resolution}"
+    base = f"efficientnet_phi{check_phi(phi):g}_r{resolution}"
     return _efficientnet(
         width,
         depth,
@@ -178,6 +215,13 @@ def efficientnet(
         drop_connect_rate,
         kwargs,
     )
+
+
+def _preferred_resolution(phi: float = 0.0, **_ignored) -> int:
+    return efficientnet_resolution(phi)
+
+
+efficientnet.preferred_resolution = _preferred_resolution
 
 
 def _variant(key: str):
@@ -215,6 +259,7 @@ def _variant(key: str):
         )
 
     builder.__name__ = builder.__qualname__ = f"efficientnet_{key}"
+    builder.preferred_resolution = lambda **_ignored: resolution
     builder.__doc__ = (
         f"EfficientNet-{key.upper()} (Tan & Le 2019): width {width}, depth {depth}, {resolution}x{resolution} input, "
         f"dropout {default_dropout}.\n\n    See :mod:`edgecnn.models.efficientnet` for the block diagram.\n\n"

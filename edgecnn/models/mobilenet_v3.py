@@ -17,8 +17,15 @@ pipeline normalizes, see :mod:`edgecnn.data`), hard-swish and SE are the zoo's o
 (:mod:`edgecnn.models._quant_layers`) so tfmot QAT accepts them. Trainable parameters at
 224x224x3, 1000 classes match Keras: 2,542,856 (small), 5,483,032 (large).
 
-int8 TFLite ops: CONV_2D, DEPTHWISE_CONV_2D, HARD_SWISH, ADD, MUL, MEAN, FULLY_CONNECTED
-(XNNPACK int8), SOFTMAX (TFLite kernel); the SE hard-sigmoid is ADD(+RELU6 fused)/MUL.
+int8 TFLite at 224x224, 1000 classes (small / large): CONV_2D 41 / 47, DEPTHWISE_CONV_2D
+11 / 15, HARD_SWISH 19 / 21, MUL 18 / 16, MEAN 10 / 9, ADD 6 / 10, FULLY_CONNECTED 2,
+SOFTMAX 1, the same after QAT (the SE's hard-sigmoid: its +3 folds into the expand
+convolution's bias and its ReLU6 fuses into it, then MUL by 1/6 and MUL by the gate).
+XNNPACK runs every op but HARD_SWISH and SOFTMAX, which stay on TFLite's own kernels
+(keras.applications' MobileNetV3 converts to the same HARD_SWISH ops, also left off).
+Measured by ``benchmarks/stock_vs_edgecnn.py`` (LiteRT 2.3, default XNNPACK delegate; see
+benchmarks/RESULTS.md); the 32x32 digits model of ``benchmarks/efficient_digits.py``
+has the same exceptions.
 """
 
 from __future__ import annotations

@@ -22,10 +22,17 @@ average pooling and the ``classifier``.
   halves are concatenated and shuffled (groups 2). Widths are Table 5 of the paper (as
   torchvision builds it, whose parameter counts this reproduces exactly).
 
-int8 TFLite ops: CONV_2D (grouped convolutions included), DEPTHWISE_CONV_2D,
-MAX_POOL_2D, AVERAGE_POOL_2D, ADD, CONCATENATION, RESHAPE, TRANSPOSE, STRIDED_SLICE,
-MEAN, FULLY_CONNECTED, SOFTMAX.  See the module-level ``XNNPACK_EXCEPTIONS`` for what stays
-on TFLite's own kernels.
+int8 TFLite at 224x224, 1000 classes. v1 (g3, 1x): CONV_2D 33 (grouped convolutions
+included), RESHAPE 32 and TRANSPOSE 16 (the channel shuffles), DEPTHWISE_CONV_2D 16, ADD 13,
+AVERAGE_POOL_2D 3, CONCATENATION 3, MAX_POOL_2D 1, MEAN 1, FULLY_CONNECTED 1, SOFTMAX 1;
+XNNPACK runs every op but AVERAGE_POOL_2D (the stride-2 shortcut: LiteRT 2.3's XNNPACK
+delegate takes no int8 AVERAGE_POOL_2D, 'same' or 'valid') and SOFTMAX. v2 (1x): CONV_2D 37,
+RESHAPE 32, STRIDED_SLICE 26 (the channel splits), DEPTHWISE_CONV_2D 19, CONCATENATION 16,
+TRANSPOSE 16, MAX_POOL_2D 1, MEAN 1, FULLY_CONNECTED 1, SOFTMAX 1; XNNPACK runs every op but
+SOFTMAX (also after QAT at 32x32, whose int8 file adds 13 QUANTIZE ops, requantizing one
+input of each stride-1 unit's concatenation; XNNPACK runs them too). Measured by
+``benchmarks/stock_vs_edgecnn.py`` and ``benchmarks/efficient_digits.py`` (LiteRT 2.3,
+default XNNPACK delegate; see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -54,7 +61,6 @@ V2_WIDTHS = {
     1.5: (176, 352, 704, 1024),
     2.0: (244, 488, 976, 2048),
 }
-XNNPACK_EXCEPTIONS = "filled in from the benchmark"
 _TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
 
 
