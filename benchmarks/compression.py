@@ -220,7 +220,8 @@ def write_channels(runs: list, seeds, scale, criterion, bench_runs, finetune: in
         f"MobileNet v1 alpha 1.0, digits 32x32, seeds {', '.join(map(str, seeds))}; "
         f"trained {max(1, round(15 * scale))} epochs, then 50% of the filters of every prunable channel group "
         f"removed ({criterion} criterion), rebuilt "
-        f"narrower and fine-tuned {finetune or max(1, round(8 * scale))} epochs (half the training learning rate). Latency: median of {bench_runs} runs, 1 thread, "
+        f"narrower and fine-tuned {finetune or max(1, round(8 * scale))} epochs (half the training learning rate). "
+        f"Latency: median of {bench_runs} runs, 1 thread, "
         "LiteRT/XNNPACK, this shared machine.",
         "",
         "| | unpruned | 50% channels | ratio / delta |",
