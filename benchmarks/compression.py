@@ -103,7 +103,7 @@ def part_qat_sparsity(seeds, parts, scale: float) -> dict:
                 sparse_cfg = {
                     **base,
                     "convert": {"int8": False},
-                    "prune": {"sparsity": 0.5, "epochs": max(1, epochs // 3)},
+                    "prune": {"sparsity": 0.5, "epochs": max(1, epochs // 2)},
                 }
                 m = _run(sparse_cfg, out)
                 dense, sparse = _row(m, "float32"), _row(m, "pruned float32")
