@@ -103,7 +103,7 @@ def part_qat_sparsity(seeds, parts, scale: float) -> dict:
                 sparse_cfg = {
                     **base,
                     "convert": {"int8": False},
-                    "prune": {"sparsity": 0.5, "epochs": max(1, epochs // 3)},
+                    "prune": {"sparsity": 0.5, "epochs": max(1, epochs // 2)},
                 }
                 m = _run(sparse_cfg, out)
                 dense, sparse = _row(m, "float32"), _row(m, "pruned float32")
@@ -171,8 +171,9 @@ def write_sparsity(results: dict, seeds, scale):
     update_section("compression-sparsity", "Compression: 50% magnitude sparsity", "\n".join(lines))
 
 
-def part_channels(seeds, scale: float, criterion: str, runs: int) -> list:
+def part_channels(seeds, scale: float, criterion: str, runs: int, finetune: int | None = None) -> list:
     epochs = max(1, round(15 * scale))
+    finetune = finetune or max(1, round(8 * scale))
     out = []
     for seed in seeds:
         m = _run(
@@ -181,7 +182,7 @@ def part_channels(seeds, scale: float, criterion: str, runs: int) -> list:
                 "data": {"seed": seed},
                 "train": {"epochs": epochs, "seed": seed},
                 "convert": {"int8": True},
-                "prune": {"channels": 0.5, "criterion": criterion, "epochs": max(1, round(8 * scale))},
+                "prune": {"channels": 0.5, "criterion": criterion, "epochs": finetune},
                 "bench": {"runs": runs, "warmup": 20, "threads": 1},
             },
             OUT / f"channels-mobilenet-a1.0-{criterion}-s{seed}",
@@ -205,7 +206,7 @@ def part_channels(seeds, scale: float, criterion: str, runs: int) -> list:
     return out
 
 
-def write_channels(runs: list, seeds, scale, criterion, bench_runs):
+def write_channels(runs: list, seeds, scale, criterion, bench_runs, finetune: int | None = None):
     dk = [100 * r["dense_keras"] for r in runs]
     nk = [100 * r["narrow_keras"] for r in runs]
     d8 = [100 * r["dense_int8"] for r in runs]
@@ -219,7 +220,8 @@ def write_channels(runs: list, seeds, scale, criterion, bench_runs):
         f"MobileNet v1 alpha 1.0, digits 32x32, seeds {', '.join(map(str, seeds))}; "
         f"trained {max(1, round(15 * scale))} epochs, then 50% of the filters of every prunable channel group "
         f"removed ({criterion} criterion), rebuilt "
-        f"narrower and fine-tuned {max(1, round(8 * scale))} epochs. Latency: median of {bench_runs} runs, 1 thread, "
+        f"narrower and fine-tuned {finetune or max(1, round(8 * scale))} epochs (half the training learning rate). "
+        f"Latency: median of {bench_runs} runs, 1 thread, "
         "LiteRT/XNNPACK, this shared machine.",
         "",
         "| | unpruned | 50% channels | ratio / delta |",
@@ -296,6 +298,7 @@ def main(argv=None):
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every epoch count (e.g. 0.25 to smoke-test)")
     parser.add_argument("--criterion", choices=("l1", "bn"), default="l1")
     parser.add_argument("--bench-runs", type=int, default=300)
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="channel pruning fine-tune epochs")
     parser.add_argument("--train-fraction", type=float, default=0.2)
     args = parser.parse_args(argv)
     parts = args.part or list(PARTS)
@@ -311,9 +314,9 @@ def main(argv=None):
         if "sparsity" in parts:
             write_sparsity(res["sparsity"], args.seeds, args.scale)
     if "channels" in parts:
-        res = part_channels(args.seeds, args.scale, args.criterion, args.bench_runs)
+        res = part_channels(args.seeds, args.scale, args.criterion, args.bench_runs, args.finetune_epochs)
         (OUT / "channels.json").write_text(json.dumps(res, indent=1))
-        write_channels(res, args.seeds, args.scale, args.criterion, args.bench_runs)
+        write_channels(res, args.seeds, args.scale, args.criterion, args.bench_runs, args.finetune_epochs)
     if "distill" in parts:
         res = part_distill(args.seeds, args.scale, args.train_fraction)
         (OUT / "distill.json").write_text(json.dumps(res, indent=1))
