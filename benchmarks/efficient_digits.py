@@ -75,7 +75,7 @@ def qat_int8(run_dir: Path, metrics: dict, epochs: int | None = None, lr: float 
             classes=data.num_classes,
             **cfg.model.args,
         )
-    model.load_weights(run_dir / "train" / "model.weights.h5")
+    model.load_weights(run_dir / "train" / "weights.h5")
     float_acc = evaluate_keras(model, data)
     qat = quantize_model(model)
     t0 = time.time()

@@ -28,8 +28,20 @@ from _results import update_section  # noqa: E402
 
 def run_once(seed: int, workdir: Path) -> dict:
     out = workdir / f"seed{seed}"
-    cmd = [sys.executable, "-m", "edgecnn", "optimize", "mobilenet", "--alpha", "0.5", "--int8",
-           "--seed", str(seed), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgecnn",
+        "optimize",
+        "mobilenet",
+        "--alpha",
+        "0.5",
+        "--int8",
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
     t0 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.time() - t0
@@ -60,14 +72,21 @@ def main():
         results = [run_once(s, workdir) for s in args.seeds]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    lines = ["| seed | wall time | Keras float | float32 .tflite | int8 .tflite | int8 - float (pts) | int8/float32 size "
-             "| float32 ms | int8 ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| seed | wall time | Keras float | float32 .tflite | int8 .tflite | int8 - float (pts) | int8/float32 size "
+        "| float32 ms | int8 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
-        lines.append(f"| {r['seed']} | {r['seconds']:.0f} s | {100 * r['keras']:.2f}% | {100 * r['float32']:.2f}% | "
-                     f"{100 * r['int8']:.2f}% | {100 * (r['int8'] - r['float32']):+.2f} | {r['size_ratio']:.3f} | "
-                     f"{r['f32_ms']:.3f} | {r['i8_ms']:.3f} |")
-    ok = all(r["seconds"] < 300 and r["float32"] >= 0.95 and r["float32"] - r["int8"] <= 0.01
-             and r["size_ratio"] <= 0.3 for r in results)
+        lines.append(
+            f"| {r['seed']} | {r['seconds']:.0f} s | {100 * r['keras']:.2f}% | {100 * r['float32']:.2f}% | "
+            f"{100 * r['int8']:.2f}% | {100 * (r['int8'] - r['float32']):+.2f} | {r['size_ratio']:.3f} | "
+            f"{r['f32_ms']:.3f} | {r['i8_ms']:.3f} |"
+        )
+    ok = all(
+        r["seconds"] < 300 and r["float32"] >= 0.95 and r["float32"] - r["int8"] <= 0.01 and r["size_ratio"] <= 0.3
+        for r in results
+    )
     body = "\n".join(lines) + (
         "\n\nTargets: under 5 minutes; float >= 95%; int8 within 1.0 point; int8 size <= 0.3x float32. "
         f"All met: **{'yes' if ok else 'no'}**.\n\nThe table the job printed (last seed):\n\n```\n"

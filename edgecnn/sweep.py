@@ -177,7 +177,7 @@ def _prime_training(point: Point, siblings: list) -> None:
         return
     for other in siblings:
         src = other.out / "train"
-        if other is not point and (src / "stage.json").exists() and (src / "model.weights.h5").exists():
+        if other is not point and (src / "stage.json").exists() and (src / "weights.h5").exists():
             point.out.mkdir(parents=True, exist_ok=True)
             tmp = point.out / ".train.tmp"
             shutil.rmtree(tmp, ignore_errors=True)

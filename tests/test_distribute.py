@@ -221,6 +221,7 @@ def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
     expected = {
         "config.json", "preprocess.json", "metrics.json", "report.md", "table.md", "table.csv", "table.json",
         "model_float32.tflite", "model_int8.tflite", "train/stage.json", "train/weights.h5", "train/model.keras",
+        "manifest.json",
     }  # fmt: skip
     written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert written == expected  # complete, and no worker files, temporary folders or checkpoints left

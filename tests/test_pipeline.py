@@ -28,7 +28,7 @@ def test_run_folder_holds_every_output(tiny_run):
     _, out, metrics, lines = tiny_run
     for name in ("config.json", "preprocess.json", "metrics.json", "report.md", "table.md", "table.csv",
                  "table.json", "model_float32.tflite", "model_float16.tflite", "model_int8.tflite",
-                 "train/model.weights.h5", "train/model.keras", "train/stage.json"):
+                 "train/weights.h5", "train/model.keras", "train/stage.json"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp*")), "no temporary files left behind"
     saved = json.loads((out / "metrics.json").read_text())

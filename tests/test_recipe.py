@@ -166,7 +166,7 @@ def test_run_saves_resolved_recipe_and_manifest_and_matches_optimize(tmp_path, m
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"]["recipe"]["sha256"] == sha256_file("tiny.yaml")
     assert "data:digits" in manifest["inputs"] and manifest["versions"]["tensorflow"]
-    for name in ("model_int8.tflite", "metrics.json", "train/model.weights.h5", "recipe.yaml"):
+    for name in ("model_int8.tflite", "metrics.json", "train/weights.h5", "recipe.yaml"):
         assert manifest["outputs"][name]["sha256"] == sha256_file(out / name)
 
     # The other door: the same settings through optimize() give the same figures.

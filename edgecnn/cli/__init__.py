@@ -46,8 +46,8 @@ def main():
 
 # Importing the command modules registers their commands on ``main``.
 from edgecnn.cli import optimize as _optimize  # noqa: E402,F401
-from edgecnn.cli import run as _run  # noqa: E402,F401
 from edgecnn.cli import report as _report  # noqa: E402,F401
+from edgecnn.cli import run as _run  # noqa: E402,F401
 from edgecnn.cli import sweep as _sweep  # noqa: E402,F401
 from edgecnn.cli import tflite as _tflite  # noqa: E402,F401
 from edgecnn.cli import zoo as _zoo  # noqa: E402,F401

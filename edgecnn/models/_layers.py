@@ -225,7 +225,9 @@ def conv_bn_act(
     return x
 
 
-def dw_bn_act(x, kernel_size=3, strides=1, *, name: str, act: str | None = "relu", depth_multiplier: int = 1, padding="same"):
+def dw_bn_act(
+    x, kernel_size=3, strides=1, *, name: str, act: str | None = "relu", depth_multiplier: int = 1, padding="same"
+):
     """DepthwiseConv2D -> BatchNorm -> activation."""
     x = layers.DepthwiseConv2D(
         kernel_size, strides=strides, padding=padding, depth_multiplier=depth_multiplier, use_bias=False, name=name

@@ -13,7 +13,11 @@ from edgecnn._tf import keras
 
 
 def _inner(layer):
-    while hasattr(layer, "layer") and layer.__class__.__name__ in ("PruneLowMagnitude", "QuantizeWrapper", "QuantizeWrapperV2"):
+    while hasattr(layer, "layer") and layer.__class__.__name__ in (
+        "PruneLowMagnitude",
+        "QuantizeWrapper",
+        "QuantizeWrapperV2",
+    ):
         layer = layer.layer
     return layer
 
@@ -79,8 +83,13 @@ def count_params(model) -> dict:
     not exactly zero (what pruning removes). tfmot's bookkeeping variables (masks,
     thresholds, quantizer ranges) are left out of every count.
     """
+
     def real(weights):
-        return [w for w in weights if not any(k in w.name for k in ("mask", "threshold", "pruning_step", "_min", "_max", "optimizer_step"))]
+        return [
+            w
+            for w in weights
+            if not any(k in w.name for k in ("mask", "threshold", "pruning_step", "_min", "_max", "optimizer_step"))
+        ]
 
     trainable = real(model.trainable_weights)
     total = real(model.weights)

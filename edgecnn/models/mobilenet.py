@@ -45,12 +45,16 @@ def _depthwise_conv_block(x, filters: int, alpha: float, depth_multiplier: int, 
     )(x)
     x = batch_norm(name=f"conv_dw_{block_id}_bn")(x)
     x = relu6(name=f"conv_dw_{block_id}_relu")(x)
-    x = layers.Conv2D(make_divisible(filters * alpha), (1, 1), padding="same", use_bias=False, name=f"conv_pw_{block_id}")(x)
+    x = layers.Conv2D(
+        make_divisible(filters * alpha), (1, 1), padding="same", use_bias=False, name=f"conv_pw_{block_id}"
+    )(x)
     x = batch_norm(name=f"conv_pw_{block_id}_bn")(x)
     return relu6(name=f"conv_pw_{block_id}_relu")(x)
 
 
-@register_model(family="mobilenet_v1", aliases=("mobilenet_v1", "mobilenetv1"), train={"epochs": 30, "learning_rate": 2e-3})
+@register_model(
+    family="mobilenet_v1", aliases=("mobilenet_v1", "mobilenetv1"), train={"epochs": 30, "learning_rate": 2e-3}
+)
 def mobilenet(
     input_shape=None,
     alpha: float = 1.0,
@@ -77,12 +81,19 @@ def mobilenet(
         raise TypeError(f"mobilenet() got unexpected arguments: {sorted(kwargs)}")
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, "mobilenet")
 
-    x = layers.Conv2D(make_divisible(32 * alpha), (3, 3), padding="same", use_bias=False, strides=2, name="conv1")(inputs)
+    x = layers.Conv2D(make_divisible(32 * alpha), (3, 3), padding="same", use_bias=False, strides=2, name="conv1")(
+        inputs
+    )
     x = batch_norm(name="conv1_bn")(x)
     x = relu6(name="conv1_relu")(x)
     for block_id, (filters, strides) in enumerate(_BLOCKS, start=1):
         x = _depthwise_conv_block(x, filters, alpha, depth_multiplier, strides, block_id)
     x = classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes, dropout=dropout, classifier_activation=classifier_activation
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        dropout=dropout,
+        classifier_activation=classifier_activation,
     )
     return keras.Model(inputs, x, name=model_name("mobilenet", alpha, shape))
