@@ -59,7 +59,7 @@ def run_once(seed: int, workdir: Path) -> dict:
         "size_ratio": i8["size_bytes"] / f32["size_bytes"],
         "f32_ms": f32.get("latency_median_ms"),
         "i8_ms": i8.get("latency_median_ms"),
-        "table": proc.stdout.strip().split("\n\n")[-1],
+        "table": proc.stdout[proc.stdout.find("variant  ") :].strip(),
     }
 
 

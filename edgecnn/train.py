@@ -303,7 +303,6 @@ def fit(
             return tf.constant(0, tf.int64)
         return tf.cast(optimizer.iterations, tf.int64) // steps
 
-    train, val = make_datasets(data, config, augment, epoch_fn=None if tf.distribute.has_strategy() else epoch_fn)
     if compile_model:
         if loss is None:
             loss = _sparse_ce(data.num_classes, config.label_smoothing)
@@ -313,6 +312,10 @@ def fit(
                 loss=loss,
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             )
+    # Built after compile: the data order reads the optimizer's step counter, which must exist
+    # when tf.data traces the epoch function (before compile it would be a constant 0, giving
+    # every epoch the same order and the same augmentation).
+    train, val = make_datasets(data, config, augment, epoch_fn=None if tf.distribute.has_strategy() else epoch_fn)
     callbacks = list(extra_callbacks)
     resuming = out_dir is not None and (Path(out_dir) / "_backup").is_dir()
     best_dir = Path(out_dir) / "_best" if out_dir is not None else None
