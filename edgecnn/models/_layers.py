@@ -271,6 +271,21 @@ def check_common(weights, classes, include_top, name: str):
         raise UserError(f"{name}: classes must be a positive integer, got {classes!r}")
 
 
+def check_builder_args(name: str, alpha, weights, classes, include_top, kwargs: dict) -> float:
+    """The checks every builder starts with: ``alpha`` in range (returned as a float),
+    Keras Applications' ``weights``/``classes`` rules, and no unexpected arguments.
+
+    Example:
+        >>> check_builder_args("mobilenet", 0.5, None, 10, True, {})
+        0.5
+    """
+    alpha = check_alpha(alpha)
+    check_common(weights, classes, include_top, name)
+    if kwargs:
+        raise TypeError(f"{name}() got unexpected arguments: {sorted(kwargs)}")
+    return alpha
+
+
 def model_name(base: str, alpha: float, shape) -> str:
     """Model name recording its configuration, e.g. ``mobilenet_0.50_224``."""
     return f"{base}_{alpha:.2f}_{shape[0]}"

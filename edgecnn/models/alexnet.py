@@ -11,8 +11,7 @@ from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
     LocalResponseNormalization,
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     layers,
     make_divisible,
@@ -98,10 +97,7 @@ def alexnet(
         >>> model.name, model.output_shape
         ('alexnet_0.25_64', (None, 10))
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "alexnet")
-    if kwargs:
-        raise TypeError(f"alexnet() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("alexnet", alpha, weights, classes, include_top, kwargs)
     norm = "none" if norm is None else norm
     if norm not in NORMS:
         raise UserError(f"alexnet: norm must be 'batchnorm', 'lrn' or 'none', got {norm!r}")

@@ -12,8 +12,7 @@ from edgecnn.models._layers import (
     batch_norm as bn_layer,
 )
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     layers,
@@ -103,10 +102,7 @@ def densenet(
     if depth not in CONFIGS:
         raise UserError(f"densenet: depth must be one of {sorted(CONFIGS)}, got {depth!r}")
     base = f"densenet{depth}"
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, base)
-    if kwargs:
-        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
     if not (isinstance(growth_rate, int) and growth_rate > 0):
         raise UserError(f"{base}: growth_rate must be a positive integer, got {growth_rate!r}")
     if not 0.0 < float(compression) <= 1.0:

@@ -34,8 +34,7 @@ from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._blocks import build_blocks, decode_arch
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     make_divisible,
@@ -128,10 +127,7 @@ def _efficientnet(
     drop_connect_rate,
     kwargs,
 ):
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, base)
-    if kwargs:
-        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
     if not 0.0 <= float(drop_connect_rate) < 1.0:
         raise UserError(f"{base}: drop_connect_rate must be in [0, 1), got {drop_connect_rate!r}")
     inputs, shape = resolve_input(input_shape, input_tensor, (resolution, resolution, 3), 32, base)

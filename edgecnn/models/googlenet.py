@@ -10,8 +10,7 @@ from __future__ import annotations
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     layers,
@@ -130,10 +129,7 @@ def googlenet(
         >>> [tuple(o.shape) for o in model.outputs]
         [(None, 10), (None, 10), (None, 10)]
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "googlenet")
-    if kwargs:
-        raise TypeError(f"googlenet() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("googlenet", alpha, weights, classes, include_top, kwargs)
     if aux_logits and not include_top:
         raise UserError("googlenet: aux_logits=True needs include_top=True")
     if kernel_5x5 not in (3, 5):

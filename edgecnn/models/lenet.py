@@ -15,8 +15,7 @@ from edgecnn.models._layers import (
     batch_norm as bn_layer,
 )
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     layers,
     make_divisible,
@@ -84,10 +83,7 @@ def lenet5(
         >>> model.name, model.output_shape
         ('lenet5_1.00_32', (None, 10))
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "lenet5")
-    if kwargs:
-        raise TypeError(f"lenet5() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("lenet5", alpha, weights, classes, include_top, kwargs)
     if pool not in _POOLS:
         raise UserError(f"lenet5: pool must be 'avg' or 'max', got {pool!r}")
     inputs, shape = resolve_input(input_shape, input_tensor, (32, 32, 1), 32, "lenet5")

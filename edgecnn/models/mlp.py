@@ -18,8 +18,7 @@ from edgecnn.models._layers import (
     batch_norm as bn_layer,
 )
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     layers,
     make_divisible,
@@ -67,10 +66,7 @@ def mlp(
         >>> model.name, model.output_shape
         ('mlp_0.50_32', (None, 10))
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "mlp")
-    if kwargs:
-        raise TypeError(f"mlp() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("mlp", alpha, weights, classes, include_top, kwargs)
     if pooling not in (None, "avg", "max"):
         raise UserError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
     if not hidden or any(int(h) < 1 for h in hidden):

@@ -16,8 +16,7 @@ from __future__ import annotations
 from edgecnn._tf import keras
 from edgecnn.models._layers import (
     batch_norm,
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     layers,
     make_divisible,
@@ -75,10 +74,7 @@ def mobilenet(
         >>> model.name
         'mobilenet_0.50_32'
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "mobilenet")
-    if kwargs:
-        raise TypeError(f"mobilenet() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("mobilenet", alpha, weights, classes, include_top, kwargs)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, "mobilenet")
 
     x = layers.Conv2D(make_divisible(32 * alpha), (3, 3), padding="same", use_bias=False, strides=2, name="conv1")(

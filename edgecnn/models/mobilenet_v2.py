@@ -23,8 +23,7 @@ from __future__ import annotations
 from edgecnn._tf import keras
 from edgecnn.models._blocks import build_blocks, decode_arch
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     make_divisible,
@@ -71,10 +70,7 @@ def mobilenet_v2(
         >>> model.name
         'mobilenet_v2_0.35_32'
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "mobilenet_v2")
-    if kwargs:
-        raise TypeError(f"mobilenet_v2() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("mobilenet_v2", alpha, weights, classes, include_top, kwargs)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, "mobilenet_v2")
 
     x = conv_bn_act(inputs, make_divisible(32 * alpha), 3, 2, name="stem_conv", act="relu6")

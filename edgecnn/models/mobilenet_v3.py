@@ -36,8 +36,7 @@ from edgecnn._tf import keras
 from edgecnn.models._blocks import build_blocks, decode_arch
 from edgecnn.models._layers import (
     activation,
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     layers,
@@ -85,10 +84,7 @@ def _mobilenet_v3(
     dropout,
     kwargs,
 ):
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, base)
-    if kwargs:
-        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     act = "relu" if minimalistic else "hard_swish"
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     layers,
@@ -105,10 +104,7 @@ def resnet(
     if depth not in CONFIGS:
         raise UserError(f"resnet: depth must be one of {sorted(CONFIGS)}, got {depth!r}")
     base = f"resnet{depth}"
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, base)
-    if kwargs:
-        raise TypeError(f"{base}() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     kind, blocks = CONFIGS[depth]
     block = basic_block if kind == "basic" else bottleneck_block

@@ -41,8 +41,7 @@ from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._blocks import build_blocks, decode_arch
 from edgecnn.models._layers import (
-    check_alpha,
-    check_common,
+    check_builder_args,
     classifier_head,
     conv_bn_act,
     layers,
@@ -110,10 +109,7 @@ def shufflenet_v1(
         >>> model.name
         'shufflenet_v1_g8_0.50_32'
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "shufflenet_v1")
-    if kwargs:
-        raise TypeError(f"shufflenet_v1() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("shufflenet_v1", alpha, weights, classes, include_top, kwargs)
     if groups not in V1_WIDTHS:
         raise UserError(f"shufflenet_v1: groups must be one of {sorted(V1_WIDTHS)}, got {groups!r}")
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, "shufflenet_v1")
@@ -153,10 +149,7 @@ def shufflenet_v2(
         >>> model.name
         'shufflenet_v2_0.50_32'
     """
-    alpha = check_alpha(alpha)
-    check_common(weights, classes, include_top, "shufflenet_v2")
-    if kwargs:
-        raise TypeError(f"shufflenet_v2() got unexpected arguments: {sorted(kwargs)}")
+    alpha = check_builder_args("shufflenet_v2", alpha, weights, classes, include_top, kwargs)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, "shufflenet_v2")
 
     arch, last = v2_arch(alpha)
