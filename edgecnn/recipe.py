@@ -241,7 +241,9 @@ class _Where:
         return self.name
 
     def error(self, path: str, message: str) -> UserError:
-        return UserError(f"{self.of(path)}: {message}")
+        # Keys and values come from the file: escape line breaks so the error stays one line.
+        text = f"{self.of(path)}: {message}"
+        return UserError(text.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def _lines_of(value, prefix: str, where: _Where):
@@ -686,14 +688,20 @@ def parse_recipe(
     tree.lines = body.lines
     stages = _apply_stages(body.get("stages"), tree, where)
     if stages is not None:
-        if "bench" not in stages and "enabled" not in (tree.get("bench") or {}):
-            _merge(tree, "bench", {"enabled": False}, where, 0)
+
+        def switch_off(section: str):
+            # A section that is not a mapping is left for validation to reject, with its line.
+            value = tree.get(section)
+            if value is None or (isinstance(value, dict) and "enabled" not in value):
+                _merge(tree, section, {"enabled": False}, where, 0)
+
+        if "bench" not in stages:
+            switch_off("bench")
         sections = _sections()
         for optional in ("qat", "prune", "distill"):
             cls = _dataclass_of(sections.get(optional)) if optional in sections else None
             if cls is not None and optional not in stages and "enabled" in {f.name for f in dataclasses.fields(cls)}:
-                if "enabled" not in (tree.get(optional) or {}):
-                    _merge(tree, optional, {"enabled": False}, where, 0)
+                switch_off(optional)
     for key, value in parsed:
         if key.startswith("vars."):
             continue

@@ -45,6 +45,8 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     # Open the file in a child process first: a damaged model that crashes or hangs the
     # native runtime is then reported in one line instead of taking this process down.
     probe = benchmark(model_path, threads=threads, warmup=0, runs=1, runtime=runtime, timeout=120)
+    if probe.get("status") == "error":
+        raise UserError(probe.get("error"))  # already names the file and what is wrong
     if probe.get("status") != "ok":
         raise UserError(f"{model_path}: {probe.get('status')}: {probe.get('error')}")
     if device_name:
