@@ -80,8 +80,7 @@ def main():
         f"Per-round medians: " + "; ".join(f"{k}: " + ", ".join(f"{x:.2f}" for x in v) for k, v in medians.items())
     )
     print(body)
-    update_section("mobilenet-vs-keras", "int8 MobileNet v1 alpha 0.5 at 224x224: edgecnn vs keras.applications",
-                   body)
+    update_section("mobilenet-vs-keras", "int8 MobileNet v1 alpha 0.5 at 224x224: edgecnn vs keras.applications", body)
 
 
 if __name__ == "__main__":

@@ -147,9 +147,7 @@ def main():
     if args.part in ("all", "steps"):
         print(f"per-step time, {args.model} alpha {args.alpha} at 32px on digits, batch 32:")
         t = step_times(args.repeats, args.step_epochs, args.model, args.alpha)
-        ratios = {
-            key: t["mirrored"][key] / t["default"][key] for key in ("median_ms", "min_ms", "cpu_median_ms")
-        }
+        ratios = {key: t["mirrored"][key] / t["default"][key] for key in ("median_ms", "min_ms", "cpu_median_ms")}
         ratio = ratios["cpu_median_ms"]
         verdict = "meets" if ratio <= 1.10 else "misses"
         lines += [
@@ -158,8 +156,11 @@ def main():
             "",
             "| strategy | wall median ms/step | wall min ms/step | CPU median ms/step | epochs timed |",
             "|---|---|---|---|---|",
-            *(f"| {n} | {t[n]['median_ms']:.2f} | {t[n]['min_ms']:.2f} | {t[n]['cpu_median_ms']:.2f} | "
-              f"{t[n]['samples']} |" for n in ("default", "mirrored")),  # fmt: skip
+            *(
+                f"| {n} | {t[n]['median_ms']:.2f} | {t[n]['min_ms']:.2f} | {t[n]['cpu_median_ms']:.2f} | "
+                f"{t[n]['samples']} |"
+                for n in ("default", "mirrored")
+            ),  # fmt: skip
             f"| mirrored / default | {ratios['median_ms']:.3f} | {ratios['min_ms']:.3f} | "
             f"{ratios['cpu_median_ms']:.3f} | |",
             "",
@@ -184,8 +185,11 @@ def main():
             "",
             "| run | replicas | Keras test acc | TFLite test acc | wall s |",
             "|---|---|---|---|---|",
-            *(f"| {k} | {v['replicas']} | {100 * v['keras_accuracy']:.2f}% | {100 * v['tflite_accuracy']:.2f}% | "
-              f"{v['seconds']:.0f} |" for k, v in acc.items()),  # fmt: skip
+            *(
+                f"| {k} | {v['replicas']} | {100 * v['keras_accuracy']:.2f}% | {100 * v['tflite_accuracy']:.2f}% | "
+                f"{v['seconds']:.0f} |"
+                for k, v in acc.items()
+            ),  # fmt: skip
             "",
             f"Two workers minus one process: **{delta:+.2f} points** (target within 1 point: {verdict}). Both "
             "workers ran on this one machine (TF_CONFIG on 127.0.0.1), so wall time shows the protocol's cost, "

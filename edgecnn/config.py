@@ -106,12 +106,20 @@ class DistillConfig:
             teacher's softened outputs.
         temperature: the softmax temperature ``T``.
         teacher_epochs: epochs to train a registered teacher (default: the student's).
+        mixup: Beta(c, c) concentration of mixup applied to the images both teacher and
+            student see ("function matching"); ``0`` = off.
+        teacher_data: what a registered teacher is trained on: ``"same"`` data as the
+            student, or ``"full"``: the whole training split even when
+            ``data.train_fraction`` gives the student only part of it (a teacher that has
+            seen more labelled data than the student, as a pretrained one would have).
     """
 
     teacher: str | None = None
     alpha: float = 0.1
     temperature: float = 4.0
     teacher_epochs: int | None = None
+    mixup: float = 0.0
+    teacher_data: str = "same"
 
 
 @dataclass
@@ -268,6 +276,10 @@ def _resolve_compression(cfg: RunConfig):
         raise UserError(f"distill.alpha must be in [0, 1], got {d.alpha}")
     if d.temperature <= 0:
         raise UserError(f"distill.temperature must be > 0, got {d.temperature}")
+    if d.mixup < 0:
+        raise UserError(f"distill.mixup must be >= 0 (0 turns it off), got {d.mixup}")
+    if d.teacher_data not in ("same", "full"):
+        raise UserError(f"distill.teacher_data must be 'same' or 'full', got {d.teacher_data!r}")
     epochs = (("prune.epochs", p.epochs), ("qat.epochs", q.epochs), ("distill.teacher_epochs", d.teacher_epochs))
     for key, value in epochs:
         if value is not None and value < 0:

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,31 @@ class StageStore:
         from edgecnn.distribute import all_agree
 
         meta = self._read()
-        return meta if all_agree(meta is not None) else None
+        found = all_agree(meta is not None)
+        if not found:
+            self._forget_other_progress()
+        return meta if found else None
+
+    def _forget_other_progress(self):
+        """Before (re)training: drop a killed run's epoch checkpoint if it was for other settings.
+
+        ``fit`` resumes from ``<stage>/_backup``; without this, changing a setting after a
+        kill would silently resume the old settings' training. ``pending.key`` names the
+        settings the checkpoint belongs to.
+        """
+        from edgecnn.distribute import is_chief
+
+        pending = self.dir / "pending.key"
+        try:
+            old = pending.read_text().strip()
+        except OSError:
+            old = None
+        if old == self.key or not is_chief():
+            return
+        for sub in ("_backup", "_best"):
+            shutil.rmtree(self.dir / sub, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_text(pending, self.key)
 
     def _read(self) -> dict | None:
         try:
@@ -158,6 +183,7 @@ class StageStore:
             meta = {"key": self.key, **meta, "weights_sha256": sha256_file(weights)}
             meta["weights_digest"] = weights_digest(model)
             write_json(folder / self.meta_path.name, meta)
+        (self.dir / "pending.key").unlink(missing_ok=True)  # the stage is stored: nothing is in progress
         return meta
 
 
@@ -234,7 +260,10 @@ def _teacher(ctx: Context):
         entry = model_info(spec["name"])
         epochs = d.teacher_epochs if d.teacher_epochs is not None else cfg.train.epochs
         lr = float(entry.train.get("learning_rate", cfg.train.learning_rate))
-        key = config_key("teacher", spec, epochs, lr, cfg.data, cfg.train, ctx.data.fingerprint(), __version__)
+        data = _teacher_data(ctx)
+        key = config_key(
+            "teacher", spec, epochs, lr, cfg.data, d.teacher_data, cfg.train, data.fingerprint(), __version__
+        )
         store = StageStore(ctx.out, "teacher", key)
         teacher = ctx.build_model(alpha=spec["alpha"], name=spec["name"])
         meta = store.load()
@@ -242,15 +271,36 @@ def _teacher(ctx: Context):
             ctx.echo(f"      reusing the teacher {teacher.name} from {store.dir}")
             teacher.load_weights(store.weights)
         else:
-            ctx.echo(f"      training the teacher {teacher.name}: {epochs} epochs")
+            ctx.echo(f"      training the teacher {teacher.name}: {epochs} epochs, {len(data.y['train'])} images")
             t0 = time.time()
-            hist = fit(teacher, ctx.data, cfg.train, out_dir=store.dir, epochs=epochs, learning_rate=lr)
+            hist = fit(teacher, data, cfg.train, out_dir=store.dir, epochs=epochs, learning_rate=lr)
             store.save(teacher, {"fit": hist, "seconds": time.time() - t0})
-        info = {"teacher": f"{spec['name']}:{spec['alpha']}", "teacher_epochs": epochs}
+        info = {
+            "teacher": f"{spec['name']}:{spec['alpha']}",
+            "teacher_epochs": epochs,
+            "teacher_train_images": len(data.y["train"]),
+        }
     info["teacher_keras_accuracy"] = evaluate_keras(teacher, ctx.data)
     ctx.echo(f"      teacher {teacher.name}: test accuracy {100 * info['teacher_keras_accuracy']:.2f}%")
     ctx._teacher, ctx._teacher_key, ctx._teacher_info = teacher, key, info
     return teacher
+
+
+def _teacher_data(ctx: Context):
+    """The data a registered teacher trains on: the student's, or the whole training split."""
+    cfg = ctx.cfg
+    if cfg.distill.teacher_data != "full" or cfg.data.train_fraction in (None, 1.0):
+        return ctx.data
+    from edgecnn.data import load_dataset
+
+    return load_dataset(
+        cfg.data.source,
+        image_size=cfg.data.image_size,
+        channels=ctx.entry.channels,
+        val_split=cfg.data.val_split,
+        test_split=cfg.data.test_split,
+        seed=cfg.data.seed,
+    )
 
 
 def _fine_tune(ctx: Context, model, store: StageStore, epochs: int, lr: float, callbacks=(), keep_best=True) -> dict:
@@ -262,7 +312,7 @@ def _fine_tune(ctx: Context, model, store: StageStore, epochs: int, lr: float, c
     if d.teacher:
         from edgecnn.optimize.distill import Distiller
 
-        target = Distiller(model, _teacher(ctx), alpha=d.alpha, temperature=d.temperature)
+        target = Distiller(model, _teacher(ctx), alpha=d.alpha, temperature=d.temperature, mixup=d.mixup)
     return fit(
         target,
         ctx.data,
@@ -286,8 +336,10 @@ def distill_stage(ctx: Context, prev: StageResult) -> StageResult | None:
     """Train the same architecture from scratch, distilled from the teacher (row ``distilled``)."""
     cfg = ctx.cfg
     teacher = _teacher(ctx)
+    from edgecnn._tf import keras
     from edgecnn.optimize.distill import check_compatible
 
+    keras.utils.set_random_seed(cfg.train.seed)  # the same initial weights as the model trained alone
     student = ctx.build_model()
     check_compatible(student, teacher)
     d = cfg.distill
@@ -300,12 +352,19 @@ def distill_stage(ctx: Context, prev: StageResult) -> StageResult | None:
     else:
         ctx.echo(
             f"      student {student.name} from teacher {teacher.name}: alpha {d.alpha}, T {d.temperature}, "
+            f"mixup {d.mixup:g}, "
             f"{cfg.train.epochs} epochs"
         )
         t0 = time.time()
         hist = _fine_tune(ctx, student, store, cfg.train.epochs, cfg.train.learning_rate)
         meta = store.save(student, {"fit": hist, "seconds": time.time() - t0})
-    info = {**ctx._teacher_info, "alpha": d.alpha, "temperature": d.temperature, "seconds": meta.get("seconds")}
+    info = {
+        **ctx._teacher_info,
+        "alpha": d.alpha,
+        "temperature": d.temperature,
+        "mixup": d.mixup,
+        "seconds": meta.get("seconds"),
+    }
     return StageResult("distilled", student, cfg.convert.precisions, info, key=key)
 
 
@@ -322,8 +381,18 @@ def channel_prune_stage(ctx: Context, prev: StageResult) -> StageResult | None:
         f"      {p.criterion} criterion, {100 * p.channels:.0f}% of the filters of {len(report['groups'])} "
         f"channel groups: {report['params_before']:,} -> {report['params_after']:,} parameters"
     )
-    key = config_key("channel_prune", prev.key, _teacher_key(ctx), p.channels, p.criterion, p.skip, p.epochs,
-                     p.learning_rate, cfg.train, __version__)
+    key = config_key(
+        "channel_prune",
+        prev.key,
+        _teacher_key(ctx),
+        p.channels,
+        p.criterion,
+        p.skip,
+        p.epochs,
+        p.learning_rate,
+        cfg.train,
+        __version__,
+    )
     store = StageStore(ctx.out, "channel_pruned", key)
     meta = store.load()
     if meta is not None:
@@ -334,8 +403,9 @@ def channel_prune_stage(ctx: Context, prev: StageResult) -> StageResult | None:
         t0 = time.time()
         hist = _fine_tune(ctx, narrow, store, p.epochs, p.learning_rate)
         meta = store.save(narrow, {"fit": hist, "seconds": time.time() - t0})
-    return StageResult("channel_pruned", narrow, cfg.convert.precisions, {**report, "seconds": meta.get("seconds")},
-                       key=key)
+    return StageResult(
+        "channel_pruned", narrow, cfg.convert.precisions, {**report, "seconds": meta.get("seconds")}, key=key
+    )
 
 
 channel_prune_stage.enabled = lambda cfg: cfg.prune.channels is not None
@@ -348,8 +418,18 @@ def prune_stage(ctx: Context, prev: StageResult) -> StageResult | None:
     from edgecnn.optimize.prune import DEFAULT_SKIP, layer_sparsity, prune_model, pruning_callbacks, strip_pruning
 
     cfg, p = ctx.cfg, ctx.cfg.prune
-    key = config_key("prune", prev.key, _teacher_key(ctx), p.sparsity, p.structure, p.skip, p.epochs,
-                     p.learning_rate, cfg.train, __version__)
+    key = config_key(
+        "prune",
+        prev.key,
+        _teacher_key(ctx),
+        p.sparsity,
+        p.structure,
+        p.skip,
+        p.epochs,
+        p.learning_rate,
+        cfg.train,
+        __version__,
+    )
     store = StageStore(ctx.out, "pruned", key)
     base = _copy_model(prev.model)
     skip = tuple(DEFAULT_SKIP) + tuple(p.skip)
@@ -497,6 +577,11 @@ def check_compression(ctx: Context):
 
         spec = parse_teacher(cfg.distill.teacher)  # unknown names and missing files fail here
         if "path" in spec:
+            if cfg.distill.teacher_data == "full":
+                raise UserError(
+                    "distill.teacher_data 'full' trains a registered teacher; a saved teacher "
+                    f"({spec['path']}) is used as it is: drop teacher_data or name a registered model"
+                )
             check_compatible(model, load_teacher_file(spec["path"]))
     if cfg.prune.channels:
         from edgecnn.optimize.channel_prune import prune_channels

@@ -41,7 +41,10 @@ def test_min_time_keeps_timing(models):
     from edgecnn.device.bench import measure
 
     r = measure(models["float32"], runs=1, warmup=0, min_time=0.2)
-    assert r["runs"] > 1 and r["runs"] * r["mean_ms"] >= 150
+    # Runs go on until 0.2 s of wall time have passed (the invokes alone may sum to less:
+    # the loop's own overhead is not in them).
+    assert r["runs"] > 1 and r["timed_seconds"] >= 0.2
+    assert r["runs"] * r["mean_ms"] <= 1e3 * r["timed_seconds"]
 
 
 def test_given_input_is_used_and_checked(models, tmp_path):

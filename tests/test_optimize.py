@@ -195,6 +195,32 @@ def test_distillation_loss_terms():
     assert float(distillation_loss(y, p, q, alpha=0.0, temperature=t)) == pytest.approx(t * t * kl, rel=1e-4)
 
 
+def test_distillation_keeps_dark_knowledge_below_the_ce_clip():
+    # A confident teacher: its wrong classes at 1e-9 and 1e-12. Their ratio is the "dark
+    # knowledge"; a 1e-7 clip would make them equal, and the softened targets uniform.
+    teacher = np.array([[1 - 1e-9 - 1e-12, 1e-9, 1e-12]], "float32")
+    y = np.array([0])
+    assert float(distillation_loss(y, teacher, teacher, alpha=0.0, temperature=4.0)) == pytest.approx(0.0, abs=1e-6)
+    flattened = np.array([[1 - 2e-9, 1e-9, 1e-9]], "float32")  # what a 1e-7 floor would teach
+    assert float(distillation_loss(y, flattened, teacher, alpha=0.0, temperature=4.0)) > 1e-3
+
+
+def test_distiller_with_mixup_trains():
+    x, y = _tiny_data(96)
+    teacher = _tiny_cnn()
+    teacher.compile("adam", "sparse_categorical_crossentropy")
+    teacher.fit(x, y, epochs=2, verbose=0)
+    student = _tiny_cnn()
+    before = [w.copy() for w in student.get_weights()]
+    d = Distiller(student, teacher, alpha=0.5, temperature=2.0, mixup=0.4)
+    d.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = d.fit(x, y, epochs=2, batch_size=32, verbose=0).history
+    assert all(np.isfinite(v) and v > 0 for v in hist["loss"])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, student.get_weights()))
+    with pytest.raises(UserError, match="mixup"):
+        Distiller(_tiny_cnn(), teacher, mixup=-1)
+
+
 def test_distiller_trains_the_student_only():
     x, y = _tiny_data(96)
     teacher = _tiny_cnn()

@@ -59,3 +59,19 @@ def test_rerun_reuses_the_trained_stage(tiny_run):
     assert any("reusing trained weights" in line for line in lines)
     assert json.loads((out / "train" / "stage.json").read_text()) == before
     assert again["stages"]["trained"]["keras_accuracy"] == metrics["stages"]["trained"]["keras_accuracy"]
+
+
+def test_a_killed_stage_resumes_only_its_own_settings(tmp_path):
+    from edgecnn.pipeline import StageStore
+
+    first = StageStore(tmp_path, "pruned", "key-a")
+    assert first.load() is None  # nothing stored: training starts, and its settings are noted
+    (first.dir / "_backup" / "chief").mkdir(parents=True)
+    (first.dir / "_backup" / "chief" / "ckpt-1.index").write_text("epoch checkpoint of key-a")
+    # The same settings again (after a kill): the checkpoint is kept, so fit resumes it.
+    assert StageStore(tmp_path, "pruned", "key-a").load() is None
+    assert (first.dir / "_backup" / "chief" / "ckpt-1.index").is_file()
+    # Other settings: the old checkpoint must not be resumed.
+    assert StageStore(tmp_path, "pruned", "key-b").load() is None
+    assert not (first.dir / "_backup").exists()
+    assert (first.dir / "pending.key").read_text().strip() == "key-b"

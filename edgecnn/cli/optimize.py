@@ -53,6 +53,8 @@ def config_from_flags(model: str, flags: dict):
             "alpha": flags.get("distill_alpha"),
             "temperature": flags.get("temperature"),
             "teacher_epochs": flags.get("teacher_epochs"),
+            "mixup": flags.get("distill_mixup"),
+            "teacher_data": flags.get("teacher_data"),
         },
         "qat": {"enabled": flags.get("qat") or None, "epochs": flags.get("qat_epochs")},
         "out": flags.get("out"),
@@ -207,6 +209,19 @@ def optimize_options(f):
         ),
         click.option("--distill-alpha", type=float, default=None, help="Weight of the label loss (default 0.1)."),
         click.option("--temperature", type=float, default=None, help="Distillation temperature (default 4)."),
+        click.option(
+            "--distill-mixup",
+            type=float,
+            default=None,
+            metavar="C",
+            help="Mix pairs of images (Beta(C, C)) that teacher and student both see; 0 = off.",
+        ),
+        click.option(
+            "--teacher-data",
+            type=click.Choice(["same", "full"]),
+            default=None,
+            help="Train a registered teacher on the student's data (same) or the whole training split (full).",
+        ),
         click.option(
             "--teacher-epochs",
             type=click.IntRange(0),

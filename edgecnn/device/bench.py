@@ -156,6 +156,7 @@ def measure(
         t0 = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - t0) * 1e3)
+    timed_seconds = time.perf_counter() - started  # wall time of the timed runs, loop overhead included
     from edgecnn.device.delegation import interpreter_delegation
 
     result = {
@@ -169,6 +170,7 @@ def measure(
         "threads": int(threads),
         "warmup": int(warmup),
         "runs": len(times),
+        "timed_seconds": timed_seconds,
         "init_ms": init_ms,
         "first_run_ms": first_ms,
         **_stats(times),

@@ -6,10 +6,18 @@ training step minimises::
 
     alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
-The zoo's models end in a softmax, so their log-probabilities (clipped) stand in for the
-logits: they differ from the logits by a constant per image, which the softmax at any
-temperature ignores. The student may be wrapped by tfmot (pruning, QAT): distillation
-then drives its fine-tuning. ``fit`` the distiller like any model, keep the student.
+The zoo's models end in a softmax, so their log-probabilities stand in for the logits:
+they differ from the logits by a constant per image, which the softmax at any temperature
+ignores. They are clipped only at 1e-30, far below the 1e-7 of the cross-entropy: a teacher
+trained to near-zero loss gives its wrong classes probabilities around 1e-10, and a 1e-7
+floor would flatten exactly that "dark knowledge" into uniform label smoothing.
+
+With ``mixup > 0`` teacher and student see the same mixed pairs of images ("function
+matching", Beyer et al., 2022, https://arxiv.org/abs/2106.05237): the teacher's outputs
+on images between the training points carry more than its near one-hot outputs on the
+points it was trained on. The student may be wrapped by tfmot (pruning, QAT):
+distillation then drives its fine-tuning. ``fit`` the distiller like any model, keep the
+student.
 
 Example:
     >>> teacher = load_teacher("mobilenet:1.0", ...)                              # doctest: +SKIP
@@ -26,11 +34,12 @@ from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
 
 _EPS = 1e-7
+_LOG_EPS = 1e-30  # float32 holds down to ~1e-38; see the module docstring
 
 
 def soft_logits(probabilities):
     """Log-probabilities (clipped away from 0) used as logits for the softened softmax."""
-    return tf.math.log(tf.clip_by_value(probabilities, _EPS, 1.0))
+    return tf.math.log(tf.clip_by_value(probabilities, _LOG_EPS, 1.0))
 
 
 def distillation_loss(y_true, student_probs, teacher_probs, alpha: float = 0.1, temperature: float = 4.0):
@@ -45,9 +54,9 @@ def distillation_loss(y_true, student_probs, teacher_probs, alpha: float = 0.1, 
     y = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
     ce = keras.losses.sparse_categorical_crossentropy(y, tf.clip_by_value(student_probs, _EPS, 1.0))
     t = float(temperature)
-    p_teacher = tf.nn.softmax(soft_logits(teacher_probs) / t)
+    log_p_teacher = tf.nn.log_softmax(soft_logits(teacher_probs) / t)
+    p_teacher = tf.exp(log_p_teacher)
     log_p_student = tf.nn.log_softmax(soft_logits(student_probs) / t)
-    log_p_teacher = tf.math.log(tf.clip_by_value(p_teacher, _EPS, 1.0))
     kl = tf.reduce_sum(p_teacher * (log_p_teacher - log_p_student), axis=-1)
     return tf.reduce_mean(alpha * ce + (1.0 - alpha) * (t * t) * kl)
 
@@ -64,7 +73,7 @@ class Distiller(keras.Model):
         >>> d.fit(x, y, epochs=5)                                          # doctest: +SKIP
     """
 
-    def __init__(self, student, teacher, alpha: float = 0.1, temperature: float = 4.0, **kwargs):
+    def __init__(self, student, teacher, alpha: float = 0.1, temperature: float = 4.0, mixup: float = 0.0, **kwargs):
         super().__init__(name=kwargs.pop("name", "distiller"), **kwargs)
         check_compatible(student, teacher)
         if not 0.0 <= float(alpha) <= 1.0:
@@ -74,8 +83,11 @@ class Distiller(keras.Model):
         self.student = student
         self.teacher = teacher
         self.teacher.trainable = False
+        if float(mixup) < 0:
+            raise UserError(f"distillation mixup must be >= 0 (0 = off), got {mixup}")
         self.alpha = float(alpha)
         self.temperature = float(temperature)
+        self.mixup = float(mixup)
         self.loss_tracker = keras.metrics.Mean(name="loss")
 
     def call(self, inputs, training=None):
@@ -89,10 +101,15 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y = data[0], data[1]
+        y_other, lam = y, 1.0
+        if self.mixup > 0:  # function matching: teacher and student see the same mixed image
+            x, y_other, lam = _mix(x, y, self.mixup)
         teacher_probs = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
             student_probs = self.student(x, training=True)
             loss = distillation_loss(y, student_probs, teacher_probs, self.alpha, self.temperature)
+            if self.mixup > 0:  # the label term follows the mix: lam * CE(y) + (1 - lam) * CE(y_other)
+                loss += self.alpha * (1.0 - lam) * (_ce(y_other, student_probs) - _ce(y, student_probs))
             if self.student.losses:
                 loss += tf.add_n(self.student.losses)
         variables = self.student.trainable_variables
@@ -110,6 +127,21 @@ class Distiller(keras.Model):
         self.loss_tracker.update_state(loss)
         self.compiled_metrics.update_state(y, probs)
         return {m.name: m.result() for m in self.metrics}
+
+
+def _ce(y_true, probs):
+    y = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, tf.clip_by_value(probs, _EPS, 1.0)))
+
+
+def _mix(x, y, concentration: float):
+    """Mixup (Zhang et al., 2018) of a batch with a shuffled copy of itself, one ``lam ~ Beta(c, c)`` per batch."""
+    g1 = tf.random.gamma([], concentration)
+    g2 = tf.random.gamma([], concentration)
+    lam = g1 / (g1 + g2)
+    order = tf.random.shuffle(tf.range(tf.shape(x)[0]))
+    mixed = lam * x + (1.0 - lam) * tf.gather(x, order)
+    return mixed, tf.gather(y, order), lam
 
 
 def check_compatible(student, teacher):
