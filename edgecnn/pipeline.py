@@ -291,15 +291,20 @@ def _teacher_data(ctx: Context):
     cfg = ctx.cfg
     if cfg.distill.teacher_data != "full" or cfg.data.train_fraction in (None, 1.0):
         return ctx.data
+    return _load_data(cfg, ctx.entry, train_fraction=None)
+
+
+def _load_data(cfg: RunConfig, entry, train_fraction):
     from edgecnn.data import load_dataset
 
     return load_dataset(
         cfg.data.source,
         image_size=cfg.data.image_size,
-        channels=ctx.entry.channels,
+        channels=entry.channels,
         val_split=cfg.data.val_split,
         test_split=cfg.data.test_split,
         seed=cfg.data.seed,
+        train_fraction=train_fraction,
     )
 
 
@@ -726,7 +731,6 @@ def optimize(config: RunConfig, echo: Callable = print) -> dict:
 
 
 def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dict:
-    from edgecnn.data import load_dataset
     from edgecnn.distribute import describe, is_chief, local_copy, weights_digest
     from edgecnn.models import batch_norm_defaults, model_info
     from edgecnn.train import evaluate_keras
@@ -742,15 +746,7 @@ def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dic
     if note:
         echo(note)
     echo(f"[1/{stages_total}] data: loading {cfg.data.source}")
-    data = load_dataset(
-        cfg.data.source,
-        image_size=cfg.data.image_size,
-        channels=entry.channels,
-        val_split=cfg.data.val_split,
-        test_split=cfg.data.test_split,
-        seed=cfg.data.seed,
-        train_fraction=cfg.data.train_fraction,
-    )
+    data = _load_data(cfg, entry, cfg.data.train_fraction)
     echo(f"      {data.summary()}")
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":

@@ -82,6 +82,7 @@ def test_every_stage_is_a_row_matching_its_file(tmp_path):
         (["--distill-from", "nosuchnet"], "unknown model"),
         (["--distill-alpha", "2"], "distill.alpha must be in"),
         (["--prune", "0.5", "--prune-epochs", "0"], "prune.epochs must be >= 1"),
+        (["--distill-from", "resnet18", "--distill-mixup", "-1"], "distill.mixup must be >= 0"),
     ],
 )
 def test_bad_combinations_fail_in_one_line(tmp_path, flags, message):
@@ -90,6 +91,35 @@ def test_bad_combinations_fail_in_one_line(tmp_path, flags, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "r" / "train").exists()  # failed before any training
+
+
+def test_teacher_on_the_full_split_and_the_student_from_the_same_start(tmp_path):
+    out = tmp_path / "run"
+    flags = ["lenet5", "--epochs", "1", "--train-fraction", "0.2", "--distill-from", "lenet5:0.5",
+             "--teacher-epochs", "1", "--teacher-data", "full", "--distill-alpha", "1.0", "--no-bench",
+             "--out", str(out)]  # fmt: skip
+    result = _invoke(*flags)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    stages = metrics["stages"]
+    assert stages["distilled"]["teacher_train_images"] == 1257  # the whole training split
+    assert "train 251," in result.output  # while the student saw a fifth of it
+    # alpha 1: the label loss alone, from the same initial weights and batches as the plain
+    # model, so the distilled row is the plain model again.
+    rows = {r["variant"]: r for r in metrics["rows"]}
+    assert rows["distilled float32"]["tflite_accuracy"] == rows["float32"]["tflite_accuracy"]
+    assert not list(out.rglob("pending.key"))  # every stage finished: nothing in progress
+
+
+def test_full_teacher_data_needs_a_registered_teacher(tmp_path):
+    from edgecnn.models import create_model
+
+    path = tmp_path / "teacher.keras"
+    create_model("lenet5", input_shape=(32, 32, 1), classes=10).save(path)
+    flags = ["optimize", "lenet5", "--distill-from", str(path), "--teacher-data", "full", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, flags)
+    assert result.exit_code == 2, result.output
+    assert "a saved teacher" in result.output and "Traceback" not in result.output
 
 
 def test_teacher_with_other_classes_fails_before_training(tmp_path):
