@@ -5,7 +5,7 @@ in the table, so every figure says how it was made); ``lenet5_digits`` and
 ``mlp_digits_int8`` run in full, and ``lenet5_digits`` runs twice to check that a second
 run reproduces the first (target: within 0.1 point).
 
-    PYTHONPATH=. python benchmarks/recipes.py [--epochs 3] [--only NAME ...]
+    PYTHONPATH=. python benchmarks/recipes.py [--epochs 3] [--only NAME ...] [--full NAME ...]
 
 Recipes whose model family or compression stage is not in this checkout yet are listed
 as skipped, with the reason.
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3, help="training epochs for the reduced recipes")
     ap.add_argument("--only", nargs="*", default=None, help="recipe names to run (default: all)")
+    ap.add_argument("--full", nargs="*", default=[], help="more recipe names to run as written, not reduced")
     args = ap.parse_args(argv)
     recipes = sorted((ROOT / "recipes").glob("*.yaml"))
     if args.only:
@@ -52,9 +53,10 @@ def main(argv=None) -> int:
     parts, summary = [], []
     for recipe in recipes:
         name = recipe.stem
-        overrides = [] if name in FULL else [f"train.epochs={args.epochs}", "bench.runs=30"]
+        full = name in FULL or name in args.full
+        overrides = [] if full else [f"train.epochs={args.epochs}", "bench.runs=30"]
         for section, key in (("prune", "epochs"), ("qat", "epochs"), ("distill", "teacher_epochs")):
-            if name not in FULL and section in recipe.read_text():
+            if not full and section in recipe.read_text():
                 overrides.append(f"{section}.{key}=1")
         check = subprocess.run(
             [
