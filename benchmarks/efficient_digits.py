@@ -47,23 +47,15 @@ def qat_int8(run_dir: Path, metrics: dict, epochs: int | None = None, lr: float 
     from edgecnn._tf import keras
     from edgecnn.config import RunConfig
     from edgecnn.convert import convert
-    from edgecnn.data import load_dataset
     from edgecnn.device.evaluate import evaluate_tflite
     from edgecnn.models import batch_norm_defaults, create_model, model_info
     from edgecnn.optimize.qat import quantize_model
+    from edgecnn.pipeline import load_run_data
     from edgecnn.train import evaluate_keras, fit
 
     cfg = RunConfig.from_dict(metrics["config"])
     entry = model_info(cfg.model.name)
-    data = load_dataset(
-        cfg.data.source,
-        image_size=cfg.data.image_size,
-        channels=entry.channels,
-        val_split=cfg.data.val_split,
-        test_split=cfg.data.test_split,
-        seed=cfg.data.seed,
-        train_fraction=cfg.data.train_fraction,
-    )
+    data = load_run_data(cfg, entry)
     epochs = epochs or max(1, cfg.train.epochs // 5)
     lr = lr or 0.1 * cfg.train.learning_rate
     keras.utils.set_random_seed(cfg.train.seed)

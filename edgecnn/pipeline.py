@@ -291,10 +291,11 @@ def _teacher_data(ctx: Context):
     cfg = ctx.cfg
     if cfg.distill.teacher_data != "full" or cfg.data.train_fraction in (None, 1.0):
         return ctx.data
-    return _load_data(cfg, ctx.entry, train_fraction=None)
+    return load_run_data(cfg, ctx.entry, full_train=True)
 
 
-def _load_data(cfg: RunConfig, entry, train_fraction):
+def load_run_data(cfg: RunConfig, entry, full_train: bool = False):
+    """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``)."""
     from edgecnn.data import load_dataset
 
     return load_dataset(
@@ -304,7 +305,7 @@ def _load_data(cfg: RunConfig, entry, train_fraction):
         val_split=cfg.data.val_split,
         test_split=cfg.data.test_split,
         seed=cfg.data.seed,
-        train_fraction=train_fraction,
+        train_fraction=None if full_train else cfg.data.train_fraction,
     )
 
 
@@ -746,7 +747,7 @@ def _optimize(config: RunConfig, echo: Callable, strategy, trained: list) -> dic
     if note:
         echo(note)
     echo(f"[1/{stages_total}] data: loading {cfg.data.source}")
-    data = _load_data(cfg, entry, cfg.data.train_fraction)
+    data = load_run_data(cfg, entry)
     echo(f"      {data.summary()}")
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":
