@@ -108,7 +108,10 @@ class StageStore:
         self.weights = self.dir / "weights.h5"
 
     def load(self) -> dict | None:
-        """The stored stage's metadata if its key matches, else ``None``.
+        """The stored stage's metadata if its key matches, else ``None`` (the caller trains).
+
+        On ``None`` a killed run's epoch checkpoint for other settings is dropped first,
+        so the training that follows never resumes it (see ``_forget_other_progress``).
 
         Under ``multiworker`` it is ``None`` unless every worker found the stage: they must
         all take the same branch (reuse or train), or synchronous training would hang.

@@ -51,8 +51,7 @@ def distillation_loss(y_true, student_probs, teacher_probs, alpha: float = 0.1, 
         >>> round(float(distillation_loss(np.array([0]), p, p, alpha=0.0)), 6)  # identical outputs: no KL
         0.0
     """
-    y = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
-    ce = keras.losses.sparse_categorical_crossentropy(y, tf.clip_by_value(student_probs, _EPS, 1.0))
+    ce = _ce(y_true, student_probs)
     t = float(temperature)
     log_p_teacher = tf.nn.log_softmax(soft_logits(teacher_probs) / t)
     p_teacher = tf.exp(log_p_teacher)
@@ -80,11 +79,11 @@ class Distiller(keras.Model):
             raise UserError(f"distillation alpha must be in [0, 1], got {alpha}")
         if float(temperature) <= 0:
             raise UserError(f"distillation temperature must be > 0, got {temperature}")
+        if float(mixup) < 0:
+            raise UserError(f"distillation mixup must be >= 0 (0 = off), got {mixup}")
         self.student = student
         self.teacher = teacher
         self.teacher.trainable = False
-        if float(mixup) < 0:
-            raise UserError(f"distillation mixup must be >= 0 (0 = off), got {mixup}")
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.mixup = float(mixup)
@@ -109,7 +108,8 @@ class Distiller(keras.Model):
             student_probs = self.student(x, training=True)
             loss = distillation_loss(y, student_probs, teacher_probs, self.alpha, self.temperature)
             if self.mixup > 0:  # the label term follows the mix: lam * CE(y) + (1 - lam) * CE(y_other)
-                loss += self.alpha * (1.0 - lam) * (_ce(y_other, student_probs) - _ce(y, student_probs))
+                label_shift = tf.reduce_mean(_ce(y_other, student_probs) - _ce(y, student_probs))
+                loss += self.alpha * (1.0 - lam) * label_shift
             if self.student.losses:
                 loss += tf.add_n(self.student.losses)
         variables = self.student.trainable_variables
@@ -119,9 +119,7 @@ class Distiller(keras.Model):
     def test_step(self, data):
         x, y = data[0], data[1]
         probs = self.student(x, training=False)
-        y_int = tf.cast(tf.reshape(y, [-1]), tf.int32)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y_int, tf.clip_by_value(probs, _EPS, 1.0)))
-        return self._update(loss, y, probs)
+        return self._update(tf.reduce_mean(_ce(y, probs)), y, probs)
 
     def _update(self, loss, y, probs):
         self.loss_tracker.update_state(loss)
@@ -130,8 +128,9 @@ class Distiller(keras.Model):
 
 
 def _ce(y_true, probs):
+    """Per-image cross-entropy of integer labels against probabilities clipped at ``_EPS``."""
     y = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
-    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, tf.clip_by_value(probs, _EPS, 1.0)))
+    return keras.losses.sparse_categorical_crossentropy(y, tf.clip_by_value(probs, _EPS, 1.0))
 
 
 def _mix(x, y, concentration: float):
