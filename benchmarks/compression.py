@@ -113,20 +113,30 @@ def part_qat_sparsity(seeds, parts, scale: float) -> dict:
                         "prune": {"sparsity": level, "epochs": max(1, epochs // 2)},
                     }
                     # 0.5 shares the run (and its trained model) with the qat part; other levels get their own.
-                    m = _run(sparse_cfg, out if level == 0.5 else out.with_name(f"{out.name}-sp{level}"))
+                    run_dir = out if level == 0.5 else out.with_name(f"{out.name}-sp{level}")
+                    m = _run(sparse_cfg, run_dir)
                     dense, sparse = _row(m, "float32"), _row(m, "pruned float32")
-                    results["sparsity"].setdefault(name, {}).setdefault(str(level), []).append(
-                        {
-                            "seed": seed,
-                            "dense": dense["tflite_accuracy"],
-                            "sparse": sparse["tflite_accuracy"],
-                            "dense_gzip": dense["size_gzip"],
-                            "sparse_gzip": sparse["size_gzip"],
-                            "gzip_ratio": dense["size_gzip"] / sparse["size_gzip"],
-                            "sparsity": sparse["sparsity"],
-                            **_other_compressors(Path(m["run_dir"]), dense["file"], sparse["file"]),
-                        }
+                    record = {
+                        "seed": seed,
+                        "dense": dense["tflite_accuracy"],
+                        "sparse": sparse["tflite_accuracy"],
+                        "dense_gzip": dense["size_gzip"],
+                        "sparse_gzip": sparse["size_gzip"],
+                        "gzip_ratio": dense["size_gzip"] / sparse["size_gzip"],
+                        "sparsity": sparse["sparsity"],
+                        **_other_compressors(run_dir, dense["file"], sparse["file"]),
+                    }
+                    # The same run again with TFLite's sparse storage (it overwrites the pruned
+                    # file, so after the figures above): the stages come from the cache, only
+                    # the export changes.
+                    stored_cfg = {**sparse_cfg, "convert": {"int8": False, "sparse_storage": True}}
+                    stored = _row(_run(stored_cfg, run_dir), "pruned float32")
+                    record.update(
+                        stored_accuracy=stored["tflite_accuracy"],
+                        stored_raw_ratio=dense["size_bytes"] / stored["size_bytes"],
+                        stored_gzip_ratio=dense["size_gzip"] / stored["size_gzip"],
                     )
+                    results["sparsity"].setdefault(name, {}).setdefault(str(level), []).append(record)
     return results
 
 
@@ -173,8 +183,9 @@ def write_sparsity(results: dict, seeds, scale):
         "and depthwise layers kept dense. Accuracy of the float32 `.tflite` (%), gzip -9 sizes.",
         "",
         "| model | target sparsity | dense acc | sparse acc | delta (pts) | achieved sparsity "
-        "| gzip float32 dense -> sparse | gzip ratio | bz2 ratio | xz ratio | target |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gzip float32 dense -> sparse | gzip ratio | bz2 ratio | xz ratio "
+        "| sparse storage: raw ratio | sparse storage: gzip ratio | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, levels in results.items():
         for level, runs in levels.items():
@@ -182,7 +193,8 @@ def write_sparsity(results: dict, seeds, scale):
             sparse = [100 * r["sparse"] for r in runs]
             delta = [a - b for a, b in zip(sparse, dense)]
             ratio = [r["gzip_ratio"] for r in runs]
-            ok = _avg(delta) >= -1.0 and _avg(ratio) >= 1.8
+            stored = [r["stored_gzip_ratio"] for r in runs]
+            ok = _avg(delta) >= -1.0 and max(_avg(ratio), _avg(stored)) >= 1.8
             target = f"within 1.0 pt, >= 1.8x: {_verdict(ok)}" if float(level) == 0.5 else "(for comparison)"
             lines.append(
                 f"| {name} | {100 * float(level):.0f}% | {_mean(dense)} | {_mean(sparse)} | {_mean(delta)} "
@@ -190,8 +202,16 @@ def write_sparsity(results: dict, seeds, scale):
                 f"| {_avg([r['dense_gzip'] for r in runs]) / 1024:.1f} KB -> "
                 f"{_avg([r['sparse_gzip'] for r in runs]) / 1024:.1f} KB "
                 f"| {_mean(ratio)}x | {_mean([r.get('bz2_ratio') for r in runs])}x "
-                f"| {_mean([r.get('xz_ratio') for r in runs])}x | {target} |"
+                f"| {_mean([r.get('xz_ratio') for r in runs])}x "
+                f"| {_mean([r['stored_raw_ratio'] for r in runs])}x | {_mean(stored)}x | {target} |"
             )
+    every = [r for levels in results.values() for runs in levels.values() for r in runs]
+    n_runs, n_same = len(every), sum(r["stored_accuracy"] == r["sparse"] for r in every)
+    same_text = (
+        f"the accuracy is the same in all {n_runs} runs"
+        if n_same == n_runs
+        else f"the accuracy changed in {n_runs - n_same} of {n_runs} runs"
+    )
     lines += [
         "",
         "Why 50% falls short of 1.8x: a trained float32 weight carries about 27 bits that no byte compressor "
@@ -199,8 +219,11 @@ def write_sparsity(results: dict, seeds, scale):
         "weights leaves half of those bits plus about 1 bit per weight for where the zeros are, so even an ideal "
         "coder stops near 27 / 14.5 = 1.86x, before the file's dense layers and metadata. gzip, bz2 and xz all "
         "land below 1.8x at 50% on these files; gzip passes 1.8x between 50% and 60% sparsity, and the 60% rows "
-        "above lose no accuracy. Sparsity buys size only through a compressor (TFLite stores the zeros), and no "
-        "CPU speed: channel pruning (next section) is what makes the model itself smaller and faster.",
+        "above lose no accuracy. By default TFLite stores the zeros, so only a compressor sees them. "
+        "`--sparse-storage` (`convert.sparse_storage`) stores the non-zeros and their indices instead (TFLite's "
+        "sparse tensor format): the float32 file itself shrinks (raw ratio), gzip gains a little more, and "
+        f"{same_text}. Sparsity gives no CPU "
+        "speed-up either way: channel pruning (next section) is what makes the model itself smaller and faster.",
     ]
     update_section("compression-sparsity", "Compression: magnitude sparsity", "\n".join(lines))
 

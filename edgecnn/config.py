@@ -44,11 +44,16 @@ class DataConfig:
 
 @dataclass
 class ConvertConfig:
-    """Which TFLite files to produce. float32 is always produced, as the baseline."""
+    """Which TFLite files to produce. float32 is always produced, as the baseline.
+
+    ``sparse_storage`` stores the float32 files' sparse weight tensors (after pruning) in
+    TFLite's sparse format, see :mod:`edgecnn.convert`.
+    """
 
     int8: bool = False
     fp16: bool = False
     dynamic: bool = False
+    sparse_storage: bool = False
     calibration_samples: int = 200
 
     @property

@@ -5,6 +5,14 @@ input and output tensors, per-channel int8 weights, activations calibrated on
 representative data from the training split (or learned by quantization-aware training,
 in which case calibration only fixes the input/output ranges).
 
+``sparse=True`` stores a pruned model's float32 weights in TFLite's sparse tensor format
+(non-zeros plus their indices, expanded by a ``DENSIFY`` op when the model loads): the
+file itself shrinks, not only its gzipped size, and the outputs are bit-identical. Only
+float32 gains: with int8 weights the indices cost more than the zeros they replace, and
+XNNPACK refuses some sparse int8 and float16 layers (seen on LeNet-5 and MobileNet v1
+at 50% sparsity), so other precisions ignore it. Figures: benchmarks/RESULTS.md,
+"Compression: magnitude sparsity".
+
 Example:
     >>> from edgecnn.convert import convert
     >>> convert(model, "runs/m/model_int8.tflite", "int8", representative=ds.representative())  # doctest: +SKIP
@@ -40,13 +48,15 @@ def _strip_tfmot(model):
     return model
 
 
-def convert_bytes(model, precision: str = "float32", representative=None) -> bytes:
+def convert_bytes(model, precision: str = "float32", representative=None, sparse: bool = False) -> bytes:
     """Convert a Keras model to TFLite flatbuffer bytes (see :func:`convert`)."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     model = inference_model(_strip_tfmot(model))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if precision == "float16":
+    if precision == "float32" and sparse:
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    elif precision == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "dynamic":
@@ -66,7 +76,7 @@ def convert_bytes(model, precision: str = "float32", representative=None) -> byt
             raise RuntimeError(f"TFLite conversion to {precision} failed for {model.name}: {exc}") from exc
 
 
-def convert(model, path, precision: str = "float32", representative=None) -> Path:
+def convert(model, path, precision: str = "float32", representative=None, sparse: bool = False) -> Path:
     """Convert ``model`` to a ``.tflite`` file at ``path``, written atomically.
 
     Args:
@@ -76,5 +86,7 @@ def convert(model, path, precision: str = "float32", representative=None) -> Pat
             activations) or ``int8`` (full integer, int8 input and output).
         representative: for ``int8``, a callable returning a generator of ``[batch]``
             lists, e.g. :meth:`edgecnn.data.Dataset.representative`.
+        sparse: for ``float32``, store weight tensors with many zeros (the converter picks which) in TFLite's
+            sparse format (see the module docstring); ignored for other precisions.
     """
-    return write_bytes(path, convert_bytes(model, precision, representative))
+    return write_bytes(path, convert_bytes(model, precision, representative, sparse))

@@ -644,14 +644,15 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
     for precision in result.precisions:
         path = ctx.out / f"{prefix}_{precision}.tflite"
         label = precision if result.name == "trained" else f"{result.name} {precision}"
-        ctx.echo(f"      {label}: converting")
+        sparse = cfg.convert.sparse_storage and precision == "float32"
+        ctx.echo(f"      {label}: converting" + (" (sparse storage)" if sparse else ""))
         t0 = time.time()
         rep = (
             ctx.data.representative(cfg.convert.calibration_samples, seed=cfg.data.seed)
             if precision == "int8"
             else None
         )
-        convert(result.model, path, precision, representative=rep)
+        convert(result.model, path, precision, representative=rep, sparse=sparse)
         convert_s = time.time() - t0
         metrics = evaluate_tflite(path, x_test, y_test, num_threads=cfg.bench.threads, runtime=cfg.bench.runtime)
         row = {
@@ -660,6 +661,7 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
             "stage": result.name,
             "precision": precision,
             "file": path.name,
+            "sparse_storage": sparse,
             "size_bytes": path.stat().st_size,
             "size_gzip": _gzip_size(path),
             "params": counts["trainable"],

@@ -73,6 +73,28 @@ def test_every_stage_is_a_row_matching_its_file(tmp_path):
     assert "Epoch" not in again.output
 
 
+def test_sparse_storage_shrinks_the_pruned_file_not_its_outputs(tmp_path):
+    from edgecnn.device.flatbuffer import read_model
+
+    out = tmp_path / "run"
+    flags = ["lenet5", "--epochs", "1", "--prune", "0.5", "--prune-epochs", "1", "--no-bench", "--out", str(out)]
+    assert _invoke(*flags).exit_code == 0
+    plain = {r["variant"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
+    stored = _invoke(*flags, "--sparse-storage")  # same settings: the stages come from the cache
+    assert stored.exit_code == 0, stored.output
+    assert "pruned float32: converting (sparse storage)" in stored.output
+    rows = {r["variant"]: r for r in json.loads((out / "metrics.json").read_text())["rows"]}
+    before, after = plain["pruned float32"], rows["pruned float32"]
+    assert after["sparse_storage"] and not before["sparse_storage"]
+    assert after["size_bytes"] < 0.8 * before["size_bytes"]
+    assert after["size_gzip"] < before["size_gzip"]
+    assert after["size_bytes"] == (out / after["file"]).stat().st_size
+    assert after["confusion"] == before["confusion"]  # the same predictions, image by image
+    assert "DENSIFY" in {op for op, _ in read_model(out / after["file"]).op_counts()}
+    # The dense model has no sparse tensor to store: its file does not change.
+    assert rows["float32"]["size_bytes"] == plain["float32"]["size_bytes"]
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -33,6 +33,7 @@ def config_from_flags(model: str, flags: dict):
             "int8": flags.get("int8") or None,
             "fp16": flags.get("fp16") or None,
             "dynamic": flags.get("dynamic") or None,
+            "sparse_storage": flags.get("sparse_storage") or None,
         },
         "bench": {
             "threads": flags.get("threads"),
@@ -166,6 +167,11 @@ def optimize_options(f):
         click.option("--int8", is_flag=True, help="Also export full-integer int8 (int8 input/output)."),
         click.option("--fp16", is_flag=True, help="Also export float16 weights."),
         click.option("--dynamic", is_flag=True, help="Also export dynamic-range (int8 weights, float activations)."),
+        click.option(
+            "--sparse-storage",
+            is_flag=True,
+            help="Store a pruned model's float32 weights in TFLite's sparse format: a smaller file, same outputs.",
+        ),
         click.option(
             "--prune",
             type=float,

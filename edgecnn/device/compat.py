@@ -30,6 +30,7 @@ _FIRST_RELEASE = {
     "CONCATENATION": "1.5 1.14 2.3 2.14",
     "CONV_2D": "1.5 1.14 1.14 2.3 2.4 2.9 2.11 2.15",
     "DEPTHWISE_CONV_2D": "1.5 1.12 1.14 2.2 2.3 2.3 2.11",
+    "DENSIFY": "2.2",
     "DEQUANTIZE": "1.13.1 1.14 1.15 2.2 2.7 2.17",
     "DIV": "1.6 2.3",
     "EXPAND_DIMS": "1.10",
