@@ -644,7 +644,8 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
     for precision in result.precisions:
         path = ctx.out / f"{prefix}_{precision}.tflite"
         label = precision if result.name == "trained" else f"{result.name} {precision}"
-        sparse = cfg.convert.sparse_storage and precision == "float32"
+        # Only a model with zeros has anything to store sparsely (the converter picks the tensors).
+        sparse = cfg.convert.sparse_storage and precision == "float32" and counts["nonzero"] < counts["trainable"]
         ctx.echo(f"      {label}: converting" + (" (sparse storage)" if sparse else ""))
         t0 = time.time()
         rep = (

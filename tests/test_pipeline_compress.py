@@ -91,7 +91,9 @@ def test_sparse_storage_shrinks_the_pruned_file_not_its_outputs(tmp_path):
     assert after["size_bytes"] == (out / after["file"]).stat().st_size
     assert after["confusion"] == before["confusion"]  # the same predictions, image by image
     assert "DENSIFY" in {op for op, _ in read_model(out / after["file"]).op_counts()}
-    # The dense model has no sparse tensor to store: its file does not change.
+    # The dense model has no zeros to store sparsely: it is exported as before.
+    assert "      float32: converting\n" in stored.output
+    assert not rows["float32"]["sparse_storage"]
     assert rows["float32"]["size_bytes"] == plain["float32"]["size_bytes"]
 
 
