@@ -170,7 +170,7 @@ def optimize_options(f):
         click.option(
             "--sparse-storage",
             is_flag=True,
-            help="Store a pruned model's float32 weights in TFLite's sparse format: a smaller file, same outputs.",
+            help="With --prune: keep the pruned float32 weights in TFLite's sparse format (smaller, same outputs).",
         ),
         click.option(
             "--prune",
