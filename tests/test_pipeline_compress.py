@@ -89,7 +89,7 @@ def test_sparse_storage_shrinks_the_pruned_file_not_its_outputs(tmp_path):
     assert after["size_bytes"] < 0.8 * before["size_bytes"]
     assert after["size_gzip"] < before["size_gzip"]
     assert after["size_bytes"] == (out / after["file"]).stat().st_size
-    assert after["confusion"] == before["confusion"]  # the same predictions, image by image
+    assert after["confusion"] == before["confusion"]  # the same confusion matrix on the test split
     assert "DENSIFY" in {op for op, _ in read_model(out / after["file"]).op_counts()}
     # The dense model has no zeros to store sparsely: it is exported as before.
     assert "      float32: converting\n" in stored.output
