@@ -2,7 +2,8 @@
 
 A :class:`UserError` carries one line that says what is wrong and how to fix it. The CLI
 prints it and exits with code 2, without a traceback; anything else is a bug and keeps its
-traceback.
+traceback. The device side's own errors (``ModelLoadError``, ``RuntimeUnavailable``,
+``ImageError``) subclass it, so ``except UserError`` catches them all.
 """
 
 import difflib
@@ -14,6 +15,18 @@ class UserError(Exception):
     exit_code = 2
 
 
+def close_matches(name: str, choices, n: int = 3) -> list:
+    """The ``choices`` closest to ``name``, best first (at most ``n``; may be empty).
+
+    The one "did you mean" matcher: :func:`suggest` formats its answer for a message.
+
+    Example:
+        >>> close_matches("epoch", ["epochs", "batch_size"])
+        ['epochs']
+    """
+    return difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.5)
+
+
 def suggest(name: str, choices, n: int = 3) -> str:
     """Return ``" (did you mean: a, b?)"`` for the closest ``choices``, or ``""``.
 
@@ -21,5 +34,5 @@ def suggest(name: str, choices, n: int = 3) -> str:
         >>> suggest("mobilenet_v4", ["mobilenet_v2", "mobilenet_v3_small"])
         ' (did you mean: mobilenet_v2, mobilenet_v3_small?)'
     """
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.5)
+    close = close_matches(name, choices, n=n)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
