@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn._io import sha256_file
 from edgecnn.device.runtime import ModelLoadError, available_runtimes, check_model_file, load_interpreter
+
+# Untimed and timed invocations per measurement, for every caller (the pipeline's bench
+# stage, ``edgecnn bench``, ``edgecnn-device bench``), so their figures compare.
+DEFAULT_WARMUP = 5
+DEFAULT_RUNS = 50
 
 
 def cpu_name() -> str:
@@ -113,8 +119,8 @@ def _stats(times_ms: list) -> dict:
 def measure(
     model_path,
     threads: int = 1,
-    warmup: int = 5,
-    runs: int = 50,
+    warmup: int = DEFAULT_WARMUP,
+    runs: int = DEFAULT_RUNS,
     min_time: float = 0.0,
     runtime: str = "auto",
     input_path: str | None = None,
@@ -164,7 +170,7 @@ def measure(
         "kind": "bench",
         "model": str(model_path),
         "size_bytes": os.path.getsize(model_path),
-        "sha256": _sha256(model_path),
+        "sha256": sha256_file(model_path),
         "runtime": name,
         "runtime_version": version,
         "threads": int(threads),
@@ -182,16 +188,6 @@ def measure(
         **machine_info(),
     }
     return result
-
-
-def _sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _compat_summary(model_path, runtime: str, version: str) -> dict:
@@ -237,11 +233,28 @@ def load_input(path, detail: dict) -> np.ndarray:
     return data.astype(dtype)
 
 
+def child_command() -> list:
+    """The command line that runs this module's measurement in a child process.
+
+    ``python -m`` puts the current directory first on ``sys.path``, so a folder holding an
+    ``edgecnn/`` of its own would run that code instead of ours: the child starts with
+    ``-P`` (Python 3.11+), or on older Pythons drops that entry before importing anything.
+
+    Example:
+        >>> child_command()[1:4]  # doctest: +SKIP
+        ['-P', '-m', 'edgecnn.device.bench']
+    """
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-m", "edgecnn.device.bench"]
+    code = "import sys; sys.path.pop(0); from edgecnn.device.bench import _child; sys.exit(_child(sys.argv[1:]))"
+    return [sys.executable, "-c", code]
+
+
 def benchmark(
     model_path,
     threads: int = 1,
-    warmup: int = 5,
-    runs: int = 50,
+    warmup: int = DEFAULT_WARMUP,
+    runs: int = DEFAULT_RUNS,
     min_time: float = 0.0,
     runtime: str = "auto",
     input_path: str | None = None,
@@ -284,7 +297,7 @@ def benchmark(
         "input_path": input_path,
         "seed": seed,
     }
-    cmd = [sys.executable, "-m", "edgecnn.device.bench", json.dumps(args)]
+    cmd = [*child_command(), json.dumps(args)]
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(
@@ -357,6 +370,8 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "DEFAULT_RUNS",
+    "DEFAULT_WARMUP",
     "available_runtimes",
     "benchmark",
     "benchmark_threads",

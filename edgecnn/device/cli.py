@@ -19,25 +19,20 @@ import sys
 
 import click
 
+from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
 from edgecnn.errors import UserError
 
 RUNTIME_CHOICES = ["auto", "litert", "tflite_runtime", "tensorflow"]
 
 
-def _user_errors():
-    from edgecnn.device.preprocess import ImageError
-    from edgecnn.device.runtime import ModelLoadError, RuntimeUnavailable
-
-    return (UserError, ModelLoadError, RuntimeUnavailable, ImageError)
-
-
 class DeviceGroup(click.Group):
-    """User mistakes become one line on stderr and exit code 2."""
+    """User mistakes (every :class:`UserError`, the device's load and image errors included)
+    become one line on stderr and exit code 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except _user_errors() as exc:
+        except UserError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
 
@@ -58,8 +53,12 @@ def bench_options(f):
             multiple=True,
             help="Interpreter threads; repeat for several (--threads 1 --threads 4). Default 1.",
         ),
-        click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed runs first."),
-        click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed runs (at least)."),
+        click.option(
+            "--warmup", type=click.IntRange(0), default=DEFAULT_WARMUP, show_default=True, help="Untimed runs first."
+        ),
+        click.option(
+            "--runs", type=click.IntRange(1), default=DEFAULT_RUNS, show_default=True, help="Timed runs (at least)."
+        ),
         click.option(
             "--min-time",
             type=click.FloatRange(0),
@@ -100,8 +99,8 @@ def _write_json(path, obj):
 def run_bench(
     model_path,
     threads=(),
-    warmup=10,
-    runs=100,
+    warmup=DEFAULT_WARMUP,
+    runs=DEFAULT_RUNS,
     min_time=0.0,
     runtime="auto",
     input_path=None,
@@ -242,9 +241,10 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
     """Label eval metrics with the device and model, then print and save them."""
     import numpy as np
 
-    from edgecnn.device.bench import _sha256, machine_info
+    from edgecnn._io import sha256_file
+    from edgecnn.device.bench import machine_info
 
-    metrics.update(kind="eval", model=str(model_path), sha256=_sha256(model_path), data=str(data))
+    metrics.update(kind="eval", model=str(model_path), sha256=sha256_file(model_path), data=str(data))
     metrics["classes"] = list(class_names)
     metrics["size_bytes"] = os.path.getsize(model_path)
     metrics.update(machine_info())

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 DEFAULT_SCALE = 1.0 / 127.5
 DEFAULT_OFFSET = -1.0
 
 
-class ImageError(ValueError):
-    """An image file that cannot be read (missing, corrupt, not an image)."""
+class ImageError(UserError, ValueError):
+    """An image file that cannot be read (missing, corrupt, not an image); a :class:`UserError`."""
 
 
 def read_spec(model_path, explicit=None) -> dict:

@@ -11,6 +11,7 @@ import importlib.metadata
 from pathlib import Path
 
 from edgecnn._io import quiet_native_stderr
+from edgecnn.errors import UserError
 
 RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
 _MODULES = {
@@ -20,12 +21,12 @@ _MODULES = {
 }
 
 
-class RuntimeUnavailable(RuntimeError):
-    """The TFLite runtime asked for is not installed."""
+class RuntimeUnavailable(UserError, RuntimeError):
+    """The TFLite runtime asked for is not installed (a :class:`UserError`: the CLI prints one line)."""
 
 
-class ModelLoadError(ValueError):
-    """A ``.tflite`` file that is missing, empty, truncated or not a TFLite model."""
+class ModelLoadError(UserError, ValueError):
+    """A ``.tflite`` file that is missing, empty, truncated or not a TFLite model (a :class:`UserError`)."""
 
 
 def _version(dist: str) -> str | None:
