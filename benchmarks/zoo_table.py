@@ -60,9 +60,9 @@ EDGE_VARIANTS = {
 def ops_outside_xnnpack(path) -> list:
     """Names of the ops of a ``.tflite`` file that the XNNPACK delegate does not take.
 
-    Loads the model with LiteRT's default XNNPACK delegate and walks back from each
-    DELEGATE node's outputs to its inputs: every original node on the way runs inside
-    XNNPACK, the rest on TFLite's own kernels.
+    Loads the model with LiteRT's default XNNPACK delegate and splits its nodes with
+    :func:`edgecnn.device.delegation.partition_nodes`: every original node inside a
+    DELEGATE partition runs in XNNPACK, the rest on TFLite's own kernels.
 
     Example:
         >>> ops_outside_xnnpack("alexnet_lrn_int8.tflite")  # doctest: +SKIP
@@ -70,20 +70,15 @@ def ops_outside_xnnpack(path) -> list:
     """
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgecnn.device.delegation import partition_nodes
+
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     interpreter.allocate_tensors()
     ops = interpreter._get_ops_details()  # original nodes, then the DELEGATE nodes
-    producer = {t: op["index"] for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
-    inside = set()
-    for delegate in (op for op in ops if op["op_name"] == "DELEGATE"):
-        boundary, stack = set(delegate["inputs"]), list(delegate["outputs"])
-        while stack:
-            tensor = stack.pop()
-            if tensor in boundary or tensor not in producer or producer[tensor] in inside:
-                continue
-            inside.add(producer[tensor])
-            stack.extend(ops[producer[tensor]]["inputs"])
-    return [op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and op["index"] not in inside]
+    original, partitions = partition_nodes(ops)
+    inside = {index for partition in partitions for index in partition}
+    names = {op["index"]: op["op_name"] for op in ops}
+    return [names[index] for index in original if index not in inside]
 
 
 def _fmt_int(n) -> str:
