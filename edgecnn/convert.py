@@ -25,6 +25,7 @@ from pathlib import Path
 from edgecnn._io import quiet_native_stderr, write_bytes
 from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
+from edgecnn.optimize.prune import strip_pruning_if_wrapped
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
 
@@ -39,20 +40,11 @@ def inference_model(model):
     return model
 
 
-def _strip_tfmot(model):
-    """Remove pruning wrappers (QAT wrappers must stay: the converter reads them)."""
-    if any(layer.__class__.__name__ == "PruneLowMagnitude" for layer in model.layers):
-        from edgecnn._tf import tfmot
-
-        return tfmot().sparsity.keras.strip_pruning(model)
-    return model
-
-
 def convert_bytes(model, precision: str = "float32", representative=None, sparse: bool = False) -> bytes:
     """Convert a Keras model to TFLite flatbuffer bytes (see :func:`convert`)."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    model = inference_model(_strip_tfmot(model))
+    model = inference_model(strip_pruning_if_wrapped(model))  # QAT wrappers stay: the converter reads them
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if precision == "float32" and sparse:
         converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]

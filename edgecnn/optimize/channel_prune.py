@@ -100,10 +100,10 @@ def _channels(tensor) -> int:
 
 
 def _is_wrapped(model) -> bool:
-    return any(
-        layer.__class__.__name__ in ("PruneLowMagnitude", "QuantizeWrapperV2", "QuantizeWrapper")
-        for layer in model.layers
-    )
+    from edgecnn.optimize.prune import is_pruning_wrapper
+    from edgecnn.optimize.qat import is_quantize_wrapper
+
+    return any(is_pruning_wrapper(layer) or is_quantize_wrapper(layer) for layer in model.layers)
 
 
 def channel_groups(model):

@@ -17,12 +17,44 @@ Example:
 from __future__ import annotations
 
 import fnmatch
+import sys
 
 from edgecnn._tf import keras, tfmot
 from edgecnn.errors import UserError
 
 DEFAULT_SKIP = ("conv1", "stem*", "classifier", "predictions")
 _PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
+
+
+def is_pruning_wrapper(layer) -> bool:
+    """Whether ``layer`` is tfmot's pruning wrapper (``PruneLowMagnitude``).
+
+    Example:
+        >>> is_pruning_wrapper(prune_model(model).layers[2])  # doctest: +SKIP
+        True
+    """
+    if "tensorflow_model_optimization" not in sys.modules:
+        return False  # nothing can be wrapped before tfmot is imported: keep plain models fast
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+    return isinstance(layer, PruneLowMagnitude)
+
+
+def has_pruning_wrappers(model) -> bool:
+    """Whether any top-level layer of ``model`` is a pruning wrapper."""
+    return any(is_pruning_wrapper(layer) for layer in model.layers)
+
+
+def strip_pruning_if_wrapped(model):
+    """:func:`strip_pruning` for a model with pruning wrappers; any other model is returned as is.
+
+    Quantization wrappers are left alone (the TFLite converter reads them).
+
+    Example:
+        >>> strip_pruning_if_wrapped(plain) is plain  # doctest: +SKIP
+        True
+    """
+    return strip_pruning(model) if has_pruning_wrappers(model) else model
 
 
 def _first_conv_name(model):
@@ -100,7 +132,7 @@ def layer_sparsity(model) -> dict:
 
     out = {}
     for layer in model.layers:
-        inner = getattr(layer, "layer", layer) if layer.__class__.__name__ == "PruneLowMagnitude" else layer
+        inner = layer.layer if is_pruning_wrapper(layer) else layer
         kernel = getattr(inner, "depthwise_kernel", None) if isinstance(inner, keras.layers.DepthwiseConv2D) else None
         kernel = kernel if kernel is not None else getattr(inner, "kernel", None)
         if kernel is None or not isinstance(inner, _PRUNABLE):

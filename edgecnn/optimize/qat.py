@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import sys
+
 from edgecnn._tf import keras, tfmot
 from edgecnn.errors import UserError
 
@@ -23,6 +25,18 @@ def custom_objects() -> dict:
     from edgecnn.models._layers import CUSTOM_OBJECTS
 
     return dict(CUSTOM_OBJECTS)
+
+
+def is_quantize_wrapper(layer) -> bool:
+    """Whether ``layer`` is one of tfmot's QAT wrappers (``QuantizeWrapper``, ``QuantizeWrapperV2``).
+
+    Example:
+        >>> is_quantize_wrapper(quantize_model(model).layers[2])  # doctest: +SKIP
+        True
+    """
+    if "tensorflow_model_optimization" not in sys.modules:
+        return False  # nothing can be wrapped before tfmot is imported
+    return isinstance(layer, tfmot().quantization.keras.QuantizeWrapper)  # QuantizeWrapperV2 subclasses it
 
 
 def quantize_model(model, scheme=None):
