@@ -208,3 +208,134 @@ def test_recipe_outputs_cannot_escape_and_earlier_results_stay(tmp_path):
     res = cli("run", str(recipe), "--set", "out=runs/hostile-keep", "--set", "train.epoch=1")
     assert res.returncode == 2 and "did you mean epochs" in res.stderr
     assert (keep / "metrics.json").read_text() == '{"kept": true}\n'
+
+
+# ----------------------------------------------------------------------------- code in files and folders
+def lambda_model(marker: Path):
+    """A tiny model whose Lambda layer writes ``marker`` whenever its code runs."""
+    from edgecnn._tf import keras
+
+    # eval: the lambda carries the path as a constant, so its bytecode runs anywhere it is loaded
+    write_marker = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), x)[1]")
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Lambda(write_marker, name="evil")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+@pytest.fixture(scope="module")
+def lambda_teachers(tmp_path_factory):
+    """The same Lambda teacher as HDF5, as a Keras v3 zip and as HDF5 renamed to .keras."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("teachers")
+    marker = folder / "marker"
+    model = lambda_model(marker)
+    assert marker.exists()  # building the model runs the Lambda: the marker works
+    model.save(folder / "lambda.h5")
+    model.save(folder / "lambda.keras")
+    shutil.copy(folder / "lambda.h5", folder / "lambda_h5.keras")
+    marker.unlink()
+    return folder, marker
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("lambda.h5", "layer 'evil' is a Lambda layer"),
+        ("lambda.keras", "layer 'evil' is a Lambda layer"),
+        ("lambda_h5.keras", "not a Keras v3 zip"),
+    ],
+)
+def test_teacher_files_with_code_are_refused_unrun(lambda_teachers, name, words):
+    """The legacy HDF5 loader runs a Lambda's bytecode even in safe mode: it is refused before loading."""
+    from edgecnn.optimize.distill import load_teacher_file
+
+    folder, marker = lambda_teachers
+    with pytest.raises(UserError) as info:
+        load_teacher_file(str(folder / name))
+    message = str(info.value)
+    assert words in message and name in message and "\n" not in message, message
+    assert not marker.exists(), f"loading {name} ran the Lambda's code"
+
+
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        ({"class_name": "Lambda", "config": {"name": "f"}}, "Lambda"),
+        (
+            {
+                "class_name": "Dense",
+                "config": {
+                    "name": "d",
+                    "activation": {"class_name": "function", "module": "builtins", "config": "exec"},
+                },
+            },
+            "'function'",
+        ),
+        ({"class_name": "Dense", "module": "os", "config": {"name": "d"}}, "module 'os'"),
+        ({"class_name": "TFOpLambda", "config": {"name": "op", "function": "io.write_file"}}, "TFOpLambda"),
+        ({"class_name": "Dense", "registered_name": "evil>Thing", "config": {"name": "d"}}, "evil>Thing"),
+        ({"class_name": "Dense", "config": {"name": "d", "function_type": "lambda"}}, "Python code"),
+    ],
+)
+def test_unsafe_config_entries_are_named(entry, words):
+    from edgecnn.optimize.distill import unsafe_config_entry
+
+    config = {"class_name": "Functional", "config": {"layers": [{"class_name": "InputLayer", "config": {}}, entry]}}
+    reason = unsafe_config_entry(config)
+    assert reason and words in reason, reason
+
+
+def test_saved_zoo_teachers_still_load(tmp_path):
+    """The guard refuses code, not our models: custom layers (SE, hard swish) load from both formats."""
+    from edgecnn.models import create_model
+    from edgecnn.optimize.distill import load_teacher_file
+
+    model = create_model("mobilenet_v3_small", alpha=0.25, input_shape=(32, 32, 3), classes=10)
+    for name in ("teacher.keras", "teacher.h5"):
+        model.save(tmp_path / name)
+        loaded = load_teacher_file(str(tmp_path / name))
+        assert loaded.count_params() == model.count_params(), name
+    (tmp_path / "teacher.bin").write_bytes(b"\0" * 64)
+    with pytest.raises(UserError, match="teacher.bin: not a Keras model file"):
+        load_teacher_file(str(tmp_path / "teacher.bin"))
+
+
+def as_console_script(*args, cwd, timeout=240):
+    """Run the CLI as its console script does: the current directory is not on ``sys.path``."""
+    code = "import sys; del sys.path[0]; from edgecnn.cli import main; sys.exit(main())"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+    )
+
+
+def test_distill_from_a_lambda_teacher_fails_without_running_it(lambda_teachers, tmp_path):
+    folder, marker = lambda_teachers
+    res = as_console_script(
+        "optimize",
+        "lenet5",
+        "--epochs",
+        "0",
+        "--distill-from",
+        str(folder / "lambda.h5"),
+        "--no-bench",
+        "--out",
+        "runs/x",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Lambda" in errors[0] and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert not marker.exists()
+
+
+def test_bench_child_does_not_import_from_the_current_folder(tflite_model, tmp_path):
+    """``python -m`` puts the current folder first on sys.path; the bench child must not run ./edgecnn."""
+    marker = tmp_path / "marker"
+    (tmp_path / "edgecnn").mkdir()
+    (tmp_path / "edgecnn" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    res = as_console_script("bench", str(tflite_model), "--runs", "3", "--timeout", "120", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "median" in res.stdout and not marker.exists()

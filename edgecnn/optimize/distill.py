@@ -183,13 +183,141 @@ def parse_teacher(spec: str) -> dict:
     return {"name": entry.name, "alpha": value}
 
 
-def load_teacher_file(path: str):
-    """Load a saved Keras teacher (our custom layers known), raising ``UserError`` if unreadable."""
+# Config keys that only a Lambda-like layer has: Python code (bytecode or a module to import).
+_CODE_KEYS = ("function", "function_type", "output_shape_type", "output_shape_module")
+
+
+def _known_class_names() -> set:
+    """Class names a teacher's config may use: tf_keras layers, initializers, regularizers and
+    constraints (``Lambda`` excluded), the model classes, and edgecnn's own layers."""
+    import inspect
+
+    import edgecnn.models  # noqa: F401  (registers every custom layer)
     from edgecnn.models._layers import CUSTOM_OBJECTS
 
+    names = {"Functional", "Sequential", "Model", "Policy"}
+    for module in (keras.layers, keras.initializers, keras.regularizers, keras.constraints):
+        names |= {n for n in dir(module) if inspect.isclass(getattr(module, n))}
+    names.discard("Lambda")
+    for name, obj in CUSTOM_OBJECTS.items():
+        names |= {name, keras.saving.get_registered_name(obj)}
+    return names
+
+
+def _trusted_module(module) -> bool:
+    return isinstance(module, str) and (
+        module in ("keras", "tf_keras") or module.startswith(("keras.", "tf_keras.", "edgecnn.models."))
+    )
+
+
+def unsafe_config_entry(config, known: set | None = None) -> str | None:
+    """Why a saved model's config could run code on loading, or ``None`` if it cannot.
+
+    Refuses a ``Lambda`` layer (its Python function is stored as bytecode or as a module to
+    import), any class that is not a tf_keras layer/initializer/regularizer/constraint or an
+    edgecnn layer, any ``module`` outside tf_keras and ``edgecnn.models``, and any
+    function-valued entry.
+
+    Example:
+        >>> unsafe_config_entry({"class_name": "Lambda", "config": {"name": "evil"}})
+        "layer 'evil' is a Lambda layer, whose Python code would run on loading"
+        >>> unsafe_config_entry({"class_name": "Dense", "config": {"name": "fc", "units": 10}}) is None
+        True
+    """
+    known = _known_class_names() if known is None else known
+    stack = [config]
+    while stack:  # iterative: a hostile config may nest deeper than the recursion limit
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        cls = node.get("class_name")
+        inner = node.get("config")
+        name = inner.get("name") if isinstance(inner, dict) else None
+        label = f"layer {name!r}" if isinstance(name, str) else f"class {cls!r}"
+        if cls in ("Lambda", "__lambda__"):
+            return f"{label} is a Lambda layer, whose Python code would run on loading"
+        if cls is not None and (not isinstance(cls, str) or cls not in known):
+            return f"{label} has class {str(cls)[:80]!r}, which is not a tf_keras or edgecnn layer"
+        if "module" in node and node["module"] is not None and not _trusted_module(node["module"]):
+            return f"{label} names the module {str(node['module'])[:80]!r}, which loading would import"
+        registered = node.get("registered_name")
+        if registered is not None and registered != cls and registered not in known:
+            return f"{label} is registered as {str(registered)[:80]!r}, not a tf_keras or edgecnn layer"
+        for key in _CODE_KEYS:
+            if key in node:
+                return f"{label} holds Python code ({key!r})"
+        stack.extend(node.values())
+    return None
+
+
+def _teacher_config(path: Path):
+    """The model config of a teacher file, read without building anything (``UserError`` if none)."""
+    import json
+    import zipfile
+
+    import h5py
+
+    where = f"cannot load the teacher model {path}"
+    if zipfile.is_zipfile(path):
+        if path.suffix != ".keras":
+            raise UserError(f"{where}: a zip file must be a Keras v3 model named .keras")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                text = archive.read("config.json")
+        except (KeyError, OSError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{where}: not a Keras v3 model (no readable config.json: {exc})") from None
+        kind = "Keras v3"
+    elif path.suffix == ".keras":
+        raise UserError(f"{where}: not a Keras v3 zip (a .keras file must be one; an HDF5 model is named .h5)")
+    elif h5py.is_hdf5(path):
+        try:
+            with h5py.File(path, "r") as f:
+                text = f.attrs.get("model_config")
+        except OSError as exc:
+            raise UserError(f"{where}: unreadable HDF5 file ({exc})") from None
+        if text is None:
+            raise UserError(f"{where}: the HDF5 file holds no model config (only weights?); save the whole model")
+        kind = "HDF5"
+    else:
+        raise UserError(f"{where}: not a Keras model file (a .keras zip or an .h5 HDF5 model)")
+    try:
+        config = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{where}: the {kind} model config is not valid JSON ({str(exc)[:80]})") from None
+    if isinstance(config, dict):
+        config.pop("compile_config", None)  # never deserialised: loaded with compile=False
+    return config
+
+
+def load_teacher_file(path: str):
+    """Load a saved Keras teacher without running code from the file; ``UserError`` if refused or unreadable.
+
+    A ``.keras`` file must be a Keras v3 zip, an ``.h5`` file an HDF5 full model. Its model
+    config is checked with :func:`unsafe_config_entry` before anything is built: a teacher
+    with a ``Lambda`` layer, a class outside tf_keras and edgecnn, or a module to import is
+    refused, since the legacy HDF5 loader runs a Lambda's bytecode whatever ``safe_mode``
+    says. The model then loads with ``safe_mode=True`` and our custom layers known.
+
+    Example:
+        >>> teacher = load_teacher_file("runs/resnet18/model.keras")  # doctest: +SKIP
+        >>> load_teacher_file("lambda_teacher.h5")  # doctest: +SKIP
+        Traceback (most recent call last):
+        edgecnn.errors.UserError: refusing the teacher model lambda_teacher.h5: layer 'evil' is a Lambda layer, ...
+    """
+    from edgecnn.models._layers import CUSTOM_OBJECTS
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"teacher model file {str(path)!r} not found")
+    reason = unsafe_config_entry(_teacher_config(path))
+    if reason:
+        raise UserError(f"refusing the teacher model {path}: {reason}")
     try:
         with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
-            return keras.models.load_model(path, compile=False)
+            return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # corrupt file, unknown layer...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UserError(f"cannot load the teacher model {path}: {first}") from None
