@@ -5,6 +5,12 @@ YAML (:mod:`edgecnn.recipe`); both then call :func:`edgecnn.pipeline.optimize`. 
 left ``None`` are filled by :func:`resolve` from the model family's defaults, so the
 precedence is: built-in defaults, then the recipe, then command-line flags.
 
+Each setting is declared once, here or in its stage's module (:mod:`edgecnn.stages`), with
+:func:`edgecnn.settings.setting`; the CLI flags, recipe validation and ``--set`` are
+derived from these declarations. ``RunConfig`` holds the sections below plus one section
+per registered stage, in the stages' order. Importing this module does not import
+TensorFlow.
+
 Example:
     >>> cfg = RunConfig.from_dict({"model": {"name": "mobilenet", "alpha": 0.5}, "convert": {"int8": True}})
     >>> cfg.model.alpha, cfg.convert.int8
@@ -14,220 +20,208 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
-from edgecnn.errors import UserError, suggest
-from edgecnn.train import TrainConfig
+from edgecnn import stages
+from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecnn.device.runtime import RUNTIMES
+from edgecnn.distribute import STRATEGIES
+from edgecnn.errors import UserError
+from edgecnn.settings import Section, from_dict, setting
+
+AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "constant", "step")
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """Which architecture to build. ``args`` go to the builder (e.g. ``{"groups": 3}``)."""
 
-    name: str = "mobilenet"
-    alpha: float | None = None
-    args: dict = field(default_factory=dict)
+    key = "model"
+
+    name: str = setting("mobilenet", help="Any model of 'edgecnn list'.")
+    alpha: float | None = setting(
+        None, help="Width multiplier (e.g. 0.25, 0.5, 1.0).", cli="--alpha", low=0, low_open=True, default_text="1.0"
+    )
+    args: dict = setting(factory=dict, help="Further builder arguments (--arg KEY=VALUE, --phi).")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """Where the images come from and how they are split (see :func:`edgecnn.data.load_dataset`)."""
 
-    source: str = "digits"
-    image_size: int | None = None
-    val_split: float = 0.1
-    test_split: float = 0.2
-    seed: int = 0
-    train_fraction: float | None = None
+    key = "data"
+
+    source: str = setting(
+        "digits",
+        cli="--data",
+        metavar="SOURCE",
+        help="'digits' (built in), an image folder (one subfolder per class) or an .npz file.",
+    )
+    image_size: int | None = setting(
+        None,
+        cli="--image-size",
+        low=8,
+        high=2048,
+        help="Input resolution.",
+        default_text="32 for digits, the model's canonical size otherwise",
+    )
+    val_split: float = setting(0.1, help="Fraction of the images kept for validation.", low=0, high=1, high_open=True)
+    test_split: float = setting(0.2, help="Fraction of the images kept for the test.", low=0, high=1, high_open=True)
+    seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")
+    train_fraction: float | None = setting(
+        None,
+        cli="--train-fraction",
+        low=0,
+        high=1,
+        low_open=True,
+        help="Use only this fraction of the training split.",
+        default_text="all of it",
+    )
+
+    def check(self, path: str) -> None:
+        if self.val_split + self.test_split >= 1:
+            raise UserError(f"{path}.val_split + {path}.test_split must leave images for training")
 
 
 @dataclass
-class ConvertConfig:
+class TrainConfig(Section):
+    """How a model is fitted (see :func:`edgecnn.train.fit`). ``None`` means "the model family's default".
+
+    ``strategy``: ``auto``, ``default``, ``mirrored`` or ``multiworker`` (see
+    :mod:`edgecnn.distribute`); the model must be built inside that strategy's scope.
+    ``verbose``: Keras' progress display (1 bar, 2 a line per epoch, 0 silent; ``None`` = a
+    bar on a terminal, lines otherwise).
+    """
+
+    key = "train"
+
+    epochs: int | None = setting(None, cli="--epochs", low=0, help="Training epochs.", default_text="per family")
+    batch_size: int = setting(32, cli="--batch-size", low=1, help="Images per step (across replicas).")
+    optimizer: str = setting(
+        "adam", cli="--optimizer", choices=OPTIMIZERS, help="adam, sgd (Nesterov momentum 0.9) or rmsprop."
+    )
+    learning_rate: float | None = setting(
+        None,
+        cli="--lr",
+        low=0,
+        high=10,
+        low_open=True,
+        high_open=True,
+        help="Peak learning rate.",
+        default_text="per family",
+    )
+    schedule: str = setting("cosine", choices=SCHEDULES, help="cosine (to 1% of the peak), step or constant.")
+    warmup_epochs: float = setting(1.0, low=0, help="Linear warm-up from 10% of the peak.")
+    weight_decay: float = setting(0.0, low=0, help="Decoupled weight decay.")
+    label_smoothing: float = setting(0.0, low=0, high=1, high_open=True, help="Label smoothing of the loss.")
+    augment: str = setting(
+        "auto",
+        cli="--augment",
+        choices=AUGMENTATIONS,
+        help="Training augmentation (auto: shifts for digits, shifts and flips for photos).",
+    )
+    patience: int | None = setting(None, low=1, help="Stop when validation accuracy stalls this many epochs.")
+    tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
+    seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")
+    verbose: int | None = setting(None, choices=(0, 1, 2), help="Keras progress display.")
+    strategy: str = setting(
+        "auto",
+        cli="--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy: auto (mirrored with several GPUs, else default), default, mirrored "
+        "(every local GPU), multiworker (machines listed in TF_CONFIG; run the same command on each).",
+    )
+
+
+@dataclass
+class ConvertConfig(Section):
     """Which TFLite files to produce. float32 is always produced, as the baseline.
 
     ``sparse_storage`` stores the float32 files' sparse weight tensors (after pruning) in
     TFLite's sparse format, see :mod:`edgecnn.convert`.
     """
 
-    int8: bool = False
-    fp16: bool = False
-    dynamic: bool = False
-    sparse_storage: bool = False
-    calibration_samples: int = 200
+    key = "convert"
+
+    int8: bool = setting(False, cli="--int8", help="Also export full-integer int8 (int8 input/output).")
+    fp16: bool = setting(False, cli="--fp16", help="Also export float16 weights.")
+    dynamic: bool = setting(False, cli="--dynamic", help="Also export dynamic-range (int8 weights, float activations).")
+    sparse_storage: bool = setting(
+        False,
+        cli="--sparse-storage",
+        help="With --prune: keep the pruned float32 weights in TFLite's sparse format (smaller, same outputs).",
+    )
+    calibration_samples: int = setting(200, low=1, help="Training images that calibrate int8 ranges.")
 
     @property
     def precisions(self) -> list:
-        wanted = ["float32"] + [
-            p for p, on in (("float16", self.fp16), ("dynamic", self.dynamic), ("int8", self.int8)) if on
-        ]
-        return wanted
+        """``float32`` and the precisions switched on, in :data:`PRECISIONS` order."""
+        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic, "int8": self.int8}
+        return [p for p in PRECISIONS if on[p]]
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(Section):
     """How each ``.tflite`` is timed (see :func:`edgecnn.device.bench.benchmark`)."""
 
-    enabled: bool = True
-    threads: int = 1
-    warmup: int = 5
-    runs: int = 50
-    runtime: str = "auto"
-    timeout: float = 300.0
+    key = "bench"
+
+    enabled: bool = setting(True, cli="--no-bench", flag_value=False, help="Skip latency measurement.")
+    threads: int = setting(1, cli="--threads", low=1, high=256, help="Interpreter threads.")
+    warmup: int = setting(DEFAULT_WARMUP, low=0, help="Untimed runs first.")
+    runs: int = setting(DEFAULT_RUNS, cli="--runs", low=1, help="Timed runs per benchmark.")
+    runtime: str = setting("auto", cli="--runtime", choices=("auto", *RUNTIMES), help="TFLite runtime.")
+    timeout: float = setting(300.0, low=0, low_open=True, help="Seconds before a benchmark is given up.")
 
 
-@dataclass
-class PruneConfig:
-    """Pruning (see :mod:`edgecnn.optimize.prune` and :mod:`edgecnn.optimize.channel_prune`).
-
-    Attributes:
-        sparsity: magnitude pruning to this fraction of zero weights, in (0, 1); ``None`` = off.
-        structure: ``unstructured`` or ``2:4`` (two zeros in every four input weights).
-        epochs: fine-tuning epochs of each pruning stage (default: half of training's).
-        learning_rate: fine-tuning peak learning rate (default: 0.5x training's).
-        skip: extra glob patterns of layer names to leave dense.
-        channels: channel pruning: fraction of filters to remove, in (0, 1); ``None`` = off.
-        criterion: filter importance for channel pruning: ``l1`` (kernel L1 norm) or ``bn``
-            (absolute BatchNorm scale).
-    """
-
-    sparsity: float | None = None
-    structure: str = "unstructured"
-    epochs: int | None = None
-    learning_rate: float | None = None
-    skip: list = field(default_factory=list)
-    channels: float | None = None
-    criterion: str = "l1"
-
-
-@dataclass
-class DistillConfig:
-    """Knowledge distillation (see :mod:`edgecnn.optimize.distill`).
-
-    Attributes:
-        teacher: ``name[:alpha]`` of a registered model (trained first, cached), or the
-            path of a saved ``.keras`` model; ``None`` = off.
-        alpha: weight of the cross-entropy on the labels; ``1 - alpha`` goes to the
-            teacher's softened outputs.
-        temperature: the softmax temperature ``T``.
-        teacher_epochs: epochs to train a registered teacher (default: the student's).
-        mixup: Beta(c, c) concentration of mixup applied to the images both teacher and
-            student see ("function matching"); ``0`` = off.
-        teacher_data: what a registered teacher is trained on: ``"same"`` data as the
-            student, or ``"full"``: the whole training split even when
-            ``data.train_fraction`` gives the student only part of it (a teacher that has
-            seen more labelled data than the student, as a pretrained one would have).
-    """
-
-    teacher: str | None = None
-    alpha: float = 0.1
-    temperature: float = 4.0
-    teacher_epochs: int | None = None
-    mixup: float = 0.0
-    teacher_data: str = "same"
-
-
-@dataclass
-class QATConfig:
-    """Quantization-aware training (see :mod:`edgecnn.optimize.qat`); implies an int8 export."""
-
-    enabled: bool = False
-    epochs: int | None = None
-    learning_rate: float | None = None
-
-
-@dataclass
-class RunConfig:
-    """Everything one run of the pipeline needs."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    convert: ConvertConfig = field(default_factory=ConvertConfig)
-    bench: BenchConfig = field(default_factory=BenchConfig)
-    prune: PruneConfig = field(default_factory=PruneConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    qat: QATConfig = field(default_factory=QATConfig)
-    out: str | None = None
-
+class _RunConfigMethods:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "") -> RunConfig:
+    def from_dict(cls, data: dict, where: str = ""):
         """Build from nested dicts, rejecting unknown keys and wrong types by key path."""
-        return _from_dict(cls, data or {}, where)
+        return from_dict(cls, data or {}, where)
+
+    def validate(self):
+        """Check every section's declared ranges and choices, and the rules between fields."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Section):
+                value.validate(f.name)
+        return self
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+def _section(name: str, cls) -> tuple:
+    return name, cls, dataclasses.field(default_factory=cls)
 
 
-def _coerce(value, tp, path: str):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, path)
-            except UserError as exc:
-                errors.append(exc)
-        raise errors[0]
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise UserError(f"{path} must be a mapping of settings, got {type(value).__name__} {value!r}")
-        return _from_dict(tp, value, path)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"{path} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise UserError(f"{path} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{path} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise UserError(f"{path} must be a string, got {value!r}")
-        return value
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise UserError(f"{path} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is list or origin is list:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise UserError(f"{path} must be a list, got {value!r}")
-        return list(value)
-    return value
+# Everything one run of the pipeline needs: the core sections, one section per stage (in
+# the stages' order, see edgecnn.stages.STAGE_MODULES), and the run folder.
+RunConfig = dataclasses.make_dataclass(
+    "RunConfig",
+    [
+        _section("model", ModelConfig),
+        _section("data", DataConfig),
+        _section("train", TrainConfig),
+        _section("convert", ConvertConfig),
+        _section("bench", BenchConfig),
+        *(_section(stage.name, stage.Config) for stage in stages.model_stages()),
+        ("out", typing.Optional[str], dataclasses.field(default=None)),  # noqa: UP045 - a runtime type
+    ],
+    bases=(_RunConfigMethods,),
+    namespace={"__module__": __name__, "__doc__": "Everything one run of the pipeline needs."},
+)
 
 
-def _from_dict(cls, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise UserError(f"{where} must be a mapping of settings, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in fields:
-            raise UserError(f"unknown setting {path!r}{suggest(key, fields)}")
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
-
-
-def resolve(config: RunConfig, entry=None) -> RunConfig:
+def resolve(config, entry=None):
     """Fill the ``None`` settings from the model family's defaults; check ranges.
 
     Returns a new :class:`RunConfig`; the argument is not changed.
@@ -253,61 +247,10 @@ def resolve(config: RunConfig, entry=None) -> RunConfig:
         cfg.train.epochs = int(entry.train.get("epochs", 20))
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = float(entry.train.get("learning_rate", 1e-3))
-    cfg.train.validate()
-    b = cfg.bench
-    if b.threads < 1 or b.runs < 1 or b.warmup < 0 or b.timeout <= 0:
-        raise UserError("bench.threads and bench.runs must be >= 1, bench.warmup >= 0, bench.timeout > 0")
-    if cfg.convert.calibration_samples < 1:
-        raise UserError(f"convert.calibration_samples must be >= 1, got {cfg.convert.calibration_samples}")
-    _resolve_compression(cfg)
+    cfg.validate()
+    for stage in stages.model_stages():
+        stage.resolve(cfg)
     return cfg
-
-
-def _resolve_compression(cfg: RunConfig):
-    """Check the prune/distill/qat sections and fill their defaults from training's."""
-    p, d, q, t = cfg.prune, cfg.distill, cfg.qat, cfg.train
-    for key, value in (("sparsity", p.sparsity), ("channels", p.channels)):
-        if value is not None and not 0.0 < value < 1.0:
-            raise UserError(f"prune.{key} must be between 0 and 1 (exclusive), got {value}")
-    if p.structure not in ("unstructured", "2:4"):
-        raise UserError(f"prune.structure must be 'unstructured' or '2:4', got {p.structure!r}")
-    if p.structure == "2:4":
-        if p.sparsity not in (None, 0.5):
-            raise UserError(f"2:4 structured sparsity is always 50%; got prune.sparsity {p.sparsity}")
-        p.sparsity = 0.5
-    if p.criterion not in ("l1", "bn"):
-        raise UserError(f"prune.criterion must be 'l1' or 'bn', got {p.criterion!r}")
-    if not 0.0 <= d.alpha <= 1.0:
-        raise UserError(f"distill.alpha must be in [0, 1], got {d.alpha}")
-    if d.temperature <= 0:
-        raise UserError(f"distill.temperature must be > 0, got {d.temperature}")
-    if d.mixup < 0:
-        raise UserError(f"distill.mixup must be >= 0 (0 turns it off), got {d.mixup}")
-    if d.teacher_data not in ("same", "full"):
-        raise UserError(f"distill.teacher_data must be 'same' or 'full', got {d.teacher_data!r}")
-    epochs = (("prune.epochs", p.epochs), ("qat.epochs", q.epochs), ("distill.teacher_epochs", d.teacher_epochs))
-    for key, value in epochs:
-        if value is not None and value < 0:
-            raise UserError(f"{key} must be >= 0, got {value}")
-    for key, value in (("prune.learning_rate", p.learning_rate), ("qat.learning_rate", q.learning_rate)):
-        if value is not None and not 0 < value < 10:
-            raise UserError(f"{key} must be in (0, 10), got {value}")
-    # Models trained from scratch on small data are far from converged: pruning fine-tunes
-    # recover best with a fair share of the training budget and half its peak rate.
-    if p.epochs is None:
-        p.epochs = max(1, t.epochs // 2)
-    if p.learning_rate is None:
-        p.learning_rate = 0.5 * t.learning_rate
-    if q.epochs is None:
-        q.epochs = max(1, t.epochs // 5)
-    if q.learning_rate is None:
-        q.learning_rate = 0.1 * t.learning_rate
-    if p.sparsity is not None and p.epochs < 1:
-        raise UserError("magnitude pruning happens while fine-tuning: prune.epochs must be >= 1")
-    if q.enabled and q.epochs < 1:
-        raise UserError("quantization-aware training needs qat.epochs >= 1 (its ranges are learned)")
-    if q.enabled:
-        cfg.convert.int8 = True  # post-training int8 of the same model, to compare against
 
 
 # Builder arguments the pipeline sets itself, and the flag or setting that sets each.
@@ -336,15 +279,83 @@ def _check_model_args(args: dict, entry) -> None:
         raise UserError(f"model.args.{unknown[0]}: {unknown_arguments_message(entry, unknown, _PIPELINE_ARGS)}")
 
 
-def run_name(cfg: RunConfig) -> str:
-    """The default run folder name, recording the settings: ``mobilenet-a0.50-32px``
-    (builder arguments too: ``efficientnet-phi1.5-a1.00-32px``)."""
-    import re
+def check_paths(cfg, allow_outside: bool = False, where=lambda path: path) -> None:
+    """The files a run reads must exist, and its folder must stay under the working directory.
 
-    args = (re.sub(r"[^\w.]+", "_", f"{k}{v}") for k, v in sorted(cfg.model.args.items()))
-    parts = [cfg.model.name, *args, f"a{cfg.model.alpha:.2f}", f"{cfg.data.image_size}px"]
-    if cfg.data.source != "digits":
-        from pathlib import Path
+    Both doors into the pipeline call this before any work: ``edgecnn optimize`` and a
+    recipe. ``where(path)`` prefixes errors with the place a setting came from (a recipe's
+    line). Each stage checks the files of its own section (a teacher file, for instance).
+    """
+    source = cfg.data.source
+    if source != "digits":
+        src = Path(source).expanduser()
+        if not src.exists():
+            raise UserError(
+                f"{where('data.source')}: data.source {source!r} not found (give digits, a folder or an .npz)"
+            )
+        if src.is_file() and src.suffix.lower() != ".npz":
+            raise UserError(f"{where('data.source')}: data.source {source!r} is neither a folder nor an .npz file")
+    for stage in stages.model_stages():
+        stage.check_paths(cfg, where)
+    if cfg.out is not None:
+        check_out_path(cfg.out, allow_outside, where("out"))
 
-        parts.append(Path(cfg.data.source).stem or "data")
+
+def check_out_path(out, allow_outside: bool = False, where: str = "") -> Path:
+    """Refuse an output folder that escapes the working directory (``..``, or elsewhere) unless allowed.
+
+    Example:
+        >>> check_out_path("runs/x")
+        PosixPath('runs/x')
+        >>> check_out_path("../../etc")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        edgecnn.errors.UserError: out '../../etc' contains '..'; ...
+    """
+    p = Path(str(out)).expanduser()
+    if allow_outside:
+        return p
+    hint = "; write runs under the working directory, or pass --allow-outside if you mean it"
+    where = f"{where}: out" if where and where != "out" else "out"
+    if ".." in p.parts:
+        raise UserError(f"{where} {str(out)!r} contains '..'{hint}")
+    cwd = Path.cwd().resolve()
+    full = Path(os.path.normpath(os.path.join(str(cwd), str(p))))
+    if full != cwd and cwd not in full.parents:
+        raise UserError(f"{where} {str(out)!r} is outside the working directory {cwd}{hint}")
+    if full == cwd:
+        raise UserError(f"{where}: the output folder cannot be the working directory itself{hint}")
+    # A symbolic link inside the tree that leads out of it is an escape too.
+    real = Path(os.path.realpath(full))
+    if real != full and cwd not in real.parents and Path(os.path.realpath(cwd)) not in real.parents:
+        raise UserError(f"{where} {str(out)!r} leads to {real} through a symbolic link{hint}")
+    return p
+
+
+def run_name(model: str, alpha, image_size, args: dict | None = None, source: str = "digits", sparsity=None) -> str:
+    """The one name of a run, recording its settings: ``mobilenet-a0.50-32px``.
+
+    Builder arguments come after the model (``efficientnet-phi1.5-a1.00-32px``), the data
+    set's name last when it is not digits; ``None`` settings read ``default``, a sparsity
+    adds ``sp0.5``. Run folders, sweep points and report labels all use it.
+
+    Example:
+        >>> run_name("mobilenet", 0.5, 32), run_name("lenet5", None, None, sparsity=0.5)
+        ('mobilenet-a0.50-32px', 'lenet5-adefault-default-sp0.5')
+    """
+    parts = [model, *(re.sub(r"[^\w.]+", "_", f"{k}{v}") for k, v in sorted((args or {}).items()))]
+    parts.append("adefault" if alpha is None else f"a{alpha:.2f}")
+    parts.append("default" if image_size is None else f"{image_size}px")
+    if sparsity:
+        parts.append(f"sp{sparsity:g}")
+    if source != "digits":
+        parts.append(Path(source).stem or "data")
     return "-".join(parts)
+
+
+def run_folder(cfg) -> Path:
+    """The run folder of a resolved config: ``cfg.out``, else ``runs/<run_name>``."""
+    if cfg.out:
+        return Path(cfg.out)
+    c = cfg
+    return Path("runs") / run_name(c.model.name, c.model.alpha, c.data.image_size, c.model.args, c.data.source)

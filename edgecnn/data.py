@@ -285,3 +285,20 @@ def load_dataset(
         "test_split": float(test_split),
     }
     return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess)
+
+
+def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
+    """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
+
+    ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's
+    registry entry (for its number of channels).
+    """
+    return load_dataset(
+        cfg.data.source,
+        image_size=cfg.data.image_size,
+        channels=entry.channels,
+        val_split=cfg.data.val_split,
+        test_split=cfg.data.test_split,
+        seed=cfg.data.seed,
+        train_fraction=None if full_train else cfg.data.train_fraction,
+    )

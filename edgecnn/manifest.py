@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 from pathlib import Path
 
+from edgecnn import __version__
 from edgecnn._io import sha256_file, write_json
 
 MANIFEST = "manifest.json"
@@ -63,13 +65,34 @@ def output_files(out) -> dict:
     return files
 
 
+def versions() -> dict:
+    """The versions of edgecnn, Python and the packages that made a run, and the runtimes present."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from edgecnn.device.runtime import available_runtimes
+
+    found = {"edgecnn": __version__, "python": platform.python_version()}
+    for dist in (
+        "tensorflow",
+        "tf-keras",
+        "tensorflow-model-optimization",
+        "ai-edge-litert",
+        "tflite-runtime",
+        "numpy",
+    ):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    found["runtimes"] = available_runtimes()
+    return found
+
+
 def write_manifest(out, cfg, extra_inputs: dict | None = None) -> Path:
     """Write ``<out>/manifest.json`` (inputs, outputs, versions) atomically; returns its path.
 
     ``extra_inputs`` maps a label to a file (e.g. ``{"recipe": "recipes/x.yaml"}``).
     """
-    from edgecnn.pipeline import _versions
-
     inputs = data_inputs(cfg.data.source)
     teacher = getattr(getattr(cfg, "distill", None), "teacher", None)
     if teacher and Path(str(teacher)).expanduser().is_file():
@@ -83,7 +106,7 @@ def write_manifest(out, cfg, extra_inputs: dict | None = None) -> Path:
                 "bytes": Path(path).stat().st_size,
             }
     manifest = {
-        "versions": _versions(),
+        "versions": versions(),
         "inputs": inputs,
         "outputs": output_files(out),
         "config_sha256": hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest(),

@@ -16,7 +16,7 @@ Format::
     model: {name: lenet5}       # any model of ``edgecnn list``; ``args`` go to the builder
     data: {source: digits, image_size: "${size}", seed: "${seed}"}
     train: {epochs: 20, batch_size: 32, optimizer: adam, seed: "${seed}"}
-    stages:                     # ordered: width, prune, distill, qat, convert, evaluate, bench
+    stages:                     # in the pipeline's order (edgecnn.stages.ORDER)
       - width: 0.5              # or {alpha: 0.5}: the model's width multiplier
       - convert: {precisions: [int8]}
       - evaluate
@@ -24,8 +24,9 @@ Format::
     out: runs/lenet5_digits     # default runs/<recipe file name>
 
 Every section of :class:`~edgecnn.config.RunConfig` may also be written at the top level
-(``convert: {int8: true}``); a stage's options are merged into its section. A stage left
-out of ``stages`` is off (``bench``, ``qat``); evaluation always runs. Precedence:
+(``convert: {int8: true}``); a stage's options are merged into its section. When
+``stages`` is given, a stage left out of it is off (``bench``, ``distill``,
+``channel_prune``, ``prune``, ``qat``); evaluation always runs. Precedence:
 built-in defaults, then the recipe, then ``--set key.path=value`` (values parsed as YAML
 scalars; ``--set vars.seed=1`` changes a variable).
 
@@ -39,18 +40,17 @@ Example:
 from __future__ import annotations
 
 import copy
-import dataclasses
-import os
 import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from edgecnn.errors import UserError, suggest
+from edgecnn.errors import UserError, close_matches, suggest
+from edgecnn.settings import coerce, dataclass_in, fields_of, is_mapping_type
+from edgecnn.stages import ORDER, model_stages
 
-STAGES = ("width", "prune", "distill", "qat", "convert", "evaluate", "bench")
+# A recipe's precision names -> the convert switch each one turns on (float32 is always made).
 PRECISIONS = {"float32": None, "float16": "fp16", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
 RECIPE_KEYS = ("vars", "stages", "name", "description")
 MAX_RECIPE_BYTES = 1 << 20
@@ -124,8 +124,13 @@ class _LocatedYAMLError(Exception):
 def _read_yaml(text: str, name: str):
     if len(text.encode("utf-8", "replace")) > MAX_RECIPE_BYTES:
         raise UserError(f"{name} is larger than {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a short settings file")
+    loader = _LineLoader(text)
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_size(node, name)  # before anything walks the tree: aliases can multiply it
+        return loader.construct_document(node)
     except _LocatedYAMLError as exc:
         raise UserError(f"{name} line {exc.line}: {exc.message}") from None
     except yaml.constructor.ConstructorError as exc:
@@ -141,6 +146,36 @@ def _read_yaml(text: str, name: str):
         raise UserError(f"{name}: not valid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
     except RecursionError:
         raise UserError(f"{name}: nested too deeply to be a recipe") from None
+    finally:
+        loader.dispose()
+
+
+def _check_size(root, name: str) -> None:
+    """Refuse a document whose values, with every alias expanded, number over :data:`MAX_NODES`.
+
+    Counted on the parsed node graph, each node once (aliases share nodes), so a "billion
+    laughs" of nested aliases is refused in time linear in the file's size.
+    """
+    sizes: dict = {}
+
+    def size(node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        sizes[id(node)] = 0  # a recursive alias counts once, then refuses below
+        total = 1 + sum(size(child) for child in children)
+        if total > MAX_NODES:
+            raise UserError(f"{name}: too many values (over {MAX_NODES:,}; aliases nested too deeply?)")
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 # ----------------------------------------------------------------------------- result
@@ -195,26 +230,6 @@ def _run_config_cls():
     from edgecnn.config import RunConfig
 
     return RunConfig
-
-
-def _dataclass_of(tp):
-    """The dataclass inside ``tp`` (``X`` or ``X | None``), else ``None``."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    for arg in typing.get_args(tp):
-        if dataclasses.is_dataclass(arg):
-            return arg
-    return None
-
-
-def _is_dict_type(tp) -> bool:
-    return tp is dict or typing.get_origin(tp) is dict
-
-
-def _sections() -> dict:
-    """``{field name: type}`` of :class:`RunConfig`, found by introspection."""
-    cls = _run_config_cls()
-    return typing.get_type_hints(cls)
 
 
 class _Where:
@@ -282,7 +297,7 @@ def _expand(text: str, variables: dict, path: str, where: _Where):
     def lookup(name):
         name = name.strip()
         if name not in variables:
-            close = suggest_list(name, variables)
+            close = close_matches(name, variables)
             defined = ", ".join(sorted(variables)) or "none"
             known = f" (did you mean {', '.join(close)}?)" if close else f"; defined: {defined}"
             raise where.error(path, f"{path} uses ${{{name}}}, which is not defined under vars{known}")
@@ -299,18 +314,6 @@ def _expand(text: str, variables: dict, path: str, where: _Where):
         return str(value)
 
     return _VAR.sub(repl, text)
-
-
-def suggest_list(name: str, choices) -> list:
-    """The closest ``choices`` to ``name`` (for "did you mean" hints).
-
-    Example:
-        >>> suggest_list("epoch", ["epochs", "batch_size"])
-        ['epochs']
-    """
-    import difflib
-
-    return difflib.get_close_matches(str(name), [str(c) for c in choices], n=3, cutoff=0.5)
 
 
 def _resolve_vars(raw_vars, where: _Where, overrides: dict) -> dict:
@@ -402,12 +405,17 @@ def _set_path(tree: dict, path: str, value, where: _Where, origin: str):
 
 # ----------------------------------------------------------------------------- stages
 def _apply_stages(stages_raw, tree: dict, where: _Where) -> list:
-    """Merge each stage's options into its RunConfig section; return the stage names."""
-    sections = _sections()
+    """Merge each stage's options into its settings section; return the stage names.
+
+    The names and their order are :data:`edgecnn.stages.ORDER`; a compression stage's
+    options go to its section (``- prune: {sparsity: 0.5}`` -> ``prune.sparsity``), the
+    others map as documented in the module docstring.
+    """
     if stages_raw is None:
         return None
     if not isinstance(stages_raw, list):
         raise where.error("stages", "stages must be a list, e.g. [width: 0.5, convert: {int8: true}, evaluate]")
+    by_name = {stage.name: stage for stage in model_stages()}
     names, lines = [], list(getattr(stages_raw, "lines", [])) + [0] * len(stages_raw)
     for i, item in enumerate(stages_raw):
         line = lines[i] or getattr(stages_raw, "line", 0)
@@ -421,17 +429,16 @@ def _apply_stages(stages_raw, tree: dict, where: _Where) -> list:
                 f"{loc}: each stage is a name, or one name with its options (e.g. '- prune: "
                 f"{{sparsity: 0.5}}'), got {item!r}"[:300]
             )
-        if name not in STAGES:
-            raise UserError(f"{loc}: unknown stage {name!r}{suggest(name, STAGES)}; stages: {', '.join(STAGES)}")
+        if name not in ORDER:
+            raise UserError(f"{loc}: unknown stage {name!r}{suggest(name, ORDER)}; stages: {', '.join(ORDER)}")
         if name in names:
             raise UserError(f"{loc}: stage {name!r} is listed twice")
-        if names and STAGES.index(name) < STAGES.index(names[-1]):
+        if names and ORDER.index(name) < ORDER.index(names[-1]):
             raise UserError(
-                f"{loc}: stage {name!r} cannot come after {names[-1]!r}; the pipeline runs {' -> '.join(STAGES)}"
+                f"{loc}: stage {name!r} cannot come after {names[-1]!r}; the pipeline runs {' -> '.join(ORDER)}"
             )
         names.append(name)
-        path = f"stages.{name}"
-        where.set(path, loc)
+        where.set(f"stages.{name}", loc)
         if name == "evaluate":
             if options not in (None, {}):
                 raise UserError(f"{loc}: stage 'evaluate' takes no options (the test split is always evaluated)")
@@ -442,26 +449,21 @@ def _apply_stages(stages_raw, tree: dict, where: _Where) -> list:
                 if extra:
                     raise UserError(f"{loc}: unknown key width.{extra[0]}{suggest(extra[0], ['alpha'])}")
                 options = options.get("alpha")
-            if options is None:
-                continue  # a bare "- width" keeps model.alpha as set
-            _merge(tree, "model", {"alpha": options}, where, line)
+            if options is not None:  # a bare "- width" keeps model.alpha as set
+                _merge(tree, "model", {"alpha": options}, where, line)
             continue
-        if name not in sections or _dataclass_of(sections[name]) is None:
-            raise UserError(
-                f"{loc}: stage {name!r} is not available in this edgecnn (its settings section '{name}' "
-                "is not part of RunConfig yet)"
-            )
         if options is None:
             options = {}
         if not isinstance(options, dict):
             raise UserError(f"{loc}: the options of stage {name!r} must be a mapping, got {options!r}"[:300])
-        options = _Map(options) if not isinstance(options, _Map) else options
-        if name == "convert" and "precisions" in options:
+        key_lines = getattr(options, "lines", {})
+        if name in by_name:
+            options = by_name[name].recipe_options(options)
+        elif name == "bench":
+            options = {"enabled": True, **options}
+        elif "precisions" in options:  # convert
             options = _precisions(options, loc)
-        cls = _dataclass_of(sections[name])
-        if "enabled" in {f.name for f in dataclasses.fields(cls)} and "enabled" not in options:
-            options = {**options, "enabled": True}
-        _merge(tree, name, options, where, line, getattr(options, "lines", {}))
+        _merge(tree, name, options, where, line, key_lines)
     return names
 
 
@@ -495,25 +497,23 @@ def _merge(tree: dict, section: str, options: dict, where: _Where, line: int, ke
 # ----------------------------------------------------------------------------- checking
 def _check_tree(cls, data, prefix: str, where: _Where):
     """Unknown keys and wrong types, by key path and line, generic over the dataclasses."""
-    from edgecnn.config import _coerce
-
     if not isinstance(data, dict):
         raise where.error(prefix, f"{prefix} must be a mapping of settings, got {type(data).__name__} {data!r}"[:300])
-    hints = typing.get_type_hints(cls)
+    hints = {name: tp for name, (tp, _) in fields_of(cls).items()}
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if not isinstance(key, str) or key not in hints:
             known = list(hints) + (list(RECIPE_KEYS) if not prefix else [])
             hint = _did_you_mean(key, known)
             raise where.error(path, f"unknown key {path}{hint}")
-        sub = _dataclass_of(hints[key])
+        sub = dataclass_in(hints[key])
         if sub is not None and value is None and sub is hints[key]:
             data[key] = value = _Map()  # an empty section ("train:") means its defaults
         if sub is not None and value is not None:
             _check_tree(sub, value, path, where)
             continue
         try:
-            _coerce(value, hints[key], path)
+            coerce(value, hints[key], path)
         except UserError as exc:
             raise where.error(path, str(exc)) from None
         if isinstance(value, list) and not all(isinstance(v, (str, int, float, bool)) for v in value):
@@ -521,7 +521,7 @@ def _check_tree(cls, data, prefix: str, where: _Where):
 
 
 def _did_you_mean(key, known) -> str:
-    close = suggest_list(key, known)[:1]
+    close = close_matches(key, known)[:1]
     return f" (did you mean {close[0]}?)" if close else ""
 
 
@@ -539,104 +539,6 @@ def _locate(message: str, where: _Where) -> str:
                 best = path
                 break
     return f"{where.of(best)}: {message}" if best else f"{where.name}: {message}"
-
-
-def _between(value, lo, hi, path, where, lo_open=False, hi_open=False):
-    if value is None:
-        return
-    bad = value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi)
-    if bad:
-        rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        raise where.error(path, f"{path} must be in {rng}, got {value!r}")
-
-
-def _check_values(cfg, where: _Where, allow_outside: bool):
-    """Ranges and files the dataclasses cannot express; generic where sections may be absent."""
-    d = cfg.data
-    _between(d.val_split, 0, 1, "data.val_split", where, hi_open=True)
-    _between(d.test_split, 0, 1, "data.test_split", where, hi_open=True)
-    if d.val_split + d.test_split >= 1:
-        raise where.error("data.test_split", "data.val_split + data.test_split must leave images for training")
-    _between(d.train_fraction, 0, 1, "data.train_fraction", where, lo_open=True)
-    if d.image_size is not None and not 8 <= d.image_size <= 2048:
-        raise where.error("data.image_size", f"data.image_size must be in [8, 2048], got {d.image_size}")
-    if d.source != "digits":
-        src = Path(d.source).expanduser()
-        if not src.exists():
-            raise where.error("data.source", f"data.source {d.source!r} not found (give digits, a folder or an .npz)")
-        if src.is_file() and src.suffix.lower() != ".npz":
-            raise where.error("data.source", f"data.source {d.source!r} is neither a folder nor an .npz file")
-    if cfg.bench.runtime not in ("auto", "litert", "tflite_runtime", "tensorflow"):
-        raise where.error(
-            "bench.runtime",
-            f"bench.runtime must be auto, litert, tflite_runtime or tensorflow, got {cfg.bench.runtime!r}",
-        )
-    prune = getattr(cfg, "prune", None)
-    if prune is not None:
-        _between(getattr(prune, "sparsity", None), 0, 1, "prune.sparsity", where, hi_open=True)
-        _between(getattr(prune, "channels", None), 0, 1, "prune.channels", where, hi_open=True)
-        for key, allowed in (("structure", ("unstructured", "2:4")), ("criterion", ("l1", "bn"))):
-            value = getattr(prune, key, None)
-            if value is not None and value not in allowed:
-                raise where.error(f"prune.{key}", f"prune.{key} must be one of {', '.join(allowed)}, got {value!r}")
-    distill = getattr(cfg, "distill", None)
-    if distill is not None:
-        _between(getattr(distill, "alpha", None), 0, 1, "distill.alpha", where)
-        temperature = getattr(distill, "temperature", None)
-        if temperature is not None and temperature <= 0:
-            raise where.error("distill.temperature", f"distill.temperature must be > 0, got {temperature}")
-        teacher = getattr(distill, "teacher", None)
-        if teacher:
-            _check_teacher(str(teacher), where)
-    if cfg.out is not None:
-        check_out_path(cfg.out, allow_outside, where.of("out"))
-
-
-def _check_teacher(teacher: str, where: _Where):
-    from edgecnn.models import list_models
-
-    if teacher.endswith((".keras", ".h5")) or "/" in teacher or os.sep in teacher:
-        if not Path(teacher).expanduser().is_file():
-            raise where.error("distill.teacher", f"distill.teacher {teacher!r}: file not found")
-        return
-    name = teacher.split(":", 1)[0]
-    if name not in list_models():
-        raise where.error(
-            "distill.teacher",
-            f"distill.teacher {teacher!r}: unknown model {name!r}{suggest(name, list_models())} "
-            "(give MODEL:ALPHA, e.g. mobilenet:1.0, or a .keras file)",
-        )
-
-
-def check_out_path(out, allow_outside: bool = False, where: str = "") -> Path:
-    """Refuse an output folder that escapes the working directory (``..``, or elsewhere) unless allowed.
-
-    Example:
-        >>> check_out_path("runs/x")
-        PosixPath('runs/x')
-        >>> check_out_path("../../etc")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        edgecnn.errors.UserError: out '../../etc' contains '..'; ...
-    """
-    p = Path(str(out)).expanduser()
-    if allow_outside:
-        return p
-    hint = "; write runs under the working directory, or pass --allow-outside if you mean it"
-    where = f"{where}: out" if where else "out"
-    if ".." in p.parts:
-        raise UserError(f"{where} {str(out)!r} contains '..'{hint}")
-    cwd = Path.cwd().resolve()
-    full = Path(os.path.normpath(os.path.join(str(cwd), str(p))))
-    if full != cwd and cwd not in full.parents:
-        raise UserError(f"{where} {str(out)!r} is outside the working directory {cwd}{hint}")
-    if full == cwd:
-        raise UserError(f"{where}: the output folder cannot be the working directory itself{hint}")
-    # A symbolic link inside the tree that leads out of it is an escape too.
-    real = Path(os.path.realpath(full))
-    if real != full and cwd not in real.parents and Path(os.path.realpath(cwd)) not in real.parents:
-        raise UserError(f"{where} {str(out)!r} leads to {real} through a symbolic link{hint}")
-    return p
 
 
 # ----------------------------------------------------------------------------- public API
@@ -660,12 +562,12 @@ def parse_recipe(
         ...
         edgecnn.errors.UserError: r.yaml line 1: unknown key train.epoch (did you mean epochs?)
     """
-    from edgecnn.config import RunConfig, resolve
+    from edgecnn.config import RunConfig, check_paths, resolve
 
     where = _Where(name)
     raw = _read_yaml(text, name)
-    if raw is None:
-        raw = _Map()
+    if raw is None or raw == {}:
+        raise UserError(f"{name} is empty; a recipe names at least its model, e.g. 'model: {{name: lenet5}}'")
     if not isinstance(raw, dict):
         raise UserError(
             f"{name}: a recipe is a mapping of sections (model:, data:, train:, stages: ...), got {type(raw).__name__}"
@@ -687,21 +589,18 @@ def parse_recipe(
     tree = _Map({k: v for k, v in body.items() if k not in RECIPE_KEYS})
     tree.lines = body.lines
     stages = _apply_stages(body.get("stages"), tree, where)
-    if stages is not None:
-
-        def switch_off(section: str):
-            # A section that is not a mapping is left for validation to reject, with its line.
+    if stages is not None:  # a stage left out of the list is off
+        off = [stage.name for stage in model_stages() if stage.name not in stages]
+        for section in off + ([] if "bench" in stages else ["bench"]):
             value = tree.get(section)
-            if value is None or (isinstance(value, dict) and "enabled" not in value):
-                _merge(tree, section, {"enabled": False}, where, 0)
-
-        if "bench" not in stages:
-            switch_off("bench")
-        sections = _sections()
-        for optional in ("qat", "prune", "distill"):
-            cls = _dataclass_of(sections.get(optional)) if optional in sections else None
-            if cls is not None and optional not in stages and "enabled" in {f.name for f in dataclasses.fields(cls)}:
-                switch_off(optional)
+            if value is None:
+                value = tree[section] = _Map()
+            if isinstance(value, dict):  # not a mapping: validation rejects it below, with its line
+                stage = next((s for s in model_stages() if s.name == section), None)
+                if stage is not None:
+                    stage.switch_off(value)
+                else:
+                    value["enabled"] = False
     for key, value in parsed:
         if key.startswith("vars."):
             continue
@@ -715,13 +614,17 @@ def parse_recipe(
         raise UserError(_locate(str(exc), where)) from None
     if cfg.out is None and path is not None:
         cfg.out = str(Path("runs") / Path(path).stem)
+    try:
+        cfg.validate()
+    except UserError as exc:
+        raise UserError(_locate(str(exc), where)) from None
     if check_files:
-        _check_values(cfg, where, allow_outside)
+        check_paths(cfg, allow_outside, where.of)  # its errors name the place already
     try:
         resolved = resolve(cfg)
     except UserError as exc:
         raise UserError(_locate(str(exc), where)) from None
-    order = stages if stages is not None else _implied_stages(resolved)
+    order = _stages_of(resolved, stages or [])
     return Recipe(
         config=resolved,
         stages=order,
@@ -733,35 +636,33 @@ def parse_recipe(
     )
 
 
-def _implied_stages(cfg) -> list:
-    names = ["width"] if cfg.model.alpha != 1.0 else []
-    for section in ("prune", "distill", "qat"):
-        sub = getattr(cfg, section, None)
-        if sub is not None and getattr(sub, "enabled", None):
-            names.append(section)
-    names += ["convert", "evaluate"] + (["bench"] if cfg.bench.enabled else [])
-    return names
+def _stages_of(cfg, listed: list) -> list:
+    """The steps the resolved ``cfg`` runs, in :data:`~edgecnn.stages.ORDER` (``width`` when
+    listed or not 1.0)."""
+    on = {stage.name for stage in model_stages() if stage.enabled(cfg)}
+    on |= {"convert", "evaluate"} | ({"bench"} if cfg.bench.enabled else set())
+    if "width" in listed or cfg.model.alpha != 1.0:
+        on.add("width")
+    return [name for name in ORDER if name in on]
 
 
 def _check_override_path(key: str, origin: str):
     cls = _run_config_cls()
     parts = key.split(".")
     for i, part in enumerate(parts):
-        hints = typing.get_type_hints(cls)
+        hints = {name: tp for name, (tp, _) in fields_of(cls).items()}
         if part not in hints:
             path = ".".join(parts[: i + 1])
             hint = _did_you_mean(part, hints)
             raise UserError(f"{origin}: unknown key {path}{hint}")
-        if _is_dict_type(hints[part]):
+        if is_mapping_type(hints[part]):
             return  # model.args.<anything>
-        sub = _dataclass_of(hints[part])
+        sub = dataclass_in(hints[part])
         if sub is None:
             if i != len(parts) - 1:
                 raise UserError(f"{origin}: {'.'.join(parts[: i + 1])} is a value, not a section")
             return
         cls = sub
-    if dataclasses.is_dataclass(cls) and cls is not _run_config_cls():
-        return
 
 
 def _plain(value):
@@ -792,8 +693,11 @@ def load_recipe(path, overrides=(), *, allow_outside: bool = False) -> Recipe:
     return parse_recipe(text, p.name, overrides, path=p, allow_outside=allow_outside)
 
 
-def run_recipe(path, overrides=(), *, echo=print, allow_outside: bool = False) -> dict:
+def run_recipe(path, overrides=(), *, echo=print, allow_outside: bool = False, on_stage=None) -> dict:
     """Validate the recipe, then run it through :func:`edgecnn.pipeline.optimize`.
+
+    ``path`` is a recipe file or an already validated :class:`Recipe`; ``on_stage`` is
+    passed to :func:`~edgecnn.pipeline.optimize` (called as each step starts).
 
     The resolved recipe is saved as ``<run>/recipe.yaml`` before any work starts, and
     ``<run>/manifest.json`` records the sha256 of every input and output.
@@ -806,12 +710,12 @@ def run_recipe(path, overrides=(), *, echo=print, allow_outside: bool = False) -
     from edgecnn.manifest import write_manifest
     from edgecnn.pipeline import optimize
 
-    recipe = load_recipe(path, overrides, allow_outside=allow_outside)
+    recipe = path if isinstance(path, Recipe) else load_recipe(path, overrides, allow_outside=allow_outside)
     cfg = recipe.config
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "recipe.yaml", recipe.to_yaml())
     echo(f"recipe {recipe.name}: stages {' -> '.join(['train'] + recipe.stages)}; run folder {out}")
-    metrics = optimize(cfg, echo=echo)
+    metrics = optimize(cfg, echo=echo, on_stage=on_stage)
     write_manifest(out, cfg, extra_inputs={"recipe": recipe.path})
     return metrics

@@ -175,15 +175,13 @@ def _needs_runtime(bench: dict) -> str | None:
 
 
 def _label(model: str, config: dict | None, variant: str) -> str:
+    """``"mobilenet-a0.50-32px int8"``: the run's name (:func:`edgecnn.config.run_name`) and the variant."""
+    from edgecnn.config import run_name
+
     cfg = config or {}
-    alpha = (cfg.get("model") or {}).get("alpha")
-    size = (cfg.get("data") or {}).get("image_size")
-    parts = [model] + ([f"a{alpha:.2f}"] if isinstance(alpha, (int, float)) else [])
-    parts += [f"{size}px"] if size else []
-    sparsity = (cfg.get("prune") or {}).get("sparsity") if isinstance(cfg.get("prune"), dict) else None
-    if sparsity:
-        parts.append(f"sp{sparsity:g}")
-    return "-".join(parts) + f" {variant}"
+    prune = cfg.get("prune") if isinstance(cfg.get("prune"), dict) else {}
+    alpha, size = (cfg.get("model") or {}).get("alpha"), (cfg.get("data") or {}).get("image_size")
+    return f"{run_name(model, alpha, size, sparsity=prune.get('sparsity'))} {variant}"
 
 
 def rows_from_metrics(metrics: dict, source: str = "") -> list:
@@ -509,3 +507,25 @@ def write_report(rows: list, out_dir, title: str = "edgecnn report", columns: li
     if plot:
         paths["plot"] = plot
     return paths
+
+
+def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
+    """``report.md`` of one run: settings, the variants table, and one line per compression stage."""
+    runtime = next((r.get("runtime") for r in rows if r.get("runtime")), cfg.bench.runtime)
+    lines = [
+        f"# {cfg.model.name} (alpha {cfg.model.alpha}, {cfg.data.image_size}px) on {data.name}",
+        "",
+        f"- Data: {data.summary()}",
+        f"- Training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, {cfg.train.optimizer} "
+        f"lr {cfg.train.learning_rate} ({cfg.train.schedule})",
+        f"- Latency: {cfg.bench.threads} thread(s), {cfg.bench.runs} runs after {cfg.bench.warmup} warm-up, "
+        f"runtime {runtime}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in metrics["versions"].items() if isinstance(v, str)),
+        "",
+        to_markdown(rows, VARIANT_COLUMNS),
+        "",
+        "Accuracy is top-1 on the test split; `delta pts` is the .tflite's accuracy minus the Keras model's, "
+        "in points.",
+        *(["", "## Compression stages", "", *notes] if notes else []),
+    ]
+    return "\n".join(lines) + "\n"

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgecnn.config import PRECISIONS as CONVERT_PRECISIONS
 from edgecnn.errors import UserError
 
-PRECISIONS = ("float32", "float16", "dynamic", "int8", "qat")
+PRECISIONS = (*CONVERT_PRECISIONS, "qat")
 
 
 @dataclass
@@ -75,13 +76,6 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _point_name(model, alpha, size, sparsity) -> str:
-    parts = [model, "adefault" if alpha is None else f"a{alpha:.2f}", "default" if size is None else f"{size}px"]
-    if sparsity:
-        parts.append(f"sp{sparsity:g}")
-    return "-".join(parts)
-
-
 def check_spec(spec: SweepSpec) -> None:
     """Reject an empty grid or unknown precision/model with one :class:`UserError` line.
 
@@ -112,14 +106,11 @@ def check_spec(spec: SweepSpec) -> None:
 def plan(spec: SweepSpec) -> list:
     """The runs of the grid, each a :class:`Point` with a validated RunConfig dict.
 
-    Raises :class:`UserError` when the grid asks for QAT or sparsity and this edgecnn's
-    RunConfig has no ``qat``/``prune`` section (the compression stages are not installed).
-
     Example:
         >>> [p.name for p in plan(SweepSpec(models=["mobilenet"], alphas=[0.5], sizes=[64]))]
         ['mobilenet-a0.50-64px']
     """
-    from edgecnn.config import RunConfig
+    from edgecnn.config import RunConfig, run_name
 
     check_spec(spec)
     points = []
@@ -129,7 +120,7 @@ def plan(spec: SweepSpec) -> list:
             for size in spec.sizes:
                 for sparsity in spec.sparsities:
                     sparsity = float(sparsity)
-                    out = Path(spec.out) / _point_name(model, alpha, size, sparsity)
+                    out = Path(spec.out) / run_name(model, alpha, size, sparsity=sparsity)
                     extra = {
                         "model": {"name": model, **({"alpha": float(alpha)} if alpha is not None else {})},
                         "data": {"image_size": int(size)} if size is not None else {},
@@ -141,22 +132,9 @@ def plan(spec: SweepSpec) -> list:
                     if sparsity:
                         extra["prune"] = {"sparsity": sparsity}
                     config = _merge(spec.base, extra)
-                    _check_sections(config)
                     RunConfig.from_dict(config)  # every key checked before any training starts
                     points.append(Point(model, alpha, size, sparsity, list(spec.precisions), config, out))
     return points
-
-
-def _check_sections(config: dict) -> None:
-    from edgecnn.config import RunConfig
-
-    fields = set(RunConfig.__dataclass_fields__)
-    for section, what in (("qat", "int8 QAT (precision 'qat')"), ("prune", "sparsity")):
-        if section in config and section not in fields:
-            raise UserError(
-                f"{what} needs the compression stages (config section '{section}'), which this edgecnn does not "
-                f"have yet; leave it out of the sweep"
-            )
 
 
 def _done(point: Point, resolved: dict) -> bool:

@@ -16,80 +16,14 @@ from __future__ import annotations
 import math
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn import distribute
 from edgecnn._tf import keras, tf
-from edgecnn.distribute import STRATEGIES
+from edgecnn.config import TrainConfig
 from edgecnn.errors import UserError
-
-AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SCHEDULES = ("cosine", "constant", "step")
-
-
-@dataclass
-class TrainConfig:
-    """How a model is fitted. ``None`` means "the model family's default".
-
-    Attributes:
-        epochs: passes over the training split.
-        batch_size: images per step (the global batch across replicas).
-        optimizer: ``adam``, ``sgd`` (Nesterov momentum 0.9) or ``rmsprop``.
-        learning_rate: peak learning rate after warm-up.
-        schedule: ``cosine`` (decay to 1% of the peak), ``step`` (x0.1 at 50% and 75%),
-            or ``constant``.
-        warmup_epochs: linear warm-up from 10% of the peak.
-        weight_decay: decoupled weight decay (AdamW / SGDW style).
-        label_smoothing: for the cross-entropy loss.
-        augment: ``auto`` (shift for digits, shift+flip for image folders), ``none``,
-            ``shift``, ``shift_flip``.
-        patience: stop when validation accuracy has not improved for this many epochs.
-        tensorboard: write TensorBoard logs into the stage folder.
-        seed: seeds shuffling, augmentation and weight initialisation.
-        strategy: ``auto``, ``default``, ``mirrored`` or ``multiworker`` (see
-            :mod:`edgecnn.distribute`); the model must be built inside that strategy's scope.
-        verbose: Keras' progress display (1 bar, 2 a line per epoch, 0 silent;
-            ``None`` = a bar on a terminal, lines otherwise).
-    """
-
-    epochs: int | None = None
-    batch_size: int = 32
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    augment: str = "auto"
-    patience: int | None = None
-    tensorboard: bool = False
-    seed: int = 0
-    verbose: int | None = None
-    strategy: str = "auto"
-
-    def validate(self):
-        """Raise ``UserError`` for values out of range."""
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 0):
-            raise UserError(f"train.epochs must be a non-negative integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise UserError(f"train.batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.learning_rate is not None and not (0 < float(self.learning_rate) < 10):
-            raise UserError(f"train.learning_rate must be in (0, 10), got {self.learning_rate!r}")
-        for key, value, allowed in (
-            ("optimizer", self.optimizer, OPTIMIZERS),
-            ("schedule", self.schedule, SCHEDULES),
-            ("augment", self.augment, AUGMENTATIONS),
-            ("strategy", self.strategy, STRATEGIES),
-        ):
-            if value not in allowed:
-                raise UserError(f"train.{key} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.warmup_epochs < 0 or self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise UserError("train.warmup_epochs and train.weight_decay must be >= 0, label_smoothing in [0, 1)")
-        return self
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):

@@ -1,6 +1,6 @@
 import pytest
 
-from edgecnn.config import RunConfig, resolve, run_name
+from edgecnn.config import RunConfig, resolve, run_folder
 from edgecnn.errors import UserError
 
 
@@ -9,7 +9,7 @@ def test_from_dict_and_resolve_fill_family_defaults():
     assert cfg.model.name == "mobilenet" and cfg.data.image_size == 32
     assert cfg.train.epochs is not None and cfg.train.learning_rate is not None
     assert cfg.convert.precisions == ["float32", "int8"]
-    assert run_name(cfg) == "mobilenet-a0.50-32px"
+    assert run_folder(cfg).name == "mobilenet-a0.50-32px"
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_bad_settings_name_the_key(data, message):
 
 def test_model_args_are_checked_against_the_builder():
     cfg = resolve(RunConfig.from_dict({"model": {"name": "efficientnet", "args": {"phi": 1.5}}}))
-    assert cfg.model.args == {"phi": 1.5} and run_name(cfg) == "efficientnet-phi1.5-a1.00-32px"
+    assert cfg.model.args == {"phi": 1.5} and run_folder(cfg).name == "efficientnet-phi1.5-a1.00-32px"
     # Arguments a variant passes on to its family builder count (densenet121 -> densenet).
     resolve(RunConfig.from_dict({"model": {"name": "densenet121", "args": {"growth_rate": 12}}}))
     with pytest.raises(UserError, match=r"model.args.phy: unexpected argument 'phy' for efficientnet \(did you mean"):

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import main
 from edgecnn.errors import UserError
-from edgecnn.recipe import check_out_path, load_recipe, parse_override, parse_recipe, run_recipe
+from edgecnn.config import check_out_path
+from edgecnn.recipe import load_recipe, parse_override, parse_recipe, run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import traceback
 from pathlib import Path
@@ -34,8 +33,8 @@ def run(recipe, overrides, check, allow_outside):
     """
     from edgecnn.recipe import load_recipe, run_recipe
 
+    r = load_recipe(recipe, overrides, allow_outside=allow_outside)
     if check:
-        r = load_recipe(recipe, overrides, allow_outside=allow_outside)
         click.echo(r.to_yaml(), nl=False)
         c = r.config
         click.echo(
@@ -44,35 +43,29 @@ def run(recipe, overrides, check, allow_outside):
             err=True,
         )
         return
-    stage = {"name": "validation", "out": None}
+    out = Path(r.config.out)
+    stage = {"name": "validation"}
 
-    def echo(line=""):
-        m = re.match(r"^\[\d+/\d+\] (\w+)", str(line))
-        if m:
-            stage["name"] = m.group(1)
-        m = re.match(r"^recipe .*run folder (.+)$", str(line))
-        if m:
-            stage["out"] = m.group(1)
-        click.echo(line)
+    def on_stage(name, index, total):
+        stage["name"] = name
 
     try:
-        run_recipe(recipe, overrides, echo=echo, allow_outside=allow_outside)
+        run_recipe(r, echo=click.echo, on_stage=on_stage)
     except (click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # noqa: BLE001 - a user error or a bug: either way say which stage
-        from edgecnn.device.runtime import ModelLoadError, RuntimeUnavailable
         from edgecnn.errors import UserError
 
-        kept = f"; finished stages are kept in {stage['out']}" if stage["out"] else ""
-        if isinstance(exc, (UserError, ModelLoadError, RuntimeUnavailable)):
+        kept = f"; finished stages are kept in {out}" if out.is_dir() else ""
+        if isinstance(exc, UserError):
             if stage["name"] == "validation":
                 raise
             raise UserError(f"stage {stage['name']} failed: {exc}{kept}") from None
         log = ""
-        if stage["out"] and Path(stage["out"]).is_dir():
+        if out.is_dir():
             from edgecnn._io import write_text
 
-            path = Path(stage["out"]) / "error.log"
+            path = out / "error.log"
             write_text(path, traceback.format_exc())
             log = f" (traceback in {path})"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

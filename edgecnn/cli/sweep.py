@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli import main
+from edgecnn.cli.options import setting_options, settings_from_flags
 
 
 def _split(text, cast, what):
@@ -19,6 +20,9 @@ def _split(text, cast, what):
         raise UserError(f"--{what} takes a comma-separated list, got {text!r}") from None
 
 
+SWEEP_FLAGS = ("--data", "--epochs", "--batch-size", "--train-fraction", "--seed", "--threads", "--runs")
+
+
 @main.command()
 @click.option("--models", required=True, help="Comma-separated model names (e.g. mobilenet,lenet5).")
 @click.option("--alphas", default=None, help="Width multipliers, e.g. 0.25,0.5,1.0 (default: each model's).")
@@ -30,31 +34,10 @@ def _split(text, cast, what):
     help="Any of float32, float16, dynamic, int8 (post-training), qat (int8 quantization-aware training).",
 )
 @click.option("--sparsity", "sparsities", default=None, help="Pruning sparsities, e.g. 0.5,0.75 (0 = dense).")
-@click.option("--data", default=None, help="'digits', an image folder or an .npz file.")
-@click.option("--epochs", type=click.IntRange(0), default=None)
-@click.option("--batch-size", type=click.IntRange(1), default=None)
-@click.option("--train-fraction", type=float, default=None)
-@click.option("--seed", type=int, default=None)
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="Benchmark threads (default 1).")
-@click.option("--runs", type=click.IntRange(1), default=None, help="Timed runs per benchmark.")
+@setting_options(only=SWEEP_FLAGS)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True)
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first failing run instead of going on.")
-def sweep(
-    models,
-    alphas,
-    sizes,
-    precisions,
-    sparsities,
-    data,
-    epochs,
-    batch_size,
-    train_fraction,
-    seed,
-    threads,
-    runs,
-    out,
-    stop_on_error,
-):
+def sweep(models, alphas, sizes, precisions, sparsities, out, stop_on_error, **flags):
     """Train (or reuse), convert, evaluate and benchmark every point of a grid.
 
     \b
@@ -66,21 +49,13 @@ def sweep(
     """
     from edgecnn.sweep import SweepSpec, run_sweep
 
-    def clean(d):
-        return {k: v for k, v in d.items() if v is not None}
-
-    base = {
-        "data": clean({"source": data, "train_fraction": train_fraction, "seed": seed}),
-        "train": clean({"epochs": epochs, "batch_size": batch_size, "seed": seed}),
-        "bench": clean({"threads": threads, "runs": runs}),
-    }
     spec = SweepSpec(
         models=_split(models, str, "models"),
         alphas=_split(alphas, float, "alphas") or [None],
         sizes=_split(sizes, int, "sizes") or [None],
         precisions=_split(precisions, str, "precisions"),
         sparsities=_split(sparsities, float, "sparsity") or [0.0],
-        base={k: v for k, v in base.items() if v},
+        base=settings_from_flags(flags, only=SWEEP_FLAGS),
         out=out,
     )
     run_sweep(spec, echo=click.echo, stop_on_error=stop_on_error)

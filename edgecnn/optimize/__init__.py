@@ -20,3 +20,8 @@ Example:
     >>> narrow, report = prune_channels(model, fraction=0.5)        # doctest: +SKIP
     >>> sparse = prune_model(narrow, sparsity=0.5, end_step=500)    # doctest: +SKIP
 """
+
+# The choices of the steps' settings, here (TensorFlow-free) so that the settings
+# declarations (edgecnn.stages) and the steps themselves share one list.
+PRUNE_STRUCTURES = ("unstructured", "2:4")
+CHANNEL_CRITERIA = ("l1", "bn")
