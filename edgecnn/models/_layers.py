@@ -15,20 +15,12 @@ import contextlib
 
 from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
+from edgecnn.models._custom_objects import CUSTOM_OBJECTS, custom_object  # noqa: F401  (CUSTOM_OBJECTS re-exported)
+from edgecnn.models._quant_layers import HardSigmoid, HardSwish, Swish, quantize_configs
 
 layers = keras.layers
 
 _BN = {"momentum": 0.9, "epsilon": 1e-3}
-
-# Custom layers (and their tfmot QuantizeConfigs) by class name: passed as custom_objects
-# when a model is loaded, cloned or wrapped by tfmot. Fill it with @custom_object.
-CUSTOM_OBJECTS: dict = {}
-
-
-def custom_object(cls):
-    """Register a custom layer or QuantizeConfig class for (de)serialization and tfmot."""
-    CUSTOM_OBJECTS[cls.__name__] = keras.saving.register_keras_serializable("edgecnn")(cls)
-    return cls
 
 
 @contextlib.contextmanager
@@ -51,18 +43,13 @@ def batch_norm_defaults(momentum: float | None = None, epsilon: float | None = N
 
 
 def output_quantize_config():
-    """tfmot's QuantizeConfig that fake-quantizes a layer's output only (no weights).
+    """The zoo's tfmot ``QuantizeConfig`` that fake-quantizes a layer's output only (no
+    weights), ``OutputQuantizeConfig`` of :func:`~edgecnn.models._quant_layers.quantize_configs`.
 
-    For layers tfmot's default 8-bit registry does not know; it is already in
-    ``quantize_scope``, so QAT models holding it clone and reload. tfmot is imported here,
-    on first use, not when the zoo is imported.
+    For layers tfmot's default 8-bit registry does not know. tfmot is imported on first
+    use, not when the zoo is imported.
     """
-    from edgecnn._tf import tfmot
-
-    tfmot()  # imports tfmot quietly
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_configs
-
-    return default_8bit_quantize_configs.Default8BitOutputQuantizeConfig()
+    return quantize_configs()["OutputQuantizeConfig"]()
 
 
 @custom_object
@@ -181,6 +168,9 @@ def relu6(name: str | None = None):
     return layers.ReLU(6.0, name=name)
 
 
+_ZOO_ACTIVATIONS = {"hard_swish": HardSwish, "hard_sigmoid": HardSigmoid, "swish": Swish}
+
+
 def activation(kind: str, name: str | None = None):
     """An activation layer by name: relu, relu6, hard_swish, hard_sigmoid, swish, or any
     Keras activation name.
@@ -189,11 +179,8 @@ def activation(kind: str, name: str | None = None):
     (:mod:`edgecnn.models._quant_layers`), which tfmot quantizes and TFLite converts to
     int8 (``HARD_SWISH``; ``LOGISTIC`` + ``MUL``).
     """
-    if kind in ("hard_swish", "hard_sigmoid", "swish"):
-        from edgecnn.models import _quant_layers
-
-        layer = {"hard_swish": "HardSwish", "hard_sigmoid": "HardSigmoid", "swish": "Swish"}[kind]
-        return getattr(_quant_layers, layer)(name=name)
+    if kind in _ZOO_ACTIVATIONS:
+        return _ZOO_ACTIVATIONS[kind](name=name)
     if kind == "relu6":
         return relu6(name)
     if kind == "relu":

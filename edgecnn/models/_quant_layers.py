@@ -50,7 +50,7 @@ measured by ``benchmarks/stock_vs_edgecnn.py`` (see benchmarks/RESULTS.md).
 from __future__ import annotations
 
 from edgecnn._tf import keras, tf, tfmot
-from edgecnn.models._layers import CUSTOM_OBJECTS, custom_object
+from edgecnn.models._custom_objects import CUSTOM_OBJECTS, custom_object
 
 layers = keras.layers
 
@@ -74,7 +74,9 @@ def quantize_configs() -> dict:
         return qk.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
 
     class OutputQuantizeConfig(qk.QuantizeConfig):
-        """Quantize the layer's output only (weightless element-wise activations)."""
+        """Quantize the layer's output only: weightless element-wise activations, and the
+        layers of :mod:`~edgecnn.models._layers` tfmot does not know (a standalone
+        BatchNorm, local response normalization)."""
 
         def get_weights_and_quantizers(self, layer):
             return []
