@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecnn._tf import keras
+from edgecnn._tf import keras, tfmot
+
+
+def _tfmot_wrappers() -> tuple:
+    """tfmot's wrapper classes (pruning, QAT); tfmot is imported on first use."""
+    tfmot()  # imports tfmot quietly
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+    return PruneLowMagnitude, QuantizeWrapper  # QuantizeWrapperV2 is a QuantizeWrapper
 
 
 def _inner(layer):
-    while hasattr(layer, "layer") and layer.__class__.__name__ in (
-        "PruneLowMagnitude",
-        "QuantizeWrapper",
-        "QuantizeWrapperV2",
-    ):
+    """The layer inside tfmot's wrappers (``layer`` itself when it is not wrapped)."""
+    while hasattr(layer, "layer") and isinstance(layer, _tfmot_wrappers()):
         layer = layer.layer
     return layer
 
