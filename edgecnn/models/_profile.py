@@ -7,11 +7,14 @@ depthwise included) and dense layers; that is the convention of the papers and o
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from edgecnn._tf import keras, tfmot
 
 
+@functools.cache
 def _tfmot_wrappers() -> tuple:
     """tfmot's wrapper classes (pruning, QAT); tfmot is imported on first use."""
     tfmot()  # imports tfmot quietly
