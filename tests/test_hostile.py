@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgecnn.errors import UserError
-from edgecnn.recipe import STAGES, parse_recipe
+from edgecnn.recipe import parse_recipe
+from edgecnn.stages import ORDER
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +71,7 @@ field_keys = st.sampled_from(
 )
 sections = st.dictionaries(section_keys, st.one_of(values, st.dictionaries(field_keys, values, max_size=4)), max_size=6)
 stage_lists = st.lists(
-    st.one_of(st.sampled_from(STAGES + ("nope",)), st.dictionaries(st.sampled_from(STAGES), values, max_size=2)),
+    st.one_of(st.sampled_from(ORDER + ("nope",)), st.dictionaries(st.sampled_from(ORDER), values, max_size=2)),
     max_size=5,
 )
 
