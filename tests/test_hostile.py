@@ -305,7 +305,7 @@ def test_saved_zoo_teachers_still_load(tmp_path):
 
 def as_console_script(*args, cwd, timeout=240):
     """Run the CLI as its console script does: the current directory is not on ``sys.path``."""
-    code = "import sys; del sys.path[0]; from edgecnn.cli import main; sys.exit(main())"
+    code = "import sys; sys.path[:] = [p for p in sys.path if p]; from edgecnn.cli import main; sys.exit(main())"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
