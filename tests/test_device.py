@@ -102,6 +102,16 @@ def test_truncated_and_corrupt_files_are_reported(models, tmp_path):
             check_model_file(tmp_path / f"{name}.tflite")
 
 
+def test_device_errors_are_user_errors():
+    """``except UserError`` (the CLIs) catches them; their old bases still match."""
+    from edgecnn.device.preprocess import ImageError
+    from edgecnn.device.runtime import ModelLoadError, RuntimeUnavailable
+    from edgecnn.errors import UserError
+
+    for cls, base in ((ModelLoadError, ValueError), (RuntimeUnavailable, RuntimeError), (ImageError, ValueError)):
+        assert issubclass(cls, UserError) and issubclass(cls, base), cls
+
+
 def test_compatibility_flags_ops_newer_than_the_runtime(models):
     from edgecnn.device.compat import compatibility, first_release, parse_version
 

@@ -11,8 +11,15 @@ from edgecnn.errors import UserError
 from edgecnn.models import count_params, create_model
 from edgecnn.optimize.channel_prune import channel_groups, prune_channels
 from edgecnn.optimize.distill import Distiller, check_compatible, distillation_loss, parse_teacher
-from edgecnn.optimize.prune import layer_sparsity, prune_model, pruning_callbacks, strip_pruning
-from edgecnn.optimize.qat import KeepSparsity, quantize_model, sparsity_masks
+from edgecnn.optimize.prune import (
+    is_pruning_wrapper,
+    layer_sparsity,
+    prune_model,
+    pruning_callbacks,
+    strip_pruning,
+    strip_pruning_if_wrapped,
+)
+from edgecnn.optimize.qat import KeepSparsity, is_quantize_wrapper, quantize_model, sparsity_masks
 
 L = keras.layers
 
@@ -147,6 +154,18 @@ def test_magnitude_pruning_reaches_target_and_skips_first_and_last(m_by_n):
         k = final.get_layer("conv2").kernel.numpy()  # (3, 3, 8, 16)
         blocks = (k.transpose(0, 1, 3, 2).reshape(-1, 4) == 0).sum(axis=1)
         assert (blocks >= 2).all()
+
+
+def test_wrappers_are_recognised_by_type():
+    model = _tiny_cnn()
+    assert strip_pruning_if_wrapped(model) is model and not any(map(is_pruning_wrapper, model.layers))
+    pruned = prune_model(model, sparsity=0.5)
+    wrapped = [layer.layer.name for layer in pruned.layers if is_pruning_wrapper(layer)]
+    assert wrapped == ["conv2"] and not any(map(is_quantize_wrapper, pruned.layers))
+    stripped = strip_pruning_if_wrapped(pruned)
+    assert stripped is not pruned and not any(map(is_pruning_wrapper, stripped.layers))
+    qat = quantize_model(model)
+    assert any(map(is_quantize_wrapper, qat.layers)) and strip_pruning_if_wrapped(qat) is qat
 
 
 def test_magnitude_pruning_rejects_bad_sparsity():
