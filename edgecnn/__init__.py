@@ -15,7 +15,11 @@ import os as _os
 # The one place where the Keras flavour is chosen: tfmot only works with Keras 2
 # (``tf_keras``), and TensorFlow reads this variable when it is first imported.
 _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet by default: TensorFlow's C++ logger (absl) prints lines such as "E0000 ...
+# NodeDef mentions attribute use_unbounded_threadpool" that read as errors and are not.
+# Level 3 keeps only fatal ones. ``EDGECNN_VERBOSE=1`` (``edgecnn --verbose``) lets
+# everything through; an explicit TF_CPP_MIN_LOG_LEVEL is left as it is.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _os.environ.get("EDGECNN_VERBOSE") else "3")
 
 __version__ = "0.1.0"
 

@@ -6,6 +6,7 @@ applies; they are swallowed here. Import ``tf``/``keras`` from this module, neve
 """
 
 import logging
+import os
 import warnings
 
 import edgecnn  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -18,13 +19,14 @@ with quiet_native_stderr():
     # Device discovery prints CUDA probing errors on machines without a GPU.
     tf.config.list_physical_devices()
 
-tf.get_logger().setLevel(logging.ERROR)
-try:
-    from absl import logging as absl_logging
+if not os.environ.get("EDGECNN_VERBOSE"):  # ``edgecnn --verbose`` keeps TF's own logging
+    tf.get_logger().setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.ERROR)
-except ImportError:  # pragma: no cover
-    pass
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover
+        pass
 for _module in ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras"):
     warnings.filterwarnings("ignore", module=_module)
 warnings.filterwarnings("ignore", message=".*Statistics for quantized inputs.*")

@@ -6,6 +6,7 @@ exit code 2, no traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -30,8 +31,24 @@ class EdgeGroup(click.Group):
             sys.exit(130)
 
 
+def _verbose(ctx, param, value):
+    """``--verbose``: let TensorFlow's and absl's own log lines through (set before TF loads)."""
+    if value:
+        os.environ["EDGECNN_VERBOSE"] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+
+
 @click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgecnn")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_verbose,
+    help="Show TensorFlow's and absl's log lines (hidden by default: they read as errors and are not).",
+)
 def main():
     """Shrink classic CNNs for edge devices, and measure what each step costs.
 
