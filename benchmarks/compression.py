@@ -239,7 +239,7 @@ def part_channels(seeds, scale: float, criterion: str, runs: int, finetune: int 
                 "data": {"seed": seed},
                 "train": {"epochs": epochs, "seed": seed},
                 "convert": {"int8": True},
-                "prune": {"channels": 0.5, "criterion": criterion, "epochs": finetune},
+                "channel_prune": {"fraction": 0.5, "criterion": criterion, "epochs": finetune},
                 "bench": {"runs": runs, "warmup": 20, "threads": 1},
             },
             OUT / f"channels-mobilenet-a1.0-{criterion}-s{seed}",

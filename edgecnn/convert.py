@@ -26,8 +26,7 @@ from edgecnn._io import quiet_native_stderr, write_bytes
 from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
 from edgecnn.optimize.prune import strip_pruning_if_wrapped
-
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
+from edgecnn.sections import PRECISIONS
 
 
 def inference_model(model):

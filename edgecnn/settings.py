@@ -1,6 +1,6 @@
 """Settings declared once: a dataclass field carries its help, CLI spelling, choices and range.
 
-Every setting of a run is one field of a section dataclass (:mod:`edgecnn.config` for the
+Every setting of a run is one field of a section dataclass (:mod:`edgecnn.sections` for the
 model, data, training, conversion and benchmark sections; each stage module of
 :mod:`edgecnn.stages` for its own section), declared with :func:`setting`. Everything else
 is derived from that one declaration:
@@ -83,6 +83,18 @@ def setting(
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def off_or_fraction(*, cli: str, metavar: str, help: str):
+    """A fraction in (0, 1) that switches a stage on: ``None``, the default, is off.
+
+    Example:
+        >>> off_or_fraction(cli="--prune", metavar="SPARSITY", help="Sparsity.").metadata["high_open"]
+        True
+    """
+    return setting(
+        None, cli=cli, metavar=metavar, help=help, low=0, high=1, low_open=True, high_open=True, default_text="off"
+    )
 
 
 class Section:

@@ -22,8 +22,8 @@ import numpy as np
 
 from edgecnn import distribute
 from edgecnn._tf import keras, tf
-from edgecnn.config import TrainConfig
 from edgecnn.errors import UserError
+from edgecnn.sections import TrainConfig
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):

@@ -14,7 +14,7 @@ from edgecnn.config import RunConfig, resolve
 
 
 def _invoke(*args):
-    return CliRunner().invoke(main, ["optimize", *args], catch_exceptions=False)
+    return CliRunner().invoke(main, ["optimize", "--allow-outside", *args], catch_exceptions=False)
 
 
 def test_every_stage_is_a_row_matching_its_file(tmp_path):
@@ -101,7 +101,7 @@ def test_sparse_storage_shrinks_the_pruned_file_not_its_outputs(tmp_path):
     "flags, message",
     [
         (["--prune", "1.5"], "prune.sparsity must be between 0 and 1"),
-        (["--prune-channels", "0"], "prune.channels must be between 0 and 1"),
+        (["--prune-channels", "0"], "channel_prune.fraction must be between 0 and 1"),
         (["--prune-structure", "2:4", "--prune", "0.7"], "2:4 structured sparsity is always 50%"),
         (["--distill-from", "nosuchnet"], "unknown model"),
         (["--distill-alpha", "2"], "distill.alpha must be in"),
@@ -110,7 +110,7 @@ def test_sparse_storage_shrinks_the_pruned_file_not_its_outputs(tmp_path):
     ],
 )
 def test_bad_combinations_fail_in_one_line(tmp_path, flags, message):
-    result = CliRunner().invoke(main, ["optimize", "lenet5", "--out", str(tmp_path / "r"), *flags])
+    result = CliRunner().invoke(main, ["optimize", "lenet5", "--allow-outside", "--out", str(tmp_path / "r"), *flags])
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
@@ -140,7 +140,7 @@ def test_full_teacher_data_needs_a_registered_teacher(tmp_path):
 
     path = tmp_path / "teacher.keras"
     create_model("lenet5", input_shape=(32, 32, 1), classes=10).save(path)
-    flags = ["optimize", "lenet5", "--distill-from", str(path), "--teacher-data", "full", "--out", str(tmp_path / "r")]
+    flags = ["optimize", "lenet5", "--allow-outside", "--distill-from", str(path), "--teacher-data", "full", "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(main, flags)
     assert result.exit_code == 2, result.output
     assert "a saved teacher" in result.output and "Traceback" not in result.output
@@ -151,7 +151,7 @@ def test_teacher_with_other_classes_fails_before_training(tmp_path):
 
     path = tmp_path / "teacher.keras"
     create_model("lenet5", input_shape=(32, 32, 1), classes=3).save(path)
-    result = CliRunner().invoke(main, ["optimize", "lenet5", "--distill-from", str(path), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(main, ["optimize", "lenet5", "--allow-outside", "--distill-from", str(path), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
     assert "has 3 classes but the student" in result.output
     assert not (tmp_path / "r" / "train").exists()

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgecnn import __version__
+from edgecnn.settings import Section, setting
+
 
 def config_key(*parts) -> str:
     """A short stable hash of JSON-able ``parts`` (stage cache keys).
@@ -92,6 +95,12 @@ class Context:
             classes=self.data.num_classes,
             **args,
         )
+
+    def store_for(self, stage: Stage, prev: StageResult, *settings) -> StageStore:
+        """Where ``stage`` keeps its result: under ``<run>/<row>/``, keyed by the previous
+        result, the teacher, the stage's ``settings``, training's settings and edgecnn's version."""
+        key = config_key(stage.name, prev.key, self.teacher_key, *settings, self.cfg.train, __version__)
+        return StageStore(self.out, stage.row, key)
 
     def fine_tune(self, model, store: StageStore, epochs: int, lr: float, callbacks=(), keep_best=True) -> dict:
         """Fit ``model`` (distilled from the teacher when one is configured); returns fit's history."""
@@ -219,6 +228,42 @@ class StageStore:
         return meta
 
 
+@dataclass
+class PruningFineTune(Section):
+    """The fine-tune settings both pruning stages share (and their flags)."""
+
+    epochs: int | None = setting(
+        None,
+        cli="--prune-epochs",
+        low=0,
+        help="Fine-tuning epochs of each pruning stage.",
+        default_text="half of --epochs",
+    )
+    learning_rate: float | None = setting(
+        None,
+        low=0,
+        high=10,
+        low_open=True,
+        high_open=True,
+        help="Fine-tuning peak learning rate.",
+        default_text="half of training's",
+    )
+    skip: list = setting(
+        factory=list, cli="--prune-skip", metavar="PATTERN", help="Layer-name glob to leave unpruned (repeatable)."
+    )
+
+    def fill_defaults(self, train) -> None:
+        """Default to half of training's epochs (at least one) at half its peak rate.
+
+        Models trained from scratch on small data are far from converged: pruning fine-tunes
+        recover best with a fair share of the training budget and half its peak rate.
+        """
+        if self.epochs is None:
+            self.epochs = max(1, train.epochs // 2)
+        if self.learning_rate is None:
+            self.learning_rate = 0.5 * train.learning_rate
+
+
 def copy_model(model):
     """A fresh copy of ``model`` (new layer objects): later stages never alter earlier rows."""
     from edgecnn._tf import keras
@@ -240,29 +285,35 @@ class Stage:
         name: the recipe's stage name and the settings section (``prune``).
         row: the table row and run sub-folder of its result (``pruned``).
         Config: the section's dataclass.
-        title: what ``--help``-like listings and progress lines call it.
+        switch: the setting that turns the stage on: a boolean (``enabled``), or a value
+            that is ``None`` when the stage is off (``sparsity``).
+        title: what progress lines and listings call it.
     """
 
     name: str = ""
     row: str = ""
     Config: type = None
+    switch: str = "enabled"
     title: str = ""
 
-    def section(self, cfg):
-        """This stage's settings in ``cfg``."""
-        return getattr(cfg, self.name)
+    def _switch_is_bool(self) -> bool:
+        return isinstance(getattr(self.Config(), self.switch), bool)
 
     def enabled(self, cfg) -> bool:
-        """Whether ``cfg`` asks for this stage (default: the section's ``enabled`` switch)."""
-        return bool(getattr(self.section(cfg), "enabled", False))
+        """Whether ``cfg`` asks for this stage."""
+        value = getattr(getattr(cfg, self.name), self.switch)
+        return bool(value) if self._switch_is_bool() else value is not None
 
     def switch_off(self, section: dict) -> None:
         """Turn the stage off in a recipe's raw ``section`` (a recipe whose ``stages:`` omits it)."""
-        section["enabled"] = False
+        section[self.switch] = False if self._switch_is_bool() else None
 
     def recipe_options(self, options: dict) -> dict:
-        """The section settings a recipe's ``- name: {options}`` stands for (the switch turned on)."""
-        return {**options, "enabled": True} if "enabled" not in options else dict(options)
+        """The section settings a recipe's ``- name: {options}`` stands for: a boolean switch is
+        turned on unless the options set it; a value switch is one of the options."""
+        if self._switch_is_bool() and self.switch not in options:
+            return {**options, self.switch: True}
+        return dict(options)
 
     def resolve(self, cfg) -> None:
         """Fill the section's ``None`` settings (from training's) and check rules across sections."""

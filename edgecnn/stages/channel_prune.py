@@ -11,82 +11,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecnn import __version__
 from edgecnn.optimize import CHANNEL_CRITERIA
-from edgecnn.settings import Section, setting
-from edgecnn.stages._base import Context, Stage, StageResult, StageStore, config_key
+from edgecnn.settings import off_or_fraction, setting
+from edgecnn.stages._base import Context, PruningFineTune, Stage, StageResult
 
 
 @dataclass
-class ChannelPruneConfig(Section):
+class ChannelPruneConfig(PruningFineTune):
     """Channel pruning: ``fraction`` of the filters of each prunable group removed."""
 
     key = "channel_prune"
 
-    fraction: float | None = setting(
-        None,
-        cli="--prune-channels",
-        low=0,
-        high=1,
-        low_open=True,
-        high_open=True,
-        metavar="FRACTION",
-        help="Channel pruning: remove this fraction of filters and rebuild narrower, e.g. 0.5.",
-        default_text="off",
-    )
     criterion: str = setting(
         "l1",
         cli="--prune-criterion",
         choices=CHANNEL_CRITERIA,
         help="Filter importance for --prune-channels: kernel L1 norm or BatchNorm scale.",
     )
-    epochs: int | None = setting(
-        None,
-        cli="--prune-epochs",
-        low=0,
-        help="Fine-tuning epochs of each pruning stage.",
-        default_text="half of --epochs",
+    fraction: float | None = off_or_fraction(
+        cli="--prune-channels",
+        metavar="FRACTION",
+        help="Remove this fraction of filters and rebuild narrower, e.g. 0.5.",
     )
-    learning_rate: float | None = setting(
-        None,
-        low=0,
-        high=10,
-        low_open=True,
-        high_open=True,
-        help="Fine-tuning peak learning rate.",
-        default_text="half of training's",
-    )
-    skip: list = setting(
-        factory=list, cli="--prune-skip", metavar="PATTERN", help="Layer-name glob to leave unpruned (repeatable)."
-    )
-
-
-def fill_fine_tune_defaults(section, train) -> None:
-    """Pruning fine-tunes default to half of training's epochs (at least one) at half its peak rate.
-
-    Models trained from scratch on small data are far from converged: pruning fine-tunes
-    recover best with a fair share of the training budget and half its peak rate.
-    """
-    if section.epochs is None:
-        section.epochs = max(1, train.epochs // 2)
-    if section.learning_rate is None:
-        section.learning_rate = 0.5 * train.learning_rate
 
 
 class ChannelPrune(Stage):
-    name, row, Config, title = "channel_prune", "channel_pruned", ChannelPruneConfig, "channel pruning"
-
-    def enabled(self, cfg) -> bool:
-        return cfg.channel_prune.fraction is not None
-
-    def switch_off(self, section: dict) -> None:
-        section["fraction"] = None
-
-    def recipe_options(self, options: dict) -> dict:
-        return dict(options)
+    name, row, Config, switch = "channel_prune", "channel_pruned", ChannelPruneConfig, "fraction"
+    title = "channel pruning"
 
     def resolve(self, cfg) -> None:
-        fill_fine_tune_defaults(cfg.channel_prune, cfg.train)
+        cfg.channel_prune.fill_defaults(cfg.train)
 
     def check(self, ctx: Context, model):
         from edgecnn.optimize.channel_prune import prune_channels
@@ -104,19 +58,7 @@ class ChannelPrune(Stage):
             f"      {c.criterion} criterion, {100 * c.fraction:.0f}% of the filters of {len(report['groups'])} "
             f"channel groups: {report['params_before']:,} -> {report['params_after']:,} parameters"
         )
-        key = config_key(
-            "channel_prune",
-            prev.key,
-            ctx.teacher_key,
-            c.fraction,
-            c.criterion,
-            c.skip,
-            c.epochs,
-            c.learning_rate,
-            cfg.train,
-            __version__,
-        )
-        store = StageStore(ctx.out, self.row, key)
+        store = ctx.store_for(self, prev, c.fraction, c.criterion, c.skip, c.epochs, c.learning_rate)
 
         def train():
             ctx.echo(f"      fine-tuning: {c.epochs} epochs at lr {c.learning_rate:g}")
@@ -124,7 +66,7 @@ class ChannelPrune(Stage):
 
         meta = ctx.train_or_reuse(narrow, store, "fine-tuned weights", train)
         return StageResult(
-            self.row, narrow, cfg.convert.precisions, {**report, "seconds": meta.get("seconds")}, key=key
+            self.row, narrow, cfg.convert.precisions, {**report, "seconds": meta.get("seconds")}, key=store.key
         )
 
     def notes(self, info: dict) -> str:

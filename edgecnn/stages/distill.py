@@ -64,16 +64,7 @@ class DistillConfig(Section):
 
 
 class Distill(Stage):
-    name, row, Config, title = "distill", "distilled", DistillConfig, "knowledge distillation"
-
-    def enabled(self, cfg) -> bool:
-        return bool(cfg.distill.teacher)
-
-    def switch_off(self, section: dict) -> None:
-        section["teacher"] = None
-
-    def recipe_options(self, options: dict) -> dict:
-        return dict(options)
+    name, row, Config, switch, title = "distill", "distilled", DistillConfig, "teacher", "knowledge distillation"
 
     def check_paths(self, cfg, where) -> None:
         from edgecnn.models import list_models
@@ -119,8 +110,7 @@ class Distill(Stage):
         keras.utils.set_random_seed(cfg.train.seed)  # the same initial weights as the model trained alone
         student = ctx.build_model()
         check_compatible(student, teacher)
-        key = config_key("distill", prev.key, teacher_key, d, cfg.train, __version__)
-        store = StageStore(ctx.out, self.row, key)
+        store = ctx.store_for(self, prev, d)
 
         def train():
             ctx.echo(
@@ -137,7 +127,7 @@ class Distill(Stage):
             "mixup": d.mixup,
             "seconds": meta.get("seconds"),
         }
-        return StageResult(self.row, student, cfg.convert.precisions, info, key=key)
+        return StageResult(self.row, student, cfg.convert.precisions, info, key=store.key)
 
     def _teacher(self, ctx: Context):
         """The teacher: a saved model, or a registered one trained (and cached) here."""

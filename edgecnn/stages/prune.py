@@ -13,30 +13,22 @@ import math
 import time
 from dataclasses import dataclass
 
-from edgecnn import __version__
 from edgecnn.errors import UserError
 from edgecnn.optimize import PRUNE_STRUCTURES
-from edgecnn.settings import Section, setting
-from edgecnn.stages._base import Context, Stage, StageResult, StageStore, config_key, copy_model
-from edgecnn.stages.channel_prune import fill_fine_tune_defaults
+from edgecnn.settings import off_or_fraction, setting
+from edgecnn.stages._base import Context, PruningFineTune, Stage, StageResult, copy_model
 
 
 @dataclass
-class PruneConfig(Section):
+class PruneConfig(PruningFineTune):
     """Magnitude pruning (see :mod:`edgecnn.optimize.prune`)."""
 
     key = "prune"
 
-    sparsity: float | None = setting(
-        None,
+    sparsity: float | None = off_or_fraction(
         cli="--prune",
-        low=0,
-        high=1,
-        low_open=True,
-        high_open=True,
         metavar="SPARSITY",
-        help="Magnitude pruning to this sparsity, e.g. 0.5 (fine-tuned, then stripped).",
-        default_text="off",
+        help="Magnitude pruning to this sparsity, e.g. 0.5 (fine-tuned, stripped).",
     )
     structure: str = setting(
         "unstructured",
@@ -44,38 +36,10 @@ class PruneConfig(Section):
         choices=PRUNE_STRUCTURES,
         help="2:4 = two zeros in every four weights (implies 50% sparsity).",
     )
-    epochs: int | None = setting(
-        None,
-        cli="--prune-epochs",
-        low=0,
-        help="Fine-tuning epochs of each pruning stage.",
-        default_text="half of --epochs",
-    )
-    learning_rate: float | None = setting(
-        None,
-        low=0,
-        high=10,
-        low_open=True,
-        high_open=True,
-        help="Fine-tuning peak learning rate.",
-        default_text="half of training's",
-    )
-    skip: list = setting(
-        factory=list, cli="--prune-skip", metavar="PATTERN", help="Layer-name glob to leave unpruned (repeatable)."
-    )
 
 
 class Prune(Stage):
-    name, row, Config, title = "prune", "pruned", PruneConfig, "magnitude pruning"
-
-    def enabled(self, cfg) -> bool:
-        return cfg.prune.sparsity is not None
-
-    def switch_off(self, section: dict) -> None:
-        section["sparsity"] = None
-
-    def recipe_options(self, options: dict) -> dict:
-        return dict(options)
+    name, row, Config, switch, title = "prune", "pruned", PruneConfig, "sparsity", "magnitude pruning"
 
     def resolve(self, cfg) -> None:
         p = cfg.prune
@@ -83,7 +47,7 @@ class Prune(Stage):
             if p.sparsity not in (None, 0.5):
                 raise UserError(f"2:4 structured sparsity is always 50%; got prune.sparsity {p.sparsity}")
             p.sparsity = 0.5
-        fill_fine_tune_defaults(p, cfg.train)
+        p.fill_defaults(cfg.train)
         if p.sparsity is not None and p.epochs < 1:
             raise UserError("magnitude pruning happens while fine-tuning: prune.epochs must be >= 1")
 
@@ -98,19 +62,7 @@ class Prune(Stage):
         )
 
         cfg, p = ctx.cfg, ctx.cfg.prune
-        key = config_key(
-            "prune",
-            prev.key,
-            ctx.teacher_key,
-            p.sparsity,
-            p.structure,
-            p.skip,
-            p.epochs,
-            p.learning_rate,
-            cfg.train,
-            __version__,
-        )
-        store = StageStore(ctx.out, self.row, key)
+        store = ctx.store_for(self, prev, p.sparsity, p.structure, p.skip, p.epochs, p.learning_rate)
         model = copy_model(prev.model)
         skip = tuple(DEFAULT_SKIP) + tuple(p.skip)
         meta = store.load()
@@ -153,7 +105,7 @@ class Prune(Stage):
                 f"      achieved sparsity: {100 * min(pruned_layers.values()):.1f}% to "
                 f"{100 * max(pruned_layers.values()):.1f}% in {len(pruned_layers)} layers"
             )
-        return StageResult(self.row, model, cfg.convert.precisions, info, key=key)
+        return StageResult(self.row, model, cfg.convert.precisions, info, key=store.key)
 
     def notes(self, info: dict) -> str:
         """Example:

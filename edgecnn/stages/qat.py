@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecnn import __version__
 from edgecnn.errors import UserError
 from edgecnn.settings import Section, setting
-from edgecnn.stages._base import Context, Stage, StageResult, StageStore, config_key, copy_model
+from edgecnn.stages._base import Context, Stage, StageResult, copy_model
 
 
 @dataclass
@@ -66,7 +65,7 @@ class QAT(Stage):
     def run(self, ctx: Context, prev: StageResult) -> StageResult:
         from edgecnn.optimize.qat import KeepSparsity, quantize_model, sparsity_masks
 
-        cfg, q = ctx.cfg, ctx.cfg.qat
+        q = ctx.cfg.qat
         preserve = _is_sparse(prev.model)
         callbacks = [KeepSparsity(sparsity_masks(prev.model))] if preserve else []
         scheme = None
@@ -74,8 +73,7 @@ class QAT(Stage):
             from edgecnn._tf import tfmot
 
             scheme = tfmot().experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        key = config_key("qat", prev.key, ctx.teacher_key, q, preserve, cfg.train, __version__)
-        store = StageStore(ctx.out, self.row, key)
+        store = ctx.store_for(self, prev, q, preserve)
         model = quantize_model(copy_model(prev.model), scheme)
 
         def train():
@@ -87,7 +85,7 @@ class QAT(Stage):
         meta = ctx.train_or_reuse(model, store, "quantization-aware weights", train, full_model=False)
         scheme_name = "prune-preserving 8-bit" if preserve else "8-bit"
         info = {"scheme": scheme_name, "from": prev.name, "seconds": meta.get("seconds")}
-        return StageResult(self.row, model, ["int8"], info, key=key)
+        return StageResult(self.row, model, ["int8"], info, key=store.key)
 
     def notes(self, info: dict) -> str:
         return f"- qat: {info['scheme']} quantization-aware training from `{info['from']}`, exported int8"

@@ -1,0 +1,167 @@
+"""The core settings sections of a run: model, data, training, conversion, benchmark.
+
+Each setting is declared once, with :func:`edgecnn.settings.setting`; the compression
+stages declare their own sections in their modules (:mod:`edgecnn.stages`), and
+:class:`edgecnn.config.RunConfig` puts them all together. Nothing here imports TensorFlow.
+
+Example:
+    >>> ConvertConfig(int8=True, fp16=True).precisions
+    ['float32', 'float16', 'int8']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecnn.device.runtime import RUNTIMES
+from edgecnn.distribute import STRATEGIES
+from edgecnn.errors import UserError
+from edgecnn.settings import Section, setting
+
+AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "constant", "step")
+PRECISIONS = ("float32", "float16", "dynamic", "int8")
+
+
+@dataclass
+class ModelConfig(Section):
+    """Which architecture to build. ``args`` go to the builder (e.g. ``{"groups": 3}``)."""
+
+    key = "model"
+
+    name: str = setting("mobilenet", help="Any model of 'edgecnn list'.")
+    alpha: float | None = setting(
+        None, help="Width multiplier (e.g. 0.25, 0.5, 1.0).", cli="--alpha", low=0, low_open=True, default_text="1.0"
+    )
+    args: dict = setting(factory=dict, help="Further builder arguments (--arg KEY=VALUE, --phi).")
+
+
+@dataclass
+class DataConfig(Section):
+    """Where the images come from and how they are split (see :func:`edgecnn.data.load_dataset`)."""
+
+    key = "data"
+
+    source: str = setting(
+        "digits",
+        cli="--data",
+        metavar="SOURCE",
+        help="'digits' (built in), an image folder (one subfolder per class) or an .npz file.",
+    )
+    image_size: int | None = setting(
+        None,
+        cli="--image-size",
+        low=8,
+        high=2048,
+        help="Input resolution.",
+        default_text="32 for digits, the model's canonical size otherwise",
+    )
+    val_split: float = setting(0.1, help="Fraction of the images kept for validation.", low=0, high=1, high_open=True)
+    test_split: float = setting(0.2, help="Fraction of the images kept for the test.", low=0, high=1, high_open=True)
+    seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")
+    train_fraction: float | None = setting(
+        None,
+        cli="--train-fraction",
+        low=0,
+        high=1,
+        low_open=True,
+        help="Use only this fraction of the training split.",
+        default_text="all of it",
+    )
+
+    def check(self, path: str) -> None:
+        if self.val_split + self.test_split >= 1:
+            raise UserError(f"{path}.val_split + {path}.test_split must leave images for training")
+
+
+@dataclass
+class TrainConfig(Section):
+    """How a model is fitted (see :func:`edgecnn.train.fit`). ``None`` means "the model family's default".
+
+    ``strategy``: ``auto``, ``default``, ``mirrored`` or ``multiworker`` (see
+    :mod:`edgecnn.distribute`); the model must be built inside that strategy's scope.
+    ``verbose``: Keras' progress display (1 bar, 2 a line per epoch, 0 silent; ``None`` = a
+    bar on a terminal, lines otherwise).
+    """
+
+    key = "train"
+
+    epochs: int | None = setting(None, cli="--epochs", low=0, help="Training epochs.", default_text="per family")
+    batch_size: int = setting(32, cli="--batch-size", low=1, help="Images per step (across replicas).")
+    optimizer: str = setting(
+        "adam", cli="--optimizer", choices=OPTIMIZERS, help="adam, sgd (Nesterov momentum 0.9) or rmsprop."
+    )
+    learning_rate: float | None = setting(
+        None,
+        cli="--lr",
+        low=0,
+        high=10,
+        low_open=True,
+        high_open=True,
+        help="Peak learning rate.",
+        default_text="per family",
+    )
+    schedule: str = setting("cosine", choices=SCHEDULES, help="cosine (to 1% of the peak), step or constant.")
+    warmup_epochs: float = setting(1.0, low=0, help="Linear warm-up from 10% of the peak.")
+    weight_decay: float = setting(0.0, low=0, help="Decoupled weight decay.")
+    label_smoothing: float = setting(0.0, low=0, high=1, high_open=True, help="Label smoothing of the loss.")
+    augment: str = setting(
+        "auto",
+        cli="--augment",
+        choices=AUGMENTATIONS,
+        help="Training augmentation (auto: shifts for digits, shifts and flips for photos).",
+    )
+    patience: int | None = setting(None, low=1, help="Stop when validation accuracy stalls this many epochs.")
+    tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
+    seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")
+    verbose: int | None = setting(None, choices=(0, 1, 2), help="Keras progress display.")
+    strategy: str = setting(
+        "auto",
+        cli="--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy: auto (mirrored with several GPUs, else default), default, mirrored "
+        "(every local GPU), multiworker (machines listed in TF_CONFIG; run the same command on each).",
+    )
+
+
+@dataclass
+class ConvertConfig(Section):
+    """Which TFLite files to produce. float32 is always produced, as the baseline.
+
+    ``sparse_storage`` stores the float32 files' sparse weight tensors (after pruning) in
+    TFLite's sparse format, see :mod:`edgecnn.convert`.
+    """
+
+    key = "convert"
+
+    int8: bool = setting(False, cli="--int8", help="Also export full-integer int8 (int8 input/output).")
+    fp16: bool = setting(False, cli="--fp16", help="Also export float16 weights.")
+    dynamic: bool = setting(False, cli="--dynamic", help="Also export dynamic-range (int8 weights, float activations).")
+    sparse_storage: bool = setting(
+        False,
+        cli="--sparse-storage",
+        help="With --prune: keep the pruned float32 weights in TFLite's sparse format (smaller, same outputs).",
+    )
+    calibration_samples: int = setting(200, low=1, help="Training images that calibrate int8 ranges.")
+
+    @property
+    def precisions(self) -> list:
+        """``float32`` and the precisions switched on, in :data:`PRECISIONS` order."""
+        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic, "int8": self.int8}
+        return [p for p in PRECISIONS if on[p]]
+
+
+@dataclass
+class BenchConfig(Section):
+    """How each ``.tflite`` is timed (see :func:`edgecnn.device.bench.benchmark`)."""
+
+    key = "bench"
+
+    enabled: bool = setting(True, cli="--no-bench", flag_value=False, help="Skip latency measurement.")
+    threads: int = setting(1, cli="--threads", low=1, high=256, help="Interpreter threads.")
+    warmup: int = setting(DEFAULT_WARMUP, low=0, help="Untimed runs first.")
+    runs: int = setting(DEFAULT_RUNS, cli="--runs", low=1, help="Timed runs per benchmark.")
+    runtime: str = setting("auto", cli="--runtime", choices=("auto", *RUNTIMES), help="TFLite runtime.")
+    timeout: float = setting(300.0, low=0, low_open=True, help="Seconds before a benchmark is given up.")
