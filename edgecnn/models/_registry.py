@@ -5,10 +5,15 @@ name (or an explicit ``name``), :func:`list_models` filters with a glob, and
 :func:`create_model` drops keyword arguments that are ``None`` so that a CLI default never
 overrides a model's own default.
 
-Every builder has the Keras Applications signature::
+Every builder takes the Keras Applications arguments::
 
     builder(input_shape=None, alpha=1.0, include_top=True, weights=None, input_tensor=None,
             pooling=None, classes=1000, classifier_activation="softmax", dropout=..., **kw)
+
+A variant is a function of a line or two that passes them on to its family's general
+builder (``def resnet50(**kwargs): return resnet(50, **kwargs)``); what the registry knows
+about it (canonical input, preferred resolution, parameters and MACs) sits in its
+``register_model(...)`` call, as :class:`ModelEntry` fields.
 """
 
 from __future__ import annotations
@@ -34,6 +39,16 @@ class ModelEntry:
         small_size: the resolution used for small built-in data such as digits.
         train: per-family training defaults (``epochs``, ``learning_rate``...).
         aliases: other names that resolve to this entry.
+        resolution: the input size the architecture was designed for, when it declares
+            one: an ``int`` (EfficientNet-B3: 300), or a function of the builder's
+            arguments (``efficientnet``: ``phi`` -> 224 * 1.15**phi). ``None`` (most
+            models): the canonical ``input_shape``, and no :meth:`resolution_note`.
+        classes: the canonical classifier size (1000; 10 for the one-channel models).
+        params: trainable parameters at the canonical ``input_shape`` and ``classes``
+            (default arguments), as :func:`~edgecnn.models.count_params` counts them.
+        macs: MACs at that setting, as :func:`~edgecnn.models.count_macs` counts them.
+            ``edgecnn list`` prints ``params`` and ``macs`` without building the model;
+            ``tests/test_registry_figures.py`` keeps them equal to what the builder makes.
     """
 
     name: str
@@ -44,6 +59,10 @@ class ModelEntry:
     small_size: int = 32
     train: dict = field(default_factory=dict)
     aliases: tuple = ()
+    resolution: int | Callable[..., int] | None = None
+    classes: int = 1000
+    params: int | None = None
+    macs: int | None = None
 
     @property
     def channels(self) -> int:
@@ -61,16 +80,16 @@ class ModelEntry:
     def preferred_resolution(self, **args) -> int:
         """The input size the architecture was designed for, given builder ``args``.
 
-        A builder whose resolution depends on its arguments exposes a
-        ``preferred_resolution(**args)`` attribute (EfficientNet's ``phi``); otherwise it is
-        the canonical input size.
+        The entry's ``resolution`` (a number, or a function of ``args``: EfficientNet's
+        ``phi``); otherwise the canonical input size.
 
         Example:
             >>> model_info("efficientnet").preferred_resolution(phi=1.5)
             276
         """
-        fn = getattr(self.builder, "preferred_resolution", None)
-        return int(fn(**args)) if callable(fn) else int(self.input_shape[0])
+        if callable(self.resolution):
+            return int(self.resolution(**args))
+        return int(self.input_shape[0] if self.resolution is None else self.resolution)
 
     def resolution_note(self, image_size: int, **args) -> str | None:
         """A line saying the run's input differs from the resolution the builder declares
@@ -80,7 +99,7 @@ class ModelEntry:
             >>> model_info("efficientnet").resolution_note(32, phi=1.5)
             'efficientnet phi 1.5 is designed for 276x276 input; training at 32x32 (set --image-size 276 to match)'
         """
-        if not callable(getattr(self.builder, "preferred_resolution", None)):
+        if self.resolution is None:
             return None
         wanted = self.preferred_resolution(**args)
         if wanted == int(image_size):
@@ -132,6 +151,8 @@ def builder_arguments(builder: Callable) -> frozenset:
     return frozenset(names)
 
 
+# Filled by the family files as edgecnn.models imports them (importing this module imports
+# the package, hence every family, first).
 _MODELS: dict[str, ModelEntry] = {}
 _ALIASES: dict[str, str] = {}
 
@@ -146,8 +167,15 @@ def register_model(
     small_size: int | None = None,
     train: dict | None = None,
     aliases: tuple = (),
+    resolution: int | Callable[..., int] | None = None,
+    classes: int | None = None,
+    params: int | None = None,
+    macs: int | None = None,
 ):
     """Register a model builder under its function name (lower-cased) or ``name``.
+
+    The keyword arguments are the :class:`ModelEntry` fields; ``classes`` defaults to 10
+    for a one-channel ``input_shape`` and 1000 otherwise.
 
     Example:
         >>> @register_model(family="toy", input_shape=(32, 32, 1))  # doctest: +SKIP
@@ -167,6 +195,10 @@ def register_model(
             small_size=small_size or max(32, min_size),
             train=dict(train or {}),
             aliases=tuple(aliases),
+            resolution=resolution,
+            classes=int(classes or (10 if int(input_shape[-1]) == 1 else 1000)),
+            params=params,
+            macs=macs,
         )
         _MODELS[key] = entry
         for alias in aliases:
@@ -176,11 +208,6 @@ def register_model(
     return wrap(fn) if fn is not None else wrap
 
 
-def _ensure_loaded():
-    # Importing the package imports every family file, which registers it.
-    import edgecnn.models  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a glob ``pattern``, sorted.
 
@@ -188,14 +215,12 @@ def list_models(pattern: str = "*") -> list[str]:
         >>> list_models("resnet*")  # doctest: +SKIP
         ['resnet101', 'resnet152', 'resnet18', 'resnet34', 'resnet50']
     """
-    _ensure_loaded()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern.lower()))
 
 
 def model_info(name: str) -> ModelEntry:
     """Return the :class:`ModelEntry` for ``name`` (or an alias); unknown names raise
     :class:`~edgecnn.errors.UserError` listing the closest registered names."""
-    _ensure_loaded()
     key = str(name).lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in _MODELS:

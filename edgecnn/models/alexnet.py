@@ -23,6 +23,8 @@ from edgecnn.models._layers import (
 )
 from edgecnn.models._registry import register_model
 
+_TRAIN = {"epochs": 30, "learning_rate": 5e-4}
+
 NORMS = ("batchnorm", "lrn", "none")
 
 
@@ -43,7 +45,7 @@ def _conv(x, filters: int, kernel: int, strides: int, *, name: str, norm, groups
     return x
 
 
-@register_model(family="alexnet", min_size=63, small_size=64, train={"epochs": 30, "learning_rate": 5e-4})
+@register_model(family="alexnet", min_size=63, small_size=64, train=_TRAIN, params=62_378_344, macs=1_135_256_096)
 def alexnet(
     input_shape=None,
     alpha: float = 1.0,

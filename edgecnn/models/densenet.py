@@ -6,6 +6,8 @@ CVPR 2017 (https://arxiv.org/abs/1608.06993).
 
 from __future__ import annotations
 
+import functools
+
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
@@ -130,45 +132,23 @@ def densenet(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
-def _variant(depth: int):
-    def builder(
-        input_shape=None,
-        alpha: float = 1.0,
-        include_top: bool = True,
-        weights=None,
-        input_tensor=None,
-        pooling=None,
-        classes: int = 1000,
-        classifier_activation="softmax",
-        dropout: float = 0.0,
-        **kwargs,
-    ):
-        return densenet(
-            depth,
-            input_shape=input_shape,
-            alpha=alpha,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout=dropout,
-            **kwargs,
-        )
-
-    name = f"densenet{depth}"
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"""DenseNet-{depth} (Huang 2016), blocks {CONFIGS[depth]}: see :func:`densenet`.
-
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), alpha=0.25, classes=10)
-        >>> model.output_shape
-        (None, 10)
-    """
-    return register_model(builder, name=name, family="densenet", min_size=32, small_size=32, train=_TRAIN)
+# The variants' registration: the family's fields; each variant adds its figures.
+_register = functools.partial(register_model, family="densenet", train=_TRAIN)
 
 
-densenet121 = _variant(121)
-densenet169 = _variant(169)
-densenet201 = _variant(201)
+@_register(params=7_978_856, macs=2_834_161_664)
+def densenet121(**kwargs):
+    """DenseNet-121 (Huang 2016), blocks (6, 12, 24, 16): see :func:`densenet`."""
+    return densenet(121, **kwargs)
+
+
+@_register(params=14_149_480, macs=3_359_843_328)
+def densenet169(**kwargs):
+    """DenseNet-169 (Huang 2016), blocks (6, 12, 32, 32): see :func:`densenet`."""
+    return densenet(169, **kwargs)
+
+
+@_register(params=20_013_928, macs=4_291_365_888)
+def densenet201(**kwargs):
+    """DenseNet-201 (Huang 2016), blocks (6, 12, 48, 32): see :func:`densenet`."""
+    return densenet(201, **kwargs)

@@ -110,24 +110,46 @@ def efficientnet_resolution(phi: float) -> int:
     return int(round(224 * RESOLUTION_BASE ** check_phi(phi)))
 
 
-def _efficientnet(
-    width,
-    depth,
-    resolution,
-    base,
-    input_shape,
-    alpha,
-    include_top,
-    weights,
-    input_tensor,
-    pooling,
-    classes,
-    classifier_activation,
-    dropout,
-    drop_connect_rate,
-    kwargs,
+def _phi_resolution(phi: float = 0.0, **_ignored) -> int:
+    # The registry's preferred resolution of ``efficientnet``, given its arguments.
+    return efficientnet_resolution(phi)
+
+
+def efficientnet_scaled(
+    width: float,
+    depth: float,
+    resolution: int,
+    default_dropout: float,
+    base: str,
+    input_shape=None,
+    alpha: float = 1.0,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float | None = None,
+    drop_connect_rate: float = 0.2,
+    **kwargs,
 ):
+    """EfficientNet with width and depth coefficients ``width``, ``depth``, the default
+    input ``resolution`` and ``dropout`` (``default_dropout`` unless given), named ``base``:
+    the general builder behind ``efficientnet`` (by
+    ``phi``) and ``efficientnet_b0`` ... ``efficientnet_b7`` (the published table).
+
+    Block diagram: :data:`ARCH` decoded with ``width * alpha`` and ``depth`` (see
+    :mod:`edgecnn.models._blocks`) between a 3x3/2 stem and a 1x1 head convolution (1280
+    channels, scaled), all with swish, then global average pooling, ``dropout`` and the
+    ``classifier``. ``drop_connect_rate`` is the stochastic depth of the last block.
+
+    Example:
+        >>> model = efficientnet_scaled(1.0, 1.0, 224, 0.2, "efficientnet_b0", input_shape=(32, 32, 3), classes=10)
+        >>> model.name
+        'efficientnet_b0_1.00_32'
+    """
     alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
+    dropout = default_dropout if dropout is None else dropout
     if not 0.0 <= float(drop_connect_rate) < 1.0:
         raise UserError(f"{base}: drop_connect_rate must be in [0, 1), got {drop_connect_rate!r}")
     inputs, shape = resolve_input(input_shape, input_tensor, (resolution, resolution, 3), 32, base)
@@ -156,26 +178,13 @@ def _efficientnet(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
-@register_model(family="efficientnet", min_size=32, train=_TRAIN)
-def efficientnet(
-    input_shape=None,
-    alpha: float = 1.0,
-    phi: float = 0.0,
-    include_top: bool = True,
-    weights=None,
-    input_tensor=None,
-    pooling=None,
-    classes: int = 1000,
-    classifier_activation="softmax",
-    dropout: float = 0.2,
-    drop_connect_rate: float = 0.2,
-    **kwargs,
-):
+@register_model(family="efficientnet", train=_TRAIN, resolution=_phi_resolution, params=5_288_548, macs=388_121_280)
+def efficientnet(phi: float = 0.0, **kwargs):
     """EfficientNet compound-scaled by ``phi`` from B0: depth 1.2**phi, width 1.1**phi,
     resolution 224*1.15**phi (the default ``input_shape``; the name records it).
 
     ``alpha`` multiplies the width further (1.0 = the compound-scaled width). ``phi`` may be
-    fractional or negative, within :data:`PHI_RANGE`; ``efficientnet.preferred_resolution(phi=...)``
+    fractional or negative, within :data:`PHI_RANGE`; ``model_info("efficientnet").preferred_resolution(phi=...)``
     gives the resolution it was designed for (``edgecnn optimize efficientnet --phi 1.5``
     prints it when training at another size).
 
@@ -194,90 +203,60 @@ def efficientnet(
     """
     width, depth, resolution = efficientnet_coefficients(phi)
     base = f"efficientnet_phi{check_phi(phi):g}_r{resolution}"
-    return _efficientnet(
-        width,
-        depth,
-        resolution,
-        base,
-        input_shape,
-        alpha,
-        include_top,
-        weights,
-        input_tensor,
-        pooling,
-        classes,
-        classifier_activation,
-        dropout,
-        drop_connect_rate,
-        kwargs,
-    )
+    return efficientnet_scaled(width, depth, resolution, 0.2, base, **kwargs)
 
 
-def _preferred_resolution(phi: float = 0.0, **_ignored) -> int:
-    return efficientnet_resolution(phi)
-
-
-efficientnet.preferred_resolution = _preferred_resolution
-
-
-def _variant(key: str):
-    width, depth, resolution, default_dropout = COEFFICIENTS[key]
-
-    def builder(
-        input_shape=None,
-        alpha: float = 1.0,
-        include_top: bool = True,
-        weights=None,
-        input_tensor=None,
-        pooling=None,
-        classes: int = 1000,
-        classifier_activation="softmax",
-        dropout: float = default_dropout,
-        drop_connect_rate: float = 0.2,
-        **kwargs,
-    ):
-        return _efficientnet(
-            width,
-            depth,
-            resolution,
-            f"efficientnet_{key}",
-            input_shape,
-            alpha,
-            include_top,
-            weights,
-            input_tensor,
-            pooling,
-            classes,
-            classifier_activation,
-            dropout,
-            drop_connect_rate,
-            kwargs,
-        )
-
-    builder.__name__ = builder.__qualname__ = f"efficientnet_{key}"
-    builder.preferred_resolution = lambda **_ignored: resolution
-    builder.__doc__ = (
-        f"EfficientNet-{key.upper()} (Tan & Le 2019): width {width}, depth {depth}, {resolution}x{resolution} input, "
-        f"dropout {default_dropout}.\n\n    See :mod:`edgecnn.models.efficientnet` for the block diagram.\n\n"
-        f"    Example:\n        >>> model = efficientnet_{key}(input_shape=(32, 32, 3), classes=10)\n"
-        f"        >>> model.name\n        'efficientnet_{key}_1.00_32'\n"
-    )
-    small = 32
+def _register(key: str, params: int, macs: int):
+    resolution = COEFFICIENTS[key][2]
+    shape = (resolution, resolution, 3)
     return register_model(
-        builder,
-        family="efficientnet",
-        input_shape=(resolution, resolution, 3),
-        min_size=32,
-        small_size=small,
-        train=_TRAIN,
+        family="efficientnet", input_shape=shape, train=_TRAIN, resolution=resolution, params=params, macs=macs
     )
 
 
-efficientnet_b0 = _variant("b0")
-efficientnet_b1 = _variant("b1")
-efficientnet_b2 = _variant("b2")
-efficientnet_b3 = _variant("b3")
-efficientnet_b4 = _variant("b4")
-efficientnet_b5 = _variant("b5")
-efficientnet_b6 = _variant("b6")
-efficientnet_b7 = _variant("b7")
+@_register("b0", params=5_288_548, macs=388_121_280)
+def efficientnet_b0(**kwargs):
+    """EfficientNet-B0 (Tan & Le 2019): width 1.0, depth 1.0, 224x224 input, dropout 0.2."""
+    return efficientnet_scaled(*COEFFICIENTS["b0"], "efficientnet_b0", **kwargs)
+
+
+@_register("b1", params=7_794_184, macs=690_912_160)
+def efficientnet_b1(**kwargs):
+    """EfficientNet-B1 (Tan & Le 2019): width 1.0, depth 1.1, 240x240 input, dropout 0.2."""
+    return efficientnet_scaled(*COEFFICIENTS["b1"], "efficientnet_b1", **kwargs)
+
+
+@_register("b2", params=9_109_994, macs=998_832_224)
+def efficientnet_b2(**kwargs):
+    """EfficientNet-B2 (Tan & Le 2019): width 1.1, depth 1.2, 260x260 input, dropout 0.3."""
+    return efficientnet_scaled(*COEFFICIENTS["b2"], "efficientnet_b2", **kwargs)
+
+
+@_register("b3", params=12_233_232, macs=1_836_129_536)
+def efficientnet_b3(**kwargs):
+    """EfficientNet-B3 (Tan & Le 2019): width 1.2, depth 1.4, 300x300 input, dropout 0.3."""
+    return efficientnet_scaled(*COEFFICIENTS["b3"], "efficientnet_b3", **kwargs)
+
+
+@_register("b4", params=19_341_616, macs=4_413_319_168)
+def efficientnet_b4(**kwargs):
+    """EfficientNet-B4 (Tan & Le 2019): width 1.4, depth 1.8, 380x380 input, dropout 0.4."""
+    return efficientnet_scaled(*COEFFICIENTS["b4"], "efficientnet_b4", **kwargs)
+
+
+@_register("b5", params=30_389_784, macs=10_306_979_360)
+def efficientnet_b5(**kwargs):
+    """EfficientNet-B5 (Tan & Le 2019): width 1.6, depth 2.2, 456x456 input, dropout 0.4."""
+    return efficientnet_scaled(*COEFFICIENTS["b5"], "efficientnet_b5", **kwargs)
+
+
+@_register("b6", params=43_040_704, macs=19_136_716_704)
+def efficientnet_b6(**kwargs):
+    """EfficientNet-B6 (Tan & Le 2019): width 1.8, depth 2.6, 528x528 input, dropout 0.5."""
+    return efficientnet_scaled(*COEFFICIENTS["b6"], "efficientnet_b6", **kwargs)
+
+
+@_register("b7", params=66_347_960, macs=37_868_782_912)
+def efficientnet_b7(**kwargs):
+    """EfficientNet-B7 (Tan & Le 2019): width 2.0, depth 3.1, 600x600 input, dropout 0.5."""
+    return efficientnet_scaled(*COEFFICIENTS["b7"], "efficientnet_b7", **kwargs)

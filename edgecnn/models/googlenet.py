@@ -20,6 +20,8 @@ from edgecnn.models._layers import (
 )
 from edgecnn.models._registry import register_model
 
+_TRAIN = {"epochs": 30, "learning_rate": 1e-3}
+
 AUX_LOSS_WEIGHT = 0.3  # the paper: "their loss is added to the total loss with a discount weight (0.3)"
 
 # Inception modules of Table 1: (name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj);
@@ -70,13 +72,7 @@ def _aux_head(x, alpha: float, classes: int, classifier_activation, name: str):
     return layers.Activation(classifier_activation, name=f"{name}_predictions")(x)
 
 
-@register_model(
-    family="googlenet",
-    aliases=("inception_v1",),
-    min_size=32,
-    small_size=32,
-    train={"epochs": 30, "learning_rate": 1e-3},
-)
+@register_model(family="googlenet", aliases=("inception_v1",), train=_TRAIN, params=6_624_904, macs=1_498_376_192)
 def googlenet(
     input_shape=None,
     alpha: float = 1.0,

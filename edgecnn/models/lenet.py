@@ -24,6 +24,8 @@ from edgecnn.models._layers import (
 )
 from edgecnn.models._registry import register_model
 
+_TRAIN = {"epochs": 30, "learning_rate": 2e-3}
+
 _POOLS = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}
 
 
@@ -32,9 +34,7 @@ def _width(channels: int, alpha: float) -> int:
     return make_divisible(channels * alpha, divisor=2)
 
 
-@register_model(
-    family="lenet", input_shape=(32, 32, 1), min_size=32, small_size=32, train={"epochs": 30, "learning_rate": 2e-3}
-)
+@register_model(family="lenet", input_shape=(32, 32, 1), train=_TRAIN, params=61_706, macs=416_520)
 def lenet5(
     input_shape=None,
     alpha: float = 1.0,

@@ -27,13 +27,15 @@ from edgecnn.models._layers import (
 )
 from edgecnn.models._registry import register_model
 
+_TRAIN = {"epochs": 30, "learning_rate": 1e-3}
 
-@register_model(
-    family="mlp", input_shape=(32, 32, 1), min_size=8, small_size=32, train={"epochs": 30, "learning_rate": 1e-3}
-)
+
+@register_model(family="mlp", input_shape=(32, 32, 1), min_size=8, train=_TRAIN, params=658_698, macs=657_920)
 def mlp(
     input_shape=None,
     alpha: float = 1.0,
+    hidden: tuple = (512, 256),
+    batch_norm: bool = False,
     include_top: bool = True,
     weights=None,
     input_tensor=None,
@@ -41,8 +43,6 @@ def mlp(
     classes: int = 10,
     classifier_activation="softmax",
     dropout: float = 0.2,
-    hidden: tuple = (512, 256),
-    batch_norm: bool = False,
     **kwargs,
 ):
     """Multi-layer perceptron (flatten -> Dense/ReLU/Dropout x len(hidden) -> classifier).

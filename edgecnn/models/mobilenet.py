@@ -26,6 +26,8 @@ from edgecnn.models._layers import (
 )
 from edgecnn.models._registry import register_model
 
+_TRAIN = {"epochs": 30, "learning_rate": 2e-3}
+
 # (pointwise filters, stride) of the 13 depthwise separable blocks.
 _BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
 
@@ -52,7 +54,7 @@ def _depthwise_conv_block(x, filters: int, alpha: float, depth_multiplier: int, 
 
 
 @register_model(
-    family="mobilenet_v1", aliases=("mobilenet_v1", "mobilenetv1"), train={"epochs": 30, "learning_rate": 2e-3}
+    family="mobilenet_v1", aliases=("mobilenet_v1", "mobilenetv1"), train=_TRAIN, params=4_231_976, macs=568_740_352
 )
 def mobilenet(
     input_shape=None,

@@ -32,6 +32,8 @@ from edgecnn.models._layers import (
 )
 from edgecnn.models._registry import register_model
 
+_TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
+
 ARCH = [
     ["ds_r1_k3_s1_c16"],
     ["ir_r2_k3_s2_e6_c24"],
@@ -43,12 +45,7 @@ ARCH = [
 ]
 
 
-@register_model(
-    family="mobilenet_v2",
-    aliases=("mobilenetv2",),
-    min_size=32,
-    train={"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"},
-)
+@register_model(family="mobilenet_v2", aliases=("mobilenetv2",), train=_TRAIN, params=3_504_872, macs=300_774_272)
 def mobilenet_v2(
     input_shape=None,
     alpha: float = 1.0,

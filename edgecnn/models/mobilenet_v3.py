@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edgecnn._tf import keras
+from edgecnn.errors import UserError
 from edgecnn.models._blocks import build_blocks, decode_arch
 from edgecnn.models._layers import (
     activation,
@@ -68,22 +69,39 @@ def _minimalistic(block):
     return replace(block, kernel=3, se=None, act="relu")
 
 
-def _mobilenet_v3(
-    arch,
-    last_point: int,
-    base: str,
-    input_shape,
-    alpha,
-    minimalistic,
-    include_top,
-    weights,
-    input_tensor,
-    pooling,
-    classes,
-    classifier_activation,
-    dropout,
-    kwargs,
+# variant: (block strings, width of the last hidden layer before the classifier).
+VARIANTS = {"small": (ARCH_SMALL, 1024), "large": (ARCH_LARGE, 1280)}
+
+
+def mobilenet_v3(
+    variant: str = "large",
+    input_shape=None,
+    alpha: float = 1.0,
+    minimalistic: bool = False,
+    include_top: bool = True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes: int = 1000,
+    classifier_activation="softmax",
+    dropout: float = 0.2,
+    **kwargs,
 ):
+    """MobileNetV3 (Howard 2019) ``variant`` ``"small"`` or ``"large"``, the general builder
+    behind ``mobilenet_v3_small`` and ``mobilenet_v3_large``.
+
+    ``minimalistic`` drops squeeze-excite, hard-swish and 5x5 kernels (3x3 and ReLU
+    everywhere). ``alpha`` scales every block's width (and the last hidden layer above 1).
+
+    Example:
+        >>> model = mobilenet_v3("small", input_shape=(32, 32, 3), alpha=0.75, classes=10)
+        >>> model.name
+        'mobilenet_v3_small_0.75_32'
+    """
+    if variant not in VARIANTS:
+        raise UserError(f"mobilenet_v3: variant must be one of {sorted(VARIANTS)}, got {variant!r}")
+    arch, last_point = VARIANTS[variant]
+    base = f"mobilenet_v3_{variant}"
     alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     act = "relu" if minimalistic else "hard_swish"
@@ -108,79 +126,13 @@ def _mobilenet_v3(
     return keras.Model(inputs, x, name=name)
 
 
-@register_model(family="mobilenet_v3", aliases=("mobilenetv3_small",), min_size=32, train=_TRAIN)
-def mobilenet_v3_small(
-    input_shape=None,
-    alpha: float = 1.0,
-    minimalistic: bool = False,
-    include_top: bool = True,
-    weights=None,
-    input_tensor=None,
-    pooling=None,
-    classes: int = 1000,
-    classifier_activation="softmax",
-    dropout: float = 0.2,
-    **kwargs,
-):
-    """MobileNetV3-Small (Howard 2019): 11 blocks, 2.5M parameters, 56M MACs at 224.
-
-    Example:
-        >>> model = mobilenet_v3_small(input_shape=(32, 32, 3), alpha=0.75, classes=10)
-        >>> model.name
-        'mobilenet_v3_small_0.75_32'
-    """
-    return _mobilenet_v3(
-        ARCH_SMALL,
-        1024,
-        "mobilenet_v3_small",
-        input_shape,
-        alpha,
-        minimalistic,
-        include_top,
-        weights,
-        input_tensor,
-        pooling,
-        classes,
-        classifier_activation,
-        dropout,
-        kwargs,
-    )
+@register_model(family="mobilenet_v3", aliases=("mobilenetv3_small",), train=_TRAIN, params=2_542_856, macs=56_795_776)
+def mobilenet_v3_small(**kwargs):
+    """MobileNetV3-Small (Howard 2019): 11 blocks, 2.5M parameters, 56M MACs at 224."""
+    return mobilenet_v3("small", **kwargs)
 
 
-@register_model(family="mobilenet_v3", aliases=("mobilenetv3_large",), min_size=32, train=_TRAIN)
-def mobilenet_v3_large(
-    input_shape=None,
-    alpha: float = 1.0,
-    minimalistic: bool = False,
-    include_top: bool = True,
-    weights=None,
-    input_tensor=None,
-    pooling=None,
-    classes: int = 1000,
-    classifier_activation="softmax",
-    dropout: float = 0.2,
-    **kwargs,
-):
-    """MobileNetV3-Large (Howard 2019): 15 blocks, 5.5M parameters, 219M MACs at 224.
-
-    Example:
-        >>> model = mobilenet_v3_large(input_shape=(32, 32, 3), minimalistic=True, classes=10)
-        >>> model.name
-        'mobilenet_v3_large_minimalistic_1.00_32'
-    """
-    return _mobilenet_v3(
-        ARCH_LARGE,
-        1280,
-        "mobilenet_v3_large",
-        input_shape,
-        alpha,
-        minimalistic,
-        include_top,
-        weights,
-        input_tensor,
-        pooling,
-        classes,
-        classifier_activation,
-        dropout,
-        kwargs,
-    )
+@register_model(family="mobilenet_v3", aliases=("mobilenetv3_large",), train=_TRAIN, params=5_483_032, macs=217_187_168)
+def mobilenet_v3_large(**kwargs):
+    """MobileNetV3-Large (Howard 2019): 15 blocks, 5.5M parameters, 219M MACs at 224."""
+    return mobilenet_v3("large", **kwargs)

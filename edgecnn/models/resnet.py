@@ -6,6 +6,8 @@ He, Zhang, Ren & Sun, "Deep Residual Learning for Image Recognition", CVPR 2016
 
 from __future__ import annotations
 
+import functools
+
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
@@ -126,48 +128,35 @@ def resnet(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
-def _variant(depth: int):
-    def builder(
-        input_shape=None,
-        alpha: float = 1.0,
-        include_top: bool = True,
-        weights=None,
-        input_tensor=None,
-        pooling=None,
-        classes: int = 1000,
-        classifier_activation="softmax",
-        dropout: float = 0.0,
-        **kwargs,
-    ):
-        return resnet(
-            depth,
-            input_shape=input_shape,
-            alpha=alpha,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout=dropout,
-            **kwargs,
-        )
-
-    name = f"resnet{depth}"
-    builder.__name__ = builder.__qualname__ = name
-    kind = CONFIGS[depth][0]
-    builder.__doc__ = f"""ResNet-{depth} (He 2015), {kind} blocks {CONFIGS[depth][1]}: see :func:`resnet`.
-
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), alpha=0.25, classes=10)
-        >>> model.output_shape
-        (None, 10)
-    """
-    return register_model(builder, name=name, family="resnet", min_size=32, small_size=32, train=_TRAIN)
+# The variants' registration: the family's fields; each variant adds its figures.
+_register = functools.partial(register_model, family="resnet", train=_TRAIN)
 
 
-resnet18 = _variant(18)
-resnet34 = _variant(34)
-resnet50 = _variant(50)
-resnet101 = _variant(101)
-resnet152 = _variant(152)
+@_register(params=11_689_512, macs=1_814_073_344)
+def resnet18(**kwargs):
+    """ResNet-18 (He 2015), basic blocks (2, 2, 2, 2): see :func:`resnet`."""
+    return resnet(18, **kwargs)
+
+
+@_register(params=21_797_672, macs=3_663_761_408)
+def resnet34(**kwargs):
+    """ResNet-34 (He 2015), basic blocks (3, 4, 6, 3): see :func:`resnet`."""
+    return resnet(34, **kwargs)
+
+
+@_register(params=25_557_032, macs=4_089_184_256)
+def resnet50(**kwargs):
+    """ResNet-50 (He 2015), bottleneck blocks (3, 4, 6, 3): see :func:`resnet`."""
+    return resnet(50, **kwargs)
+
+
+@_register(params=44_549_160, macs=7_801_405_440)
+def resnet101(**kwargs):
+    """ResNet-101 (He 2015), bottleneck blocks (3, 4, 23, 3): see :func:`resnet`."""
+    return resnet(101, **kwargs)
+
+
+@_register(params=60_192_808, macs=11_513_626_624)
+def resnet152(**kwargs):
+    """ResNet-152 (He 2015), bottleneck blocks (3, 8, 36, 3): see :func:`resnet`."""
+    return resnet(152, **kwargs)

@@ -37,6 +37,8 @@ default XNNPACK delegate; see benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
+import functools
+
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._blocks import build_blocks, decode_arch
@@ -87,7 +89,7 @@ def _stem(inputs, channels: int):
     return layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
 
 
-@register_model(family="shufflenet_v1", aliases=("shufflenetv1",), min_size=32, train=_TRAIN)
+@register_model(family="shufflenet_v1", aliases=("shufflenetv1",), train=_TRAIN, params=1_865_728, macs=137_460_672)
 def shufflenet_v1(
     input_shape=None,
     alpha: float = 1.0,
@@ -129,7 +131,7 @@ def shufflenet_v1(
     return keras.Model(inputs, x, name=model_name(f"shufflenet_v1_g{groups}", alpha, shape))
 
 
-@register_model(family="shufflenet_v2", aliases=("shufflenetv2",), min_size=32, train=_TRAIN)
+@register_model(family="shufflenet_v2", aliases=("shufflenetv2",), train=_TRAIN, params=2_278_604, macs=144_907_992)
 def shufflenet_v2(
     input_shape=None,
     alpha: float = 1.0,
@@ -167,22 +169,29 @@ def shufflenet_v2(
     return keras.Model(inputs, x, name=model_name("shufflenet_v2", alpha, shape))
 
 
-def _v2_variant(alpha: float):
-    key = f"shufflenet_v2_x{alpha:.1f}".replace(".", "_")
-
-    def builder(input_shape=None, alpha: float = alpha, **kwargs):
-        return shufflenet_v2(input_shape=input_shape, alpha=alpha, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = key
-    builder.__doc__ = (
-        f"ShuffleNet v2 {alpha:g}x (Ma 2018); the same as ``shufflenet_v2(alpha={alpha:g})``.\n\n"
-        f"    Example:\n        >>> {key}(input_shape=(32, 32, 3), classes=10).name\n"
-        f"        'shufflenet_v2_{alpha:.2f}_32'\n"
-    )
-    return register_model(builder, family="shufflenet_v2", min_size=32, train=_TRAIN)
+# The variants' registration: the family's fields; each variant adds its figures.
+_register_v2 = functools.partial(register_model, family="shufflenet_v2", train=_TRAIN)
 
 
-shufflenet_v2_x0_5 = _v2_variant(0.5)
-shufflenet_v2_x1_0 = _v2_variant(1.0)
-shufflenet_v2_x1_5 = _v2_variant(1.5)
-shufflenet_v2_x2_0 = _v2_variant(2.0)
+@_register_v2(params=1_366_792, macs=40_476_448)
+def shufflenet_v2_x0_5(alpha: float = 0.5, **kwargs):
+    """ShuffleNet v2 0.5x (Ma 2018); the same as ``shufflenet_v2(alpha=0.5)``."""
+    return shufflenet_v2(alpha=alpha, **kwargs)
+
+
+@_register_v2(params=2_278_604, macs=144_907_992)
+def shufflenet_v2_x1_0(alpha: float = 1.0, **kwargs):
+    """ShuffleNet v2 1x (Ma 2018); the same as ``shufflenet_v2(alpha=1)``."""
+    return shufflenet_v2(alpha=alpha, **kwargs)
+
+
+@_register_v2(params=3_503_624, macs=295_759_392)
+def shufflenet_v2_x1_5(alpha: float = 1.5, **kwargs):
+    """ShuffleNet v2 1.5x (Ma 2018); the same as ``shufflenet_v2(alpha=1.5)``."""
+    return shufflenet_v2(alpha=alpha, **kwargs)
+
+
+@_register_v2(params=7_393_996, macs=583_253_464)
+def shufflenet_v2_x2_0(alpha: float = 2.0, **kwargs):
+    """ShuffleNet v2 2x (Ma 2018); the same as ``shufflenet_v2(alpha=2)``."""
+    return shufflenet_v2(alpha=alpha, **kwargs)

@@ -6,6 +6,8 @@ Recognition", ICLR 2015 (https://arxiv.org/abs/1409.1556).
 
 from __future__ import annotations
 
+import functools
+
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
@@ -106,52 +108,53 @@ def vgg(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
-def _variant(depth: int, batch_norm: bool):
-    def builder(
-        input_shape=None,
-        alpha: float = 1.0,
-        include_top: bool = True,
-        weights=None,
-        input_tensor=None,
-        pooling=None,
-        classes: int = 1000,
-        classifier_activation="softmax",
-        dropout: float = 0.5,
-        **kwargs,
-    ):
-        kwargs.setdefault("batch_norm", batch_norm)
-        return vgg(
-            depth,
-            input_shape=input_shape,
-            alpha=alpha,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            dropout=dropout,
-            **kwargs,
-        )
-
-    name = f"vgg{depth}" + ("_bn" if batch_norm else "")
-    builder.__name__ = builder.__qualname__ = name
-    bn = " with BatchNorm after every convolution" if batch_norm else ""
-    builder.__doc__ = f"""VGG-{depth} (Simonyan 2014){bn}: see :func:`vgg` for the diagram and arguments.
-
-    Example:
-        >>> model = {name}(input_shape=(32, 32, 3), alpha=0.25, classes=10)
-        >>> model.output_shape
-        (None, 10)
-    """
-    return register_model(builder, name=name, family="vgg", min_size=32, small_size=32, train=_TRAIN)
+# The variants' registration: the family's fields; each variant adds its figures.
+_register = functools.partial(register_model, family="vgg", train=_TRAIN)
 
 
-vgg11 = _variant(11, False)
-vgg13 = _variant(13, False)
-vgg16 = _variant(16, False)
-vgg19 = _variant(19, False)
-vgg11_bn = _variant(11, True)
-vgg13_bn = _variant(13, True)
-vgg16_bn = _variant(16, True)
-vgg19_bn = _variant(19, True)
+@_register(params=132_863_336, macs=7_609_090_048)
+def vgg11(**kwargs):
+    """VGG-11 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
+    return vgg(11, **kwargs)
+
+
+@_register(params=133_047_848, macs=11_308_466_176)
+def vgg13(**kwargs):
+    """VGG-13 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
+    return vgg(13, **kwargs)
+
+
+@_register(params=138_357_544, macs=15_470_264_320)
+def vgg16(**kwargs):
+    """VGG-16 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
+    return vgg(16, **kwargs)
+
+
+@_register(params=143_667_240, macs=19_632_062_464)
+def vgg19(**kwargs):
+    """VGG-19 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
+    return vgg(19, **kwargs)
+
+
+@_register(params=132_866_088, macs=7_609_090_048)
+def vgg11_bn(**kwargs):
+    """VGG-11 (Simonyan 2014) with BatchNorm after every convolution: see :func:`vgg` for the diagram and arguments."""
+    return vgg(11, **{"batch_norm": True, **kwargs})
+
+
+@_register(params=133_050_792, macs=11_308_466_176)
+def vgg13_bn(**kwargs):
+    """VGG-13 (Simonyan 2014) with BatchNorm after every convolution: see :func:`vgg` for the diagram and arguments."""
+    return vgg(13, **{"batch_norm": True, **kwargs})
+
+
+@_register(params=138_361_768, macs=15_470_264_320)
+def vgg16_bn(**kwargs):
+    """VGG-16 (Simonyan 2014) with BatchNorm after every convolution: see :func:`vgg` for the diagram and arguments."""
+    return vgg(16, **{"batch_norm": True, **kwargs})
+
+
+@_register(params=143_672_744, macs=19_632_062_464)
+def vgg19_bn(**kwargs):
+    """VGG-19 (Simonyan 2014) with BatchNorm after every convolution: see :func:`vgg` for the diagram and arguments."""
+    return vgg(19, **{"batch_norm": True, **kwargs})
