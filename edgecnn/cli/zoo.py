@@ -1,4 +1,9 @@
-"""``edgecnn list``: the registry, with parameters and MACs at a given input size."""
+"""``edgecnn list``: the registry, with parameters and MACs at a given input size.
+
+At each model's canonical setting (no size, classes, width or builder argument given) the
+figures are the ones its registry entry records, so the listing builds nothing; otherwise
+it builds the models it shows and counts them.
+"""
 
 from __future__ import annotations
 
@@ -50,52 +55,10 @@ def list_cmd(pattern, image_size, classes, alpha, names, **flags):
         if not found:
             entry = model_info(list_models(pattern)[0])
             raise UserError(unknown_arguments_message(entry, sorted(set(args) - entry.arguments)))
-    from edgecnn.models import count_macs, count_params, create_model
-
-    rows = []
-    progress = (
-        click.progressbar(
-            found,
-            label="building",
-            file=click.get_text_stream("stderr"),
-            show_pos=True,
-            item_show_func=lambda n: n or "",
-        )
-        if len(found) > 1
-        else contextlib.nullcontext(found)  # one model: its errors are the user's, shown alone
-    )
-    with progress as bar:
-        for name in bar:
-            entry = model_info(name)
-            n_classes = classes or (10 if entry.channels == 1 else 1000)
-            try:
-                h = image_size or entry.preferred_resolution(**args)
-                shape = (h, h, entry.channels)
-                model = create_model(name, input_shape=shape, classes=n_classes, alpha=alpha, **args)
-            except Exception as exc:  # report, don't stop the listing
-                if isinstance(exc, UserError) and len(found) == 1:
-                    raise
-                h = image_size or entry.input_shape[0]
-                rows.append(
-                    {
-                        "model": name,
-                        "family": entry.family,
-                        "input": f"{h}x{h}x{entry.channels}",
-                        "note": str(exc).splitlines()[0],
-                    }
-                )
-                continue
-            rows.append(
-                {
-                    "model": name,
-                    "family": entry.family,
-                    "input": f"{h}x{h}x{entry.channels}",
-                    "params": count_params(model)["trainable"],
-                    "macs": count_macs(model),
-                    "note": entry.doc,
-                }
-            )
-            del model
+    recorded = {name: _recorded_row(model_info(name), image_size, classes, alpha, args) for name in found}
+    to_build = [name for name in found if recorded[name] is None]
+    built = _build_rows(to_build, image_size, classes, alpha, args, alone=len(found) == 1)
+    rows = [recorded[name] or built[name] for name in found]
     columns = [
         MODEL,
         Column("family", "family", str, "<"),
@@ -105,3 +68,76 @@ def list_cmd(pattern, image_size, classes, alpha, names, **flags):
         Column("note", "description", str, "<"),
     ]
     click.echo(format_table(rows, columns))
+
+
+def _recorded_row(entry, image_size, classes, alpha, args) -> dict | None:
+    """The row of ``entry`` from its recorded figures when the request is its canonical
+    setting, else ``None`` (the model must be built)."""
+    size = entry.preferred_resolution()
+    canonical = (
+        not args
+        and image_size in (None, size)
+        and classes in (None, entry.classes)
+        and alpha in (None, 1.0)
+        and entry.params is not None
+        and entry.macs is not None
+    )
+    if not canonical:
+        return None
+    return {
+        "model": entry.name,
+        "family": entry.family,
+        "input": f"{size}x{size}x{entry.channels}",
+        "params": entry.params,
+        "macs": entry.macs,
+        "note": entry.doc,
+    }
+
+
+def _build_rows(names, image_size, classes, alpha, args, alone: bool) -> dict:
+    """``{name: row}`` for models built and counted at the requested setting; a model that
+    fails to build gets a row with the error as its note (or, shown ``alone``, raises it)."""
+    from edgecnn.errors import UserError
+    from edgecnn.models import count_macs, count_params, create_model, model_info
+
+    rows = {}
+    progress = (
+        click.progressbar(
+            names,
+            label="building",
+            file=click.get_text_stream("stderr"),
+            show_pos=True,
+            item_show_func=lambda n: n or "",
+        )
+        if len(names) > 1
+        else contextlib.nullcontext(names)  # one model: its errors are the user's, shown alone
+    )
+    with progress as bar:
+        for name in bar:
+            entry = model_info(name)
+            n_classes = classes or entry.classes
+            try:
+                h = image_size or entry.preferred_resolution(**args)
+                shape = (h, h, entry.channels)
+                model = create_model(name, input_shape=shape, classes=n_classes, alpha=alpha, **args)
+            except Exception as exc:  # report, don't stop the listing
+                if isinstance(exc, UserError) and alone:
+                    raise
+                h = image_size or entry.input_shape[0]
+                rows[name] = {
+                    "model": name,
+                    "family": entry.family,
+                    "input": f"{h}x{h}x{entry.channels}",
+                    "note": str(exc).splitlines()[0],
+                }
+                continue
+            rows[name] = {
+                "model": name,
+                "family": entry.family,
+                "input": f"{h}x{h}x{entry.channels}",
+                "params": count_params(model)["trainable"],
+                "macs": count_macs(model),
+                "note": entry.doc,
+            }
+            del model
+    return rows
