@@ -1,9 +1,73 @@
-"""Shared fixtures: small datasets and image folders made on the fly (no downloads)."""
+"""Shared fixtures (small datasets and image folders made on the fly, no downloads), and
+the split of the ``slow`` tests into a representative set and the ``exhaustive`` rest.
+
+``slow`` means "not in the default run" (``python -m pytest -m "not slow"``). CI's slow
+step runs ``-m "slow and not exhaustive"``: the tests in :data:`REPRESENTATIVE`, chosen
+so that every model family and every compression stage runs at least once within CI's
+time limit. Every other slow test is marked ``exhaustive`` here; ``python -m pytest -m
+slow`` still runs them all. An ID in :data:`REPRESENTATIVE` that the collection does not
+have (a renamed test or model) stops the run, so no test drops out of CI silently.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# CI's slow step (``-m "slow and not exhaustive"``), with the seconds each took on 2 CPU
+# cores (``--durations``). Keep the total under ~35 minutes; CI's limit is 90 for all of
+# .ci/run. Families: mlp and lenet5 run in full in the default suite.
+REPRESENTATIVE = {
+    # Recipes, reduced (1 epoch on 5% of digits, each with an accuracy floor).
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[alexnet_025_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[vgg11_025_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[googlenet_050_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[resnet18_prune50_qat]",  # prune + QAT
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[densenet121_050_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[efficientnet_b0_distill_int8]",  # distill
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[mobilenet_v1_050_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[mobilenet_v2_035_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[mobilenet_v3_small_075_int8]",
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[shufflenet_v2_050_int8]",
+    # ShuffleNet v1 (no recipe): built, wrapped, QAT -> int8 numerics against Keras.
+    "tests/test_models.py::test_model_builds_and_wraps[shufflenet_v1]",
+    "tests/test_zoo_efficient.py::test_qat_model_and_int8_tflite_agree[shufflenet_v1]",
+    "tests/test_zoo_efficient.py::test_shufflenet_v1_groups_macs[8]",
+    # Pruning and QAT under tf.distribute, two workers.
+    "tests/test_distribute.py::test_two_workers_agree_through_pruning_and_qat_with_the_python_api",
+}
+
+
+def _check_representative(config, items) -> None:
+    """Fail collection if a representative ID is gone from a file that was collected in full."""
+    if any("::" in str(arg) for arg in config.args):  # node IDs on the command line: a subset
+        return
+    root = Path(config.rootpath)
+    by_id = {item.nodeid: item for item in items}
+    collected_files = {nodeid.split("::", 1)[0] for nodeid in by_id}
+    problems = []
+    for nodeid in sorted(REPRESENTATIVE):
+        path = nodeid.split("::", 1)[0]
+        if not (root / path).is_file():
+            problems.append(f"{nodeid}: no file {path}")
+        elif path in collected_files and nodeid not in by_id:
+            problems.append(f"{nodeid}: no such test (renamed?)")
+        elif nodeid in by_id and by_id[nodeid].get_closest_marker("slow") is None:
+            problems.append(f"{nodeid}: not marked slow (it runs in the default suite; take it off the list)")
+    if problems:
+        raise pytest.UsageError(
+            "tests/conftest.py REPRESENTATIVE names tests the collection does not have:\n  " + "\n  ".join(problems)
+        )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m/-k deselect, so the marker counts there
+def pytest_collection_modifyitems(config, items):
+    _check_representative(config, items)
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.nodeid not in REPRESENTATIVE:
+            item.add_marker(pytest.mark.exhaustive)
 
 
 @pytest.fixture(scope="session")
