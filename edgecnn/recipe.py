@@ -124,8 +124,9 @@ class _LocatedYAMLError(Exception):
 def _read_yaml(text: str, name: str):
     if len(text.encode("utf-8", "replace")) > MAX_RECIPE_BYTES:
         raise UserError(f"{name} is larger than {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a short settings file")
-    loader = _LineLoader(text)
+    loader = None
     try:
+        loader = _LineLoader(text)  # the reader refuses control characters here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -147,7 +148,8 @@ def _read_yaml(text: str, name: str):
     except RecursionError:
         raise UserError(f"{name}: nested too deeply to be a recipe") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _check_size(root, name: str) -> None:

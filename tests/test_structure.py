@@ -38,7 +38,9 @@ def _import_graph() -> dict:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
                 targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base for alias in node.names]
             else:
                 continue
@@ -131,3 +133,44 @@ def test_numbers_must_be_finite(value):
 
     with pytest.raises(UserError, match="must be a finite number"):
         resolve(RunConfig.from_dict({"model": {"name": "lenet5"}, "distill": {"temperature": float(value)}}))
+
+
+def test_adding_a_stage_is_one_module_and_one_line(tmp_path):
+    """The worked example of ARCHITECTURE.md, run as written: a new stage module and its
+    place in STAGE_MODULES give a flag, a recipe stage, a row and a report line."""
+    script = tmp_path / "add_stage.py"
+    script.write_text(
+        f"""
+import json, pathlib, re
+arch = pathlib.Path({str(ROOT / "ARCHITECTURE.md")!r}).read_text()
+blocks = re.findall(r"```python\\n(.*?)```", arch, re.S)
+module = next(b for b in blocks if b.startswith("# edgecnn/stages/cluster.py"))
+line = next(b for b in blocks if "STAGE_MODULES = " in b)
+folder = pathlib.Path("extra"); folder.mkdir()
+(folder / "cluster.py").write_text(module)
+import edgecnn.stages as stages
+stages.__path__.append(str(folder.resolve()))  # as if the module were in edgecnn/stages/
+stages.STAGE_MODULES = eval(line.split("=", 1)[1])  # the one registration line
+stages.ORDER = ("width", *stages.STAGE_MODULES, "convert", "evaluate", "bench")
+from click.testing import CliRunner
+from edgecnn.cli import main
+from edgecnn.errors import UserError
+from edgecnn.recipe import parse_recipe
+r = parse_recipe("model: {{name: lenet5}}\\nstages: [{{prune: {{sparsity: 0.5}}}}, {{cluster: {{clusters: 4}}}}, qat]", "r.yaml")
+assert r.stages == ["prune", "cluster", "qat", "convert", "evaluate"] and r.config.cluster.clusters == 4
+try:
+    parse_recipe("model: {{name: lenet5}}\\nstages: [qat, cluster]", "r.yaml")
+    raise SystemExit("cluster after qat was accepted")
+except UserError as exc:
+    assert "prune -> cluster -> qat" in str(exc)
+assert "--cluster-epochs" in CliRunner().invoke(main, ["optimize", "--help"]).output
+res = CliRunner().invoke(main, ["optimize", "lenet5", "--epochs", "1", "--cluster", "8", "--cluster-epochs", "1",
+                                "--no-bench", "--out", "runs/c"], catch_exceptions=False)
+assert res.exit_code == 0, res.output
+metrics = json.loads(pathlib.Path("runs/c/metrics.json").read_text())
+assert [row["variant"] for row in metrics["rows"]] == ["float32", "clustered float32"]
+assert "- clustered: 8 clusters per layer" in pathlib.Path("runs/c/report.md").read_text()
+"""
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
