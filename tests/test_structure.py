@@ -156,7 +156,8 @@ from click.testing import CliRunner
 from edgecnn.cli import main
 from edgecnn.errors import UserError
 from edgecnn.recipe import parse_recipe
-r = parse_recipe("model: {{name: lenet5}}\\nstages: [{{prune: {{sparsity: 0.5}}}}, {{cluster: {{clusters: 4}}}}, qat]", "r.yaml")
+stages_text = "[{{prune: {{sparsity: 0.5}}}}, {{cluster: {{clusters: 4}}}}, qat]"
+r = parse_recipe("model: {{name: lenet5}}\\nstages: " + stages_text, "r.yaml")
 assert r.stages == ["prune", "cluster", "qat", "convert", "evaluate"] and r.config.cluster.clusters == 4
 try:
     parse_recipe("model: {{name: lenet5}}\\nstages: [qat, cluster]", "r.yaml")
