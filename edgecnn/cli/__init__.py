@@ -1,70 +1,10 @@
 """The ``edgecnn`` command line. Commands only turn flags into API calls.
 
 Every user mistake surfaces as :class:`~edgecnn.errors.UserError`: one line on stderr,
-exit code 2, no traceback.
+exit code 2, no traceback (see :mod:`edgecnn.cli._main`).
 """
 
-from __future__ import annotations
+from edgecnn.cli import optimize, report, run, sweep, tflite, zoo  # noqa: F401 - each registers its commands
+from edgecnn.cli._main import main
 
-import os
-import sys
-
-import click
-
-from edgecnn import __version__
-from edgecnn.errors import UserError
-
-
-class EdgeGroup(click.Group):
-    """A click group that turns user errors into one line and exit code 2."""
-
-    def invoke(self, ctx):
-        from edgecnn.device.runtime import ModelLoadError, RuntimeUnavailable
-
-        try:
-            return super().invoke(ctx)
-        except (UserError, ModelLoadError, RuntimeUnavailable) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted; finished stages are kept and a rerun resumes", err=True)
-            sys.exit(130)
-
-
-def _verbose(ctx, param, value):
-    """``--verbose``: let TensorFlow's and absl's own log lines through (set before TF loads)."""
-    if value:
-        os.environ["EDGECNN_VERBOSE"] = "1"
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-
-
-@click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="edgecnn")
-@click.option(
-    "--verbose",
-    "-v",
-    is_flag=True,
-    is_eager=True,
-    expose_value=False,
-    callback=_verbose,
-    help="Show TensorFlow's and absl's log lines (hidden by default: they read as errors and are not).",
-)
-def main():
-    """Shrink classic CNNs for edge devices, and measure what each step costs.
-
-    \b
-    Start with:
-      edgecnn optimize mobilenet --alpha 0.5 --int8   train, convert, evaluate, benchmark
-      edgecnn list                                    the model zoo, with params and MACs
-      edgecnn bench model.tflite                      latency of any .tflite
-      edgecnn eval model.tflite --data digits         accuracy of any .tflite
-    """
-
-
-# Importing the command modules registers their commands on ``main``.
-from edgecnn.cli import optimize as _optimize  # noqa: E402,F401
-from edgecnn.cli import report as _report  # noqa: E402,F401
-from edgecnn.cli import run as _run  # noqa: E402,F401
-from edgecnn.cli import sweep as _sweep  # noqa: E402,F401
-from edgecnn.cli import tflite as _tflite  # noqa: E402,F401
-from edgecnn.cli import zoo as _zoo  # noqa: E402,F401
+__all__ = ["main"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli import main
+from edgecnn.cli._main import main
 from edgecnn.cli.options import declared_flags, setting_options, settings_from_flags
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli import main
+from edgecnn.cli._main import main
 
 
 @main.command("report")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgecnn.cli import main
+from edgecnn.cli._main import main
 
 
 @main.command("run")

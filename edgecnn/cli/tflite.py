@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from edgecnn.cli import main
+from edgecnn.cli._main import main
 from edgecnn.device.cli import bench_options, eval_options, finish_eval, model_input_shape, run_bench
 
 

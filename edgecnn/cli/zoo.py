@@ -11,7 +11,7 @@ import contextlib
 
 import click
 
-from edgecnn.cli import main
+from edgecnn.cli._main import main
 from edgecnn.cli.optimize import model_arg_options, model_args
 
 
