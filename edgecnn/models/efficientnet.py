@@ -53,7 +53,8 @@ ARCH = [
     ["ir_r1_k3_s1_e6_c320_se0.25"],
 ]
 
-# name: (width, depth, resolution, dropout), Tan & Le 2019 / the reference implementation.
+# name: (width, depth, resolution, dropout), Tan & Le 2019 / the reference implementation;
+# efficientnet_scaled's first four arguments, in that order.
 COEFFICIENTS = {
     "b0": (1.0, 1.0, 224, 0.2),
     "b1": (1.0, 1.1, 240, 0.2),
@@ -207,6 +208,7 @@ def efficientnet(phi: float = 0.0, **kwargs):
 
 
 def _register(key: str, params: int, macs: int):
+    # EfficientNet-``key``'s entry: canonical input and preferred resolution from COEFFICIENTS.
     resolution = COEFFICIENTS[key][2]
     shape = (resolution, resolution, 3)
     return register_model(
