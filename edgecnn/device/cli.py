@@ -226,15 +226,19 @@ def eval_options(f):
     return f
 
 
-def model_input_shape(model_path, runtime: str = "auto") -> tuple:
-    """``(H, W, C)`` of an image model's input; :class:`UserError` for anything else."""
+def classifier_shape(model_path, runtime: str = "auto", spec: dict | None = None) -> tuple:
+    """``(H, W, C, K)`` of an image classifier; one-line :class:`UserError` for anything
+    the evaluator cannot judge (see :func:`edgecnn.device.evaluate.check_classifier`)."""
+    from edgecnn.device.evaluate import check_classifier
     from edgecnn.device.runtime import load_interpreter
 
     interpreter, _, _ = load_interpreter(model_path, runtime=runtime)
-    shape = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
-    if len(shape) != 4:
-        raise UserError(f"{model_path} takes input of shape {shape}; eval needs an image model (N, H, W, C)")
-    return shape[1], shape[2], shape[3]
+    return check_classifier(interpreter, model_path, (spec or {}).get("channels"))
+
+
+def model_input_shape(model_path, runtime: str = "auto", spec: dict | None = None) -> tuple:
+    """``(H, W, C)`` of an image model's input; :class:`UserError` for anything else."""
+    return classifier_shape(model_path, runtime, spec)[:3]
 
 
 def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, echo=click.echo) -> dict:
@@ -276,23 +280,25 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
 def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data):
     """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
 
+    \b
+    Class folders (or an .npz's class_names) are matched to the class names in the
+    model's preprocess.json, so a class missing from the data keeps its index.
+
     Example:
         >>> model_input_shape("model_int8.tflite")  # doctest: +SKIP
         (32, 32, 3)
     """
-    from edgecnn.device.evaluate import evaluate_tflite, load_labelled
+    from edgecnn.device.evaluate import evaluate_tflite, labels_by_name, load_labelled
     from edgecnn.device.preprocess import normalize, read_spec
 
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
-    h, w, c = model_input_shape(model_path, runtime)
-    try:
-        spec = read_spec(model_path, preprocess_path)
-        x, y, names = load_labelled(data, (h, w), c)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    spec = read_spec(model_path, preprocess_path)
+    h, w, c, k = classifier_shape(model_path, runtime, spec)
+    x, y, data_names = load_labelled(data, (h, w), c)
     if len(y) == 0:
         raise UserError(f"{data} holds no labelled images")
+    y, names = labels_by_name(y, data_names, spec.get("class_names"), k, data, model_path)
     metrics = evaluate_tflite(model_path, normalize(x, spec), y, num_threads=threads, runtime=runtime)
     finish_eval(metrics, model_path, data, names, as_json, output)
 
