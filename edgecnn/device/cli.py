@@ -20,7 +20,7 @@ import sys
 import click
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, usage_line
 
 RUNTIME_CHOICES = ["auto", "litert", "tflite_runtime", "tensorflow"]
 
@@ -34,6 +34,12 @@ class DeviceGroup(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # a bad flag value: one line too, not click's usage block
+            line = usage_line(exc)
+            if line is None:
+                raise
+            click.echo(line, err=True)
             sys.exit(2)
 
 
