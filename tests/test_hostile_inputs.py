@@ -119,12 +119,13 @@ def image_spec(shape=(16, 16, 3), dtype=None):
     return tf.TensorSpec([None, *shape], dtype or tf.float32)
 
 
-def to_tflite(fn, specs, path: Path) -> Path:
-    """A ``.tflite`` of a plain TF function (no Keras: a fraction of a second to convert)."""
+def to_tflite(fn, specs, path: Path, trackable=None) -> Path:
+    """A ``.tflite`` of a TF function (``trackable``: the Keras model it calls), converted
+    from its concrete function: a fraction of the time of a Keras model's conversion."""
     from edgecnn._tf import tf
 
     concrete = tf.function(fn, input_signature=specs).get_concrete_function()
-    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert())
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable).convert())
     return path
 
 
@@ -375,7 +376,6 @@ def lenet_digits(tmp_path_factory):
     from PIL import Image
 
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
     from edgecnn.data import load_dataset
     from edgecnn.models import create_model
 
@@ -384,8 +384,8 @@ def lenet_digits(tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = create_model("lenet5", input_shape=(32, 32, 1), classes=10)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(ds.normalized("train"), ds.y["train"], epochs=2, batch_size=32, verbose=0)
-    path = convert(model, folder / "lenet5.tflite", "float32")
+    model.fit(ds.normalized("train"), ds.y["train"], epochs=1, batch_size=16, verbose=0)
+    path = to_tflite(model, [image_spec((32, 32, 1))], folder / "lenet5.tflite", model)
     (folder / "preprocess.json").write_text(json.dumps(ds.preprocess))
     for name, skip in (("all", None), ("no3", 3)):
         for i, (img, label) in enumerate(zip(ds.x["test"], ds.y["test"])):
@@ -611,3 +611,18 @@ def test_byte_flips_in_a_tflite_never_crash_the_parent(tiny, flips):
         error = result["error"]
         assert isinstance(error, str) and error.strip() and "\n" not in error.strip(), error
         assert "Traceback" not in error
+
+
+def test_a_crash_in_the_child_is_one_line(tiny, tmp_path, monkeypatch):
+    """A runtime that dies with SIGSEGV in the child: ``bench`` and ``eval`` say so on one line."""
+    import sys
+
+    from edgecnn.device import bench
+
+    crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+    monkeypatch.setattr(bench, "child_command", lambda: crash)
+    result = bench.benchmark(tiny, warmup=0, runs=1, timeout=60)
+    assert result["status"] == "crashed" and result["error"] == "the runtime crashed (SIGSEGV) running this model"
+    image_folder(tmp_path / "data")
+    refused(["bench", tiny, "--runs", "1"], tmp_path, "crashed with 1 thread(s)", "SIGSEGV", device=False)
+    refused(["eval", tiny, "--data", tmp_path / "data"], tmp_path, "crashed", "SIGSEGV", device=False)
