@@ -204,9 +204,14 @@ def load_dataset(
                 for s in SPLITS:
                     if s in subs:
                         xs, ys, cls = _folder(path / s, image_size, channels, data_root=path)
-                        if classes is not None and cls != classes:
-                            raise UserError(f"{path / s} has classes {cls}, but {path / 'train'} has {classes}")
-                        classes = cls
+                        if classes is None:  # train/ defines the classes
+                            classes = cls
+                        elif cls != classes:
+                            # val/ and test/ may lack a class; their labels are matched by name
+                            unknown = [c for c in cls if c not in classes]
+                            if unknown:
+                                raise UserError(f"{path / s} has classes {unknown} that {path / 'train'} lacks")
+                            ys = np.asarray([classes.index(c) for c in cls], dtype=np.int64)[ys]
                         given[s] = (xs, ys)
                 x = y = None
             else:

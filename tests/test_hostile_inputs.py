@@ -626,3 +626,16 @@ def test_a_crash_in_the_child_is_one_line(tiny, tmp_path, monkeypatch):
     image_folder(tmp_path / "data")
     refused(["bench", tiny, "--runs", "1"], tmp_path, "crashed with 1 thread(s)", "SIGSEGV", device=False)
     refused(["eval", tiny, "--data", tmp_path / "data"], tmp_path, "crashed", "SIGSEGV", device=False)
+
+
+def test_a_given_test_split_without_a_class_keeps_its_indices(tmp_path):
+    """train/ defines the classes; test/ without class 1 keeps class 2 at index 2."""
+    from edgecnn.data import load_dataset
+
+    image_folder(tmp_path / "data" / "train", classes=("0", "1", "2"), per_class=4)
+    image_folder(tmp_path / "data" / "test", classes=("0", "2"), per_class=2)
+    ds = load_dataset(str(tmp_path / "data"), image_size=16, val_split=0.25)
+    assert ds.class_names == ["0", "1", "2"] and sorted(ds.y["test"].tolist()) == [0, 0, 2, 2]
+    image_folder(tmp_path / "data" / "test", classes=("9",), per_class=1)
+    with pytest.raises(UserError, match=r"has classes \['9'\] that .*train lacks"):
+        load_dataset(str(tmp_path / "data"), image_size=16)

@@ -216,6 +216,8 @@ def load_labelled(source, image_size, channels: int) -> tuple:
             raise DataError(f"{path} needs arrays x and y (or x_test and y_test); it has {have}")
         x = resize_batch(x, image_size, channels)
         return x, y, check_class_names(arrays.get("class_names"), str(path))
+    if not path.exists():
+        raise DataError(f"data {source!r} does not exist: give an image folder or an .npz file")
     raise DataError(f"data {source!r} is neither an image folder nor an .npz file")
 
 
