@@ -147,8 +147,15 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture
-def work(tmp_path):
-    """A folder to run in, holding a copy-free link to nothing: data goes in it."""
+def work(tmp_path, monkeypatch):
+    """A folder to run ``eval`` in, for the data cases: without the child-process probe of
+    the model (a good one here; the probe has its own tests below), which saves a child
+    process per case."""
+    import edgecnn.cli.tflite
+    import edgecnn.device.cli
+
+    for module in (edgecnn.device.cli, edgecnn.cli.tflite):
+        monkeypatch.setattr(module, "probe_in_child", lambda *args, **kwargs: None)
     return tmp_path
 
 
@@ -630,6 +637,7 @@ def test_a_crash_in_the_child_is_one_line(tiny, tmp_path, monkeypatch):
     image_folder(tmp_path / "data")
     refused(["bench", tiny, "--runs", "1"], tmp_path, "crashed with 1 thread(s)", "SIGSEGV", device=False)
     refused(["eval", tiny, "--data", tmp_path / "data"], tmp_path, "crashed", "SIGSEGV", device=False)
+    refused(["eval", tiny, "--data", tmp_path / "data"], tmp_path, "crashed", "SIGSEGV", device=True)
 
 
 def test_a_given_test_split_without_a_class_keeps_its_indices(tmp_path):

@@ -10,7 +10,14 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli import main
-from edgecnn.device.cli import bench_options, classifier_shape, eval_options, finish_eval, run_bench
+from edgecnn.device.cli import (
+    bench_options,
+    classifier_shape,
+    eval_options,
+    finish_eval,
+    probe_in_child,
+    run_bench,
+)
 
 
 @main.command()
@@ -42,18 +49,10 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     import os
 
     from edgecnn.data import load_dataset
-    from edgecnn.device.bench import benchmark
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
-    from edgecnn.errors import UserError
 
-    # Open the file in a child process first: a damaged model that crashes or hangs the
-    # native runtime is then reported in one line instead of taking this process down.
-    probe = benchmark(model_path, threads=threads, warmup=0, runs=1, runtime=runtime, timeout=120)
-    if probe.get("status") == "error":
-        raise UserError(probe.get("error"))  # already names the file and what is wrong
-    if probe.get("status") != "ok":
-        raise UserError(f"{model_path}: {probe.get('status')}: {probe.get('error')}")
+    probe_in_child(model_path, threads, runtime)
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
     spec = read_spec(model_path, preprocess_path)

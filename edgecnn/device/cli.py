@@ -232,6 +232,22 @@ def eval_options(f):
     return f
 
 
+def probe_in_child(model_path, threads: int = 1, runtime: str = "auto") -> None:
+    """Open and run ``model_path`` once in a child process first: a damaged model that
+    crashes or hangs the native runtime is then one :class:`UserError` line instead of
+    taking this process down."""
+    from edgecnn.device.bench import benchmark
+    from edgecnn.device.runtime import check_model_file, resolve_runtime
+
+    resolve_runtime(runtime)  # a runtime that is not installed, a damaged file: one clear line here
+    check_model_file(model_path)
+    probe = benchmark(model_path, threads=threads, warmup=0, runs=1, runtime=runtime, timeout=120)
+    if probe.get("status") == "error":
+        raise UserError(probe.get("error"))  # already names the file and what is wrong
+    if probe.get("status") != "ok":
+        raise UserError(f"{model_path}: {probe.get('status')}: {probe.get('error')}")
+
+
 def classifier_shape(model_path, runtime: str = "auto", spec: dict | None = None) -> tuple:
     """``(H, W, C, K)`` of an image classifier; one-line :class:`UserError` for anything
     the evaluator cannot judge (see :func:`edgecnn.device.evaluate.check_classifier`)."""
@@ -299,6 +315,7 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
 
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
+    probe_in_child(model_path, threads, runtime)
     spec = read_spec(model_path, preprocess_path)
     h, w, c, k = classifier_shape(model_path, runtime, spec)
     x, y, data_names = load_labelled(data, (h, w), c)
