@@ -24,12 +24,11 @@ import zipfile
 
 import numpy as np
 
-from edgecnn.device.preprocess import DataError
+from edgecnn.device.preprocess import MAX_CLASSES, DataError
 
 MAX_NPZ_BYTES = 2 * 1024**3
 MAX_COMPRESSION_RATIO = 100
 _RATIO_FLOOR = 64 * 1024**2
-MAX_CLASSES = 10_000
 _FLOAT_SLACK = 0.5 / 255.0
 
 

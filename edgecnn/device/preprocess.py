@@ -42,6 +42,8 @@ DEFAULT_OFFSET = -1.0
 MAX_IMAGE_PIXELS = 40_000_000
 #: The grey level transparent pixels are composited on (255: white).
 ALPHA_BACKGROUND = 255
+#: The most classes a dataset or a model's ``class_names`` may have; labels lie in 0..9,999.
+MAX_CLASSES = 10_000
 
 
 class DataError(UserError, ValueError):
@@ -73,10 +75,9 @@ def read_spec(model_path, explicit=None) -> dict:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise DataError(f"{path}: {key!r} must be a finite number, got {value!r}")
             names = spec.get("class_names")
-            if names is not None and (
-                not isinstance(names, list) or not all(isinstance(n, (str, int)) for n in names) or len(names) > 10_000
-            ):
-                raise DataError(f"{path}: 'class_names' must be a list of at most 10,000 names")
+            listed = isinstance(names, list) and all(isinstance(n, (str, int)) for n in names)
+            if names is not None and (not listed or len(names) > MAX_CLASSES):
+                raise DataError(f"{path}: 'class_names' must be a list of at most {MAX_CLASSES:,} names")
             channels = spec.get("channels")
             if channels is not None and channels not in (1, 3):
                 raise DataError(f"{path}: 'channels' must be 1 or 3, got {channels!r}")
