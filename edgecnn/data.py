@@ -14,18 +14,23 @@ Sources:
                     ``test/`` subfolders each laid out that way, used as given.
     ``file.npz``    arrays ``x`` (N,H,W[,C], uint8 0..255 or float 0..1) and ``y`` (N,)
                     integer labels, optional ``class_names``; or ``x_train``/``y_train``,
-                    ``x_test``/``y_test`` (and ``x_val``/``y_val``). Loaded without pickle.
+                    ``x_test``/``y_test`` (and ``x_val``/``y_val``). Loaded without pickle,
+                    sizes and value ranges checked first (:mod:`edgecnn.device.arrays`).
+
+Image folders follow :func:`edgecnn.device.preprocess.list_image_folder` (hidden names
+skipped, no links out of the folder) and :func:`~edgecnn.device.preprocess.load_image`
+(at most 40 Mpx, 16-bit scaled, transparency on white).
 """
 
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn.device.arrays import check_class_names, check_labels, images_to_uint8, read_npz
 from edgecnn.device.preprocess import (
     DEFAULT_OFFSET,
     DEFAULT_SCALE,
@@ -49,6 +54,8 @@ class Dataset:
     y: dict
     class_names: list
     preprocess: dict = field(default_factory=dict)
+    #: False when the labels are bare indices (an ``.npz`` without ``class_names``).
+    named: bool = True
 
     @property
     def num_classes(self) -> int:
@@ -125,63 +132,28 @@ def _images_from_files(files, image_size, channels):
     return out
 
 
-def _folder(root, image_size, channels):
+def _folder(root, image_size, channels, data_root=None):
     try:
-        files, labels, classes = list_image_folder(root)
+        files, labels, classes = list_image_folder(root, data_root)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     return _images_from_files(files, image_size, channels), np.asarray(labels, dtype=np.int64), classes
 
 
-def _as_uint8(x, where):
-    x = np.asarray(x)
-    if x.ndim not in (3, 4):
-        raise UserError(f"{where}: images must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
-    if x.dtype == np.uint8:
-        return x
-    if not np.issubdtype(x.dtype, np.number):
-        raise UserError(f"{where}: images must be numbers, got dtype {x.dtype}")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise UserError(f"{where}: images contain NaN or infinite values")
-    if x.max(initial=0) <= 1.0 and x.min(initial=0) >= 0.0:
-        x = x * 255.0
-    return np.clip(np.round(x), 0, 255).astype(np.uint8)
-
-
-def _labels(y, where):
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise UserError(f"{where}: labels 'y' must be a 1-D array of non-negative integers, got {y.dtype} {y.shape}")
-    return y.astype(np.int64)
-
-
 def _npz(path):
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":
-            raise UserError(f"cannot read {path}: not a valid .npz file (save it with np.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise UserError(
-                f"{path} holds pickled Python objects, which edgecnn refuses to load; save plain arrays with np.savez"
-            ) from None
-        raise UserError(f"cannot read {path}: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"cannot read {path}: not a valid .npz file ({exc.__class__.__name__})") from None
-    names = arrays.get("class_names")
+    arrays = read_npz(path)
+    names = check_class_names(arrays.get("class_names"), str(path))
     if "x" in arrays and "y" in arrays:
-        x, y = _as_uint8(arrays["x"], str(path)), _labels(arrays["y"], str(path))
-        if len(x) != len(y):
-            raise UserError(f"{path}: x has {len(x)} images but y has {len(y)} labels")
-        return x, y, names, None
+        x = images_to_uint8(arrays["x"], f"{path}:x")
+        return x, check_labels(arrays["y"], f"{path}:y", n=len(x)), names, None
     if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
         split = {}
         for s in SPLITS:
             if f"x_{s}" in arrays:
-                split[s] = (_as_uint8(arrays[f"x_{s}"], f"{path}:x_{s}"), _labels(arrays[f"y_{s}"], f"{path}:y_{s}"))
+                if f"y_{s}" not in arrays:
+                    raise UserError(f"{path} has x_{s} but no y_{s}")
+                x = images_to_uint8(arrays[f"x_{s}"], f"{path}:x_{s}")
+                split[s] = (x, check_labels(arrays[f"y_{s}"], f"{path}:y_{s}", n=len(x)))
         return None, None, names, split
     raise UserError(
         f"{path} must hold arrays 'x' and 'y' (or x_train, y_train, x_test, y_test); found {sorted(arrays)}"
@@ -215,6 +187,7 @@ def load_dataset(
     if val_split + test_split >= 1.0:
         raise UserError(f"val_split + test_split must leave data for training, got {val_split} + {test_split}")
     given = None
+    named = True
     source = str(source)
     if source == "digits":
         x, y, classes = _digits()
@@ -225,24 +198,30 @@ def load_dataset(
         if not path.exists():
             raise UserError(f"data {source!r} not found: give 'digits', an image folder or an .npz file")
         if path.is_dir():
-            subs = {p.name for p in path.iterdir() if p.is_dir()}
+            subs = {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")}
             if {"train", "test"} <= subs:
                 given, classes = {}, None
                 for s in SPLITS:
                     if s in subs:
-                        xs, ys, cls = _folder(path / s, image_size, channels)
-                        if classes is not None and cls != classes:
-                            raise UserError(f"{path / s} has classes {cls}, but {path / 'train'} has {classes}")
-                        classes = cls
+                        xs, ys, cls = _folder(path / s, image_size, channels, data_root=path)
+                        if classes is None:  # train/ defines the classes
+                            classes = cls
+                        elif cls != classes:
+                            # val/ and test/ may lack a class; their labels are matched by name
+                            unknown = [c for c in cls if c not in classes]
+                            if unknown:
+                                raise UserError(f"{path / s} has classes {unknown} that {path / 'train'} lacks")
+                            ys = np.asarray([classes.index(c) for c in cls], dtype=np.int64)[ys]
                         given[s] = (xs, ys)
                 x = y = None
             else:
                 x, y, classes = _folder(path, image_size, channels)
         elif path.suffix.lower() == ".npz":
             x, y, names, given = _npz(path)
+            named = names is not None
             labels = np.concatenate([v[1] for v in given.values()]) if given else y
             n_classes = int(labels.max()) + 1 if labels.size else 0
-            classes = [str(c) for c in names] if names is not None else [str(i) for i in range(n_classes)]
+            classes = names if names is not None else [str(i) for i in range(n_classes)]
             if len(classes) < n_classes:
                 raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
         else:
@@ -284,7 +263,7 @@ def load_dataset(
         "val_split": float(val_split),
         "test_split": float(test_split),
     }
-    return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess)
+    return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess, named=named)
 
 
 def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:

@@ -36,3 +36,20 @@ def suggest(name: str, choices, n: int = 3) -> str:
     """
     close = close_matches(name, choices, n=n)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+def usage_line(exc) -> str | None:
+    """A click usage error (bad flag value, unknown option) as one ``error:`` line, or
+    ``None`` for the errors that show help instead (a command run without arguments).
+
+    Example:
+        >>> import click
+        >>> usage_line(click.BadParameter("100000 is too many", param_hint="'--threads'"))
+        "error: Invalid value for '--threads': 100000 is too many"
+    """
+    import click
+
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        return None
+    hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
+    return f"error: {exc.format_message()}{hint}"

@@ -12,7 +12,7 @@ import sys
 import click
 
 from edgecnn import __version__
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, usage_line
 
 
 class EdgeGroup(click.Group):
@@ -23,6 +23,12 @@ class EdgeGroup(click.Group):
             return super().invoke(ctx)
         except UserError as exc:  # device errors (ModelLoadError, ...) are UserErrors too
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # a bad flag value: one line too, not click's usage block
+            line = usage_line(exc)
+            if line is None:
+                raise
+            click.echo(line, err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; finished stages are kept and a rerun resumes", err=True)

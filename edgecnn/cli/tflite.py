@@ -10,7 +10,14 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli._main import main
-from edgecnn.device.cli import bench_options, eval_options, finish_eval, model_input_shape, run_bench
+from edgecnn.device.cli import (
+    bench_options,
+    classifier_shape,
+    eval_options,
+    finish_eval,
+    probe_in_child,
+    run_bench,
+)
 
 
 @main.command()
@@ -33,26 +40,23 @@ def bench(**flags):
 @click.option("--data", default="digits", show_default=True, help="'digits', an image folder or an .npz file.")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True)
 def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split):
-    """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images."""
+    """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
+
+    \b
+    Class folders (or an .npz's class_names) are matched to the class names in the
+    model's preprocess.json, so a class missing from the data keeps its index.
+    """
     import os
 
     from edgecnn.data import load_dataset
-    from edgecnn.device.bench import benchmark
-    from edgecnn.device.evaluate import evaluate_tflite
+    from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
-    from edgecnn.errors import UserError
 
-    # Open the file in a child process first: a damaged model that crashes or hangs the
-    # native runtime is then reported in one line instead of taking this process down.
-    probe = benchmark(model_path, threads=threads, warmup=0, runs=1, runtime=runtime, timeout=120)
-    if probe.get("status") == "error":
-        raise UserError(probe.get("error"))  # already names the file and what is wrong
-    if probe.get("status") != "ok":
-        raise UserError(f"{model_path}: {probe.get('status')}: {probe.get('error')}")
+    probe_in_child(model_path, threads, runtime)
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
-    h, w, c = model_input_shape(model_path, runtime)
     spec = read_spec(model_path, preprocess_path)
+    h, w, c, k = classifier_shape(model_path, runtime, spec)
     # The same seeded split as training, so "test" means images the model never saw.
     split_args = {"val_split": spec.get("val_split", 0.1), "test_split": spec.get("test_split", 0.2)}
     if split == "all":
@@ -67,6 +71,10 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
         **split_args,
     )
     s = "train" if split == "all" else split
-    metrics = evaluate_tflite(model_path, ds.normalized(s), ds.y[s], num_threads=threads, runtime=runtime)
+    # Labels by class name, not folder position: a class missing from the data keeps its index.
+    y, names = labels_by_name(
+        ds.y[s], ds.class_names if ds.named else None, spec.get("class_names"), k, data, model_path
+    )
+    metrics = evaluate_tflite(model_path, ds.normalized(s), y, num_threads=threads, runtime=runtime)
     metrics["split"] = split
-    finish_eval(metrics, model_path, data, ds.class_names, as_json, output)
+    finish_eval(metrics, model_path, data, names, as_json, output)

@@ -20,7 +20,7 @@ import sys
 import click
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
-from edgecnn.errors import UserError
+from edgecnn.errors import UserError, usage_line
 
 RUNTIME_CHOICES = ["auto", "litert", "tflite_runtime", "tensorflow"]
 
@@ -34,6 +34,12 @@ class DeviceGroup(click.Group):
             return super().invoke(ctx)
         except UserError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # a bad flag value: one line too, not click's usage block
+            line = usage_line(exc)
+            if line is None:
+                raise
+            click.echo(line, err=True)
             sys.exit(2)
 
 
@@ -226,15 +232,35 @@ def eval_options(f):
     return f
 
 
-def model_input_shape(model_path, runtime: str = "auto") -> tuple:
-    """``(H, W, C)`` of an image model's input; :class:`UserError` for anything else."""
+def probe_in_child(model_path, threads: int = 1, runtime: str = "auto") -> None:
+    """Open and run ``model_path`` once in a child process first: a damaged model that
+    crashes or hangs the native runtime is then one :class:`UserError` line instead of
+    taking this process down."""
+    from edgecnn.device.bench import benchmark
+    from edgecnn.device.runtime import check_model_file, resolve_runtime
+
+    resolve_runtime(runtime)  # a runtime that is not installed, a damaged file: one clear line here
+    check_model_file(model_path)
+    probe = benchmark(model_path, threads=threads, warmup=0, runs=1, runtime=runtime, timeout=120)
+    if probe.get("status") == "error":
+        raise UserError(probe.get("error"))  # already names the file and what is wrong
+    if probe.get("status") != "ok":
+        raise UserError(f"{model_path}: {probe.get('status')}: {probe.get('error')}")
+
+
+def classifier_shape(model_path, runtime: str = "auto", spec: dict | None = None) -> tuple:
+    """``(H, W, C, K)`` of an image classifier; one-line :class:`UserError` for anything
+    the evaluator cannot judge (see :func:`edgecnn.device.evaluate.check_classifier`)."""
+    from edgecnn.device.evaluate import check_classifier
     from edgecnn.device.runtime import load_interpreter
 
     interpreter, _, _ = load_interpreter(model_path, runtime=runtime)
-    shape = [int(d) for d in interpreter.get_input_details()[0]["shape"]]
-    if len(shape) != 4:
-        raise UserError(f"{model_path} takes input of shape {shape}; eval needs an image model (N, H, W, C)")
-    return shape[1], shape[2], shape[3]
+    return check_classifier(interpreter, model_path, (spec or {}).get("channels"))
+
+
+def model_input_shape(model_path, runtime: str = "auto", spec: dict | None = None) -> tuple:
+    """``(H, W, C)`` of an image model's input; :class:`UserError` for anything else."""
+    return classifier_shape(model_path, runtime, spec)[:3]
 
 
 def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, echo=click.echo) -> dict:
@@ -276,23 +302,26 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
 def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data):
     """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
 
+    \b
+    Class folders (or an .npz's class_names) are matched to the class names in the
+    model's preprocess.json, so a class missing from the data keeps its index.
+
     Example:
         >>> model_input_shape("model_int8.tflite")  # doctest: +SKIP
         (32, 32, 3)
     """
-    from edgecnn.device.evaluate import evaluate_tflite, load_labelled
+    from edgecnn.device.evaluate import evaluate_tflite, labels_by_name, load_labelled
     from edgecnn.device.preprocess import normalize, read_spec
 
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
-    h, w, c = model_input_shape(model_path, runtime)
-    try:
-        spec = read_spec(model_path, preprocess_path)
-        x, y, names = load_labelled(data, (h, w), c)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    probe_in_child(model_path, threads, runtime)
+    spec = read_spec(model_path, preprocess_path)
+    h, w, c, k = classifier_shape(model_path, runtime, spec)
+    x, y, data_names = load_labelled(data, (h, w), c)
     if len(y) == 0:
         raise UserError(f"{data} holds no labelled images")
+    y, names = labels_by_name(y, data_names, spec.get("class_names"), k, data, model_path)
     metrics = evaluate_tflite(model_path, normalize(x, spec), y, num_threads=threads, runtime=runtime)
     finish_eval(metrics, model_path, data, names, as_json, output)
 

@@ -9,7 +9,67 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecnn.device.preprocess import DataError
 from edgecnn.device.runtime import load_interpreter
+
+#: Tensor types the evaluator can feed and read (int8/uint8 with a quantization scale).
+EVAL_DTYPES = ("float32", "float16", "int8", "uint8")
+
+
+class NotEvaluable(DataError):
+    """A model the evaluator cannot judge (several inputs, not NHWC images, an odd type or
+    an output that is not ``(1, K)`` scores): refused rather than given an accuracy."""
+
+
+def _check_type(model_path, what: str, detail: dict) -> None:
+    dtype = np.dtype(detail["dtype"])
+    if dtype.name not in EVAL_DTYPES:
+        raise NotEvaluable(
+            f"{model_path}: its {what} is {dtype.name}; eval handles {', '.join(EVAL_DTYPES)} tensors only"
+        )
+    if dtype.kind in "iu" and not detail.get("quantization", (0.0, 0))[0]:
+        raise NotEvaluable(f"{model_path}: its {what} is {dtype.name} without a quantization scale; eval cannot map it")
+
+
+def check_classifier(interpreter, model_path, channels: int | None = None) -> tuple:
+    """``(H, W, C, K)`` of a model with one NHWC image input and one ``(1, K)`` output.
+
+    Anything else raises :class:`NotEvaluable` on one line: several inputs or outputs, an
+    input that is not rank 4, channels first (NCHW), channels other than ``channels``
+    (from ``preprocess.json``) or 1/3, a type other than float32/float16/int8/uint8.
+
+    Example:
+        >>> it, _, _ = load_interpreter("model_int8.tflite")  # doctest: +SKIP
+        >>> check_classifier(it, "model_int8.tflite")         # doctest: +SKIP
+        (32, 32, 3, 10)
+    """
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1:
+        raise NotEvaluable(f"{model_path} has {len(inputs)} inputs; eval handles models with one image input")
+    if len(outputs) != 1:
+        raise NotEvaluable(f"{model_path} has {len(outputs)} outputs; eval handles one output of class scores")
+    shape = [int(d) for d in inputs[0]["shape"]]
+    if len(shape) != 4:
+        raise NotEvaluable(f"{model_path} takes input of shape {shape}; eval needs an image model (N, H, W, C)")
+    want = (channels,) if channels else (1, 3)
+    if shape[3] not in want:
+        if shape[1] in want:
+            raise NotEvaluable(
+                f"{model_path} takes input of shape {shape}, channels first (NCHW); eval feeds images channels "
+                "last (N, H, W, C): export the model channels last"
+            )
+        raise NotEvaluable(
+            f"{model_path} takes {shape[3]}-channel input (shape {shape}); eval feeds "
+            + (f"{channels} channel(s), as its preprocess.json says" if channels else "1 (grey) or 3 (RGB) channels")
+        )
+    _check_type(model_path, "input", inputs[0])
+    out = [int(d) for d in outputs[0]["shape"]]
+    if len(out) != 2 or out[0] != shape[0] or out[1] < 2:
+        raise NotEvaluable(
+            f"{model_path} has output of shape {out}; eval needs class scores of shape (1, K) with K >= 2"
+        )
+    _check_type(model_path, "output", outputs[0])
+    return shape[1], shape[2], shape[3], out[1]
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -105,8 +165,17 @@ def evaluate_tflite(
         0.9722
     """
     interpreter, name, version = load_interpreter(model_path, num_threads=num_threads, runtime=runtime)
-    scores = predict(interpreter, np.asarray(x, dtype=np.float32), batch_size=batch_size)
-    metrics = classification_metrics(scores, y)
+    h, w, c, k = check_classifier(interpreter, model_path)
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[1:] != (h, w, c):
+        raise DataError(f"inputs of shape {x.shape[1:]} do not fit {model_path}, which takes {(h, w, c)}")
+    y = np.asarray(y)
+    if len(y) != len(x):
+        raise DataError(f"{len(x)} inputs but {len(y)} labels")
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise DataError(f"labels go up to {int(y.max())}, but {model_path} scores {k} classes (0..{k - 1})")
+    scores = predict(interpreter, x, batch_size=batch_size)
+    metrics = classification_metrics(scores, y, num_classes=k)
     metrics.update(runtime=name, runtime_version=version)
     return metrics
 
@@ -116,45 +185,74 @@ def load_labelled(source, image_size, channels: int) -> tuple:
 
     A folder has one subfolder per class (or a ``test/`` subfolder laid out that way,
     which is then used); an ``.npz`` holds ``x``/``y`` (or ``x_test``/``y_test``) and
-    optionally ``class_names``. Returns ``(images, labels, class_names)``. numpy and
-    Pillow only, so it runs on the device; raises ``ValueError`` naming what is wrong.
+    optionally ``class_names``. Returns ``(images, labels, class_names)``; ``class_names``
+    is ``None`` for an ``.npz`` without them (its labels are then class indices). numpy
+    and Pillow only, so it runs on the device; raises :class:`DataError` (a ``ValueError``)
+    naming what is wrong. Sizes and value ranges follow :mod:`edgecnn.device.arrays`.
 
     Example:
         >>> x, y, names = load_labelled("photos/", (96, 96), 3)  # doctest: +SKIP
     """
     from pathlib import Path
 
+    from edgecnn.device.arrays import check_class_names, check_labels, images_to_uint8, read_npz
     from edgecnn.device.preprocess import list_image_folder, load_image, resize_batch
 
     path = Path(source)
     if path.is_dir():
-        if (path / "test").is_dir():
-            path = path / "test"
-        files, labels, classes = list_image_folder(path)
+        folder = path / "test" if (path / "test").is_dir() else path
+        files, labels, classes = list_image_folder(folder, data_root=path)
         x = np.stack([load_image(f, image_size, channels) for f in files])
         return x, np.asarray(labels, dtype=np.int64), classes
     if path.suffix.lower() == ".npz":
-        if not path.is_file():
-            raise ValueError(f"data file {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read {path}: {exc}") from None
+        arrays = read_npz(path)
         for xk, yk in (("x_test", "y_test"), ("x", "y")):
             if xk in arrays and yk in arrays:
-                x, y = arrays[xk], arrays[yk]
+                x = images_to_uint8(arrays[xk], f"{path}:{xk}")
+                y = check_labels(arrays[yk], f"{path}:{yk}", n=len(x))
                 break
         else:
             have = ", ".join(arrays) or "none"
-            raise ValueError(f"{path} needs arrays x and y (or x_test and y_test); it has {have}")
-        if len(x) != len(y):
-            raise ValueError(f"{path}: {len(x)} images but {len(y)} labels")
-        if np.issubdtype(x.dtype, np.floating):
-            x = np.clip(np.round(x * 255.0 if x.max(initial=0) <= 1.0 else x), 0, 255)
-        x = resize_batch(x.astype(np.uint8), image_size, channels)
-        y = y.astype(np.int64).reshape(-1)
-        n = int(y.max(initial=-1)) + 1
-        names = [str(c) for c in arrays["class_names"]] if "class_names" in arrays else [str(i) for i in range(n)]
-        return x, y, names
-    raise ValueError(f"data {source!r} is neither an image folder nor an .npz file")
+            raise DataError(f"{path} needs arrays x and y (or x_test and y_test); it has {have}")
+        x = resize_batch(x, image_size, channels)
+        return x, y, check_class_names(arrays.get("class_names"), str(path))
+    if not path.exists():
+        raise DataError(f"data {source!r} does not exist: give an image folder or an .npz file")
+    raise DataError(f"data {source!r} is neither an image folder nor an .npz file")
+
+
+def labels_by_name(y, data_names, model_names, num_classes: int, data, model_path) -> tuple:
+    """The labels ``y`` (indices into ``data_names``) as indices of the model's classes.
+
+    Folder names are matched to the model's class names (``preprocess.json``), so a class
+    missing from the data keeps its index; a data class the model does not know is
+    refused on one line. ``data_names=None`` (an ``.npz`` without ``class_names``) or
+    ``model_names=None`` (no ``preprocess.json``): labels are used as class indices.
+    Returns ``(labels, class names to show)``.
+
+    Example:
+        >>> labels_by_name(np.array([0, 1]), ["2", "4"], ["0", "1", "2", "3", "4"], 5, "d/", "m.tflite")[0]
+        array([2, 4])
+    """
+    y = np.asarray(y, dtype=np.int64)
+    if model_names is not None:
+        model_names = [str(c) for c in model_names]
+        if len(model_names) != num_classes:
+            raise DataError(
+                f"{model_path} scores {num_classes} classes but its preprocess.json names {len(model_names)}; "
+                "give the preprocess.json of this model (--preprocess)"
+            )
+    if data_names is not None and model_names is not None:
+        unknown = [n for n in data_names if n not in model_names]
+        if unknown:
+            shown = ", ".join(repr(n) for n in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            known = ", ".join(model_names[:12]) + (" ..." if len(model_names) > 12 else "")
+            raise DataError(f"{data} has class(es) {shown} that {model_path} does not know (its classes: {known})")
+        index = np.asarray([model_names.index(n) for n in data_names], dtype=np.int64)
+        return (index[y] if y.size else y), model_names
+    if y.size and y.max() >= num_classes:
+        raise DataError(f"{data} has labels up to {int(y.max())}, but {model_path} scores {num_classes} classes")
+    names = model_names or list(data_names or [])
+    if len(names) != num_classes:
+        names = [str(i) for i in range(num_classes)] if len(names) > num_classes else names
+    return y, names

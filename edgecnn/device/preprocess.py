@@ -9,6 +9,19 @@ folder)::
      "class_names": ["0", "1", ...]}
 
 and a pixel value ``p`` in 0..255 becomes ``p * scale + offset`` (here, -1..1).
+
+What an image file becomes (the same on the workstation and on the device):
+
+* Its size is read from the header first; an image declaring more than
+  :data:`MAX_IMAGE_PIXELS` (40 million) pixels is refused before it is decoded.
+* 16-bit images (PNG modes ``I;16`` and ``I``) are scaled to 8 bits: ``v >> 8``, so
+  32768 becomes 128 and 65535 becomes 255.
+* Transparency (RGBA, LA, a palette with a transparent colour) is composited on a white
+  background (:data:`ALPHA_BACKGROUND`), as a browser shows the image; four-channel
+  arrays are composited the same way.
+* An image folder has one subfolder per class. Names starting with ``.`` (such as
+  ``.ipynb_checkpoints``) are skipped, and a class folder or image that is a link
+  resolving outside the data folder is refused (edgecnn never reads outside it).
 """
 
 from __future__ import annotations
@@ -24,46 +37,105 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 DEFAULT_SCALE = 1.0 / 127.5
 DEFAULT_OFFSET = -1.0
 
+#: Images declaring more pixels than this (width x height, from the header) are refused
+#: before decoding: 40 Mpx is a 7,300 x 5,500 photo, ~120 MB as RGB.
+MAX_IMAGE_PIXELS = 40_000_000
+#: The grey level transparent pixels are composited on (255: white).
+ALPHA_BACKGROUND = 255
+#: The most classes a dataset or a model's ``class_names`` may have; labels lie in 0..9,999.
+MAX_CLASSES = 10_000
 
-class ImageError(UserError, ValueError):
-    """An image file that cannot be read (missing, corrupt, not an image); a :class:`UserError`."""
+
+class DataError(UserError, ValueError):
+    """Data that edgecnn refuses (a :class:`UserError`): it names the file and what is wrong."""
+
+
+class ImageError(DataError):
+    """An image file that cannot be read (missing, corrupt, too large, not an image)."""
 
 
 def read_spec(model_path, explicit=None) -> dict:
     """The preprocessing of a model: ``explicit`` JSON file, else ``preprocess.json``
-    beside the model, else the default (``pixel / 127.5 - 1``)."""
+    beside the model, else the default (``pixel / 127.5 - 1``). Raises :class:`DataError`
+    for a missing explicit file, invalid JSON, or a malformed field."""
     import json
+    import math
 
     candidates = [Path(explicit)] if explicit else [Path(model_path).with_name("preprocess.json")]
     for path in candidates:
         if path.is_file():
             try:
                 spec = json.loads(path.read_text())
-            except ValueError as exc:
-                raise ValueError(f"{path} is not valid JSON: {exc}") from None
+            except (ValueError, OSError) as exc:
+                raise DataError(f"{path} is not valid JSON: {exc}") from None
             if not isinstance(spec, dict):
-                raise ValueError(f"{path} must hold a JSON object")
+                raise DataError(f"{path} must hold a JSON object")
+            for key in ("scale", "offset"):
+                value = spec.get(key, 0.0)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise DataError(f"{path}: {key!r} must be a finite number, got {value!r}")
+            names = spec.get("class_names")
+            listed = isinstance(names, list) and all(isinstance(n, (str, int)) for n in names)
+            if names is not None and (not listed or len(names) > MAX_CLASSES):
+                raise DataError(f"{path}: 'class_names' must be a list of at most {MAX_CLASSES:,} names")
+            channels = spec.get("channels")
+            if channels is not None and channels not in (1, 3):
+                raise DataError(f"{path}: 'channels' must be 1 or 3, got {channels!r}")
             return spec
         if explicit:
-            raise ValueError(f"preprocessing file {path} does not exist")
+            raise DataError(f"preprocessing file {path} does not exist")
     return {"scale": DEFAULT_SCALE, "offset": DEFAULT_OFFSET}
+
+
+def _eight_bit(img):
+    """A Pillow image as 8-bit ``L``/``RGB``: 16-bit scaled (``v >> 8``), alpha on white."""
+    from PIL import Image
+
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        wide = np.asarray(img).astype(np.int64)
+        return Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), "L")
+    if img.mode == "F":
+        return Image.fromarray(np.clip(np.round(np.asarray(img) * 255.0), 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (ALPHA_BACKGROUND,) * 3 + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img
 
 
 def load_image(path, image_size, channels: int) -> np.ndarray:
     """Read one image file as a ``uint8`` array of shape ``(h, w, channels)``.
 
+    The header is read first: an image over :data:`MAX_IMAGE_PIXELS` is refused
+    before it is decoded. 16-bit images are scaled to 8 bits, transparency is
+    composited on white.
+
     Example:
         >>> load_image("cat.jpg", (32, 32), 3).shape  # doctest: +SKIP
         (32, 32, 3)
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            img = img.resize((int(image_size[1]), int(image_size[0])), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageError(
+                        f"image {path} declares {width}x{height} = {width * height:,} pixels, over the limit of "
+                        f"{MAX_IMAGE_PIXELS:,}; shrink it first"
+                    )
+                img = _eight_bit(img).convert("L" if channels == 1 else "RGB")
+                img = img.resize((int(image_size[1]), int(image_size[0])), Image.BILINEAR)
+                arr = np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image {path} is refused as a decompression bomb: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as exc:
+        if isinstance(exc, ImageError):
+            raise
         raise ImageError(f"cannot read image {path}: {exc.__class__.__name__}: {exc}") from None
     if channels == 1:
         arr = arr[..., None]
@@ -96,11 +168,27 @@ def match_channels(images: np.ndarray, channels: int) -> np.ndarray:
         return images
     if have == 1 and channels == 3:
         return np.repeat(images, 3, axis=-1)
-    if have in (3, 4) and channels == 1:
-        return images[..., :3].mean(axis=-1, keepdims=True).round().astype(images.dtype)
-    if have == 4 and channels == 3:
-        return images[..., :3]
+    if have == 4:
+        images = composite_alpha(images)
+        have = 3
+    if have == 3 and channels == 1:
+        return images.mean(axis=-1, keepdims=True).round().astype(images.dtype)
+    if have == channels:
+        return images
     raise ValueError(f"cannot turn {have}-channel images into {channels}-channel input")
+
+
+def composite_alpha(images: np.ndarray) -> np.ndarray:
+    """``uint8`` RGBA ``(..., 4)`` -> RGB composited on :data:`ALPHA_BACKGROUND` (white).
+
+    Example:
+        >>> composite_alpha(np.array([[0, 0, 0, 0], [0, 0, 0, 255]], np.uint8))
+        array([[255, 255, 255],
+               [  0,   0,   0]], dtype=uint8)
+    """
+    rgb = images[..., :3].astype(np.float32)
+    alpha = images[..., 3:4].astype(np.float32) / 255.0
+    return np.round(rgb * alpha + ALPHA_BACKGROUND * (1.0 - alpha)).astype(np.uint8)
 
 
 def normalize(images: np.ndarray, spec: dict | None = None) -> np.ndarray:
@@ -111,23 +199,65 @@ def normalize(images: np.ndarray, spec: dict | None = None) -> np.ndarray:
     return images.astype(np.float32) * np.float32(scale) + np.float32(offset)
 
 
-def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def list_image_folder(root, data_root=None) -> tuple[list[Path], list[int], list[str]]:
     """Files and labels of a folder with one subfolder per class (sorted by name).
 
-    Raises ``ValueError`` naming what is wrong: a missing folder, no class subfolders,
-    or a class subfolder without images.
+    Names starting with ``.`` (``.ipynb_checkpoints``, ``.DS_Store``) are skipped. A class
+    folder, subfolder or image that is a link resolving outside ``root`` (or outside
+    ``data_root``, when ``root`` is its ``train/`` or ``test/`` part) is refused.
+    Raises :class:`DataError` (a ``ValueError``) naming what is wrong: a missing folder,
+    no class subfolders, a class subfolder without images, a link out of the folder.
     """
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"data folder {root} does not exist")
+        raise DataError(f"data folder {root} does not exist")
+    top = Path(data_root) if data_root is not None else root
+    real_root = top.resolve()
+
+    def refuse_outside(path: Path):
+        if not _inside(path, real_root):
+            raise DataError(
+                f"{path} links to {path.resolve()}, outside the data folder {top}; "
+                "edgecnn does not follow links out of the data folder: copy the files in"
+            )
+
+    refuse_outside(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ValueError(f"data folder {root} has no class subfolders; put each class's images in {root}/<class name>/")
+        raise DataError(f"data folder {root} has no class subfolders; put each class's images in {root}/<class name>/")
+
+    def images_under(folder: Path, seen: set) -> list:
+        refuse_outside(folder)
+        real = folder.resolve()
+        if real in seen:  # a link back to a folder already read
+            return []
+        seen.add(real)
+        out = []
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                out += images_under(entry, seen)
+            elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+                refuse_outside(entry)
+                if entry.is_file():
+                    out.append(entry)
+        return out
+
     files, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = images_under(root / name, set())
+        found.sort()
         if not found:
-            raise ValueError(
+            raise DataError(
                 f"class folder {root / name} has no images ({', '.join(IMAGE_EXTENSIONS)}); "
                 "add images or remove the folder"
             )
