@@ -181,7 +181,7 @@ def set_aside_earlier_outputs(out: Path, echo: Callable = print) -> Path | None:
 
     Example:
         >>> set_aside_earlier_outputs(Path("runs/lenet5"))  # doctest: +SKIP
-        PosixPath('runs/lenet5/.previous/20261130T021500Z')
+        PosixPath('runs/lenet5/.previous/20261130T021500.123456Z')
     """
     found = sorted(p for p in out.iterdir() if p.is_file() and (p.name in RUN_FILES or p.suffix == ".tflite"))
     if not found:
@@ -190,7 +190,8 @@ def set_aside_earlier_outputs(out: Path, echo: Callable = print) -> Path | None:
         old = json.loads((out / "config.json").read_text())
     except (OSError, ValueError):
         old = None
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    now = time.time_ns()  # the name sorts by time: UTC to the microsecond
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now / 1e9)) + f".{now // 1000 % 1_000_000:06d}Z"
     dest, n = out / PREVIOUS / stamp, 1
     while dest.exists():
         dest, n = out / PREVIOUS / f"{stamp}-{n}", n + 1

@@ -223,7 +223,7 @@ def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
         "model_float32.tflite", "model_int8.tflite", "train/stage.json", "train/weights.h5", "train/model.keras",
         "manifest.json",
     }  # fmt: skip
-    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     assert written == expected  # complete, and no worker files, temporary folders or checkpoints left
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["distribute"]["workers"] == 2 and metrics["distribute"]["chief"]

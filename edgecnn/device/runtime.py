@@ -6,8 +6,11 @@ fallback), so this module runs on a Raspberry Pi with just a TFLite runtime inst
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
+import io
+import sys
 from pathlib import Path
 
 from edgecnn._io import quiet_native_stderr
@@ -100,11 +103,18 @@ def _interpreter_class(runtime: str):
         from edgecnn._tf import tf
 
         return tf.lite.Interpreter
+    # numpy 2 prints a long banner (with a stack) when an extension built for numpy 1.x is
+    # imported: it is kept back, and shown only if the import works after all.
+    said = io.StringIO()
     try:
-        module = importlib.import_module(_MODULES[runtime][0])
-        return module.Interpreter
+        with contextlib.redirect_stderr(said):
+            module = importlib.import_module(_MODULES[runtime][0])
+            interpreter = module.Interpreter
     except (ImportError, SystemError, AttributeError) as exc:  # e.g. tflite-runtime built for numpy 1.x
         raise runtime_failure(runtime, exc) from None
+    if said.getvalue():
+        sys.stderr.write(said.getvalue())
+    return interpreter
 
 
 def resolve_runtime(runtime: str = "auto") -> str:
