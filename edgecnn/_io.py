@@ -42,12 +42,17 @@ def atomic_path(path: str | os.PathLike):
 
 
 def write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    """Write ``data`` to ``path`` atomically (an error names ``path``, a full disk included)."""
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:  # write() and fsync() name no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     return Path(path)
 
 

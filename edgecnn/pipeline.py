@@ -131,9 +131,9 @@ def optimize(
                 extra_inputs or {},
             )
         except OSError as exc:
-            if exc.errno in _NO_WRITE and exc.filename and _inside(exc.filename, out):
+            if exc.errno in _NO_WRITE and (exc.filename is None or _inside(exc.filename, out)):
                 raise UserError(
-                    f"cannot write to {exc.filename}: {exc.strerror}; the run stopped (free space or choose "
+                    f"cannot write to {exc.filename or out}: {exc.strerror}; the run stopped (free space or choose "
                     "another --out)"
                 ) from None
             raise
