@@ -92,7 +92,8 @@ def test_strategy_setting_reaches_the_config_from_flags_and_recipes():
 def test_cli_multiworker_without_tf_config_exits_2_in_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     proc = subprocess.run(
-        [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--allow-outside", "--out", str(tmp_path)],
+        [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--allow-outside",
+         "--out", str(tmp_path)],  # fmt: skip
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -201,8 +202,8 @@ def _read(log) -> str:
 
 
 def _cli(out: Path, *flags):
-    return lambda index: [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--allow-outside",
-                          "--out", str(out), "--no-bench", *flags]  # fmt: skip
+    return lambda index: [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker",
+                          "--allow-outside", "--out", str(out), "--no-bench", *flags]  # fmt: skip
 
 
 def _check_ok(results):
