@@ -42,12 +42,17 @@ def atomic_path(path: str | os.PathLike):
 
 
 def write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    """Write ``data`` to ``path`` atomically (an error names ``path``, a full disk included)."""
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:  # write() and fsync() name no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     return Path(path)
 
 
@@ -115,3 +120,91 @@ def quiet_native_stderr(enabled: bool = True):
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+LOCK_NAME = ".lock"
+_HELD: dict = {}  # resolved folder -> [open lock file, depth]: the same process may nest run_lock
+
+
+def _unwritable(path, exc: OSError):
+    from edgecnn.errors import UserError
+
+    reason = exc.strerror or type(exc).__name__
+    return UserError(f"cannot write to {path}: {reason}; choose a writable folder (--out)")
+
+
+@contextlib.contextmanager
+def run_lock(folder, command: str | None = None):
+    """Hold the advisory lock ``<folder>/.lock`` for the duration of the block.
+
+    One run per folder: a second process asking for the same folder gets a
+    :class:`~edgecnn.errors.UserError` naming the holder (pid, host, command, start time),
+    written into the lock file by the holder. The lock is ``fcntl.flock``: released by the
+    kernel when the holder exits, however it exits, so a killed run never leaves the folder
+    locked. The same process may nest the lock (a recipe holds it around the pipeline).
+    The folder is created; a folder that cannot be created or written is one
+    :class:`~edgecnn.errors.UserError` too. Where ``fcntl`` does not exist (Windows) the
+    block runs without a lock.
+
+    Example:
+        >>> with run_lock("runs/lenet5"):  # doctest: +SKIP
+        ...     optimize(cfg)
+    """
+    import socket
+    import time
+
+    from edgecnn.errors import UserError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    key = str(folder.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield folder
+        finally:
+            _HELD[key][1] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield folder
+        return
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    handle = os.fdopen(fd, "r+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = " ".join(handle.read(2000).split()) or "another process"
+        handle.close()
+        raise UserError(
+            f"run folder {folder} is in use by {holder}; wait for it to finish or choose another --out"
+        ) from None
+    try:
+        cmd = command or " ".join(sys.argv)
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}: {cmd[:300]}\n")
+        handle.flush()
+    except OSError as exc:
+        handle.close()
+        raise _unwritable(folder, exc) from None
+    _HELD[key] = [handle, 1]
+    try:
+        yield folder
+    finally:
+        del _HELD[key]
+        try:
+            handle.seek(0)
+            handle.truncate()  # the holder's line goes with the lock
+        except OSError:
+            pass
+        handle.close()  # closing releases the flock

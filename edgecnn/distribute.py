@@ -150,6 +150,41 @@ def resolve_name(name: str = "auto", num_gpus: int | None = None) -> str:
     return "mirrored" if num_gpus > 1 else "default"
 
 
+def strategy_for_environment(name: str = "auto", environ=None) -> tuple:
+    """The strategy to use for ``name`` given ``TF_CONFIG``, and a line to print (or ``None``).
+
+    A process that ``TF_CONFIG`` places in a cluster must not act as a second chief:
+
+    * ``auto`` with a valid ``TF_CONFIG`` selects ``multiworker`` (the line says so);
+    * ``default`` or ``mirrored`` on the cluster's chief runs alone, with a warning line
+      that ``TF_CONFIG`` is ignored;
+    * ``default`` or ``mirrored`` on any other task is a :class:`UserError`: it would
+      write the shared run folder as a second chief.
+
+    A ``TF_CONFIG`` that is not valid is a :class:`UserError` whatever the strategy.
+
+    Example:
+        >>> env = {"TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}'}
+        >>> strategy_for_environment("auto", env)[0]
+        'multiworker'
+        >>> strategy_for_environment("auto", {})
+        ('auto', None)
+    """
+    task = cluster_from_env(environ)
+    if task is None or name == "multiworker":
+        return name, None
+    if name == "auto":
+        return "multiworker", (
+            f"TF_CONFIG found ({task.name} of {task.num_workers} worker(s)): using --strategy multiworker"
+        )
+    if not task.is_chief:
+        raise UserError(
+            f"TF_CONFIG makes this process {task.name}, not the chief, but the strategy is {name!r}: it would write "
+            "the run folder as a second chief; use --strategy multiworker, or unset TF_CONFIG"
+        )
+    return name, f"warning: TF_CONFIG is set but the strategy is {name!r}: ignoring it, this process trains alone"
+
+
 def get_strategy(name: str = "auto"):
     """The ``tf.distribute.Strategy`` for ``name``, created once per process.
 
@@ -269,7 +304,9 @@ def all_agree(flag: bool, strategy=None) -> bool:
 
     Used so that every worker takes the same branch (e.g. reuse a cached stage, or train
     it), which synchronous training needs: a worker skipping a step the others take
-    would leave them waiting forever.
+    would leave them waiting forever. A worker lost meanwhile is :class:`WorkerLost` (the
+    one-line message of :func:`lost_worker_error`), raised once TensorFlow's health check
+    of the peers (on by default for ``multiworker``) aborts the collective.
 
     Example:
         >>> all_agree(True, get_strategy("default"))
@@ -281,8 +318,11 @@ def all_agree(flag: bool, strategy=None) -> bool:
     from edgecnn._tf import tf
 
     value = 1.0 if flag else 0.0
-    total = strategy.reduce("SUM", strategy.run(lambda: tf.constant(value)), axis=None)
-    return float(total) >= strategy.num_replicas_in_sync - 0.5
+    try:
+        total = strategy.reduce("SUM", strategy.run(lambda: tf.constant(value)), axis=None)
+        return float(total) >= strategy.num_replicas_in_sync - 0.5
+    except collective_errors() as exc:  # a peer gone: TensorFlow's health check aborts the collective
+        raise lost_worker_error(exc) from None
 
 
 def barrier(strategy=None):
@@ -338,7 +378,10 @@ def local_copy(model):
     from edgecnn._tf import keras, tfmot
     from edgecnn.optimize.qat import custom_objects
 
-    weights = model.get_weights()  # on every worker, in the same order: the collective reads
+    try:
+        weights = model.get_weights()  # on every worker, in the same order: the collective reads
+    except collective_errors() as exc:
+        raise lost_worker_error(exc) from None
     api = tfmot()
     with api.sparsity.keras.prune_scope(), api.quantization.keras.quantize_scope(custom_objects()):
         copy = keras.models.clone_model(model)

@@ -3,7 +3,8 @@
 With it, a run can be checked later (were these the files it produced? from which data?)
 and two runs compared byte for byte. Inputs are the data source (the digits file that
 ships with scikit-learn, every file of an image folder, or the ``.npz``), a distillation
-teacher given as a file, and the recipe; outputs are every file in the run folder.
+teacher given as a file, and the recipe; outputs are the files the run wrote (and the
+files of the cached stage folders it reused), never whatever else the folder holds.
 
 Example:
     >>> write_manifest("runs/lenet5_digits", cfg)            # doctest: +SKIP
@@ -53,11 +54,26 @@ def data_inputs(source: str) -> dict:
     return {}
 
 
-def output_files(out) -> dict:
-    """``{relative path: {"sha256", "bytes"}}`` for every finished file under ``out``."""
+def output_files(out, names=None) -> dict:
+    """``{relative path: {"sha256", "bytes"}}`` for the finished files under ``out``.
+
+    ``names`` (paths relative to ``out``; a folder stands for the files in it) limits the
+    list to what a run wrote; without it, every file under ``out`` is listed.
+
+    Example:
+        >>> sorted(output_files("runs/lenet5", ["metrics.json", "train"]))  # doctest: +SKIP
+        ['metrics.json', 'train/model.keras', 'train/stage.json', 'train/weights.h5']
+    """
     out = Path(out)
     files = {}
-    for f in sorted(out.rglob("*")):
+    if names is None:
+        candidates = out.rglob("*")
+    else:
+        candidates = []
+        for name in dict.fromkeys(names):
+            path = out / name
+            candidates += list(path.rglob("*")) if path.is_dir() else [path]
+    for f in sorted(candidates):
         rel = f.relative_to(out)
         if not f.is_file() or rel.as_posix() == MANIFEST or any(part.startswith((".", "_")) for part in rel.parts):
             continue  # temporary files (".x.tmp") and resume checkpoints ("_backup") are not outputs
@@ -88,10 +104,12 @@ def versions() -> dict:
     return found
 
 
-def write_manifest(out, cfg, extra_inputs: dict | None = None) -> Path:
+def write_manifest(out, cfg, extra_inputs: dict | None = None, outputs=None) -> Path:
     """Write ``<out>/manifest.json`` (inputs, outputs, versions) atomically; returns its path.
 
-    ``extra_inputs`` maps a label to a file (e.g. ``{"recipe": "recipes/x.yaml"}``).
+    ``extra_inputs`` maps a label to a file (e.g. ``{"recipe": "recipes/x.yaml"}``);
+    ``outputs`` names the files (and stage folders) the run wrote, relative to ``out``
+    (:func:`edgecnn.pipeline.optimize` passes them); without it every file is listed.
     """
     inputs = data_inputs(cfg.data.source)
     teacher = getattr(getattr(cfg, "distill", None), "teacher", None)
@@ -108,7 +126,7 @@ def write_manifest(out, cfg, extra_inputs: dict | None = None) -> Path:
     manifest = {
         "versions": versions(),
         "inputs": inputs,
-        "outputs": output_files(out),
+        "outputs": output_files(out, outputs),
         "config_sha256": hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest(),
     }
     return write_json(Path(out) / MANIFEST, manifest)

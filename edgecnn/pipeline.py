@@ -8,6 +8,12 @@ from its configuration and inputs; running again with the same settings reuses t
 instead of training again, and a training stage killed mid-way resumes from its last
 epoch (Keras' ``BackupAndRestore``).
 
+What a run folder guarantees (see :func:`optimize`): one run at a time (the advisory lock
+``<run>/.lock``, :func:`edgecnn._io.run_lock`); no outputs of an earlier run mixed with
+this one's (they are moved to ``<run>/.previous/<time>/`` before anything is written);
+``config.json`` and ``metrics.json`` describe the same run, even after a failure; and
+``manifest.json`` lists only the files this run wrote or reused.
+
 Example:
     >>> from edgecnn.config import RunConfig
     >>> result = optimize(RunConfig.from_dict({"model": {"name": "mobilenet", "alpha": 0.5},
@@ -17,12 +23,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import Callable
 
-from edgecnn._io import write_json, write_text
+from edgecnn._io import run_lock, write_json, write_text
 from edgecnn.config import RunConfig, resolve, run_folder
 from edgecnn.data import load_run_data
 from edgecnn.errors import UserError
@@ -49,39 +60,161 @@ def check_stages(ctx: Context, active: list) -> None:
         model = stage.check(ctx, model)
 
 
-def optimize(config: RunConfig, echo: Callable = print, on_stage: Callable | None = None) -> dict:
+def optimize(
+    config: RunConfig,
+    echo: Callable = print,
+    on_stage: Callable | None = None,
+    *,
+    extra_outputs: dict | None = None,
+    extra_inputs: dict | None = None,
+) -> dict:
     """Run the whole pipeline for ``config``; returns the metrics written to ``metrics.json``.
 
     ``echo`` receives the progress lines; ``on_stage(name, index, total)`` (optional) is
     called as each step starts (``data``, ``train``, each active stage, ``export``), so a
-    caller knows which step failed without reading the lines.
+    caller knows which step failed without reading the lines. ``extra_outputs`` maps file
+    names to text written into the run folder first (a recipe's ``recipe.yaml``);
+    ``extra_inputs`` maps labels to input files recorded in ``manifest.json``.
 
     Outputs in the run folder (``runs/<model>-<settings>/`` unless ``config.out``):
     ``config.json`` (resolved settings), ``preprocess.json`` (how to prepare images on the
     device), ``train/`` (weights, ``model.keras``), one ``.tflite`` per variant,
-    ``metrics.json``, ``report.md`` and ``table.{md,csv,json}``.
+    ``metrics.json``, ``report.md``, ``table.{md,csv,json}`` and ``manifest.json``.
+
+    The run folder holds one run: the run takes the lock ``<run>/.lock`` for its whole
+    length (a second run on the same folder is a :class:`UserError` naming the holder), and
+    before it writes anything it moves the top-level outputs of an earlier run (the files
+    above, ``recipe.yaml``, ``error.log``) to ``<run>/.previous/<UTC time>/``, keeping the
+    last :data:`KEEP_PREVIOUS` such sets. The cached stage folders (``train/``, ``pruned/``,
+    ...) stay: each is keyed by its settings and reused only when they match. So after a
+    failure the folder holds this run's ``config.json`` and no ``metrics.json`` (a
+    ``config.json`` without ``metrics.json`` is a run that did not finish), never a
+    ``metrics.json`` of another run. ``metrics.json`` is written after the tables and the
+    report, then ``manifest.json``, which lists only this run's files.
 
     With ``train.strategy`` ``multiworker`` every worker runs this with the same config;
     the model-producing stages run in the strategy's scope on all of them, then only the
     chief converts, evaluates, benchmarks and writes; the workers wait for it to finish.
+    A ``TF_CONFIG`` in the environment with strategy ``auto`` selects ``multiworker``
+    (see :func:`edgecnn.distribute.strategy_for_environment`).
     """
-    from edgecnn.distribute import barrier, collective_errors, get_strategy
+    from edgecnn.distribute import (
+        WorkerLost,
+        barrier,
+        collective_errors,
+        get_strategy,
+        is_chief,
+        strategy_for_environment,
+    )
     from edgecnn.models import model_info
 
+    cfg = resolve(config, model_info(config.model.name))
+    name, note = strategy_for_environment(cfg.train.strategy)
+    if note:
+        echo(note)
     # First thing: MultiWorkerMirroredStrategy must start before TensorFlow runs an operation.
-    strategy = get_strategy(resolve(config, model_info(config.model.name)).train.strategy)
+    strategy = get_strategy(name)
+    out = run_folder(cfg)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} exists and is not a folder; choose another --out")
     trained = []
+    lock = run_lock(out) if is_chief(strategy) else contextlib.nullcontext()
+    with lock:
+        try:
+            return _optimize(
+                config,
+                echo,
+                on_stage or (lambda name, index, total: None),
+                strategy,
+                trained,
+                extra_outputs or {},
+                extra_inputs or {},
+            )
+        except OSError as exc:
+            if exc.errno in _NO_WRITE and (exc.filename is None or _inside(exc.filename, out)):
+                raise UserError(
+                    f"cannot write to {exc.filename or out}: {exc.strerror}; the run stopped (free space or choose "
+                    "another --out)"
+                ) from None
+            raise
+        finally:
+            if trained:  # every worker got through training: release them together once the chief is done
+                try:
+                    barrier(strategy)
+                except (WorkerLost, *collective_errors()):
+                    pass  # a worker already gone: the chief's outputs are complete anyway
+
+
+_NO_WRITE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+KEEP_PREVIOUS = 3
+PREVIOUS = ".previous"
+# Files at the top of a run folder that belong to one run (stage folders are keyed, and stay).
+RUN_FILES = (
+    "config.json",
+    "preprocess.json",
+    "metrics.json",
+    "manifest.json",
+    "report.md",
+    "table.md",
+    "table.csv",
+    "table.json",
+    "recipe.yaml",
+    "error.log",
+)
+
+
+def _inside(path, folder: Path) -> bool:
     try:
-        return _optimize(config, echo, on_stage or (lambda name, index, total: None), strategy, trained)
-    finally:
-        if trained:  # every worker got through training: release them together once the chief is done
-            try:
-                barrier(strategy)
-            except collective_errors():
-                pass  # a worker already gone: the chief's outputs are complete anyway
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
+        return True
+    except ValueError:
+        return False
 
 
-def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, trained: list) -> dict:
+def set_aside_earlier_outputs(out: Path, echo: Callable = print) -> Path | None:
+    """Move the top-level outputs of an earlier run to ``<out>/.previous/<UTC time>/``.
+
+    Called with the run folder locked, before the run writes anything. The files are those
+    of :data:`RUN_FILES` and every ``*.tflite``; stage folders and anything else stay. Only
+    the last :data:`KEEP_PREVIOUS` sets are kept. Returns the folder they went to (``None``
+    when there was nothing to move).
+
+    Example:
+        >>> set_aside_earlier_outputs(Path("runs/lenet5"))  # doctest: +SKIP
+        PosixPath('runs/lenet5/.previous/20261130T021500.123456Z')
+    """
+    found = sorted(p for p in out.iterdir() if p.is_file() and (p.name in RUN_FILES or p.suffix == ".tflite"))
+    if not found:
+        return None
+    try:
+        old = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        old = None
+    now = time.time_ns()  # the name sorts by time: UTC to the microsecond
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now / 1e9)) + f".{now // 1000 % 1_000_000:06d}Z"
+    dest, n = out / PREVIOUS / stamp, 1
+    while dest.exists():
+        dest, n = out / PREVIOUS / f"{stamp}-{n}", n + 1
+    dest.mkdir(parents=True)
+    for path in found:
+        os.replace(path, dest / path.name)
+    sets = sorted(p for p in (out / PREVIOUS).iterdir() if p.is_dir())
+    for stale in sets[:-KEEP_PREVIOUS]:
+        shutil.rmtree(stale, ignore_errors=True)
+    what = "an unfinished run" if old is None or not (dest / "metrics.json").exists() else "the earlier run"
+    echo(f"      moved {len(found)} file(s) of {what} to {dest}")
+    return dest
+
+
+def _optimize(
+    config: RunConfig,
+    echo: Callable,
+    on_stage: Callable,
+    strategy,
+    trained: list,
+    extra_outputs: dict,
+    extra_inputs: dict,
+) -> dict:
     from edgecnn.distribute import describe, is_chief, local_copy, weights_digest
     from edgecnn.manifest import versions, write_manifest
     from edgecnn.models import batch_norm_defaults, model_info
@@ -91,8 +224,10 @@ def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, t
     entry = model_info(config.model.name)
     cfg = resolve(config, entry)
     out = run_folder(cfg)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output path {out} exists and is not a folder; choose another --out")
+    if is_chief(strategy):  # the folder is locked (see optimize): nothing of another run stays beside this one
+        set_aside_earlier_outputs(out, echo)
+        for name, text in extra_outputs.items():
+            write_text(out / name, text)
     active = [stage for stage in model_stages() if stage.enabled(cfg)]
     total = 2 + len(active) + 1
 
@@ -111,7 +246,8 @@ def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, t
         role = "the chief: writes the run folder" if dist["chief"] else "not the chief: writes nothing"
         echo(f"      strategy {dist['strategy']}: {dist['workers']} worker(s), {dist['replicas']} replica(s); {role}")
     if is_chief(strategy):
-        out.mkdir(parents=True, exist_ok=True)
+        # config.json first, metrics.json last: the earlier run's metrics.json is already moved
+        # aside, so a failure in between leaves this run's config.json and no metrics.json.
         write_json(out / "config.json", cfg.to_dict())
         write_json(out / "preprocess.json", data.preprocess)
     ctx = Context(cfg=cfg, data=data, out=out, echo=echo, entry=entry, strategy=strategy)
@@ -151,12 +287,17 @@ def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, t
         "config": cfg.to_dict(),
         "distribute": dist,
     }
-    write_json(out / "metrics.json", metrics)
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
-    save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")
+    tables = save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")
     notes = [stage.notes(stage_info[stage.row]) for stage in active if stage.row in stage_info]
     write_text(out / "report.md", run_report_md(cfg, data, table_rows, metrics, notes))
-    write_manifest(out, cfg)  # sha256 of every input and output
+    write_json(out / "metrics.json", metrics)
+    # The files this run wrote, and the stage folders it wrote or reused; not what else the folder holds.
+    stage_dirs = ["train"] + [stage.row for stage in active]
+    stage_dirs += ["teacher"] if any(stage.name == "distill" for stage in active) else []
+    written = ["config.json", "preprocess.json", *extra_outputs, *(row["file"] for row in rows)]
+    written += [Path(p).name for p in tables.values()] + ["report.md", "metrics.json"]
+    write_manifest(out, cfg, extra_inputs, outputs=written + [d for d in stage_dirs if (out / d).is_dir()])
     echo("")
     echo(format_table(table_rows, VARIANT_COLUMNS))
     echo(f"\nrun folder: {out}  ({metrics['seconds']:.0f} s)")

@@ -701,23 +701,25 @@ def run_recipe(path, overrides=(), *, echo=print, allow_outside: bool = False, o
     ``path`` is a recipe file or an already validated :class:`Recipe`; ``on_stage`` is
     passed to :func:`~edgecnn.pipeline.optimize` (called as each step starts).
 
-    The resolved recipe is saved as ``<run>/recipe.yaml`` before any work starts, and
-    ``<run>/manifest.json`` records the sha256 of every input and output.
+    The resolved recipe is saved as ``<run>/recipe.yaml`` before any work starts (with the
+    run folder locked and an earlier run's outputs moved aside, as for every run), and
+    ``<run>/manifest.json`` records the sha256 of every input (the recipe among them) and
+    of every output.
 
     Example:
         >>> metrics = run_recipe("recipes/lenet5_digits.yaml", ["train.epochs=1"])  # doctest: +SKIP
         >>> metrics["rows"][0]["tflite_accuracy"]                                  # doctest: +SKIP
     """
-    from edgecnn._io import write_text
-    from edgecnn.manifest import write_manifest
     from edgecnn.pipeline import optimize
 
     recipe = path if isinstance(path, Recipe) else load_recipe(path, overrides, allow_outside=allow_outside)
     cfg = recipe.config
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "recipe.yaml", recipe.to_yaml())
-    echo(f"recipe {recipe.name}: stages {' -> '.join(['train'] + recipe.stages)}; run folder {out}")
-    metrics = optimize(cfg, echo=echo, on_stage=on_stage)
-    write_manifest(out, cfg, extra_inputs={"recipe": recipe.path})
+    echo(f"recipe {recipe.name}: stages {' -> '.join(['train'] + recipe.stages)}; run folder {cfg.out}")
+    metrics = optimize(
+        cfg,
+        echo=echo,
+        on_stage=on_stage,
+        extra_outputs={"recipe.yaml": recipe.to_yaml()},
+        extra_inputs={"recipe": recipe.path},
+    )
     return metrics

@@ -174,6 +174,13 @@ def run_sweep(spec: SweepSpec, echo: Callable = print, stop_on_error: bool = Fal
     Example:
         >>> run_sweep(SweepSpec(models=["mobilenet"], alphas=[0.25, 0.5], sizes=[96]))  # doctest: +SKIP
     """
+    from edgecnn._io import run_lock
+
+    with run_lock(spec.out):  # one sweep per folder; each point's run folder is locked by its own run too
+        return _run_sweep(spec, echo, stop_on_error)
+
+
+def _run_sweep(spec: SweepSpec, echo: Callable, stop_on_error: bool) -> dict:
     from edgecnn._io import write_json
     from edgecnn.config import RunConfig, resolve
     from edgecnn.models import model_info

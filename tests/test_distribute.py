@@ -92,7 +92,8 @@ def test_strategy_setting_reaches_the_config_from_flags_and_recipes():
 def test_cli_multiworker_without_tf_config_exits_2_in_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     proc = subprocess.run(
-        [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--allow-outside", "--out", str(tmp_path)],
+        [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--allow-outside",
+         "--out", str(tmp_path)],  # fmt: skip
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -201,8 +202,8 @@ def _read(log) -> str:
 
 
 def _cli(out: Path, *flags):
-    return lambda index: [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker", "--allow-outside",
-                          "--out", str(out), "--no-bench", *flags]  # fmt: skip
+    return lambda index: [sys.executable, "-m", "edgecnn", "optimize", "lenet5", "--strategy", "multiworker",
+                          "--allow-outside", "--out", str(out), "--no-bench", *flags]  # fmt: skip
 
 
 def _check_ok(results):
@@ -223,7 +224,7 @@ def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
         "model_float32.tflite", "model_int8.tflite", "train/stage.json", "train/weights.h5", "train/model.keras",
         "manifest.json",
     }  # fmt: skip
-    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
     assert written == expected  # complete, and no worker files, temporary folders or checkpoints left
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["distribute"]["workers"] == 2 and metrics["distribute"]["chief"]

@@ -97,9 +97,14 @@ def bench_options(f):
 
 
 def _write_json(path, obj):
+    """Write the result file; a failure is one line (the result was printed before)."""
     from edgecnn._io import write_json
 
-    write_json(path, obj)
+    try:
+        write_json(path, obj)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot write {path}: {reason}; the result is printed above") from None
 
 
 def run_bench(
@@ -148,8 +153,7 @@ def run_bench(
         timeout=timeout,
     )
     payload = results[0] if len(results) == 1 else results
-    if output:
-        _write_json(output, payload)
+    # Printed first, written after: a file that cannot be written never loses a measurement.
     if as_json:
         echo(json.dumps(payload, indent=2))
     failed = [r for r in results if r.get("status") != "ok"]
@@ -174,7 +178,9 @@ def run_bench(
             echo("  " + describe_delegation(ok[0]["delegation"]))
             for label, c in ok[0].get("compat", {}).items():
                 echo(f"  {label}: {c['note']}")
-        if output:
+    if output:
+        _write_json(output, payload)
+        if not as_json:
             echo(f"  written: {output}")
     if failed:
         r = failed[0]
@@ -274,10 +280,11 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
     metrics["classes"] = list(class_names)
     metrics["size_bytes"] = os.path.getsize(model_path)
     metrics.update(machine_info())
-    if output:
-        _write_json(output, metrics)
+    # Printed first, written after: a file that cannot be written never loses a measurement.
     if as_json:
         echo(json.dumps(metrics, indent=2))
+        if output:
+            _write_json(output, metrics)
         return metrics
     top5 = f", top-5 {100 * metrics['top5']:.2f}%" if "top5" in metrics else ""
     echo(
@@ -292,6 +299,7 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
     for name, row in zip(names, conf):
         echo(f"{name[: width - 1]:>{width}}" + "".join(f"{v:>{width}}" for v in row))
     if output:
+        _write_json(output, metrics)
         echo(f"written: {output}")
     return metrics
 

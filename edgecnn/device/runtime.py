@@ -6,8 +6,11 @@ fallback), so this module runs on a Raspberry Pi with just a TFLite runtime inst
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
+import io
+import sys
 from pathlib import Path
 
 from edgecnn._io import quiet_native_stderr
@@ -51,14 +54,67 @@ def available_runtimes() -> dict:
     return found
 
 
+NUMPY_FIX = 'pip install "numpy<2" alongside tflite-runtime (pip install tflite-runtime "numpy<2")'
+_NUMPY_SIGNS = (
+    "_ARRAY_API",
+    "numpy.core.multiarray",
+    "NumPy 1.x",
+    "numpy.core._multiarray_umath",
+    "compiled using NumPy",
+)
+
+
+def _numpy_major() -> int:
+    import numpy
+
+    try:
+        return int(numpy.__version__.split(".")[0])
+    except ValueError:  # pragma: no cover - a development build with an odd version string
+        return 0
+
+
+def runtime_failure(runtime: str, exc: BaseException) -> RuntimeUnavailable:
+    """The one-line error for a runtime that is installed but cannot run here.
+
+    ``tflite-runtime`` 2.14 (the last release) was built against numpy 1.x: under numpy 2 its
+    import fails (``ImportError: numpy.core.multiarray failed to import``, ``_ARRAY_API not
+    found``) or a later call raises ``SystemError``. The message names the fix.
+
+    Example:
+        >>> str(runtime_failure("tflite_runtime", ImportError("numpy.core.multiarray failed to import")))[:30]
+        'tflite_runtime cannot run with'
+    """
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    first = text[-1] if text else type(exc).__name__
+    numpy_major = _numpy_major()
+    if runtime == "tflite_runtime" and (numpy_major >= 2 or any(sign in str(exc) for sign in _NUMPY_SIGNS)):
+        import numpy
+
+        return RuntimeUnavailable(
+            f"tflite_runtime cannot run with numpy {numpy.__version__} (tflite-runtime was built for numpy 1.x; "
+            f"{first[:160]}): {NUMPY_FIX}"
+        )
+    return RuntimeUnavailable(f"runtime {runtime!r} is installed but cannot be loaded ({first[:200]})")
+
+
 def _interpreter_class(runtime: str):
     if runtime == "tensorflow":
         # ``tensorflow.lite`` the module is not ``tf.lite`` the API namespace (no Interpreter there).
         from edgecnn._tf import tf
 
         return tf.lite.Interpreter
-    module = importlib.import_module(_MODULES[runtime][0])
-    return module.Interpreter
+    # numpy 2 prints a long banner (with a stack) when an extension built for numpy 1.x is
+    # imported: it is kept back, and shown only if the import works after all.
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            module = importlib.import_module(_MODULES[runtime][0])
+            interpreter = module.Interpreter
+    except (ImportError, SystemError, AttributeError) as exc:  # e.g. tflite-runtime built for numpy 1.x
+        raise runtime_failure(runtime, exc) from None
+    if said.getvalue():
+        sys.stderr.write(said.getvalue())
+    return interpreter
 
 
 def resolve_runtime(runtime: str = "auto") -> str:
@@ -134,6 +190,8 @@ def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", de
         try:
             interpreter = cls(**kwargs)
             interpreter.allocate_tensors()
+        except SystemError as exc:  # a runtime's C extension built for another numpy: not the model's fault
+            raise runtime_failure(name, exc) from None
         except (ValueError, RuntimeError) as exc:
             msg = str(exc).strip().splitlines()
             raise ModelLoadError(f"{model_path} cannot be loaded by {name}: {msg[-1] if msg else exc}") from None
