@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import main
-from edgecnn.errors import UserError
 from edgecnn.config import check_out_path
+from edgecnn.errors import UserError
 from edgecnn.recipe import load_recipe, parse_override, parse_recipe, run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,12 +123,8 @@ def test_resolved_recipe_round_trips():
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
-def test_every_recipe_is_valid_or_waits_for_a_branch(path):
-    try:
-        r = load_recipe(path)
-    except UserError as exc:  # a family or compression section not merged into this checkout yet
-        assert "unknown model" in str(exc) or "not available" in str(exc), str(exc)
-        pytest.skip(str(exc))
+def test_every_recipe_is_valid(path):
+    r = load_recipe(path)  # a UserError fails the test: every family and stage is merged
     assert r.config.out == f"runs/{path.stem}" and r.stages[-2:] in (["evaluate", "bench"], ["convert", "evaluate"])
 
 
@@ -185,29 +181,46 @@ def test_run_saves_resolved_recipe_and_manifest_and_matches_optimize(tmp_path, m
 
 FAST = {"lenet5_digits", "mlp_digits_int8"}
 REDUCED = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.slow) for p in RECIPES]
+# 2 epochs on the whole training split at batch 8 (~310 steps): enough for batch-norm
+# statistics to settle. (1 epoch on 5% of it left every batch-norm model at chance.)
+REDUCED_SETTINGS = [
+    "train.epochs=2",
+    "train.batch_size=8",
+    "train.verbose=0",
+    "data.train_fraction=1.0",
+    "bench.enabled=false",
+    "convert.calibration_samples=8",
+    "prune.epochs=1",
+    "qat.epochs=1",
+    "distill.teacher_epochs=1",
+    "out=runs/reduced",
+]
+# Test-split accuracy every .tflite of a reduced run must reach (chance is 10%). Measured
+# once at seed 0 on 2 CPU cores (lowest row, in the comment); the floor is the higher of
+# halfway from chance to it and 15 points under it, rounded down to 5 points, for seed
+# and thread-order noise. A new recipe needs its floor here.
+FLOORS = {
+    "alexnet_025_int8": 0.70,  # 89.7%
+    "densenet121_050_int8": 0.75,  # 90.0%
+    "efficientnet_b0_distill_int8": 0.0,  # not measured yet (the run outlasted the session)
+    "googlenet_050_int8": 0.55,  # 70.8%
+    "lenet5_digits": 0.80,  # 95.8%
+    "mlp_digits_int8": 0.75,  # 94.2%
+    "mobilenet_v1_050_int8": 0.20,  # 39.4%
+    "mobilenet_v2_035_int8": 0.15,  # 28.3%
+    "mobilenet_v3_small_075_int8": 0.75,  # 92.2%
+    "resnet18_prune50_qat": 0.80,  # 95.6%
+    "shufflenet_v2_050_int8": 0.20,  # 36.9%
+    "vgg11_025_int8": 0.65,  # 83.9%
+}
 
 
 @pytest.mark.parametrize("path", REDUCED)
 def test_every_recipe_runs_reduced(path, tmp_path, monkeypatch):
-    """Each recipe end to end, reduced: 1 epoch on 5% of the training images, no latency."""
-    reduced = [
-        "train.epochs=1",
-        "train.verbose=0",
-        "data.train_fraction=0.05",
-        "bench.enabled=false",
-        "convert.calibration_samples=8",
-        "out=runs/reduced",
-    ]
-    for section, key in (("prune", "epochs"), ("qat", "epochs"), ("distill", "teacher_epochs")):
-        from edgecnn.config import RunConfig
-
-        if section in RunConfig.__dataclass_fields__:
-            reduced.append(f"{section}.{key}=1")
+    """Each recipe end to end, reduced (:data:`REDUCED_SETTINGS`), above its accuracy floor."""
+    assert path.stem in FLOORS, f"recipes/{path.name} has no accuracy floor in tests/test_recipe.py FLOORS"
     monkeypatch.chdir(tmp_path)
-    try:
-        load_recipe(path, reduced)
-    except UserError as exc:
-        pytest.skip(str(exc))
-    metrics = run_recipe(path, reduced, echo=lambda *a: None)
-    assert metrics["rows"] and all(0.0 <= r["tflite_accuracy"] <= 1.0 for r in metrics["rows"])
-    assert (tmp_path / "runs/reduced/recipe.yaml").is_file()
+    metrics = run_recipe(path, REDUCED_SETTINGS, echo=lambda *a: None)
+    assert metrics["rows"] and (tmp_path / "runs/reduced/recipe.yaml").is_file()
+    accuracy = [(row["variant"], round(row["tflite_accuracy"], 4)) for row in metrics["rows"]]
+    assert min(a for _, a in accuracy) >= FLOORS[path.stem], f"{path.stem}: {accuracy}, floor {FLOORS[path.stem]}"
