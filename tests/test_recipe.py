@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from _metadata_reader import assert_matches_preprocess
 from click.testing import CliRunner
 
 from edgecnn.cli import main
-from edgecnn.errors import UserError
 from edgecnn.config import check_out_path
+from edgecnn.errors import UserError
 from edgecnn.recipe import load_recipe, parse_override, parse_recipe, run_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,3 +212,8 @@ def test_every_recipe_runs_reduced(path, tmp_path, monkeypatch):
     metrics = run_recipe(path, reduced, echo=lambda *a: None)
     assert metrics["rows"] and all(0.0 <= r["tflite_accuracy"] <= 1.0 for r in metrics["rows"])
     assert (tmp_path / "runs/reduced/recipe.yaml").is_file()
+    # Every exported file (every family, float32 and int8) carries metadata equal to preprocess.json.
+    files = sorted((tmp_path / "runs/reduced").glob("*.tflite"))
+    assert files
+    for tflite in files:
+        assert_matches_preprocess(tflite, tmp_path / "runs/reduced/preprocess.json")
