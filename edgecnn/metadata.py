@@ -139,8 +139,7 @@ def metadata_bytes(
         in_stats = _stats(b, [0.0], [255.0])
     in_name = b.CreateString("image")
     in_desc = b.CreateString(
-        f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; "
-        f"normalised as (pixel - mean) / std"
+        f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; normalised as (pixel - mean) / std"
     )
     fields = {0: in_name, 1: in_desc, 3: content_in, 4: units}
     if in_stats is not None:

@@ -54,9 +54,7 @@ def _tensor(r: _Reader, t: int) -> dict:
     stats = _table(r, t, 5)
     if stats is not None:
         out["stats"] = {"max": _floats(r, stats, 0), "min": _floats(r, stats, 1)}
-    out["files"] = [
-        {"name": r.string(f, 0), "type": r.scalar(f, 2, "<b", 0)} for f in r.tables(t, 6)
-    ]
+    out["files"] = [{"name": r.string(f, 0), "type": r.scalar(f, 2, "<b", 0)} for f in r.tables(t, 6)]
     return out
 
 
