@@ -110,8 +110,12 @@ def run_bench(
     as_json=False,
     output=None,
     echo=click.echo,
+    annotate=None,
 ) -> list:
     """What the ``bench`` commands do: benchmark once per thread count, print, save.
+
+    ``annotate(results)`` may add to the results before they are printed and saved
+    (``edgecnn bench`` adds the GPU-delegate check, which needs TensorFlow).
 
     Example:
         >>> run_bench("model_int8.tflite", threads=(1, 2), runs=50)  # doctest: +SKIP
@@ -142,6 +146,8 @@ def run_bench(
         input_path=input_path,
         timeout=timeout,
     )
+    if annotate is not None:
+        annotate(results)
     payload = results[0] if len(results) == 1 else results
     if output:
         _write_json(output, payload)
