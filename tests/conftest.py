@@ -113,3 +113,11 @@ def lenet_run(tmp_path_factory):
     )
     metrics = optimize(cfg, echo=lambda *a: None)
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """The tiny float32/int8/dynamic ``.tflite`` files of ``tests/_tiny_tflite.py``, built once."""
+    from _tiny_tflite import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny"))

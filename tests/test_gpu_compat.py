@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from _tiny_tflite import build_tiny_models
 from click.testing import CliRunner
 
 from edgecnn.gpu_compat import describe, gpu_compatibility, parse_analyzer_output
@@ -44,8 +43,8 @@ def test_parse_analyzer_warnings():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_models(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_models):
+    return tiny_models
 
 
 def test_edgecnn_bench_reports_the_gpu_delegate_check(tiny, tmp_path):

@@ -11,7 +11,6 @@ import zipfile
 import numpy as np
 import pytest
 from _metadata_reader import assert_matches_preprocess, metadata_buffer, read
-from _tiny_tflite import build_tiny_models
 
 from edgecnn.config import RunConfig
 from edgecnn.metadata import add_metadata
@@ -21,8 +20,8 @@ TINY_SPEC = {"scale": 1 / 127.5, "offset": -1.0, "channels": 3, "image_size": [1
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_models(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_models):
+    return tiny_models
 
 
 def _outputs(content: bytes, x: np.ndarray, interpreter_cls) -> bytes:
