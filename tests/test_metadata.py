@@ -69,6 +69,50 @@ def test_metadata_leaves_litert_outputs_bit_identical(tiny, precision):
     assert _outputs(with_md, x, Interpreter) == _outputs(raw, x, Interpreter)
 
 
+def _data_offsets(content: bytes) -> list:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(content, 0)
+    out = []
+    for i in range(model.BuffersLength()):
+        buf = model.Buffers(i)
+        if buf.DataLength():
+            out.append(buf._tab.Vector(buf._tab.Offset(4)))
+    return out
+
+
+def test_weights_stay_16_byte_aligned(tiny):
+    """schema.fbs asks buffers to start on 16 bytes (force_align); the rewrite keeps it."""
+    with_md = add_metadata(tiny["float32"].read_bytes(), TINY_SPEC, name="tiny")
+    offsets = _data_offsets(with_md)
+    assert len(offsets) >= 4 and all(o % 16 == 0 for o in offsets)
+
+
+def test_sparse_weights_survive_the_rewrite_bit_for_bit():
+    """Sparse storage (DENSIFY, SparsityParameters) repacked with the metadata: same outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn._tf import keras
+    from edgecnn.convert import convert_bytes
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(16, 3, activation="relu")(inp))
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(keras.layers.Dense(32)(x)), name="sp")
+    for layer in model.layers:
+        if layer.get_weights():
+            w, *rest = layer.get_weights()
+            w[np.abs(w) < np.quantile(np.abs(w), 0.8)] = 0
+            layer.set_weights([w, *rest])
+    raw = convert_bytes(model, "float32", sparse=True)
+    from edgecnn.device.flatbuffer import read_model
+
+    assert any(name == "DENSIFY" for name, _ in read_model(raw).op_counts())
+    with_md = add_metadata(raw, TINY_SPEC, name="sp")
+    x = _inputs("float32")
+    assert _outputs(with_md, x, Interpreter) == _outputs(raw, x, Interpreter)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("tflite_runtime") is None, reason="tflite-runtime is not installed here")
 @pytest.mark.parametrize("precision", ["float32", "int8"])
