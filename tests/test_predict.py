@@ -125,3 +125,40 @@ def test_predict_bad_input_is_one_line_and_nothing_written(lenet_run, tmp_path):
     bare.write_bytes(bytes(b.Output()))
     line = _error_line(_run(["predict", str(bare), str(good)]))
     assert "no TFLite Metadata and no preprocess.json" in line
+
+
+def test_predict_runs_with_tensorflow_blocked(lenet_run, digit_pngs, tmp_path):
+    """On the Pi there is no TensorFlow: predict (metadata reader included) must not need it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_device import BLOCKER
+
+    out, _ = lenet_run
+    alone = tmp_path / "model_int8.tflite"
+    shutil.copy(out / "model_int8.tflite", alone)  # no preprocess.json: the metadata path
+    image = sorted(digit_pngs[0].rglob("*.png"))[0]
+    code = f"""
+import sys
+from edgecnn.device.cli import main
+try:
+    main(["predict", {str(alone)!r}, {str(image)!r}, "--json"])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+assert "tensorflow" not in sys.modules
+"""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKER + code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(root)),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    blocked = json.loads(proc.stdout)["images"][0]["top_k"]
+    unblocked = json.loads(_run(["predict", str(alone), str(image), "--json"]).output)["images"][0]["top_k"]
+    assert blocked == unblocked and len(blocked) == 5
