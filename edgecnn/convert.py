@@ -67,7 +67,14 @@ def convert_bytes(model, precision: str = "float32", representative=None, sparse
             raise RuntimeError(f"TFLite conversion to {precision} failed for {model.name}: {exc}") from exc
 
 
-def convert(model, path, precision: str = "float32", representative=None, sparse: bool = False) -> Path:
+def convert(
+    model,
+    path,
+    precision: str = "float32",
+    representative=None,
+    sparse: bool = False,
+    metadata: dict | None = None,
+) -> Path:
     """Convert ``model`` to a ``.tflite`` file at ``path``, written atomically.
 
     Args:
@@ -79,5 +86,13 @@ def convert(model, path, precision: str = "float32", representative=None, sparse
             lists, e.g. :meth:`edgecnn.data.Dataset.representative`.
         sparse: for ``float32``, store weight tensors with many zeros (the converter picks which) in TFLite's
             sparse format (see the module docstring); ignored for other precisions.
+        metadata: the run's preprocessing (``preprocess.json`` content): when given, the file
+            carries TFLite Metadata (labels, normalisation, colour space) for Android's
+            tooling, see :mod:`edgecnn.metadata`; the outputs are unchanged.
     """
-    return write_bytes(path, convert_bytes(model, precision, representative, sparse))
+    tflite = convert_bytes(model, precision, representative, sparse)
+    if metadata is not None:
+        from edgecnn.metadata import add_metadata
+
+        tflite = add_metadata(tflite, metadata, name=inference_model(model).name)
+    return write_bytes(path, tflite)

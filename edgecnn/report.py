@@ -232,14 +232,18 @@ def _bench_row(b: dict, source: str) -> dict:
         "source": source,
     }
     if b.get("status") == "ok":
+        delegate = f" ({b['delegate']})" if b.get("delegate") else ""
         row.update(
             latency_median_ms=b["median_ms"],
             latency_p90_ms=b["p90_ms"],
             runtime=b["runtime"],
             runtime_version=b["runtime_version"],
-            runtime_label=f"{b['runtime']} {b['runtime_version']}",
+            runtime_label=f"{b['runtime']} {b['runtime_version']}{delegate}",
             needs_runtime=_needs_runtime(b),
         )
+        for key in ("peak_memory_mb", "latency_statistic", "delegate"):  # benchmark_model logs
+            if b.get(key) is not None:
+                row[key] = b[key]
         bad = [f"{k}: {v['note']}" for k, v in (b.get("compat") or {}).items() if v.get("compatible") is False]
         if bad:
             row["note"] = "; ".join(bad)
@@ -248,19 +252,24 @@ def _bench_row(b: dict, source: str) -> dict:
     return row
 
 
-def load_results(paths) -> list:
-    """Rows from any mix of run folders (their ``metrics.json``), ``metrics.json`` files and
-    JSON from ``edgecnn bench --json`` / ``edgecnn eval --json`` / ``edgecnn-device``.
+def load_results(paths, device_name: str | None = None) -> list:
+    """Rows from any mix of run folders (their ``metrics.json``), ``metrics.json`` files,
+    JSON from ``edgecnn bench --json`` / ``edgecnn eval --json`` / ``edgecnn-device``, and
+    text logs of TFLite's ``benchmark_model`` (Android, see :mod:`edgecnn.benchmark_log`).
 
     Device results are merged with the run rows of the same ``.tflite`` (matched by its
-    SHA-256): each device measurement becomes a row with the run's accuracy, size and MACs
-    and the device's latency, labelled with the device name. Raises ``ValueError`` naming a
-    path that is missing or is not one of those files.
+    SHA-256; a log without one by file name and size): each device measurement becomes a
+    row with the run's accuracy, size and MACs and the device's latency, labelled with the
+    device name (a log's ``device:`` line, else ``device_name``, else the log's file name).
+    Raises ``ValueError`` naming a path that is missing or is not one of those files, and a
+    log that is truncated or matches none of the runs' files.
 
     Example:
-        >>> rows = load_results(["runs/mobilenet-a0.50-32px", "pi4.json"])  # doctest: +SKIP
+        >>> rows = load_results(["runs/mobilenet-a0.50-32px", "pi4.json", "pixel7.log"])  # doctest: +SKIP
     """
-    run_rows, bench, evals = [], [], []
+    from edgecnn.benchmark_log import looks_like_benchmark_log, match_to_runs, parse_benchmark_log
+
+    run_rows, bench, evals, logs = [], [], [], []
     for p in map(Path, paths):
         files = [p / "metrics.json"] if p.is_dir() else [p]
         if p.is_dir() and not files[0].is_file():
@@ -271,9 +280,14 @@ def load_results(paths) -> list:
         for f in files:
             if not f.is_file():
                 raise ValueError(f"{f} does not exist")
+            text = ""
             try:
-                data = json.loads(f.read_text())
+                text = f.read_text(errors="replace")
+                data = json.loads(text)
             except (OSError, ValueError) as exc:
+                if looks_like_benchmark_log(text):
+                    logs += [(r, str(f)) for r in parse_benchmark_log(text, str(f), device_name)]
+                    continue
                 raise ValueError(f"{f} is not valid JSON: {exc}") from None
             items = data if isinstance(data, list) else [data]
             for item in items:
@@ -287,6 +301,9 @@ def load_results(paths) -> list:
                     bench.append((item, str(f)))
                 else:
                     raise ValueError(f"{f} is not a metrics.json or a bench/eval JSON")
+    for result, src in logs:
+        result["sha256"] = match_to_runs(result, run_rows, src).get("sha256")
+        bench.append((result, src))
     rows = list(run_rows)
     by_sha = {}
     for r in run_rows:
@@ -297,6 +314,8 @@ def load_results(paths) -> list:
         if base is not None:
             merged = dict(base)
             merged.update({k: v for k, v in row.items() if k not in ("label", "model", "file") and v is not None})
+            for key in ("latency_p90_ms", "cpu", "threads"):  # the device's, even when it has none (a log: no p90)
+                merged[key] = row.get(key)
             if "note" not in row:
                 merged.pop("note", None)
             if b.get("status") != "ok":

@@ -131,7 +131,8 @@ class ConvertConfig(Section):
     """Which TFLite files to produce. float32 is always produced, as the baseline.
 
     ``sparse_storage`` stores the float32 files' sparse weight tensors (after pruning) in
-    TFLite's sparse format, see :mod:`edgecnn.convert`.
+    TFLite's sparse format, see :mod:`edgecnn.convert`. ``metadata`` writes TFLite Metadata
+    (labels, normalisation, colour space) into every file, see :mod:`edgecnn.metadata`.
     """
 
     key = "convert"
@@ -145,6 +146,12 @@ class ConvertConfig(Section):
         help="With --prune: keep the pruned float32 weights in TFLite's sparse format (smaller, same outputs).",
     )
     calibration_samples: int = setting(200, low=1, help="Training images that calibrate int8 ranges.")
+    metadata: bool = setting(
+        True,
+        cli="--no-metadata",
+        flag_value=False,
+        help="Leave out the TFLite Metadata (labels, normalisation) that Android tooling reads.",
+    )
 
     @property
     def precisions(self) -> list:

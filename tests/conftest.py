@@ -93,3 +93,32 @@ def image_folder(tmp_path):
             img[..., c] = 200 + rng.integers(0, 50)
             Image.fromarray(img).save(root / name / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def lenet_run(tmp_path_factory):
+    """LeNet-5 on digits, 1 epoch, float32 + int8, exported with metadata (the default): the
+    main job in small, shared by the metadata and ``edgecnn-device predict`` tests."""
+    from edgecnn.config import RunConfig
+    from edgecnn.pipeline import optimize
+
+    out = tmp_path_factory.mktemp("run") / "lenet5"
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": "lenet5"},
+            "train": {"epochs": 1, "verbose": 0},
+            "convert": {"int8": True, "calibration_samples": 20},
+            "bench": {"enabled": False},
+            "out": str(out),
+        }
+    )
+    metrics = optimize(cfg, echo=lambda *a: None)
+    return out, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """The tiny float32/int8/dynamic ``.tflite`` files of ``tests/_tiny_tflite.py``, built once."""
+    from _tiny_tflite import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny"))

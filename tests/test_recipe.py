@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _metadata_reader import assert_matches_preprocess
 from click.testing import CliRunner
 
 from edgecnn.cli import main
@@ -224,3 +225,8 @@ def test_every_recipe_runs_reduced(path, tmp_path, monkeypatch):
     assert metrics["rows"] and (tmp_path / "runs/reduced/recipe.yaml").is_file()
     accuracy = [(row["variant"], round(row["tflite_accuracy"], 4)) for row in metrics["rows"]]
     assert min(a for _, a in accuracy) >= FLOORS[path.stem], f"{path.stem}: {accuracy}, floor {FLOORS[path.stem]}"
+    # Every exported file (every family, float32 and int8) carries metadata equal to preprocess.json.
+    files = sorted((tmp_path / "runs/reduced").glob("*.tflite"))
+    assert files
+    for tflite in files:
+        assert_matches_preprocess(tflite, tmp_path / "runs/reduced/preprocess.json")

@@ -20,21 +20,28 @@ from edgecnn.cli._main import main
     help="Folder for report.{md,csv,json} and pareto.png.",
 )
 @click.option("--title", default="edgecnn report", show_default=True)
-def report_cmd(sources, sort_by, desc, pattern, out, title):
-    """Gather run folders (metrics.json) and bench/eval JSON into one table and plot.
+@click.option(
+    "--device-name",
+    default=None,
+    help="Device label for benchmark_model logs without a 'device:' line (default: the log's file name).",
+)
+def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
+    """Gather run folders (metrics.json), bench/eval JSON and benchmark_model logs into one table and plot.
 
     \b
-    Device results (edgecnn-device bench/eval -o FILE) are matched to the runs' .tflite
-    files by content and shown as extra rows labelled with the device.
+    Device results (edgecnn-device bench/eval -o FILE, and the text output of TFLite's
+    benchmark_model on Android) are matched to the runs' .tflite files by content and
+    shown as extra rows labelled with the device.
     Examples:
       edgecnn report runs/sweep --sort latency_median_ms --out runs/report
       edgecnn report runs/mobilenet-a0.50-32px pi4.json --filter "mobilenet*"
+      edgecnn report runs/lenet5-32px android.log pi.json --device-name "Pixel 7"
     """
     from edgecnn.errors import UserError
     from edgecnn.report import REPORT_COLUMNS, filter_rows, format_table, load_results, sort_rows, write_report
 
     try:
-        rows = load_results(sources)
+        rows = load_results(sources, device_name=device_name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     rows = filter_rows(rows, pattern)

@@ -26,13 +26,26 @@ def bench(**flags):
     """Latency of MODEL.tflite (median, p90, p99...), measured in a child process.
 
     \b
-    Also reports which ops XNNPACK runs and whether tflite_runtime 2.14 can load the model.
+    Also reports which ops XNNPACK runs, whether tflite_runtime 2.14 can load the model,
+    and which ops TFLite's analyzer says the mobile GPU delegate would not run.
     Examples:
       edgecnn bench model.tflite --threads 1 --threads 2 --runs 200
       edgecnn bench model.tflite --min-time 5 --json -o bench.json
       edgecnn bench model.tflite --runtime tflite_runtime
     """
-    run_bench(**flags)
+    run_bench(**flags, annotate=_add_gpu_compatibility)
+
+
+def _add_gpu_compatibility(results: list) -> None:
+    """The analyzer's GPU-delegate verdict, as one more entry of each result's ``compat``."""
+    from edgecnn.gpu_compat import gpu_compatibility
+
+    ok = [r for r in results if r.get("status") == "ok"]
+    if not ok:
+        return
+    check = gpu_compatibility(ok[0]["model"])
+    for r in ok:
+        r.setdefault("compat", {})["mobile GPU delegate"] = dict(check)
 
 
 @main.command("eval")

@@ -1,4 +1,4 @@
-"""``edgecnn-device``: benchmark and evaluate ``.tflite`` files on the device itself.
+"""``edgecnn-device``: benchmark, evaluate and run ``.tflite`` files on the device itself.
 
 Needs numpy, Pillow, click and a TFLite runtime (``ai-edge-litert`` or ``tflite-runtime``),
 never TensorFlow: ``pip install "edgecnn[device]"`` on a Raspberry Pi or under Termux.
@@ -9,6 +9,7 @@ name), CPU and runtime version; ``edgecnn report`` merges those files with the r
 Example:
     $ edgecnn-device bench model_int8.tflite --threads 1 --threads 4 -o pi4-int8.json
     $ edgecnn-device eval model_int8.tflite --data test_images/ -o pi4-int8-eval.json
+    $ edgecnn-device predict model_int8.tflite shot.jpg --top-k 3
 """
 
 from __future__ import annotations
@@ -120,8 +121,12 @@ def run_bench(
     as_json=False,
     output=None,
     echo=click.echo,
+    annotate=None,
 ) -> list:
     """What the ``bench`` commands do: benchmark once per thread count, print, save.
+
+    ``annotate(results)`` may add to the results before they are printed and saved
+    (``edgecnn bench`` adds the GPU-delegate check, which needs TensorFlow).
 
     Example:
         >>> run_bench("model_int8.tflite", threads=(1, 2), runs=50)  # doctest: +SKIP
@@ -152,6 +157,8 @@ def run_bench(
         input_path=input_path,
         timeout=timeout,
     )
+    if annotate is not None:
+        annotate(results)
     payload = results[0] if len(results) == 1 else results
     # Printed first, written after: a file that cannot be written never loses a measurement.
     if as_json:
@@ -195,6 +202,7 @@ def main():
     \b
       edgecnn-device bench model.tflite --threads 1 --threads 4 -o pi.json
       edgecnn-device eval model.tflite --data test_images/ -o pi-eval.json
+      edgecnn-device predict model.tflite photo.jpg --top-k 3
     Copy the JSON back and merge it: edgecnn report runs/* pi.json
     """
 
@@ -332,6 +340,65 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     y, names = labels_by_name(y, data_names, spec.get("class_names"), k, data, model_path)
     metrics = evaluate_tflite(model_path, normalize(x, spec), y, num_threads=threads, runtime=runtime)
     finish_eval(metrics, model_path, data, names, as_json, output)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL.tflite")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True, help="Labels shown per image.")
+@click.option(
+    "--preprocess",
+    "preprocess_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="preprocess.json of the run (default: the one beside the model, else the model's metadata).",
+)
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
+@click.option("--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions and timings as JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
+def predict(model_path, images, top_k, preprocess_path, threads, runtime, device_name, as_json, output):
+    """Top-k labels of IMAGE files, folders, or - (stdin: one image's bytes, or paths one a line).
+
+    Each image is timed: decode, resize (with normalisation) and invoke.
+
+    \b
+      edgecnn-device predict model_int8.tflite shot.jpg --top-k 3
+      rpicam-still -n -o - | edgecnn-device predict model_int8.tflite -
+      find photos -name '*.jpg' | edgecnn-device predict model_int8.tflite - --json
+    """
+    from edgecnn._io import sha256_file
+    from edgecnn.device.bench import machine_info
+    from edgecnn.device.predict import collect_images, predict_images
+
+    if device_name:
+        os.environ["EDGECNN_DEVICE"] = device_name
+    sources = collect_images(images, click.get_binary_stream("stdin") if "-" in images else None)
+    result = predict_images(
+        model_path, sources, top_k=top_k, preprocess_path=preprocess_path, threads=threads, runtime=runtime
+    )
+    result.update(model=str(model_path), sha256=sha256_file(model_path), size_bytes=os.path.getsize(model_path))
+    result.update(machine_info())
+    if output:
+        _write_json(output, result)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for r in result["images"]:
+        labels = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"])
+        click.echo(
+            f"{r['image']}: {labels}  "
+            f"(decode {r['decode_ms']:.2f} ms, resize {r['resize_ms']:.2f} ms, invoke {r['invoke_ms']:.2f} ms)"
+        )
+    t = result["timing_ms"]
+    click.echo(
+        f"{len(result['images'])} image(s), median per image: decode {t['decode_ms']['median']:.2f} ms, "
+        f"resize {t['resize_ms']['median']:.2f} ms, invoke {t['invoke_ms']['median']:.2f} ms  "
+        f"({result['runtime']} {result['runtime_version']}, {threads} thread(s), {result['device']}, {result['cpu']})"
+    )
+    if output:
+        click.echo(f"written: {output}")
 
 
 if __name__ == "__main__":

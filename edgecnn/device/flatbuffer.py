@@ -221,20 +221,44 @@ def read_model(source) -> ModelInfo:
                 raise FlatbufferError(
                     f"buffer {i} ends at byte {start + n} but the file has {len(r.buf)} bytes (truncated?)"
                 )
-        metadata = {}
-        for md in r.tables(root, 6):
-            name = r.string(md, 0) or ""
-            index = r.scalar(md, 1, "<I", 0)
-            data = b""
-            if index < len(buffers):
-                start, n = r.vector(buffers[index], 0)
-                offset = r.scalar(buffers[index], 1, "<Q", 0)
-                size = r.scalar(buffers[index], 2, "<Q", 0)
-                if n:
-                    data = r.buf[start : start + n]
-                elif offset > 1 and offset + size <= len(r.buf):
-                    data = r.buf[offset : offset + size]
-            metadata[name] = bytes(data[:4096])
+        metadata = {name: data[:4096] for name, data in _metadata_buffers(r, root, buffers).items()}
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise FlatbufferError(f"corrupt TFLite flatbuffer: {exc}") from None
     return ModelInfo(schema_version, operators, len(subgraphs), metadata)
+
+
+def _metadata_buffers(r: _Reader, root: int, buffers: list) -> dict:
+    """``{name: bytes}`` of ``Model.metadata``, each entry's buffer in full."""
+    metadata = {}
+    for md in r.tables(root, 6):
+        name = r.string(md, 0) or ""
+        index = r.scalar(md, 1, "<I", 0)
+        data = b""
+        if index < len(buffers):
+            start, n = r.vector(buffers[index], 0)
+            offset = r.scalar(buffers[index], 1, "<Q", 0)
+            size = r.scalar(buffers[index], 2, "<Q", 0)
+            if n:
+                data = r.buf[start : start + n]
+            elif offset > 1 and offset + size <= len(r.buf):
+                data = r.buf[offset : offset + size]
+        metadata[name] = bytes(data)
+    return metadata
+
+
+def read_metadata_buffer(source, name: str) -> bytes | None:
+    """The whole buffer of the ``Model.metadata`` entry called ``name`` (None when absent).
+
+    Example:
+        >>> read_metadata_buffer("model_int8.tflite", "TFLITE_METADATA")[4:8]  # doctest: +SKIP
+        b'M001'
+    """
+    buf = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise FlatbufferError("not a TFLite flatbuffer (no TFL3 identifier)")
+    r = _Reader(bytes(buf))
+    try:
+        root = r._indirect(0)
+        return _metadata_buffers(r, root, r.tables(root, 4)).get(name)
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise FlatbufferError(f"corrupt TFLite flatbuffer: {exc}") from None

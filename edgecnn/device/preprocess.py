@@ -54,10 +54,17 @@ class ImageError(DataError):
     """An image file that cannot be read (missing, corrupt, too large, not an image)."""
 
 
-def read_spec(model_path, explicit=None) -> dict:
+def read_spec(model_path, explicit=None, required: bool = False) -> dict:
     """The preprocessing of a model: ``explicit`` JSON file, else ``preprocess.json``
-    beside the model, else the default (``pixel / 127.5 - 1``). Raises :class:`DataError`
-    for a missing explicit file, invalid JSON, or a malformed field."""
+    beside the model, else the model's TFLite Metadata (normalisation and labels, see
+    :mod:`edgecnn.device.metadata`), else the default (``pixel / 127.5 - 1``), or a
+    :class:`UserError` when ``required``. Raises :class:`DataError` for a missing explicit
+    file, invalid JSON, or a malformed field.
+
+    Example:
+        >>> read_spec("model_int8.tflite")["class_names"][:3]  # doctest: +SKIP
+        ['0', '1', '2']
+    """
     import json
     import math
 
@@ -84,6 +91,22 @@ def read_spec(model_path, explicit=None) -> dict:
             return spec
         if explicit:
             raise DataError(f"preprocessing file {path} does not exist")
+    from edgecnn.device.flatbuffer import FlatbufferError
+    from edgecnn.device.metadata import read_metadata, spec_from_metadata
+
+    try:
+        meta = read_metadata(model_path) if Path(model_path).is_file() else None
+    except (FlatbufferError, OSError):
+        meta = None  # loading the model reports what is wrong with it
+    if meta is not None:
+        spec = spec_from_metadata(meta)
+        spec["from"] = "metadata"
+        return spec
+    if required:
+        raise UserError(
+            f"{model_path} has no TFLite Metadata and no preprocess.json beside it; "
+            "pass --preprocess with the run's preprocess.json (or export with metadata)"
+        )
     return {"scale": DEFAULT_SCALE, "offset": DEFAULT_OFFSET}
 
 
@@ -192,8 +215,13 @@ def composite_alpha(images: np.ndarray) -> np.ndarray:
 
 
 def normalize(images: np.ndarray, spec: dict | None = None) -> np.ndarray:
-    """``uint8`` pixels -> the float input the model was trained on (``p * scale + offset``)."""
+    """``uint8`` pixels -> the float input the model was trained on (``p * scale + offset``,
+    or ``(p - mean) / std`` per channel when the spec gives ``mean`` and ``std``)."""
     spec = spec or {}
+    if "mean" in spec and "std" in spec:  # per-channel, as TFLite Metadata may give it
+        mean = np.asarray(spec["mean"], np.float32)
+        std = np.asarray(spec["std"], np.float32)
+        return (images.astype(np.float32) - mean) / std
     scale = float(spec.get("scale", DEFAULT_SCALE))
     offset = float(spec.get("offset", DEFAULT_OFFSET))
     return images.astype(np.float32) * np.float32(scale) + np.float32(offset)

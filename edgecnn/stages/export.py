@@ -1,8 +1,8 @@
 """The export steps applied to every model a stage produced: convert -> evaluate -> bench.
 
 Each precision of each result becomes one ``.tflite`` file and one table row: converted
-(:func:`edgecnn.convert.convert`), evaluated on the test split with the TFLite
-interpreter (:func:`edgecnn.device.evaluate.evaluate_tflite`) and timed
+(:func:`edgecnn.convert.convert`, with TFLite Metadata unless ``convert.metadata`` is off),
+evaluated on the test split with the TFLite interpreter (:func:`edgecnn.device.evaluate.evaluate_tflite`) and timed
 (:func:`edgecnn.device.bench.benchmark`) when ``bench.enabled``.
 """
 
@@ -47,7 +47,8 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
             if precision == "int8"
             else None
         )
-        convert(result.model, path, precision, representative=rep, sparse=sparse)
+        metadata = ctx.data.preprocess if cfg.convert.metadata else None
+        convert(result.model, path, precision, representative=rep, sparse=sparse, metadata=metadata)
         convert_s = time.time() - t0
         metrics = evaluate_tflite(path, x_test, y_test, num_threads=cfg.bench.threads, runtime=cfg.bench.runtime)
         row = {

@@ -1,0 +1,265 @@
+"""TFLite Metadata: labels and normalisation inside the ``.tflite``, as Android tooling reads them.
+
+Android Studio's ML Model Binding and the TFLite Task Library's ``ImageClassifier`` read
+a model's input normalisation, colour space and labels from the metadata that
+tflite-support's schema describes
+(https://github.com/tensorflow/tflite-support/blob/master/tensorflow_lite_support/metadata/metadata_schema.fbs):
+a ``ModelMetadata`` flatbuffer (file identifier ``M001``) stored in one of the model's
+buffers and named ``TFLITE_METADATA`` in ``Model.metadata``, with associated files
+(``labels.txt``) appended to the ``.tflite`` as a zip archive. The interpreter ignores
+both, so outputs stay bit-identical.
+
+tflite-support's own writers (``metadata_writers``) install only beside ``protobuf<4``,
+which TensorFlow 2.16+ refuses, so this module writes the few tables an image
+classifier needs with the ``flatbuffers`` package, field by field as the schema numbers
+them, the same content ``metadata_writers.image_classifier`` writes:
+
+* ``ModelMetadata``: name, description, version, author (``edgecnn <version>``),
+  ``min_parser_version`` 1.0.0;
+* input ``TensorMetadata``: ``ImageProperties`` (RGB or GRAYSCALE, default size),
+  ``NormalizationOptions`` (per-channel mean and std: ``pixel * scale + offset`` of
+  ``preprocess.json`` is ``(pixel - mean) / std`` with ``mean = -offset / scale`` and
+  ``std = 1 / scale``), ``Stats`` (the normalised range for float input, as the writers do;
+  none for int8, whose quantisation the tensor itself carries);
+* output ``TensorMetadata``: ``FeatureProperties`` (class probabilities), ``Stats``
+  0..1 for float output, and ``labels.txt`` as a ``TENSOR_AXIS_LABELS`` file.
+
+:mod:`edgecnn.device.metadata` reads it back without TensorFlow.
+
+Example:
+    >>> tflite = add_metadata(tflite, {"scale": 1 / 127.5, "offset": -1.0, "channels": 3,
+    ...                                "image_size": [32, 32], "class_names": ["cat", "dog"]},
+    ...                       name="mobilenet_v2")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+METADATA_NAME = "TFLITE_METADATA"
+METADATA_IDENTIFIER = b"M001"
+TFLITE_IDENTIFIER = b"TFL3"
+MIN_PARSER_VERSION = "1.0.0"
+LABELS_FILE = "labels.txt"
+
+# Enum and union values of metadata_schema.fbs.
+TENSOR_AXIS_LABELS = 2
+COLOR_SPACE = {3: 1, 1: 2}  # channels -> ColorSpaceType: RGB = 1, GRAYSCALE = 2
+CONTENT_FEATURE, CONTENT_IMAGE = 1, 2  # ContentProperties: FeatureProperties, ImageProperties
+PROCESS_NORMALIZATION = 1  # ProcessUnitOptions: NormalizationOptions
+# TensorType of TFLite's schema.fbs.
+FLOAT32, UINT8, INT8 = 0, 3, 9
+
+
+def normalization(spec: dict, channels: int) -> tuple[list, list]:
+    """Per-channel ``(mean, std)`` of a preprocessing spec, so that ``(p - mean) / std``
+    equals ``p * scale + offset``; explicit ``mean``/``std`` lists win.
+
+    Example:
+        >>> normalization({"scale": 1 / 127.5, "offset": -1.0}, 3)
+        ([127.5, 127.5, 127.5], [127.5, 127.5, 127.5])
+    """
+    if "mean" in spec and "std" in spec:
+        mean, std = [float(v) for v in spec["mean"]], [float(v) for v in spec["std"]]
+        if len(mean) == 1:
+            mean, std = mean * channels, std * channels
+        return mean, std
+    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+
+    scale = float(spec.get("scale", DEFAULT_SCALE))
+    offset = float(spec.get("offset", DEFAULT_OFFSET))
+    if scale == 0:
+        raise ValueError("preprocessing scale 0 has no normalisation (std would be infinite)")
+    return [-offset / scale] * channels, [1.0 / scale] * channels
+
+
+def _floats(b, values) -> int:
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependFloat32(float(v))
+    return b.EndVector()
+
+
+def _offsets(b, offsets) -> int:
+    b.StartVector(4, len(offsets), 4)
+    for o in reversed(offsets):
+        b.PrependUOffsetTRelative(o)
+    return b.EndVector()
+
+
+def _table(b, nfields: int, offsets: dict | None = None, scalars: dict | None = None) -> int:
+    """One table: ``offsets`` {slot: offset}, ``scalars`` {slot: (prepend method, value)}."""
+    b.StartObject(nfields)
+    for slot, off in (offsets or {}).items():
+        b.PrependUOffsetTRelativeSlot(slot, off, 0)
+    for slot, (kind, value) in (scalars or {}).items():
+        getattr(b, f"Prepend{kind}Slot")(slot, value, 0)
+    return b.EndObject()
+
+
+def _stats(b, low, high) -> int:
+    mx, mn = _floats(b, high), _floats(b, low)
+    return _table(b, 2, {0: mx, 1: mn})  # Stats: max, min
+
+
+def metadata_bytes(
+    spec: dict,
+    *,
+    name: str,
+    description: str,
+    input_type: int,
+    output_type: int,
+    input_shape,
+    num_classes: int,
+    version: str,
+    author: str,
+) -> bytes:
+    """The ``ModelMetadata`` flatbuffer of an image classifier (see the module docstring)."""
+    import flatbuffers
+
+    channels = int(input_shape[-1])
+    height, width = int(input_shape[1]), int(input_shape[2])
+    mean, std = normalization(spec, channels)
+    b = flatbuffers.Builder(1024)
+
+    # Input: ImageProperties + NormalizationOptions + Stats.
+    size = _table(b, 2, scalars={0: ("Uint32", width), 1: ("Uint32", height)})  # ImageSize
+    image = _table(b, 2, {1: size}, {0: ("Int8", COLOR_SPACE.get(channels, 0))})  # ImageProperties
+    content_in = _table(b, 3, {1: image}, {0: ("Uint8", CONTENT_IMAGE)})  # Content
+    norm = _table(b, 2, {0: _floats(b, mean), 1: _floats(b, std)})  # NormalizationOptions
+    unit = _table(b, 2, {1: norm}, {0: ("Uint8", PROCESS_NORMALIZATION)})  # ProcessUnit
+    units = _offsets(b, [unit])
+    in_stats = None
+    if input_type == FLOAT32:
+        in_stats = _stats(b, [(0 - m) / s for m, s in zip(mean, std)], [(255 - m) / s for m, s in zip(mean, std)])
+    elif input_type == UINT8:
+        in_stats = _stats(b, [0.0], [255.0])
+    in_name = b.CreateString("image")
+    in_desc = b.CreateString(
+        f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; normalised as (pixel - mean) / std"
+    )
+    fields = {0: in_name, 1: in_desc, 3: content_in, 4: units}
+    if in_stats is not None:
+        fields[5] = in_stats
+    tensor_in = _table(b, 7, fields)
+
+    # Output: FeatureProperties + Stats + labels.txt.
+    feature = _table(b, 0)
+    content_out = _table(b, 3, {1: feature}, {0: ("Uint8", CONTENT_FEATURE)})
+    out_stats = _stats(b, [0.0], [1.0]) if output_type == FLOAT32 else None
+    if output_type == UINT8:
+        out_stats = _stats(b, [0.0], [255.0])
+    label_name = b.CreateString(LABELS_FILE)
+    label_desc = b.CreateString("Labels for the categories the model can recognise.")
+    label_file = _table(b, 5, {0: label_name, 1: label_desc}, {2: ("Int8", TENSOR_AXIS_LABELS)})
+    out_name = b.CreateString("probability")
+    out_desc = b.CreateString(f"Probabilities of the {num_classes} labels respectively.")
+    fields = {0: out_name, 1: out_desc, 3: content_out, 6: _offsets(b, [label_file])}
+    if out_stats is not None:
+        fields[5] = out_stats
+    tensor_out = _table(b, 7, fields)
+
+    subgraph = _table(b, 10, {2: _offsets(b, [tensor_in]), 3: _offsets(b, [tensor_out])})
+    model = _table(
+        b,
+        8,
+        {
+            0: b.CreateString(name),
+            1: b.CreateString(description),
+            2: b.CreateString(version),
+            3: _offsets(b, [subgraph]),
+            4: b.CreateString(author),
+            7: b.CreateString(MIN_PARSER_VERSION),
+        },
+    )
+    b.Finish(model, METADATA_IDENTIFIER)
+    return bytes(b.Output())
+
+
+def _aligned_buffer_class(schema):
+    """``BufferT`` whose data starts on a 16-byte boundary, as ``schema.fbs`` asks
+    (``force_align: 16``); the generated ``Pack`` aligns to one byte only."""
+
+    class AlignedBufferT(schema.BufferT):
+        def Pack(self, builder):
+            data = None
+            if self.data is not None and len(self.data):
+                raw = np.ascontiguousarray(self.data, dtype=np.uint8).tobytes()
+                builder.StartVector(1, len(raw), 16)
+                builder.head = builder.head - len(raw)
+                builder.Bytes[builder.head : builder.head + len(raw)] = raw
+                data = builder.EndVector(len(raw))
+            schema.BufferStart(builder)
+            if data is not None:
+                schema.BufferAddData(builder, data)
+            schema.BufferAddOffset(builder, self.offset)
+            schema.BufferAddSize(builder, self.size)
+            return schema.BufferEnd(builder)
+
+    return AlignedBufferT
+
+
+def add_metadata(tflite: bytes, spec: dict, name: str, description: str | None = None) -> bytes:
+    """``tflite`` with image-classifier metadata and ``labels.txt`` (see the module docstring).
+
+    ``spec`` is the run's ``preprocess.json`` content (``scale``, ``offset`` or per-channel
+    ``mean``/``std``, ``class_names``). Metadata already present is replaced.
+    """
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    import edgecnn
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    graph = model.subgraphs[0]
+    tensor_in, tensor_out = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    shape_in = [int(d) for d in tensor_in.shape]
+    num_classes = int(tensor_out.shape[-1])
+    class_names = [str(c) for c in spec.get("class_names") or range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for a model with {num_classes} outputs")
+    if len(shape_in) != 4:
+        raise ValueError(f"metadata describes image models (N, H, W, C); this input has shape {shape_in}")
+    md = metadata_bytes(
+        spec,
+        name=name,
+        description=description or f"{name}: image classifier with {num_classes} classes, exported by edgecnn",
+        input_type=int(tensor_in.type),
+        output_type=int(tensor_out.type),
+        input_shape=shape_in,
+        num_classes=num_classes,
+        version=f"edgecnn {edgecnn.__version__}",
+        author=f"edgecnn {edgecnn.__version__}",
+    )
+    aligned = _aligned_buffer_class(schema)
+    buffers = []
+    for buf in model.buffers or []:
+        a = aligned()
+        a.data, a.offset, a.size = buf.data, buf.offset, buf.size
+        buffers.append(a)
+    entry = next((m for m in model.metadata or [] if _text(m.name) == METADATA_NAME), None)
+    new = aligned()
+    new.data = np.frombuffer(md, dtype=np.uint8)
+    if entry is None:
+        buffers.append(new)
+        entry = schema.MetadataT()
+        entry.name = METADATA_NAME
+        entry.buffer = len(buffers) - 1
+        model.metadata = [*(model.metadata or []), entry]
+    else:
+        buffers[entry.buffer] = new
+    model.buffers = buffers
+    b = flatbuffers.Builder(len(tflite) + len(md) + 1024)
+    b.Finish(model.Pack(b), TFLITE_IDENTIFIER)
+    out = io.BytesIO(bytes(b.Output()))
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a") as zf:  # on a non-zip file, "a" appends a new archive
+        zf.writestr(LABELS_FILE, "\n".join(class_names) + "\n")
+    return out.getvalue()
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value or "")
