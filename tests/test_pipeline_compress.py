@@ -140,7 +140,8 @@ def test_full_teacher_data_needs_a_registered_teacher(tmp_path):
 
     path = tmp_path / "teacher.keras"
     create_model("lenet5", input_shape=(32, 32, 1), classes=10).save(path)
-    flags = ["optimize", "lenet5", "--allow-outside", "--distill-from", str(path), "--teacher-data", "full", "--out", str(tmp_path / "r")]
+    flags = ["optimize", "lenet5", "--allow-outside", "--distill-from", str(path), "--teacher-data", "full"]
+    flags += ["--out", str(tmp_path / "r")]
     result = CliRunner().invoke(main, flags)
     assert result.exit_code == 2, result.output
     assert "a saved teacher" in result.output and "Traceback" not in result.output
@@ -151,7 +152,8 @@ def test_teacher_with_other_classes_fails_before_training(tmp_path):
 
     path = tmp_path / "teacher.keras"
     create_model("lenet5", input_shape=(32, 32, 1), classes=3).save(path)
-    result = CliRunner().invoke(main, ["optimize", "lenet5", "--allow-outside", "--distill-from", str(path), "--out", str(tmp_path / "r")])
+    flags = ["optimize", "lenet5", "--allow-outside", "--distill-from", str(path), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, flags)
     assert result.exit_code == 2, result.output
     assert "has 3 classes but the student" in result.output
     assert not (tmp_path / "r" / "train").exists()
