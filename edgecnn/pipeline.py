@@ -26,7 +26,7 @@ from edgecnn._io import write_json, write_text
 from edgecnn.config import RunConfig, resolve, run_folder
 from edgecnn.data import load_run_data
 from edgecnn.errors import UserError
-from edgecnn.report import VARIANT_COLUMNS, format_table, run_report_md, save_table
+from edgecnn.report import VARIANT_COLUMNS, cpu_lines, format_table, int8_speed_notes, run_report_md, save_table
 from edgecnn.stages import Context, StageResult, StageStore, config_key, model_stages
 from edgecnn.stages.export import export_and_measure
 from edgecnn.stages.train import train
@@ -153,11 +153,16 @@ def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, t
     }
     write_json(out / "metrics.json", metrics)
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
-    save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")
+    save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}",
+               header=cpu_lines(table_rows), footer=int8_speed_notes(table_rows))
     notes = [stage.notes(stage_info[stage.row]) for stage in active if stage.row in stage_info]
     write_text(out / "report.md", run_report_md(cfg, data, table_rows, metrics, notes))
     write_manifest(out, cfg)  # sha256 of every input and output
     echo("")
+    for line in cpu_lines(table_rows):
+        echo(line)
     echo(format_table(table_rows, VARIANT_COLUMNS))
+    for note in int8_speed_notes(table_rows):
+        echo(note)
     echo(f"\nrun folder: {out}  ({metrics['seconds']:.0f} s)")
     return metrics

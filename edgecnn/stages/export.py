@@ -28,6 +28,7 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
     from edgecnn.device.evaluate import evaluate_tflite
     from edgecnn.models._profile import count_macs, count_params
     from edgecnn.optimize.prune import strip_pruning_if_wrapped
+    from edgecnn.report import bench_fields
 
     cfg = ctx.cfg
     counts = count_params(strip_pruning_if_wrapped(result.model))
@@ -82,6 +83,7 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
                 timeout=cfg.bench.timeout,
             )
             row["bench"] = bench
+            row.update(bench_fields(bench))  # the CPU and its features, XNNPACK's fallbacks
             if bench.get("status") == "ok":
                 row.update(
                     latency_median_ms=bench["median_ms"],

@@ -1,0 +1,130 @@
+"""int8 users can trust: the CPU named above every latency, the "int8 not faster" line and
+its reason, int16x8, the per-layer quantization error and the selective float fallback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+AVX2 = ["avx2"]
+VNNI = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"]
+
+
+def _pair(f32_ms, i8_ms, features, fallback=None, stage="trained", device="ws"):
+    common = {"stage": stage, "device": device, "threads": 1, "cpu": "Some CPU", "cpu_features": features}
+    return [
+        {**common, "precision": "float32", "variant": "float32", "latency_median_ms": f32_ms},
+        {**common, "precision": "int8", "variant": "int8", "latency_median_ms": i8_ms,
+         "xnnpack_fallback": fallback or {}},
+    ]
+
+
+# --- Speed explained by the CPU ----------------------------------------------------------------
+
+
+def test_cpu_features_use_the_names_linux_prints():
+    from edgecnn.device.bench import cpu_features, cpu_line, has_int8_dot
+
+    x86 = "processor : 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_vnni amx_tile amx_int8\n"
+    assert cpu_features(x86) == ["avx2", "avx512f", "avx512_vnni", "amx_int8"]
+    epyc = "flags : fpu sse2 avx avx2 fma sha_ni\n"
+    assert cpu_features(epyc) == ["avx2"] and has_int8_dot(cpu_features(epyc)) is False
+    pi5 = "processor : 0\nFeatures : fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp asimddp\n"
+    assert cpu_features(pi5) == ["asimd", "asimddp", "fphp"] and has_int8_dot(cpu_features(pi5))
+    pi4 = "Features : fp asimd evtstrm crc32 cpuid\n"
+    assert cpu_features(pi4) == ["asimd"] and not has_int8_dot(["asimd"])
+    assert cpu_features("no flags here\n") is None
+    assert "no int8 dot product" in cpu_line({"cpu": "AMD EPYC", "cpu_features": ["avx2"]})
+    assert cpu_line({"cpu": "x"}).endswith("(features unknown)")
+
+
+@pytest.mark.parametrize(
+    "f32, i8, features, fallback, reason",
+    [
+        (14.21, 14.96, AVX2, None, "no int8 dot-product instructions on this CPU (none of avx512_vnni"),  # EPYC v1
+        (8.72, 10.17, AVX2, None, "no int8 dot-product"),  # EPYC MobileNetV2
+        (1.00, 0.95, ["asimd"], None, "(none of asimddp, i8mm)"),  # Raspberry Pi 4: slower by under 10%
+        (1.00, 0.95, VNNI, {"MEAN": 1, "SOFTMAX": 1}, "ops outside XNNPACK run on reference kernels (MEAN x1"),
+        (1.00, 1.00, VNNI, None, "neither usual cause"),
+        (1.00, 0.95, None, None, "CPU features unknown"),
+    ],
+)
+def test_int8_not_faster_line_when_the_ratio_says_so(f32, i8, features, fallback, reason):
+    from edgecnn.report import int8_speed_notes
+
+    notes = int8_speed_notes(_pair(f32, i8, features, fallback))
+    assert len(notes) == 1 and notes[0].startswith("int8 is not faster than float32 here")
+    assert reason in notes[0] and f"{f32 / i8:.2f}x" in notes[0]
+
+
+@pytest.mark.parametrize(
+    "f32, i8",
+    [(15.11, 6.14), (9.87, 7.47), (1.0, 1.0 / 1.10)],  # Xeon VNNI/AMX: 2.5x and 1.3x; exactly 10% faster counts
+)
+def test_no_line_when_int8_is_at_least_10_percent_faster(f32, i8):
+    from edgecnn.report import int8_speed_notes
+
+    assert int8_speed_notes(_pair(f32, i8, VNNI)) == []
+
+
+def test_int8_lines_pair_rows_of_the_same_stage_and_device():
+    from edgecnn.report import int8_speed_notes
+
+    rows = _pair(1.0, 0.5, VNNI) + _pair(1.0, 1.2, AVX2, stage="pruned", device="epyc")
+    rows[-1]["variant"] = "pruned int8"
+    notes = int8_speed_notes(rows)
+    assert len(notes) == 1 and "pruned int8 1.200 ms" in notes[0]
+    # an int8 row without a float32 row to compare with says nothing
+    assert int8_speed_notes(rows[1:2]) == []
+
+
+def _run_folder(path, f32_ms, i8_ms, features):
+    rows = []
+    for r, sha in zip(_pair(f32_ms, i8_ms, features), ("aa", "bb")):
+        bench = {"status": "ok", "device": "ws", "threads": 1, "runtime": "litert", "runtime_version": "2.3.0",
+                 "median_ms": r["latency_median_ms"], "p90_ms": r["latency_median_ms"], "cpu": "AMD EPYC 7B13",
+                 "cpu_features": features, "cores": 2, "arch": "x86_64",
+                 "delegation": {"fallback_ops": {}, "total": 5, "delegated": 5, "partitions": 1}}
+        rows.append({**{k: v for k, v in r.items() if k not in ("cpu", "cpu_features", "xnnpack_fallback")},
+                     "model": "lenet5", "file": f"model_{r['precision']}.tflite", "size_bytes": 1000,
+                     "tflite_accuracy": 0.9, "latency_p90_ms": r["latency_median_ms"], "sha256": sha,
+                     "bench": bench})
+    path.mkdir(parents=True)
+    metrics = {"model": "lenet5", "run_dir": str(path), "rows": rows,
+               "config": {"model": {"name": "lenet5", "alpha": None}, "data": {"image_size": 32}}}
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def test_edgecnn_report_names_the_cpu_above_and_explains_below(tmp_path):
+    from edgecnn.cli import main
+
+    run = _run_folder(tmp_path / "run", 1.00, 1.02, AVX2)
+    out = tmp_path / "report"
+    res = CliRunner().invoke(main, ["report", str(run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == "CPU: AMD EPYC 7B13, 2 cores, x86_64 (avx2; no int8 dot product)"
+    assert lines[1].startswith("variant")
+    assert "int8 is not faster than float32 here" in res.output and "no int8 dot-product" in res.output
+    md = (out / "report.md").read_text()
+    assert md.index("CPU: AMD EPYC 7B13") < md.index("| variant") < md.index("int8 is not faster")
+    assert json.loads((out / "report.json").read_text())[0]["cpu_features"] == ["avx2"]
+
+    fast = _run_folder(tmp_path / "fast", 1.00, 0.40, VNNI)
+    res = CliRunner().invoke(main, ["report", str(fast), "--out", str(tmp_path / "r2")])
+    assert res.exit_code == 0 and "avx512_vnni" in res.output.splitlines()[0]
+    assert "not faster" not in res.output
+
+
+def test_a_real_bench_records_the_cpu_features(tmp_path):
+    from _tiny_tflite import build_tiny_models
+
+    from edgecnn.device.bench import benchmark, cpu_features
+
+    models = build_tiny_models(tmp_path)
+    r = benchmark(models["int8"], runs=5, warmup=1)
+    assert r["status"] == "ok" and r["cpu_features"] == cpu_features()
+    assert isinstance(r["delegation"]["fallback_ops"], dict)
