@@ -623,6 +623,17 @@ def write_report(rows: list, out_dir, title: str = "edgecnn report", columns: li
     return paths
 
 
+def _delegation_lines(rows: list) -> list:
+    """Where XNNPACK leaves ops to the reference kernels (all of an int16x8 file), one line per row."""
+    lines = [
+        f"- {r.get('variant')}: reference kernels (outside XNNPACK): "
+        + ", ".join(f"{k} x{v}" for k, v in r["xnnpack_fallback"].items())
+        for r in rows
+        if r.get("xnnpack_fallback")
+    ]
+    return ["## Ops outside XNNPACK", "", *lines, ""] if lines else []
+
+
 def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
     """``report.md`` of one run: settings, the variants table, and one line per compression stage."""
     runtime = next((r.get("runtime") for r in rows if r.get("runtime")), cfg.bench.runtime)
@@ -641,6 +652,7 @@ def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
         to_markdown(rows, VARIANT_COLUMNS),
         "",
         *[f"{note}\n" for note in int8_speed_notes(rows)],
+        *_delegation_lines(rows),
         "Accuracy is top-1 on the test split; `delta pts` is the .tflite's accuracy minus the Keras model's, "
         "in points.",
         *(["", "## Compression stages", "", *notes] if notes else []),

@@ -22,7 +22,7 @@ from edgecnn.settings import Section, setting
 AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "constant", "step")
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
+PRECISIONS = ("float32", "float16", "dynamic", "int8", "int16x8")
 
 
 @dataclass
@@ -144,12 +144,19 @@ class ConvertConfig(Section):
         cli="--sparse-storage",
         help="With --prune: keep the pruned float32 weights in TFLite's sparse format (smaller, same outputs).",
     )
+    int16x8: bool = setting(
+        False,
+        cli="--int16x8",
+        help="Also export int16 activations with int8 weights (float input/output; more accurate than int8, "
+        "but XNNPACK runs none of it: reference kernels).",
+    )
     calibration_samples: int = setting(200, low=1, help="Training images that calibrate int8 ranges.")
 
     @property
     def precisions(self) -> list:
         """``float32`` and the precisions switched on, in :data:`PRECISIONS` order."""
-        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic, "int8": self.int8}
+        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic, "int8": self.int8,
+              "int16x8": self.int16x8}
         return [p for p in PRECISIONS if on[p]]
 
 

@@ -128,3 +128,64 @@ def test_a_real_bench_records_the_cpu_features(tmp_path):
     r = benchmark(models["int8"], runs=5, warmup=1)
     assert r["status"] == "ok" and r["cpu_features"] == cpu_features()
     assert isinstance(r["delegation"]["fallback_ops"], dict)
+
+
+# --- int16x8 -----------------------------------------------------------------------------------
+
+
+def test_int16x8_is_a_precision_everywhere():
+    from edgecnn.cli import main
+    from edgecnn.config import RunConfig
+    from edgecnn.recipe import PRECISIONS as RECIPE_PRECISIONS
+    from edgecnn.sections import PRECISIONS, ConvertConfig
+
+    assert "int16x8" in PRECISIONS and RECIPE_PRECISIONS["int16x8"] == "int16x8"
+    assert ConvertConfig(int8=True, int16x8=True).precisions == ["float32", "int8", "int16x8"]
+    assert RunConfig.from_dict({"convert": {"int16x8": True}}).convert.precisions == ["float32", "int16x8"]
+    help_text = CliRunner().invoke(main, ["optimize", "--help"]).output
+    assert "--int16x8" in help_text
+
+
+def test_int16x8_file_runs_outside_xnnpack_and_tracks_float(tmp_path):
+    import numpy as np
+
+    from edgecnn._tf import keras
+    from edgecnn.convert import convert
+    from edgecnn.device.delegation import delegation_report
+    from edgecnn.device.evaluate import load_interpreter, predict
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x))
+    data = np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32)
+    rep = lambda: ([row[None]] for row in data)  # noqa: E731
+    paths = {p: convert(model, tmp_path / f"m_{p}.tflite", p, representative=rep) for p in ("int8", "int16x8")}
+    it, _, _ = load_interpreter(paths["int16x8"])
+    assert it.get_input_details()[0]["dtype"] == np.float32  # float boundary, int16 inside
+    assert any(t["dtype"] == np.int16 for t in it.get_tensor_details())
+    report = delegation_report(paths["int16x8"])
+    assert report["delegated"] == 0 and report["fallback_ops"]["CONV_2D"] == 1  # XNNPACK has no 16x8 kernels
+    want = model.predict(data, verbose=0)
+    err = {}
+    for p, path in paths.items():
+        it, _, _ = load_interpreter(path)
+        err[p] = float(np.abs(predict(it, data) - want).max())
+    assert err["int16x8"] < err["int8"] and err["int16x8"] < 2e-3
+
+
+def test_a_runtime_that_cannot_run_int16x8_is_one_line(tmp_path, monkeypatch):
+    import edgecnn.device.evaluate as evaluate
+    from edgecnn.errors import UserError
+    from edgecnn.stages.export import evaluate_or_explain
+
+    def refuse(*a, **k):
+        raise RuntimeError("Didn't find op for builtin opcode 'CONV_2D' version '4'\nRegistration failed.")
+
+    monkeypatch.setattr(evaluate, "evaluate_tflite", refuse)
+    with pytest.raises(UserError, match=r"^the tflite_runtime runtime cannot run m_int16x8.tflite .*version '4'; "
+                                        r"leave out --int16x8 or use --runtime litert$"):
+        evaluate_or_explain(tmp_path / "m_int16x8.tflite", "int16x8", None, None, 1, "tflite_runtime")
+    with pytest.raises(RuntimeError):  # other precisions: a real failure, not a user's choice
+        evaluate_or_explain(tmp_path / "m_int8.tflite", "int8", None, None, 1, "tflite_runtime")

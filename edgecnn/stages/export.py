@@ -20,12 +20,30 @@ def _gzip_size(path: Path) -> int:
     return len(gzip.compress(path.read_bytes(), compresslevel=9))
 
 
+def evaluate_or_explain(path: Path, precision: str, x, y, threads: int = 1, runtime: str = "auto") -> dict:
+    """:func:`edgecnn.device.evaluate.evaluate_tflite`, where a runtime that cannot run an
+    ``int16x8`` file (its 16-bit kernels are newer than int8's) is a user's choice to change:
+    one line naming the runtime, not a traceback."""
+    from edgecnn.device.evaluate import evaluate_tflite
+    from edgecnn.errors import UserError
+
+    try:
+        return evaluate_tflite(path, x, y, num_threads=threads, runtime=runtime)
+    except (RuntimeError, ValueError) as exc:
+        if precision != "int16x8":
+            raise
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise UserError(
+            f"the {runtime} runtime cannot run {path.name} (int16 activations): {first}; "
+            "leave out --int16x8 or use --runtime litert"
+        ) from None
+
+
 def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float) -> list:
     """Convert ``result.model`` to each precision, then evaluate and benchmark each file."""
     from edgecnn._io import sha256_file
     from edgecnn.convert import convert
     from edgecnn.device.bench import benchmark
-    from edgecnn.device.evaluate import evaluate_tflite
     from edgecnn.models._profile import count_macs, count_params
     from edgecnn.optimize.prune import strip_pruning_if_wrapped
     from edgecnn.report import bench_fields
@@ -45,12 +63,12 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
         t0 = time.time()
         rep = (
             ctx.data.representative(cfg.convert.calibration_samples, seed=cfg.data.seed)
-            if precision == "int8"
+            if precision in ("int8", "int16x8")
             else None
         )
         convert(result.model, path, precision, representative=rep, sparse=sparse)
         convert_s = time.time() - t0
-        metrics = evaluate_tflite(path, x_test, y_test, num_threads=cfg.bench.threads, runtime=cfg.bench.runtime)
+        metrics = evaluate_or_explain(path, precision, x_test, y_test, cfg.bench.threads, cfg.bench.runtime)
         row = {
             "model": cfg.model.name,
             "variant": label,
