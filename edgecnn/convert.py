@@ -55,18 +55,24 @@ def convert_bytes(model, precision: str = "float32", representative=None, sparse
     elif precision == "int16x8":
         _int16x8_converter(converter, representative)
     elif precision == "int8":
-        if representative is None:
-            raise UserError("int8 conversion needs representative data for calibration")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        configure_int8(converter, representative)
     with quiet_native_stderr():
         try:
             return converter.convert()
         except Exception as exc:  # the converter raises ConverterError, RuntimeError...
             raise RuntimeError(f"TFLite conversion to {precision} failed for {model.name}: {exc}") from exc
+
+
+def configure_int8(converter, representative) -> None:
+    """Set ``converter`` up for full-integer int8 (int8 input and output), calibrated on
+    ``representative``; shared with the per-layer debugger (:mod:`edgecnn.quant_debug`)."""
+    if representative is None:
+        raise UserError("int8 conversion needs representative data for calibration")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
 
 
 def _int16x8_converter(converter, representative) -> None:

@@ -634,6 +634,51 @@ def _delegation_lines(rows: list) -> list:
     return ["## Ops outside XNNPACK", "", *lines, ""] if lines else []
 
 
+def _int8_lines(rows: list) -> list:
+    """report.md's int8 sections: the worst layers of each int8 file, what int8_mixed kept in float."""
+    from edgecnn.quant_debug import layers_markdown
+
+    out = []
+    for r in rows:
+        info = r.get("int8_layers")
+        if not isinstance(info, dict):
+            continue
+        out += [f"## int8 error per layer: {r.get('variant')}", ""]
+        if "error" in info:
+            out += [f"Not measured: {info['error']}", ""]
+            continue
+        out += [
+            f"The {len(info['worst_layers'])} worst of {info['layers_measured']} quantized layers, on "
+            f"{info['samples']} validation images (TFLite's quantization debugger). `rmse/scale` is the "
+            "root-mean-square difference from float in quantization steps (about 0.29 is rounding alone); "
+            "`mean error` is the bias.",
+            "",
+            layers_markdown(info),
+            "",
+        ]
+        if "val_drop_points" in info:
+            out += [f"Validation: float32 {100 * info['val_accuracy_float32']:.2f}%, int8 "
+                    f"{100 * info['val_accuracy_int8']:.2f}% ({info['val_drop_points']:+.2f} points of drop).", ""]
+    for r in rows:
+        mixed = r.get("int8_mixed")
+        if not isinstance(mixed, dict):
+            continue
+        layers = ", ".join(f"`{name}` ({op})" for name, op in zip(mixed["float_layers"], mixed["float_ops"]))
+        out += [
+            f"## {r.get('variant')}: float fallback",
+            "",
+            f"{len(mixed['float_layers'])} of {mixed['layers_measured']} layers kept in float "
+            f"({100 * mixed['float_fraction']:.0f}%): {layers}. Validation accuracy "
+            f"{100 * mixed['val_accuracy']:.2f}% vs float32 {100 * mixed['val_accuracy_float32']:.2f}% "
+            f"(drop {mixed['val_drop_points']:+.2f} points, budget {mixed['budget_points']:g}"
+            f"{'' if mixed['within_budget'] else ', not met'}). Tried (layers in float, accuracy): "
+            + ", ".join(f"{k}: {100 * a:.2f}%" for k, a in mixed["tried"])
+            + ".",
+            "",
+        ]
+    return out
+
+
 def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
     """``report.md`` of one run: settings, the variants table, and one line per compression stage."""
     runtime = next((r.get("runtime") for r in rows if r.get("runtime")), cfg.bench.runtime)
@@ -652,9 +697,11 @@ def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
         to_markdown(rows, VARIANT_COLUMNS),
         "",
         *[f"{note}\n" for note in int8_speed_notes(rows)],
-        *_delegation_lines(rows),
         "Accuracy is top-1 on the test split; `delta pts` is the .tflite's accuracy minus the Keras model's, "
         "in points.",
+        "",
+        *_delegation_lines(rows),
+        *_int8_lines(rows),
         *(["", "## Compression stages", "", *notes] if notes else []),
     ]
     return "\n".join(lines) + "\n"

@@ -185,7 +185,7 @@ def test_a_runtime_that_cannot_run_int16x8_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(evaluate, "evaluate_tflite", refuse)
     with pytest.raises(UserError, match=r"^the tflite_runtime runtime cannot run m_int16x8.tflite .*version '4'; "
-                                        r"leave out --int16x8 or use --runtime litert$"):
+                                        r"leave out the int16x8 precision or use the litert runtime$"):
         evaluate_or_explain(tmp_path / "m_int16x8.tflite", "int16x8", None, None, 1, "tflite_runtime")
     with pytest.raises(RuntimeError):  # other precisions: a real failure, not a user's choice
         evaluate_or_explain(tmp_path / "m_int8.tflite", "int8", None, None, 1, "tflite_runtime")

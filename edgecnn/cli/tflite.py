@@ -32,9 +32,24 @@ def bench(**flags):
 @eval_options
 @click.option("--data", default="digits", show_default=True, help="'digits', an image folder or an .npz file.")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True)
-def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split):
-    """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images."""
+@click.option(
+    "--int8-debug",
+    is_flag=True,
+    help="MODEL is a run folder (or its model.keras): print the int8 error per layer on its validation images.",
+)
+def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split, int8_debug):
+    """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
+
+    \b
+    With --int8-debug, MODEL is a run folder: TFLite's quantization debugger compares each
+    int8 layer with float on the run's validation images and prints the worst layers.
+      edgecnn eval runs/mobilenet-a0.50-32px --int8-debug
+    """
     import os
+
+    if int8_debug:
+        _int8_debug(model_path, as_json, output)
+        return
 
     from edgecnn.data import load_dataset
     from edgecnn.device.bench import benchmark
@@ -70,3 +85,15 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     metrics = evaluate_tflite(model_path, ds.normalized(s), ds.y[s], num_threads=threads, runtime=runtime)
     metrics["split"] = split
     finish_eval(metrics, model_path, data, ds.class_names, as_json, output)
+
+
+def _int8_debug(path, as_json: bool, output) -> None:
+    import json
+
+    from edgecnn._io import write_json
+    from edgecnn.quant_debug import debug_run, format_layers
+
+    summary = debug_run(path)
+    if output:
+        write_json(output, summary)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_layers(summary))
