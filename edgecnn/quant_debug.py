@@ -42,18 +42,23 @@ TOP_LAYERS = 10
 DEBUG_SAMPLES = 100
 
 
-def short_layer_name(tensor_name: str) -> str:
+def short_layer_name(tensor_name: str, output_name: str | None = None) -> str:
     """The Keras layer a converted tensor comes from: ``'model/conv1_relu/Relu6;...'`` -> ``'conv1_relu'``.
+
+    The model's output tensor is named after the graph (``StatefulPartitionedCall:0``), not
+    the layer: ``output_name`` (the Keras output layer's name) replaces it.
 
     Example:
         >>> short_layer_name("mobilenet_0.25_32/conv_dw_1_relu/Relu6;mobilenet_0.25_32/conv_dw_1/depthwise1")
         'conv_dw_1_relu'
-        >>> short_layer_name("Identity")
-        'Identity'
+        >>> short_layer_name("StatefulPartitionedCall:0", "predictions")
+        'predictions'
     """
     first = tensor_name.split(";")[0]
     parts = first.split("/")
-    return "/".join(parts[1:-1]) if len(parts) > 2 else first
+    if len(parts) > 2:
+        return "/".join(parts[1:-1])
+    return output_name if output_name and len(parts) == 1 else first
 
 
 class Int8Debug:
@@ -87,6 +92,7 @@ class Int8Debug:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         configure_int8(converter, representative)
         self._images = images
+        self._output_name = model.output_names[0] if len(model.outputs) == 1 else None
         self.notes: list = []
         try:
             with quiet_native_stderr():
@@ -115,11 +121,12 @@ class Int8Debug:
                 if not math.isfinite(rmse_scale):
                     raise ValueError(f"rmse/scale is {rmse_scale} (scale {scale})")
             except Exception as exc:  # one layer the debugger cannot describe: a note, not a failure
-                self.notes.append(f"layer {short_layer_name(str(name))}: not measured ({_first_line(exc)})")
+                layer = short_layer_name(str(name).removeprefix("NumericVerify/"), self._output_name)
+                self.notes.append(f"layer {layer}: not measured ({_first_line(exc)})")
                 continue
             layers.append(
                 {
-                    "layer": short_layer_name(tensor),
+                    "layer": short_layer_name(tensor, self._output_name),
                     "op": op,
                     "tensor": tensor,
                     "rmse_scale": rmse_scale,
@@ -146,9 +153,15 @@ class Int8Debug:
         from edgecnn._tf import tf
 
         d = self._debugger
-        d.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_tensors))
-        with quiet_native_stderr():
-            return d.get_nondebug_quantized_model()
+        # The public ``options`` setter would rebuild the debug model and drop the statistics;
+        # the quantizer reads the denylist from these options alone, so swap them for one call.
+        kept = d._debug_options
+        d._debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_tensors))
+        try:
+            with quiet_native_stderr():
+                return d.get_nondebug_quantized_model()
+        finally:
+            d._debug_options = kept
 
 
 def _first_line(exc: BaseException) -> str:

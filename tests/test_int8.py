@@ -189,3 +189,155 @@ def test_a_runtime_that_cannot_run_int16x8_is_one_line(tmp_path, monkeypatch):
         evaluate_or_explain(tmp_path / "m_int16x8.tflite", "int16x8", None, None, 1, "tflite_runtime")
     with pytest.raises(RuntimeError):  # other precisions: a real failure, not a user's choice
         evaluate_or_explain(tmp_path / "m_int8.tflite", "int8", None, None, 1, "tflite_runtime")
+
+
+# --- per-layer error and float fallback ---------------------------------------------------------
+
+
+class _FakeDebug:
+    """The part of Int8Debug that float_fallback uses: ranked layers and mixed models."""
+
+    def __init__(self, n):
+        self.layers = [{"layer": f"l{i}", "op": "CONV_2D", "tensor": f"t{i}"} for i in range(n)]
+
+    def mixed_model(self, tensors):
+        return len(tensors).to_bytes(2, "little")
+
+
+@pytest.mark.parametrize("n, needed", [(13, 4), (30, 1), (30, 30), (30, 17), (1, 1)])
+def test_float_fallback_keeps_the_fewest_worst_layers(n, needed):
+    from edgecnn.quant_debug import float_fallback
+
+    calls = []
+
+    def accuracy(model):  # each layer in float wins back 1 point until `needed` are
+        k = int.from_bytes(model, "little")
+        calls.append(k)
+        return 0.90 - 0.01 * max(0, needed - k)
+
+    out = float_fallback(_FakeDebug(n), accuracy, float_accuracy=0.90, budget_points=0.5)
+    assert out["within_budget"] and out["float_layers"] == [f"l{i}" for i in range(needed)]
+    assert out["float_tensors"] == [f"t{i}" for i in range(needed)] and out["accuracy"] == pytest.approx(0.90)
+    assert len(calls) == len(set(calls)) <= 2 * max(1, n).bit_length()  # each k tried once, ~2 log2 n tries
+
+
+def test_float_fallback_out_of_reach_keeps_the_best_tried():
+    from edgecnn.quant_debug import float_fallback
+
+    acc = {1: 0.80, 2: 0.85, 4: 0.84, 5: 0.83}
+    out = float_fallback(_FakeDebug(5), lambda m: acc[int.from_bytes(m, "little")], 0.90, 0.5)
+    assert not out["within_budget"] and out["float_layers"] == ["l0", "l1"] and out["accuracy"] == 0.85
+    assert [k for k, _ in out["tried"]] == [1, 2, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def tiny_debug():
+    import numpy as np
+
+    from edgecnn._tf import keras
+    from edgecnn.quant_debug import Int8Debug
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv_a")(inp)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inp, keras.layers.Dense(4, name="head")(x), name="tiny_debug")
+    data = np.random.default_rng(0).uniform(-1, 1, (12, 12, 12, 3)).astype(np.float32)
+    return model, Int8Debug(model, lambda: ([row[None]] for row in data), data[:6]), data
+
+
+def test_the_debugger_names_each_layer_with_its_op_and_error(tiny_debug):
+    import math
+
+    _, debug, _ = tiny_debug
+    by_layer = {layer["layer"]: layer for layer in debug.layers}
+    assert {"conv_a", "conv_b", "pool", "head"} <= set(by_layer), sorted(by_layer)
+    assert by_layer["conv_a"]["op"] == "CONV_2D" and by_layer["head"]["op"] == "FULLY_CONNECTED"
+    assert by_layer["pool"]["op"] == "MEAN"
+    errors = [layer["rmse_scale"] for layer in debug.layers]
+    assert errors == sorted(errors, reverse=True) and all(math.isfinite(e) and e > 0.05 for e in errors)
+    summary = debug.summary(top=2)
+    assert summary["layers_measured"] == len(debug.layers) and len(summary["worst_layers"]) == 2
+    assert summary["samples"] == 6 and summary["notes"] == []
+    assert set(summary["worst_layers"][0]) == {"layer", "op", "rmse_scale", "mean_error", "max_abs_error"}
+
+
+def test_the_mixed_model_keeps_exactly_the_denylisted_layers_in_float(tiny_debug, tmp_path):
+    import numpy as np
+
+    from edgecnn.device.evaluate import load_interpreter, predict
+
+    model, debug, data = tiny_debug
+    worst = debug.layers[0]
+    path = tmp_path / "mixed.tflite"
+    path.write_bytes(debug.mixed_model([worst["tensor"]]))
+    it, _, _ = load_interpreter(path)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    float_ops = [op["op_name"] for op in it._get_ops_details()
+                 if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
+                 and tensors[op["outputs"][0]]["dtype"] == np.float32]
+    assert float_ops == [worst["op"]]
+    assert np.abs(predict(it, data) - model.predict(data, verbose=0)).max() < 0.1
+
+
+def test_a_layer_the_debugger_cannot_measure_is_a_note(tiny_debug, monkeypatch):
+    _, debug, _ = tiny_debug
+    real = debug._debugger._get_operand_name_and_index
+    victim = next(iter(debug._debugger.layer_statistics))
+
+    def flaky(name):
+        if name == victim:
+            raise KeyError("no quantization parameters")
+        return real(name)
+
+    monkeypatch.setattr(debug._debugger, "_get_operand_name_and_index", flaky)
+    layers = debug._collect()
+    assert len(layers) == len(debug.layers) - 1
+    missing = ({layer["layer"] for layer in debug.layers} - {layer["layer"] for layer in layers}).pop()
+    assert debug.notes == [f"layer {missing}: not measured ('no quantization parameters')"]
+
+
+def test_a_model_the_debugger_cannot_debug_is_one_line(monkeypatch):
+    import numpy as np
+
+    from edgecnn._tf import keras, tf
+    from edgecnn.quant_debug import Int8Debug
+
+    def broken(**kwargs):
+        raise ValueError("Please check if the quantized model is in debug mode\nmore detail")
+
+    monkeypatch.setattr(tf.lite.experimental, "QuantizationDebugger", broken)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="seq")
+    data = np.zeros((2, 4), np.float32)
+    with pytest.raises(RuntimeError, match=r"^the int8 debugger failed on seq: Please check .* debug mode$"):
+        Int8Debug(model, lambda: ([row[None]] for row in data), data)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "abc"])
+def test_max_int8_drop_refuses_bad_budgets_in_one_line(value):
+    from edgecnn.cli import main
+
+    res = CliRunner().invoke(main, ["optimize", "lenet5", "--max-int8-drop", value, "--no-bench"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "max-int8-drop" in res.output or "max_int8_drop" in res.output, res.output
+
+
+def test_max_int8_drop_implies_int8_and_reads_from_recipes():
+    from edgecnn.config import RunConfig
+    from edgecnn.errors import UserError
+
+    cfg = RunConfig.from_dict({"convert": {"max_int8_drop": 0.5}})
+    assert cfg.convert.precisions == ["float32", "int8"] and cfg.convert.max_int8_drop == 0.5
+    with pytest.raises(UserError, match="max_int8_drop"):
+        RunConfig.from_dict({"convert": {"max_int8_drop": -0.1}}).validate()
+
+
+def test_int8_debug_on_something_that_is_not_a_run_is_one_line(tmp_path):
+    from edgecnn.cli import main
+
+    res = CliRunner().invoke(main, ["eval", str(tmp_path), "--int8-debug"])
+    assert res.exit_code == 2 and res.output.startswith("error: ") and "config.json" in res.output
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    res = CliRunner().invoke(main, ["eval", str(tmp_path / "m.tflite"), "--int8-debug"])
+    assert res.exit_code == 2 and "run folder or a model.keras" in res.output
