@@ -119,17 +119,6 @@ def test_edgecnn_report_names_the_cpu_above_and_explains_below(tmp_path):
     assert "not faster" not in res.output
 
 
-def test_a_real_bench_records_the_cpu_features(tmp_path):
-    from _tiny_tflite import build_tiny_models
-
-    from edgecnn.device.bench import benchmark, cpu_features
-
-    models = build_tiny_models(tmp_path)
-    r = benchmark(models["int8"], runs=5, warmup=1)
-    assert r["status"] == "ok" and r["cpu_features"] == cpu_features()
-    assert isinstance(r["delegation"]["fallback_ops"], dict)
-
-
 # --- int16x8 -----------------------------------------------------------------------------------
 
 
@@ -146,14 +135,15 @@ def test_int16x8_is_a_precision_everywhere():
     assert "--int16x8" in help_text
 
 
-def test_int16x8_file_runs_outside_xnnpack_and_tracks_float(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    """A tiny Keras model, its inputs, and its int8 and int16x8 files."""
     import numpy as np
 
     from edgecnn._tf import keras
     from edgecnn.convert import convert
-    from edgecnn.device.delegation import delegation_report
-    from edgecnn.device.evaluate import load_interpreter, predict
 
+    folder = tmp_path_factory.mktemp("int16x8")
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inp)
@@ -161,18 +151,37 @@ def test_int16x8_file_runs_outside_xnnpack_and_tracks_float(tmp_path):
     model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(x))
     data = np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32)
     rep = lambda: ([row[None]] for row in data)  # noqa: E731
-    paths = {p: convert(model, tmp_path / f"m_{p}.tflite", p, representative=rep) for p in ("int8", "int16x8")}
+    paths = {p: convert(model, folder / f"m_{p}.tflite", p, representative=rep) for p in ("int8", "int16x8")}
+    return model, data, paths
+
+
+def test_int16x8_file_runs_outside_xnnpack_and_tracks_float(tiny_files):
+    import numpy as np
+
+    from edgecnn.device.evaluate import load_interpreter, predict
+
+    model, data, paths = tiny_files
     it, _, _ = load_interpreter(paths["int16x8"])
     assert it.get_input_details()[0]["dtype"] == np.float32  # float boundary, int16 inside
     assert any(t["dtype"] == np.int16 for t in it.get_tensor_details())
-    report = delegation_report(paths["int16x8"])
-    assert report["delegated"] == 0 and report["fallback_ops"]["CONV_2D"] == 1  # XNNPACK has no 16x8 kernels
     want = model.predict(data, verbose=0)
     err = {}
     for p, path in paths.items():
         it, _, _ = load_interpreter(path)
         err[p] = float(np.abs(predict(it, data) - want).max())
     assert err["int16x8"] < err["int8"] and err["int16x8"] < 2e-3
+
+
+def test_a_real_bench_records_the_cpu_and_what_xnnpack_leaves_out(tiny_files):
+    from edgecnn.device.bench import benchmark, cpu_features
+    from edgecnn.report import bench_fields
+
+    _, _, paths = tiny_files
+    r8, r16 = (benchmark(paths[p], runs=5, warmup=1) for p in ("int8", "int16x8"))
+    assert r8["status"] == r16["status"] == "ok" and r8["cpu_features"] == cpu_features()
+    assert r8["delegation"]["delegated"] >= 3  # XNNPACK runs int8
+    assert r16["delegation"]["delegated"] == 0  # and none of 16x8: every op on the reference kernels
+    assert bench_fields(r16)["xnnpack_fallback"]["CONV_2D"] == 1
 
 
 def test_a_runtime_that_cannot_run_int16x8_is_one_line(tmp_path, monkeypatch):
