@@ -243,55 +243,13 @@ def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray, threads: i
         return float(evaluate_tflite(path, x, y, num_threads=threads, runtime=runtime)["accuracy"])
 
 
-def format_layers(summary: dict) -> str:
-    """The worst layers as a terminal table (``edgecnn eval --int8-debug``, the pipeline's output).
-
-    Example:
-        >>> print(format_layers({"layers_measured": 3, "samples": 10, "notes": [], "worst_layers": [
-        ...     {"layer": "conv1_relu", "op": "CONV_2D", "rmse_scale": 2.5, "mean_error": 0.01}]}))
-        int8 error per layer (worst 1 of 3, on 10 validation images; rmse/scale ~0.29 is rounding alone)
-        layer       op       rmse/scale  mean error
-        ----------  -------  ----------  ----------
-        conv1_relu  CONV_2D        2.50   +1.00e-02
-    """
-    from edgecnn.report import Column, format_table
-
-    rows = summary["worst_layers"]
-    cols = [
-        Column("layer", "layer", str, "<"),
-        Column("op", "op", str, "<"),
-        Column("rmse_scale", "rmse/scale", lambda v: f"{v:.2f}"),
-        Column("mean_error", "mean error", lambda v: f"{v:+.2e}"),
-    ]
-    head = (
-        f"int8 error per layer (worst {len(rows)} of {summary['layers_measured']}, on {summary['samples']} "
-        "validation images; rmse/scale ~0.29 is rounding alone)"
-    )
-    lines = [head, format_table(rows, cols)]
-    lines += [f"note: {n}" for n in summary.get("notes", [])]
-    return "\n".join(lines)
-
-
-def layers_markdown(summary: dict) -> str:
-    """The worst layers as a Markdown table for ``report.md``."""
-    from edgecnn.report import Column, to_markdown
-
-    cols = [
-        Column("layer", "layer", str, "<"),
-        Column("op", "op", str, "<"),
-        Column("rmse_scale", "rmse/scale", lambda v: f"{v:.2f}"),
-        Column("mean_error", "mean error", lambda v: f"{v:+.2e}"),
-    ]
-    text = to_markdown(summary["worst_layers"], cols)
-    return text + "".join(f"\n\nNote: {n}" for n in summary.get("notes", []))
-
-
 def debug_run(path) -> dict:
     """:meth:`Int8Debug.summary` for an existing run: ``path`` is its folder (the trained
     model, ``train/model.keras``) or a ``model.keras`` inside it; the data, calibration and
     validation split are the run's own (its ``config.json``).
 
     Example:
+        >>> from edgecnn.report import format_layers
         >>> print(format_layers(debug_run("runs/mobilenet-a0.50-32px")))  # doctest: +SKIP
     """
     import json

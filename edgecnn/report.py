@@ -634,10 +634,45 @@ def _delegation_lines(rows: list) -> list:
     return ["## Ops outside XNNPACK", "", *lines, ""] if lines else []
 
 
+# The per-layer int8 error (:mod:`edgecnn.quant_debug`): one row per quantized layer.
+LAYER_COLUMNS = [
+    Column("layer", "layer", str, "<"),
+    Column("op", "op", str, "<"),
+    Column("rmse_scale", "rmse/scale", _fmt(".2f")),
+    Column("mean_error", "mean error", _fmt("+.2e")),
+]
+
+
+def format_layers(summary: dict) -> str:
+    """The worst layers as a terminal table (``edgecnn eval --int8-debug``, the pipeline's output).
+
+    Example:
+        >>> print(format_layers({"layers_measured": 3, "samples": 10, "notes": [], "worst_layers": [
+        ...     {"layer": "conv1_relu", "op": "CONV_2D", "rmse_scale": 2.5, "mean_error": 0.01}]}))
+        int8 error per layer (worst 1 of 3, on 10 validation images; rmse/scale ~0.29 is rounding alone)
+        layer       op       rmse/scale  mean error
+        ----------  -------  ----------  ----------
+        conv1_relu  CONV_2D        2.50   +1.00e-02
+    """
+    rows = summary["worst_layers"]
+    cols = LAYER_COLUMNS
+    head = (
+        f"int8 error per layer (worst {len(rows)} of {summary['layers_measured']}, on {summary['samples']} "
+        "validation images; rmse/scale ~0.29 is rounding alone)"
+    )
+    lines = [head, format_table(rows, cols)]
+    lines += [f"note: {n}" for n in summary.get("notes", [])]
+    return "\n".join(lines)
+
+
+def layers_markdown(summary: dict) -> str:
+    """The worst layers as a Markdown table for ``report.md``."""
+    text = to_markdown(summary["worst_layers"], LAYER_COLUMNS)
+    return text + "".join(f"\n\nNote: {n}" for n in summary.get("notes", []))
+
+
 def _int8_lines(rows: list) -> list:
     """report.md's int8 sections: the worst layers of each int8 file, what int8_mixed kept in float."""
-    from edgecnn.quant_debug import layers_markdown
-
     out = []
     for r in rows:
         info = r.get("int8_layers")

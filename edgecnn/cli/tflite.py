@@ -91,7 +91,8 @@ def _int8_debug(path, as_json: bool, output) -> None:
     import json
 
     from edgecnn._io import write_json
-    from edgecnn.quant_debug import debug_run, format_layers
+    from edgecnn.quant_debug import debug_run
+    from edgecnn.report import format_layers
 
     summary = debug_run(path)
     if output:

@@ -145,7 +145,8 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     ``note``) in the row, never a traceback.
     """
     from edgecnn._io import write_bytes
-    from edgecnn.quant_debug import DEBUG_SAMPLES, Int8Debug, float_fallback, format_layers, tflite_accuracy
+    from edgecnn.quant_debug import DEBUG_SAMPLES, Int8Debug, float_fallback, tflite_accuracy
+    from edgecnn.report import format_layers
 
     cfg = ctx.cfg
     x_val, y_val = ctx.data.normalized("val"), ctx.data.y["val"]
