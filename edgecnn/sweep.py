@@ -128,7 +128,7 @@ def plan(spec: SweepSpec) -> list:
                             "int8": "int8" in ptq,
                             "fp16": "float16" in ptq,
                             "dynamic": "dynamic" in ptq,
-                            "int16x8": "int16x8" in ptq,
+                            **({"int16x8": True} if "int16x8" in ptq else {}),
                         },
                         "out": str(out),
                     }
