@@ -120,7 +120,8 @@ def main(argv=None) -> int:
         if "error" in r:
             lines.append(f"| {r['recipe']} | {r['seed']} | failed: {r['error']} |" + " |" * 14)
             continue
-        fl = f"{len(r['float_layers'])}/{r['measured']}: " + ", ".join(r["float_layers"]) if r["float_layers"] else "-"
+        names = r["float_layers"][:5] + (["..."] if len(r["float_layers"]) > 5 else [])
+        fl = f"{len(r['float_layers'])}/{r['measured']}: " + ", ".join(names) if r["float_layers"] else "-"
         mixed_size = "-" if r["mixed_size"] is None else f"{r['mixed_size']:.3f}"
         lines.append(
             f"| {r['recipe']} | {r['seed']} | {r['epochs']} | {_pct(r['float32'])} | {_pct(r['int8'])} | "
