@@ -20,7 +20,8 @@ HEADER = "# Benchmark results\n\nEvery section below is written by the script it
 
 
 def machine() -> str:
-    """One line describing this machine: CPU model, cores, OS, Python."""
+    """One line describing this machine: CPU model, cores, the CPU features that decide int8 speed
+    (:func:`edgecnn.device.bench.cpu_features`), OS, Python."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -29,8 +30,16 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    try:
+        from edgecnn.device.bench import cpu_features
+
+        feats = cpu_features()
+    except ImportError:
+        feats = None
+    flags = "features unknown" if feats is None else "CPU features: " + (" ".join(feats) or "none relevant")
     return (
-        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+        f"{cpu}, {os.cpu_count()} cores ({flags}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
     )
 
 

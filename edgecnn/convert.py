@@ -1,4 +1,4 @@
-"""TFLite export: float32, float16, dynamic-range and full-integer int8.
+"""TFLite export: float32, float16, dynamic-range, full-integer int8 and int16x8.
 
 ``int8`` is full-integer quantization as the Coral/XNNPACK int8 paths want it: int8
 input and output tensors, per-channel int8 weights, activations calibrated on
@@ -52,19 +52,38 @@ def convert_bytes(model, precision: str = "float32", representative=None, sparse
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision == "int16x8":
+        _int16x8_converter(converter, representative)
     elif precision == "int8":
-        if representative is None:
-            raise UserError("int8 conversion needs representative data for calibration")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        configure_int8(converter, representative)
     with quiet_native_stderr():
         try:
             return converter.convert()
         except Exception as exc:  # the converter raises ConverterError, RuntimeError...
             raise RuntimeError(f"TFLite conversion to {precision} failed for {model.name}: {exc}") from exc
+
+
+def configure_int8(converter, representative) -> None:
+    """Set ``converter`` up for full-integer int8 (int8 input and output), calibrated on
+    ``representative``; shared with the per-layer debugger (:mod:`edgecnn.quant_debug`)."""
+    if representative is None:
+        raise UserError("int8 conversion needs representative data for calibration")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+
+def _int16x8_converter(converter, representative) -> None:
+    """16-bit activations, 8-bit weights (TFLite's 16x8 scheme); float input and output, as
+    the interpreter's 16x8 kernels expect a float model boundary. XNNPACK has no 16x8 kernels:
+    the whole graph runs on TFLite's reference kernels (the bench's delegation report says so)."""
+    if representative is None:
+        raise UserError("int16x8 conversion needs representative data for calibration")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
 
 
 def convert(
@@ -81,8 +100,9 @@ def convert(
         model: a Keras model (plain, pruned or quantization-aware).
         path: where the ``.tflite`` goes.
         precision: ``float32``, ``float16``, ``dynamic`` (int8 weights, float
-            activations) or ``int8`` (full integer, int8 input and output).
-        representative: for ``int8``, a callable returning a generator of ``[batch]``
+            activations), ``int8`` (full integer, int8 input and output) or ``int16x8``
+            (int16 activations, int8 weights, float input and output).
+        representative: for ``int8`` and ``int16x8``, a callable returning a generator of ``[batch]``
             lists, e.g. :meth:`edgecnn.data.Dataset.representative`.
         sparse: for ``float32``, store weight tensors with many zeros (the converter picks which) in TFLite's
             sparse format (see the module docstring); ignored for other precisions.

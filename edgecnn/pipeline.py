@@ -37,7 +37,7 @@ from edgecnn._io import run_lock, write_json, write_text
 from edgecnn.config import RunConfig, resolve, run_folder
 from edgecnn.data import load_run_data
 from edgecnn.errors import UserError
-from edgecnn.report import VARIANT_COLUMNS, format_table, run_report_md, save_table
+from edgecnn.report import VARIANT_COLUMNS, cpu_lines, format_table, int8_speed_notes, run_report_md, save_table
 from edgecnn.stages import Context, StageResult, StageStore, config_key, model_stages
 from edgecnn.stages.export import export_and_measure
 from edgecnn.stages.train import train
@@ -288,7 +288,14 @@ def _optimize(
         "distribute": dist,
     }
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
-    tables = save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")
+    tables = save_table(
+        table_rows,
+        VARIANT_COLUMNS,
+        out / "table",
+        title=f"{cfg.model.name} on {data.name}",
+        header=cpu_lines(table_rows),
+        footer=int8_speed_notes(table_rows),
+    )
     notes = [stage.notes(stage_info[stage.row]) for stage in active if stage.row in stage_info]
     write_text(out / "report.md", run_report_md(cfg, data, table_rows, metrics, notes))
     write_json(out / "metrics.json", metrics)
@@ -299,6 +306,10 @@ def _optimize(
     written += [Path(p).name for p in tables.values()] + ["report.md", "metrics.json"]
     write_manifest(out, cfg, extra_inputs, outputs=written + [d for d in stage_dirs if (out / d).is_dir()])
     echo("")
+    for line in cpu_lines(table_rows):
+        echo(line)
     echo(format_table(table_rows, VARIANT_COLUMNS))
+    for note in int8_speed_notes(table_rows):
+        echo(note)
     echo(f"\nrun folder: {out}  ({metrics['seconds']:.0f} s)")
     return metrics

@@ -51,7 +51,14 @@ from edgecnn.settings import coerce, dataclass_in, fields_of, is_mapping_type
 from edgecnn.stages import ORDER, model_stages
 
 # A recipe's precision names -> the convert switch each one turns on (float32 is always made).
-PRECISIONS = {"float32": None, "float16": "fp16", "fp16": "fp16", "dynamic": "dynamic", "int8": "int8"}
+PRECISIONS = {
+    "float32": None,
+    "float16": "fp16",
+    "fp16": "fp16",
+    "dynamic": "dynamic",
+    "int8": "int8",
+    "int16x8": "int16x8",
+}
 RECIPE_KEYS = ("vars", "stages", "name", "description")
 MAX_RECIPE_BYTES = 1 << 20
 MAX_NODES = 100_000

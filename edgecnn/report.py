@@ -130,16 +130,127 @@ def to_csv(rows: list, keys: list | None = None) -> str:
     return buf.getvalue()
 
 
-def save_table(rows: list, columns: list, stem, title: str | None = None) -> dict:
-    """Write ``stem.md``, ``stem.csv`` and ``stem.json``; returns their paths."""
+def save_table(rows: list, columns: list, stem, title: str | None = None, header=(), footer=()) -> dict:
+    """Write ``stem.md``, ``stem.csv`` and ``stem.json``; returns their paths.
+
+    ``header`` lines go above the Markdown table (the CPU, :func:`cpu_lines`), ``footer``
+    lines below it (notes such as :func:`int8_speed_notes`).
+    """
     stem = Path(stem)
-    md = (f"# {title}\n\n" if title else "") + to_markdown(rows, columns) + "\n"
+    md = (f"# {title}\n\n" if title else "") + "".join(f"{h}\n\n" for h in header)
+    md += to_markdown(rows, columns) + "\n" + "".join(f"\n{f}\n" for f in footer)
     paths = {
         "markdown": write_text(stem.with_suffix(".md"), md),
         "csv": write_text(stem.with_suffix(".csv"), to_csv(rows)),
         "json": write_json(stem.with_suffix(".json"), rows),
     }
     return paths
+
+
+# --- Speed explained by the CPU -------------------------------------------------------------
+
+# int8 must run at least this many times faster than float32 (median latency) to count as faster.
+INT8_MIN_SPEEDUP = 1.10
+
+
+def bench_fields(bench: dict) -> dict:
+    """The machine fields a table row keeps from a bench result: CPU, its features, cores,
+    architecture and the ops XNNPACK left to the reference kernels.
+
+    Example:
+        >>> bench_fields({"cpu": "Cortex-A72", "cpu_features": ["asimd"], "delegation": {"fallback_ops": {}}})
+        {'cpu': 'Cortex-A72', 'cpu_features': ['asimd'], 'xnnpack_fallback': {}}
+    """
+    out = {k: bench[k] for k in ("cpu", "cpu_features", "cores", "arch") if k in bench}
+    delegation = bench.get("delegation")
+    if isinstance(delegation, dict) and "fallback_ops" in delegation:
+        out["xnnpack_fallback"] = delegation["fallback_ops"]
+    return out
+
+
+def cpu_lines(rows: list) -> list:
+    """One ``'CPU: ...'`` line per distinct measuring machine among ``rows`` (those with a
+    latency), prefixed with the device name when there are several: the line every table of
+    latencies carries above its figures.
+
+    Example:
+        >>> cpu_lines([{"latency_median_ms": 1.0, "cpu": "Cortex-A76", "cpu_features": ["asimd", "asimddp"]}])
+        ['CPU: Cortex-A76 (asimd asimddp)']
+    """
+    from edgecnn.device.bench import cpu_line
+
+    seen = {}
+    for r in rows:
+        if r.get("latency_median_ms") is None or not (r.get("cpu") or "cpu_features" in r):
+            continue
+        seen.setdefault((r.get("device"), cpu_line(r)), None)
+    several = len({d for d, _ in seen}) > 1
+    return [f"{device}: {line}" if several and device else line for device, line in seen]
+
+
+def _speed_reason(row: dict) -> str:
+    from edgecnn.device.bench import INT8_DOT_FEATURES, has_int8_dot
+
+    feats = row.get("cpu_features")
+    reasons = []
+    dot = has_int8_dot(feats)
+    if dot is None:
+        reasons.append("CPU features unknown (no /proc/cpuinfo flags)")
+    elif not dot:
+        arm = "asimd" in feats or str(row.get("arch", "")).startswith(("aarch", "arm"))
+        names = [f for f in INT8_DOT_FEATURES if (f in ("asimddp", "i8mm")) == arm]
+        reasons.append(f"no int8 dot-product instructions on this CPU (none of {', '.join(names)})")
+    fallback = row.get("xnnpack_fallback") or {}
+    if fallback:
+        ops = ", ".join(f"{k} x{v}" for k, v in fallback.items())
+        reasons.append(f"ops outside XNNPACK run on reference kernels ({ops})")
+    if not reasons:
+        reasons.append(
+            "neither usual cause (the CPU has int8 dot product, XNNPACK runs every op): "
+            "the model is too small for int8 to pay off, fixed costs per run dominate"
+        )
+    return "; ".join(reasons)
+
+
+def int8_speed_notes(rows: list, min_speedup: float = INT8_MIN_SPEEDUP) -> list:
+    """One line for each result whose int8 file is not at least ``min_speedup`` times faster
+    than its float32 file on the machine measured (rows of the same run, stage, device and
+    thread count), with the likely reason: no int8 dot-product instructions (from the row's
+    ``cpu_features``) or ops XNNPACK does not run (``xnnpack_fallback``).
+
+    Example:
+        >>> rows = [{"precision": "float32", "variant": "float32", "latency_median_ms": 1.00},
+        ...         {"precision": "int8", "variant": "int8", "latency_median_ms": 0.98,
+        ...          "cpu_features": ["avx2"], "xnnpack_fallback": {}}]
+        >>> print(int8_speed_notes(rows)[0])  # doctest: +NORMALIZE_WHITESPACE
+        int8 is not faster than float32 here: int8 0.980 ms vs float32 1.000 ms (1.02x, under 1.10x); likely
+        reason: no int8 dot-product instructions on this CPU (none of avx512_vnni, avx_vnni, amx_int8)
+    """
+
+    def key(r):
+        source = str(Path(r["source"]).parent) if r.get("source") else ""
+        return source, r.get("stage"), r.get("device"), r.get("threads")
+
+    floats = {}
+    for r in rows:
+        if r.get("precision") == "float32" and isinstance(r.get("latency_median_ms"), (int, float)):
+            floats.setdefault(key(r), r)
+    notes = []
+    for r in rows:
+        base = floats.get(key(r))
+        if r.get("precision") != "int8" or base is None or not isinstance(r.get("latency_median_ms"), (int, float)):
+            continue
+        f_ms, i_ms = base["latency_median_ms"], r["latency_median_ms"]
+        speedup = f_ms / i_ms if i_ms > 0 else math.inf
+        if speedup >= min_speedup:
+            continue
+        name = str(r.get("label") or r.get("variant") or "int8")
+        ref = str(base.get("label") or base.get("variant") or "float32")
+        notes.append(
+            f"int8 is not faster than float32 here: {name} {i_ms:.3f} ms vs {ref} {f_ms:.3f} ms "
+            f"({speedup:.2f}x, under {min_speedup:.2f}x); likely reason: {_speed_reason(r)}"
+        )
+    return notes
 
 
 # --- Gathering runs and device results into one table -------------------------------------
@@ -207,6 +318,7 @@ def rows_from_metrics(metrics: dict, source: str = "") -> list:
             device=bench.get("device") or "workstation",
             threads=bench.get("threads"),
             cpu=bench.get("cpu"),
+            **{k: v for k, v in bench_fields(bench).items() if k != "cpu"},
             source=str(Path(run_dir) / r["file"]) if r.get("file") else source,
         )
         if bench.get("status") == "ok":
@@ -230,6 +342,7 @@ def _bench_row(b: dict, source: str) -> dict:
         "cpu": b.get("cpu"),
         "threads": b.get("threads"),
         "source": source,
+        **{k: v for k, v in bench_fields(b).items() if k != "cpu"},
     }
     if b.get("status") == "ok":
         delegate = f" ({b['delegate']})" if b.get("delegate") else ""
@@ -521,11 +634,103 @@ def write_report(rows: list, out_dir, title: str = "edgecnn report", columns: li
     front = {id(r) for r in pareto_front(rows)}
     for r in rows:
         r["pareto"] = id(r) in front
-    paths = save_table(rows, columns, out_dir / "report", title=title)
+    paths = save_table(rows, columns, out_dir / "report", title=title, header=cpu_lines(rows),
+                       footer=int8_speed_notes(rows))
     plot = plot_accuracy_latency(rows, out_dir / "pareto.png", title=title)
     if plot:
         paths["plot"] = plot
     return paths
+
+
+def _delegation_lines(rows: list) -> list:
+    """Where XNNPACK leaves ops to the reference kernels (all of an int16x8 file), one line per row."""
+    lines = [
+        f"- {r.get('variant')}: reference kernels (outside XNNPACK): "
+        + ", ".join(f"{k} x{v}" for k, v in r["xnnpack_fallback"].items())
+        for r in rows
+        if r.get("xnnpack_fallback")
+    ]
+    return ["## Ops outside XNNPACK", "", *lines, ""] if lines else []
+
+
+# The per-layer int8 error (:mod:`edgecnn.quant_debug`): one row per quantized layer.
+LAYER_COLUMNS = [
+    Column("layer", "layer", str, "<"),
+    Column("op", "op", str, "<"),
+    Column("rmse_scale", "rmse/scale", _fmt(".2f")),
+    Column("mean_error", "mean error", _fmt("+.2e")),
+]
+
+
+def format_layers(summary: dict) -> str:
+    """The worst layers as a terminal table (``edgecnn eval --int8-debug``, the pipeline's output).
+
+    Example:
+        >>> print(format_layers({"layers_measured": 3, "samples": 10, "notes": [], "worst_layers": [
+        ...     {"layer": "conv1_relu", "op": "CONV_2D", "rmse_scale": 2.5, "mean_error": 0.01}]}))
+        int8 error per layer (worst 1 of 3, on 10 validation images; rmse/scale ~0.29 is rounding alone)
+        layer       op       rmse/scale  mean error
+        ----------  -------  ----------  ----------
+        conv1_relu  CONV_2D        2.50   +1.00e-02
+    """
+    rows = summary["worst_layers"]
+    cols = LAYER_COLUMNS
+    head = (
+        f"int8 error per layer (worst {len(rows)} of {summary['layers_measured']}, on {summary['samples']} "
+        "validation images; rmse/scale ~0.29 is rounding alone)"
+    )
+    lines = [head, format_table(rows, cols)]
+    lines += [f"note: {n}" for n in summary.get("notes", [])]
+    return "\n".join(lines)
+
+
+def layers_markdown(summary: dict) -> str:
+    """The worst layers as a Markdown table for ``report.md``."""
+    text = to_markdown(summary["worst_layers"], LAYER_COLUMNS)
+    return text + "".join(f"\n\nNote: {n}" for n in summary.get("notes", []))
+
+
+def _int8_lines(rows: list) -> list:
+    """report.md's int8 sections: the worst layers of each int8 file, what int8_mixed kept in float."""
+    out = []
+    for r in rows:
+        info = r.get("int8_layers")
+        if not isinstance(info, dict):
+            continue
+        out += [f"## int8 error per layer: {r.get('variant')}", ""]
+        if "error" in info:
+            out += [f"Not measured: {info['error']}", ""]
+            continue
+        out += [
+            f"The {len(info['worst_layers'])} worst of {info['layers_measured']} quantized layers, on "
+            f"{info['samples']} validation images (TFLite's quantization debugger). `rmse/scale` is the "
+            "root-mean-square difference from float in quantization steps (about 0.29 is rounding alone); "
+            "`mean error` is the bias.",
+            "",
+            layers_markdown(info),
+            "",
+        ]
+        if "val_drop_points" in info:
+            out += [f"Validation: float32 {100 * info['val_accuracy_float32']:.2f}%, int8 "
+                    f"{100 * info['val_accuracy_int8']:.2f}% ({info['val_drop_points']:+.2f} points of drop).", ""]
+    for r in rows:
+        mixed = r.get("int8_mixed")
+        if not isinstance(mixed, dict):
+            continue
+        layers = ", ".join(f"`{name}` ({op})" for name, op in zip(mixed["float_layers"], mixed["float_ops"]))
+        out += [
+            f"## {r.get('variant')}: float fallback",
+            "",
+            f"{len(mixed['float_layers'])} of {mixed['layers_measured']} layers kept in float "
+            f"({100 * mixed['float_fraction']:.0f}%): {layers}. Validation accuracy "
+            f"{100 * mixed['val_accuracy']:.2f}% vs float32 {100 * mixed['val_accuracy_float32']:.2f}% "
+            f"(drop {mixed['val_drop_points']:+.2f} points, budget {mixed['budget_points']:g}"
+            f"{'' if mixed['within_budget'] else ', not met'}). Tried (layers in float, accuracy): "
+            + ", ".join(f"{k}: {100 * a:.2f}%" for k, a in mixed["tried"])
+            + ".",
+            "",
+        ]
+    return out
 
 
 def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
@@ -541,10 +746,16 @@ def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
         f"runtime {runtime}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in metrics["versions"].items() if isinstance(v, str)),
         "",
+        *[f"{line}  " for line in cpu_lines(rows)],
+        "",
         to_markdown(rows, VARIANT_COLUMNS),
         "",
+        *[f"{note}\n" for note in int8_speed_notes(rows)],
         "Accuracy is top-1 on the test split; `delta pts` is the .tflite's accuracy minus the Keras model's, "
         "in points.",
+        "",
+        *_delegation_lines(rows),
+        *_int8_lines(rows),
         *(["", "## Compression stages", "", *notes] if notes else []),
     ]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from edgecnn.settings import Section, setting
 AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "constant", "step")
-PRECISIONS = ("float32", "float16", "dynamic", "int8")
+PRECISIONS = ("float32", "float16", "dynamic", "int8", "int16x8")
 
 
 @dataclass
@@ -133,6 +133,8 @@ class ConvertConfig(Section):
     ``sparse_storage`` stores the float32 files' sparse weight tensors (after pruning) in
     TFLite's sparse format, see :mod:`edgecnn.convert`. ``metadata`` writes TFLite Metadata
     (labels, normalisation, colour space) into every file, see :mod:`edgecnn.metadata`.
+    Every int8 export gets a per-layer error report unless ``int8_debug`` is off;
+    ``max_int8_drop`` adds the ``int8_mixed`` row (see :mod:`edgecnn.quant_debug`).
     """
 
     key = "convert"
@@ -145,6 +147,12 @@ class ConvertConfig(Section):
         cli="--sparse-storage",
         help="With --prune: keep the pruned float32 weights in TFLite's sparse format (smaller, same outputs).",
     )
+    int16x8: bool = setting(
+        False,
+        cli="--int16x8",
+        help="Also export int16 activations with int8 weights (float input/output; more accurate than int8, "
+        "but XNNPACK runs none of it: reference kernels).",
+    )
     calibration_samples: int = setting(200, low=1, help="Training images that calibrate int8 ranges.")
     metadata: bool = setting(
         True,
@@ -152,11 +160,27 @@ class ConvertConfig(Section):
         flag_value=False,
         help="Leave out the TFLite Metadata (labels, normalisation) that Android tooling reads.",
     )
+    int8_debug: bool = setting(
+        True,
+        cli="--no-int8-debug",
+        flag_value=False,
+        help="Skip the per-layer int8 error report (TFLite's quantization debugger on validation images).",
+    )
+    max_int8_drop: float | None = setting(
+        None,
+        cli="--max-int8-drop",
+        low=0,
+        metavar="POINTS",
+        help="When int8 loses more validation accuracy than this vs float32 (in points), also export "
+        "int8_mixed: the fewest worst layers kept in float to stay within it (implies --int8).",
+        default_text="off",
+    )
 
     @property
     def precisions(self) -> list:
         """``float32`` and the precisions switched on, in :data:`PRECISIONS` order."""
-        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic, "int8": self.int8}
+        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic,
+              "int8": self.int8 or self.max_int8_drop is not None, "int16x8": self.int16x8}
         return [p for p in PRECISIONS if on[p]]
 
 

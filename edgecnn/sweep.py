@@ -114,7 +114,7 @@ def plan(spec: SweepSpec) -> list:
 
     check_spec(spec)
     points = []
-    ptq = [p for p in spec.precisions if p in ("float16", "dynamic", "int8")]
+    ptq = [p for p in spec.precisions if p in ("float16", "dynamic", "int8", "int16x8")]
     for model in spec.models:
         for alpha in spec.alphas:
             for size in spec.sizes:
@@ -124,7 +124,12 @@ def plan(spec: SweepSpec) -> list:
                     extra = {
                         "model": {"name": model, **({"alpha": float(alpha)} if alpha is not None else {})},
                         "data": {"image_size": int(size)} if size is not None else {},
-                        "convert": {"int8": "int8" in ptq, "fp16": "float16" in ptq, "dynamic": "dynamic" in ptq},
+                        "convert": {
+                            "int8": "int8" in ptq,
+                            "fp16": "float16" in ptq,
+                            "dynamic": "dynamic" in ptq,
+                            **({"int16x8": True} if "int16x8" in ptq else {}),
+                        },
                         "out": str(out),
                     }
                     if "qat" in spec.precisions:

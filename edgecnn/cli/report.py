@@ -38,7 +38,16 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
       edgecnn report runs/lenet5-32px android.log pi.json --device-name "Pixel 7"
     """
     from edgecnn.errors import UserError
-    from edgecnn.report import REPORT_COLUMNS, filter_rows, format_table, load_results, sort_rows, write_report
+    from edgecnn.report import (
+        REPORT_COLUMNS,
+        cpu_lines,
+        filter_rows,
+        format_table,
+        int8_speed_notes,
+        load_results,
+        sort_rows,
+        write_report,
+    )
 
     try:
         rows = load_results(sources, device_name=device_name)
@@ -52,8 +61,11 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
             rows = sort_rows(rows, sort_by, descending=desc)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    for line in cpu_lines(rows):
+        click.echo(line)
     click.echo(format_table(rows, REPORT_COLUMNS))
     notes = [f"  {r['label']} ({r.get('device')}): {r['note']}" for r in rows if r.get("note")]
+    notes += [f"  {note}" for note in int8_speed_notes(rows)]
     if notes:
         click.echo("\nnotes:\n" + "\n".join(notes))
     paths = write_report(rows, out, title=title)

@@ -31,7 +31,7 @@ SWEEP_FLAGS = ("--data", "--epochs", "--batch-size", "--train-fraction", "--seed
     "--precisions",
     default="float32,int8",
     show_default=True,
-    help="Any of float32, float16, dynamic, int8 (post-training), qat (int8 quantization-aware training).",
+    help="Any of float32, float16, dynamic, int8, int16x8 (post-training), qat (int8 quantization-aware training).",
 )
 @click.option("--sparsity", "sparsities", default=None, help="Pruning sparsities, e.g. 0.5,0.75 (0 = dense).")
 @setting_options(only=SWEEP_FLAGS)

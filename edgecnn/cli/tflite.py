@@ -52,14 +52,28 @@ def _add_gpu_compatibility(results: list) -> None:
 @eval_options
 @click.option("--data", default="digits", show_default=True, help="'digits', an image folder or an .npz file.")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True)
-def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split):
+@click.option(
+    "--int8-debug",
+    is_flag=True,
+    help="MODEL is a run folder (or its model.keras): print the int8 error per layer on its validation images.",
+)
+def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split, int8_debug):
     """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
 
     \b
     Class folders (or an .npz's class_names) are matched to the class names in the
     model's preprocess.json, so a class missing from the data keeps its index.
+
+    \b
+    With --int8-debug, MODEL is a run folder: TFLite's quantization debugger compares each
+    int8 layer with float on the run's validation images and prints the worst layers.
+      edgecnn eval runs/mobilenet-a0.50-32px --int8-debug
     """
     import os
+
+    if int8_debug:
+        _int8_debug(model_path, as_json, output)
+        return
 
     from edgecnn.data import load_dataset
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
@@ -91,3 +105,16 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     metrics = evaluate_tflite(model_path, ds.normalized(s), y, num_threads=threads, runtime=runtime)
     metrics["split"] = split
     finish_eval(metrics, model_path, data, names, as_json, output)
+
+
+def _int8_debug(path, as_json: bool, output) -> None:
+    import json
+
+    from edgecnn._io import write_json
+    from edgecnn.quant_debug import debug_run
+    from edgecnn.report import format_layers
+
+    summary = debug_run(path)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_layers(summary))  # printed before written
+    if output:
+        write_json(output, summary)

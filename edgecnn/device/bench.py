@@ -51,6 +51,72 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# The CPU features that decide int8 and float16 speed, as Linux names them in /proc/cpuinfo
+# (x86 ``flags``, ARM ``Features``). int8 dot-product instructions: x86 VNNI (AVX-512 or AVX)
+# and AMX, ARM ``asimddp`` (Armv8.2 dot product, Raspberry Pi 5 and most phones; the Pi 4
+# lacks it) and ``i8mm`` (int8 matrix multiply). XNNPACK picks its int8 kernels by them.
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "fphp")
+INT8_DOT_FEATURES = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_features(cpuinfo: str | None = None) -> list | None:
+    r"""The :data:`CPU_FEATURES` this CPU has, from ``/proc/cpuinfo`` (or the text given);
+    ``None`` when the flags cannot be read (not Linux/Android).
+
+    Example:
+        >>> cpu_features("flags : fpu sse2 avx2 fma avx512f avx512_vnni\n")
+        ['avx2', 'avx512f', 'avx512_vnni']
+        >>> cpu_features("Features : fp asimd evtstrm crc32 cpuid asimddp\n")
+        ['asimd', 'asimddp']
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            have = set(value.split())
+            return [f for f in CPU_FEATURES if f in have]
+    return None
+
+
+def has_int8_dot(features) -> bool | None:
+    """Whether ``features`` include an int8 dot-product extension (``None``: unknown).
+
+    Example:
+        >>> has_int8_dot(["avx2"]), has_int8_dot(["asimd", "asimddp"]), has_int8_dot(None)
+        (False, True, None)
+    """
+    if features is None:
+        return None
+    return any(f in INT8_DOT_FEATURES for f in features)
+
+
+def cpu_line(info: dict) -> str:
+    """``'CPU: Intel(R) Xeon(R) Processor, 2 cores, x86_64 (avx2 avx512f avx512_vnni)'``: the
+    header every latency table carries, from a bench result or :func:`machine_info`.
+
+    Example:
+        >>> cpu_line({"cpu": "Cortex-A72", "cores": 4, "arch": "aarch64", "cpu_features": ["asimd"]})
+        'CPU: Cortex-A72, 4 cores, aarch64 (asimd; no int8 dot product)'
+    """
+    parts = [str(info.get("cpu") or "unknown CPU")]
+    if info.get("cores"):
+        parts.append(f"{info['cores']} cores")
+    if info.get("arch"):
+        parts.append(str(info["arch"]))
+    feats = info.get("cpu_features")
+    if feats is None:
+        tail = "features unknown"
+    else:
+        tail = " ".join(feats) or "none of " + " ".join(CPU_FEATURES)
+        if not has_int8_dot(feats):
+            tail += "; no int8 dot product"
+    return f"CPU: {', '.join(parts)} ({tail})"
+
+
 def device_name() -> str:
     """The name results are labelled with: ``$EDGECNN_DEVICE`` if set, else the host name.
 
@@ -62,7 +128,8 @@ def device_name() -> str:
 
 
 def machine_info() -> dict:
-    """Device name, CPU, core count, OS and architecture of this machine.
+    """Device name, CPU, its relevant features (:func:`cpu_features`), core count, OS and
+    architecture of this machine.
 
     Example:
         >>> sorted(machine_info())[:3]
@@ -71,6 +138,7 @@ def machine_info() -> dict:
     return {
         "device": device_name(),
         "cpu": cpu_name(),
+        "cpu_features": cpu_features(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",
@@ -375,7 +443,12 @@ __all__ = [
     "available_runtimes",
     "benchmark",
     "benchmark_threads",
+    "CPU_FEATURES",
+    "INT8_DOT_FEATURES",
+    "cpu_features",
+    "cpu_line",
     "cpu_name",
+    "has_int8_dot",
     "device_name",
     "load_input",
     "machine_info",

@@ -131,7 +131,7 @@ def run_bench(
     Example:
         >>> run_bench("model_int8.tflite", threads=(1, 2), runs=50)  # doctest: +SKIP
     """
-    from edgecnn.device.bench import benchmark_threads
+    from edgecnn.device.bench import benchmark_threads, cpu_line
     from edgecnn.device.runtime import check_model_file, resolve_runtime
 
     if device_name:
@@ -172,8 +172,9 @@ def run_bench(
             r = ok[0]
             echo(
                 f"{r['model']}  ({r['size_bytes']:,} bytes)  {r['runtime']} {r['runtime_version']}  "
-                f"on {r['device']} ({r['cpu']}, {r['cores']} cores)"
+                f"on {r['device']}"
             )
+            echo("  " + cpu_line(r))
         for r in ok:
             echo(
                 f"  {r['threads']} thread(s): init {r['init_ms']:.2f} ms, first run {r['first_run_ms']:.3f} ms, "

@@ -1,0 +1,291 @@
+"""Why int8 loses accuracy, layer by layer, and the way out: keep the worst layers in float.
+
+:class:`Int8Debug` runs TFLite's ``QuantizationDebugger`` (``tf.lite.experimental``; the
+method of TensorFlow's "Inspecting quantization errors with the quantization debugger"
+guide) on the int8 conversion of a Keras model: the converter calibrates once, then each
+quantized op's output is compared with its float result on validation images
+(``NumericVerify``). A layer's error is reported as ``rmse/scale``, the root-mean-square
+difference in units of the layer's quantization step (about 0.29, i.e. 1/sqrt(12), for
+pure rounding error; several steps means the int8 range does not suit the layer), and
+the mean error (a bias that accumulates through the network). Why the TFLite debugger and
+not ai-edge-quantizer: it ships with TensorFlow 2.21 (nothing to install), it debugs the
+same converter that writes edgecnn's int8 files, and its ``denylisted_nodes`` option
+produces the mixed file from the same calibration.
+
+:func:`float_fallback` keeps the fewest of the worst layers in float
+(``QuantizationDebugOptions(denylisted_nodes=...)``) until the validation accuracy is
+within a budget of float32's. The mixed file has float input and output (the debugger's
+quantizer does not quantize the model boundary) and int8 everywhere else but the
+denylisted layers, with QUANTIZE/DEQUANTIZE around them.
+
+Example:
+    >>> debug = Int8Debug(model, ds.representative(200), ds.normalized("val")[:100])  # doctest: +SKIP
+    >>> [(l["layer"], l["op"], round(l["rmse_scale"], 2)) for l in debug.layers[:2]]     # doctest: +SKIP
+    [('conv_pw_13_relu', 'CONV_2D', 3.1), ('conv_preds', 'FULLY_CONNECTED', 1.2)]
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgecnn._io import quiet_native_stderr
+from edgecnn.errors import UserError
+
+# Layers kept in metrics.json and shown in report.md, worst first.
+TOP_LAYERS = 10
+# Validation images the debugger compares on (at most).
+DEBUG_SAMPLES = 100
+
+
+def short_layer_name(tensor_name: str, output_name: str | None = None) -> str:
+    """The Keras layer a converted tensor comes from: ``'model/conv1_relu/Relu6;...'`` -> ``'conv1_relu'``.
+
+    The model's output tensor is named after the graph (``StatefulPartitionedCall:0``), not
+    the layer: ``output_name`` (the Keras output layer's name) replaces it.
+
+    Example:
+        >>> short_layer_name("mobilenet_0.25_32/conv_dw_1_relu/Relu6;mobilenet_0.25_32/conv_dw_1/depthwise1")
+        'conv_dw_1_relu'
+        >>> short_layer_name("StatefulPartitionedCall:0", "predictions")
+        'predictions'
+    """
+    first = tensor_name.split(";")[0]
+    parts = first.split("/")
+    if len(parts) > 2:
+        return "/".join(parts[1:-1])
+    return output_name if output_name and len(parts) == 1 else first
+
+
+class Int8Debug:
+    """The per-layer int8 error of ``model`` (see the module docstring).
+
+    Args:
+        model: a Keras model (pruning wrappers and auxiliary outputs are dropped as in
+            :func:`edgecnn.convert.convert`).
+        representative: the calibration data, as for :func:`edgecnn.convert.convert`.
+        images: float validation images (normalized), compared one at a time.
+
+    Attributes:
+        layers: one dict per quantized op, worst ``rmse_scale`` first: ``layer`` (Keras
+            name), ``op`` (TFLite op type), ``tensor`` (the output tensor name the
+            converter's denylist takes), ``rmse_scale``, ``mean_error``, ``max_abs_error``,
+            ``scale``.
+        notes: one line per layer the debugger could not measure (the layer is left out).
+
+    Raises ``RuntimeError`` (one line) when the debugger cannot work on the model at all.
+    """
+
+    def __init__(self, model, representative, images: np.ndarray):
+        from edgecnn._tf import tf
+        from edgecnn.convert import configure_int8, inference_model
+        from edgecnn.optimize.prune import strip_pruning_if_wrapped
+
+        model = inference_model(strip_pruning_if_wrapped(model))
+        images = np.asarray(images, dtype=np.float32)
+        if not len(images):
+            raise UserError("the int8 debugger needs validation images; this run has none (data.val_split 0)")
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        configure_int8(converter, representative)
+        self._images = images
+        self._output_name = model.output_names[0] if len(model.outputs) == 1 else None
+        self.notes: list = []
+        try:
+            with quiet_native_stderr():
+                self._debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter, debug_dataset=self._dataset
+                )
+                self._debugger.run()
+        except Exception as exc:  # ConverterError, ValueError ('not in debug mode'), RuntimeError...
+            raise RuntimeError(f"the int8 debugger failed on {model.name}: {_first_line(exc)}") from None
+        self.layers = self._collect()
+
+    def _dataset(self):
+        return ([self._images[i : i + 1]] for i in range(len(self._images)))
+
+    def _collect(self) -> list:
+        d = self._debugger
+        layers = []
+        for name, stats in (d.layer_statistics or {}).items():
+            try:  # the same look-ups as QuantizationDebugger.layer_statistics_dump, one layer at a time
+                tensor, _ = d._get_operand_name_and_index(name)
+                idx = d._numeric_verify_op_details[name]["inputs"][0]
+                op = d._quant_interpreter._get_op_details(d._defining_op[idx])["op_name"]
+                detail = d._quant_interpreter._get_tensor_details(idx, subgraph_index=0)
+                scale = float(detail["quantization_parameters"]["scales"][0])
+                rmse_scale = math.sqrt(float(stats["mean_squared_error"])) / scale
+                if not math.isfinite(rmse_scale):
+                    raise ValueError(f"rmse/scale is {rmse_scale} (scale {scale})")
+            except Exception as exc:  # one layer the debugger cannot describe: a note, not a failure
+                layer = short_layer_name(str(name).removeprefix("NumericVerify/"), self._output_name)
+                self.notes.append(f"layer {layer}: not measured ({_first_line(exc)})")
+                continue
+            layers.append(
+                {
+                    "layer": short_layer_name(tensor, self._output_name),
+                    "op": op,
+                    "tensor": tensor,
+                    "rmse_scale": rmse_scale,
+                    "mean_error": float(stats["mean_error"]),
+                    "max_abs_error": float(stats["max_abs_error"]),
+                    "scale": scale,
+                }
+            )
+        layers.sort(key=lambda r: -r["rmse_scale"])
+        return layers
+
+    def summary(self, top: int = TOP_LAYERS) -> dict:
+        """What a table row keeps: the ``top`` worst layers, how many were measured, the notes."""
+        keep = ("layer", "op", "rmse_scale", "mean_error", "max_abs_error")
+        return {
+            "layers_measured": len(self.layers),
+            "worst_layers": [{k: layer[k] for k in keep} for layer in self.layers[:top]],
+            "notes": list(self.notes),
+            "samples": len(self._images),
+        }
+
+    def mixed_model(self, float_tensors: list) -> bytes:
+        """The int8 model with the ops writing ``float_tensors`` kept in float (the converter's denylist)."""
+        from edgecnn._tf import tf
+
+        d = self._debugger
+        # The public ``options`` setter would rebuild the debug model and drop the statistics;
+        # the quantizer reads the denylist from these options alone, so swap them for one call.
+        kept = d._debug_options
+        d._debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_tensors))
+        try:
+            with quiet_native_stderr():
+                return d.get_nondebug_quantized_model()
+        finally:
+            d._debug_options = kept
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else exc.__class__.__name__
+
+
+def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_accuracy: float,
+                   budget_points: float) -> dict:
+    """Keep the fewest of the worst layers in float until accuracy is within ``budget_points``.
+
+    The candidates are prefixes of ``debug.layers`` (worst ``rmse_scale`` first): the
+    first ``k`` layers in float. ``k`` doubles (1, 2, 4, ...) until the validation accuracy
+    (``accuracy(model_bytes)``) is within the budget of ``float_accuracy``, then a binary
+    search between the last failing and the first passing ``k`` finds the smallest
+    passing prefix, so a model with ``n`` layers costs about ``2 log2 n`` evaluations
+    (this assumes more float layers do not lose accuracy; each tried ``k`` is recorded).
+
+    Returns ``{"model": bytes, "float_layers": [...], "float_tensors": [...], "accuracy",
+    "within_budget", "tried": [[k, accuracy], ...], "layers_measured"}``; with no
+    prefix within the budget, the best one tried, ``within_budget`` false.
+
+    Example:
+        >>> out = float_fallback(debug, lambda b: evaluate(b, "val"), 0.981, 0.5)  # doctest: +SKIP
+        >>> out["float_layers"], out["within_budget"]                            # doctest: +SKIP
+        (['conv_pw_13_relu'], True)
+    """
+    n = len(debug.layers)
+    if n == 0:
+        raise RuntimeError("the int8 debugger measured no layer: nothing to keep in float")
+    cache: dict = {}
+
+    def trial(k: int):
+        if k not in cache:
+            model = debug.mixed_model([layer["tensor"] for layer in debug.layers[:k]])
+            cache[k] = (accuracy(model), model)
+        return cache[k]
+
+    def ok(k: int) -> bool:
+        return 100 * (float_accuracy - trial(k)[0]) <= budget_points + 1e-9
+
+    bad, k = 0, 1
+    while not ok(k):
+        bad = k
+        if k >= n:
+            break
+        k = min(2 * k, n)
+    if ok(k):
+        good = k
+        while good - bad > 1:
+            mid = (good + bad) // 2
+            if ok(mid):
+                good = mid
+            else:
+                bad = mid
+    else:  # even every measured layer in float misses the budget: the best tried
+        good = max(cache, key=lambda j: (cache[j][0], -j))
+    acc, model = trial(good)
+    chosen = debug.layers[:good]
+    return {
+        "model": model,
+        "float_layers": [layer["layer"] for layer in chosen],
+        "float_ops": [layer["op"] for layer in chosen],
+        "float_tensors": [layer["tensor"] for layer in chosen],
+        "accuracy": acc,
+        "within_budget": ok(good),
+        "tried": [[j, cache[j][0]] for j in sorted(cache)],
+        "layers_measured": n,
+    }
+
+
+def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray, threads: int = 1, runtime: str = "auto") -> float:
+    """Top-1 accuracy of a ``.tflite`` held in memory (written to a temporary file for the runtime)."""
+    from edgecnn.device.evaluate import evaluate_tflite
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-int8-") as tmp:
+        path = Path(tmp) / "candidate.tflite"
+        path.write_bytes(model_bytes)
+        return float(evaluate_tflite(path, x, y, num_threads=threads, runtime=runtime)["accuracy"])
+
+
+def debug_run(path) -> dict:
+    """:meth:`Int8Debug.summary` for an existing run: ``path`` is its folder (the trained
+    model, ``train/model.keras``) or a ``model.keras`` inside it; the data, calibration and
+    validation split are the run's own (its ``config.json``).
+
+    Example:
+        >>> from edgecnn.report import format_layers
+        >>> print(format_layers(debug_run("runs/mobilenet-a0.50-32px")))  # doctest: +SKIP
+    """
+    import json
+
+    from edgecnn._tf import keras
+    from edgecnn.config import RunConfig, resolve
+    from edgecnn.data import load_run_data
+    from edgecnn.models import model_info
+    from edgecnn.models._layers import CUSTOM_OBJECTS
+
+    path = Path(path)
+    if path.is_dir():
+        run, model_file = path, path / "train" / "model.keras"
+    elif path.suffix == ".keras" and path.is_file():
+        run = next((p for p in (path.parent, path.parent.parent) if (p / "config.json").is_file()), path.parent)
+        model_file = path
+    else:
+        raise UserError(f"{path}: the int8 debugger takes a run folder or a model.keras inside one")
+    if not (run / "config.json").is_file():
+        raise UserError(f"{run} holds no config.json: not a run folder")
+    if not model_file.is_file():
+        raise UserError(f"{model_file} not found (the run saved no full Keras model)")
+    try:
+        cfg = resolve(RunConfig.from_dict(json.loads((run / "config.json").read_text())),
+                      model_info(json.loads((run / "config.json").read_text())["model"]["name"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{run / 'config.json'}: cannot be read back ({_first_line(exc)})") from None
+    data = load_run_data(cfg, model_info(cfg.model.name))
+    try:
+        with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
+            model = keras.models.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as exc:  # corrupt file, unknown layer...
+        raise UserError(f"cannot load {model_file}: {_first_line(exc)}") from None
+    try:
+        debug = Int8Debug(model, data.representative(cfg.convert.calibration_samples, seed=cfg.data.seed),
+                          data.normalized("val")[:DEBUG_SAMPLES])
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    return {"run": str(run), "model_file": str(model_file), **debug.summary()}
