@@ -190,8 +190,8 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     mixed_label = label.replace("int8", "int8_mixed")
     model_bytes = fb["model"]
     if cfg.convert.metadata:  # every exported file carries the metadata, the mixed one too
-        from edgecnn.metadata import add_metadata
         from edgecnn.convert import inference_model
+        from edgecnn.metadata import add_metadata
 
         model_bytes = add_metadata(model_bytes, ctx.data.preprocess, name=inference_model(result.model).name)
     path = write_bytes(ctx.out / row["file"].replace("_int8.tflite", "_int8_mixed.tflite"), model_bytes)
