@@ -19,7 +19,7 @@ import pytest
 # CI's slow step (``-m "slow and not exhaustive"``): every family and every compression stage
 # at least once (mlp and lenet5 run whole in the default suite, channel pruning too). In
 # brackets, the CPU seconds each took on a shared 2-core machine (an upper bound of its
-# time on 2 free cores); ~30 minutes in all. CI's limit is 90 for all of .ci/run.
+# time on 2 free cores); ~29 minutes in all. CI's limit is 90 for all of .ci/run.
 REPRESENTATIVE = {
     # Recipes, reduced (tests/test_recipe.py REDUCED_SETTINGS), each with an accuracy floor.
     "tests/test_recipe.py::test_every_recipe_runs_reduced[alexnet_025_int8]",  # 22 s
@@ -27,7 +27,7 @@ REPRESENTATIVE = {
     "tests/test_recipe.py::test_every_recipe_runs_reduced[googlenet_050_int8]",  # 115 s
     "tests/test_recipe.py::test_every_recipe_runs_reduced[resnet18_prune50_qat]",  # 201 s, prune + QAT + int8
     "tests/test_recipe.py::test_every_recipe_runs_reduced[densenet121_050_int8]",  # 316 s, int8 + dynamic
-    "tests/test_recipe.py::test_every_recipe_runs_reduced[efficientnet_b0_distill_int8]",  # ~400 s (est.), distill
+    "tests/test_recipe.py::test_every_recipe_runs_reduced[efficientnet_b0_distill_int8]",  # 306 s, distill
     "tests/test_recipe.py::test_every_recipe_runs_reduced[mobilenet_v1_050_int8]",  # 57 s
     "tests/test_recipe.py::test_every_recipe_runs_reduced[mobilenet_v2_035_int8]",  # 105 s
     "tests/test_recipe.py::test_every_recipe_runs_reduced[mobilenet_v3_small_075_int8]",  # 115 s, + float16

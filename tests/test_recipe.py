@@ -203,7 +203,7 @@ REDUCED_SETTINGS = [
 FLOORS = {
     "alexnet_025_int8": 0.70,  # 89.7%
     "densenet121_050_int8": 0.75,  # 90.0%
-    "efficientnet_b0_distill_int8": 0.0,  # not measured yet (the run outlasted the session)
+    "efficientnet_b0_distill_int8": 0.25,  # 43.9% (the distilled rows; the plain ones 80.8%)
     "googlenet_050_int8": 0.55,  # 70.8%
     "lenet5_digits": 0.80,  # 95.8%
     "mlp_digits_int8": 0.75,  # 94.2%
