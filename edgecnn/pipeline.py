@@ -151,6 +151,10 @@ def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, t
         "config": cfg.to_dict(),
         "distribute": dist,
     }
+    skipped = sorted(getattr(data, "skipped", ()))
+    if skipped:  # a streamed folder skips unreadable images rather than stopping mid-epoch
+        metrics["skipped_files"] = skipped
+        echo(f"      skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]} (listed in metrics.json)")
     write_json(out / "metrics.json", metrics)
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
     save_table(table_rows, VARIANT_COLUMNS, out / "table", title=f"{cfg.model.name} on {data.name}")

@@ -105,7 +105,14 @@ def evaluate_tflite(
         0.9722
     """
     interpreter, name, version = load_interpreter(model_path, num_threads=num_threads, runtime=runtime)
-    scores = predict(interpreter, np.asarray(x, dtype=np.float32), batch_size=batch_size)
+    if hasattr(x, "batches"):  # a streamed split (edgecnn.stream.LazySplit): a few hundred images at a time
+        parts, labels = [], []
+        for xb, yb in x.batches(max(batch_size, 256)):
+            parts.append(predict(interpreter, xb, batch_size=batch_size))
+            labels.append(yb)
+        scores, y = np.concatenate(parts), np.concatenate(labels)
+    else:
+        scores = predict(interpreter, np.asarray(x, dtype=np.float32), batch_size=batch_size)
     metrics = classification_metrics(scores, y)
     metrics.update(runtime=name, runtime_version=version)
     return metrics

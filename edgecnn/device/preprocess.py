@@ -111,8 +111,10 @@ def normalize(images: np.ndarray, spec: dict | None = None) -> np.ndarray:
     return images.astype(np.float32) * np.float32(scale) + np.float32(offset)
 
 
-def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:
+def list_image_folder(root, progress=None) -> tuple[list[Path], list[int], list[str]]:
     """Files and labels of a folder with one subfolder per class (sorted by name).
+
+    ``progress(count)``, when given, is called as files are found (once per file).
 
     Raises ``ValueError`` naming what is wrong: a missing folder, no class subfolders,
     or a class subfolder without images.
@@ -125,7 +127,13 @@ def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:
         raise ValueError(f"data folder {root} has no class subfolders; put each class's images in {root}/<class name>/")
     files, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = []
+        for p in (root / name).rglob("*"):
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+                found.append(p)
+                if progress is not None:
+                    progress(len(files) + len(found))
+        found.sort()
         if not found:
             raise ValueError(
                 f"class folder {root / name} has no images ({', '.join(IMAGE_EXTENSIONS)}); "
