@@ -16,6 +16,7 @@ throughput ratio >= 1.0; start to first step <= 60 s.
 Usage:
     PYTHONPATH=. python benchmarks/data_scale.py                       # 3,000 and 30,000
     PYTHONPATH=. python benchmarks/data_scale.py --sizes 3000 10000    # what fits a small machine
+    PYTHONPATH=. python benchmarks/data_scale.py --sizes 10000         # adds a size to those measured before
     PYTHONPATH=. python benchmarks/data_scale.py --sizes 3000 --cache memory --no-write   # the old footprint
 
 The folders go to ``--root`` (default ``/tmp/edgecnn_data_scale``) and are reused.
@@ -195,7 +196,8 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print the figures, leave RESULTS.md alone")
     args = ap.parse_args()
     root = Path(args.root)
-    results = {}
+    store = root / f"results_{args.cache}.json"  # sizes measured by earlier invocations are kept
+    results = {int(k): v for k, v in json.loads(store.read_text()).items()} if store.is_file() else {}
     for n in args.sizes:
         folder = generate(root / f"jpeg_{n}", n)
         mb = sum(f.stat().st_size for f in folder.rglob("*.jpg")) / 1e6
@@ -205,6 +207,8 @@ def main():
         tp = throughput(folder, args.throughput_images, args.rounds)
         print(f"  throughput {tp}", flush=True)
         results[n] = {"jpeg_mb": mb, **run, **tp}
+        store.write_text(json.dumps(results, indent=1))
+    results = dict(sorted(results.items()))
     lines = [
         "| images | JPEG on disk | peak RSS | start to first step | wall (1 epoch + export) | "
         "edgecnn input img/s | keras image_dataset_from_directory img/s | ratio | TFLite acc |",

@@ -294,6 +294,22 @@ def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     registry entry (for its number of channels). An image folder is streamed from disk
     (:mod:`edgecnn.stream`) unless ``cfg.data.cache`` decodes it into memory.
     """
+    from edgecnn.tfrecord import is_pattern
+
+    if is_pattern(cfg.data.source):
+        from edgecnn.config import run_folder
+        from edgecnn.tfrecord import load_tfrecords
+
+        return load_tfrecords(
+            cfg.data.source,
+            (cfg.data.image_size, cfg.data.image_size),
+            entry.channels,
+            val_split=cfg.data.val_split,
+            test_split=cfg.data.test_split,
+            seed=cfg.data.seed,
+            train_fraction=None if full_train else cfg.data.train_fraction,
+            run_dir=run_folder(cfg),
+        )
     if cfg.data.source != "digits" and Path(cfg.data.source).expanduser().is_dir():
         from edgecnn.config import run_folder
         from edgecnn.stream import load_stream

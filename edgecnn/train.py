@@ -150,7 +150,10 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn):
         perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
         return tf.data.Dataset.from_tensor_slices((perm, epoch * n + tf.range(n, dtype=tf.int64)))
 
-    train = data.tf_split("train", tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options), tf)
+    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer
+        train = data.tf_train(tf, seed).with_options(options)
+    else:
+        train = data.tf_split("train", tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options), tf)
     if augment != "none":
         train = train.map(_augment_fn(augment, data.input_shape, seed), num_parallel_calls=tf.data.AUTOTUNE)
     else:
