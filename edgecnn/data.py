@@ -310,6 +310,15 @@ def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
             train_fraction=None if full_train else cfg.data.train_fraction,
             run_dir=run_folder(cfg),
         )
+    if str(cfg.data.source).lower().endswith(".npz") and Path(cfg.data.source).expanduser().is_file():
+        from edgecnn.stream import load_npz_stream, npz_decision
+
+        how, members = npz_decision(Path(cfg.data.source).expanduser())
+        if how == "mmap":  # over the memory budget: memory-mapped, read per batch
+            size = (cfg.data.image_size, cfg.data.image_size)
+            split = (cfg.data.val_split, cfg.data.test_split, cfg.data.seed)
+            fraction = None if full_train else cfg.data.train_fraction
+            return load_npz_stream(cfg.data.source, members, size, entry.channels, *split, fraction)
     if cfg.data.source != "digits" and Path(cfg.data.source).expanduser().is_dir():
         from edgecnn.config import run_folder
         from edgecnn.stream import load_stream

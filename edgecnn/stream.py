@@ -58,7 +58,10 @@ PROGRESS_FROM = 10_000
 
 
 def memory_budget() -> int:
-    """Default cache budget: a quarter of the physical memory, in bytes."""
+    """Default cache budget: a quarter of the physical memory, in bytes (``EDGECNN_MEMORY_BUDGET``
+    in bytes overrides it)."""
+    if os.environ.get("EDGECNN_MEMORY_BUDGET", "").isdigit():
+        return int(os.environ["EDGECNN_MEMORY_BUDGET"])
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
     except (ValueError, OSError, AttributeError):
@@ -436,3 +439,155 @@ def decode_all(files, image_size, channels: int) -> np.ndarray:
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(one, range(len(files))))
     return out
+
+
+# -- .npz without loading it all -------------------------------------------------------------
+
+
+def npz_members(path) -> dict:
+    """``name -> (dtype, shape, compressed, data offset)`` of each array in an ``.npz``, read
+    from the headers only (nothing is decompressed or loaded)."""
+    import struct
+    import zipfile
+
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, fortran, dtype = read(f)
+                    header_len = f.tell()
+                compressed = info.compress_type != zipfile.ZIP_STORED
+                offset = None
+                if not compressed and not fortran and dtype.hasobject is False:
+                    with open(path, "rb") as raw:
+                        raw.seek(info.header_offset)
+                        local = raw.read(30)
+                        name_len, extra_len = struct.unpack("<HH", local[26:30])
+                    offset = info.header_offset + 30 + name_len + extra_len + header_len
+                out[info.filename[:-4]] = (dtype, tuple(shape), compressed, offset)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+    return out
+
+
+def npz_decision(path, budget: int | None = None):
+    """``("memory", None)`` when the in-memory path fits the budget, ``("mmap", members)`` for
+    an uncompressed ``x``/``y`` file over it; a compressed one over it is refused (one line)."""
+    members = npz_members(path)
+    x = members.get("x")
+    if not members or x is None or "y" not in members:
+        return "memory", None
+    dtype, shape, compressed, offset = x
+    values = int(np.prod(shape)) if shape else 0
+    need = values * MEMORY_BYTES_PER_VALUE
+    budget = memory_budget() if budget is None else budget
+    if need <= budget:
+        return "memory", None
+    if compressed:
+        gb = values * dtype.itemsize / 1e9
+        raise UserError(
+            f"{path} is compressed and its images ({gb:.1f} GB as stored) do not fit the memory budget "
+            f"({budget / 1e9:.1f} GB); save it uncompressed once, and edgecnn memory-maps it: "
+            f"python -c \"import numpy as np; d = np.load('{path}'); np.savez('{Path(path).stem}_raw.npz', **d)\""
+        )
+    if dtype != np.uint8 or offset is None or len(shape) not in (3, 4):
+        raise UserError(
+            f"{path}: images over the memory budget must be stored as uint8 (N, H, W[, C]) to be memory-mapped, "
+            f"got {dtype} {shape}"
+        )
+    return "mmap", members
+
+
+class ArrayStream(StreamDataset):
+    """Images of a memory-mapped uncompressed ``.npz``, read per index as ``tf.data`` needs them."""
+
+    def __init__(self, name, path, x, index: dict, y: dict, class_names, preprocess):
+        super().__init__(name, {s: [] for s in SPLITS}, y, class_names, preprocess, cache="none")
+        self.path, self.x, self.index = str(path), x, index
+
+    def _image(self, i: int) -> np.ndarray:
+        from edgecnn.device.preprocess import resize_batch
+
+        return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels)[0]
+
+    def _loader(self, split: str):
+        index = self.index[split]
+        return lambda i: (self._image(int(index[int(i)])), True)
+
+    def normalized(self, split: str):
+        return _ArraySplit(self, split)
+
+    def representative(self, samples: int = 200, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        n = len(self.index["train"])
+        idx = rng.choice(n, size=min(samples, n), replace=False)
+
+        def gen():
+            for i in idx:
+                yield [normalize(self._image(int(self.index["train"][i]))[None], self.preprocess)]
+
+        return gen
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        st = os.stat(self.path)
+        h.update(f"{self.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for s in SPLITS:
+            h.update(np.asarray(self.index[s]).tobytes())
+        h.update(repr(sorted(self.preprocess.items())).encode())
+        return h.hexdigest()[:16]
+
+
+class _ArraySplit:
+    def __init__(self, data: ArrayStream, split: str):
+        self.data, self.split = data, split
+
+    def __len__(self):
+        return len(self.data.index[self.split])
+
+    def batches(self, batch: int = 64):
+        idx, y = self.data.index[self.split], self.data.y[self.split]
+        for start in range(0, len(idx), batch):
+            xs = np.stack([self.data._image(int(i)) for i in idx[start : start + batch]])
+            yield normalize(xs, self.data.preprocess), y[start : start + batch]
+
+
+def load_npz_stream(path, members, image_size, channels, val_split, test_split, seed, train_fraction=None):
+    """An uncompressed ``.npz`` over the memory budget, memory-mapped and split by index."""
+    from edgecnn.data import _labels
+    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+
+    dtype, shape, _, offset = members["x"]
+    x = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
+    with np.load(path, allow_pickle=False) as f:
+        y = _labels(f["y"], str(path))
+        names = f["class_names"] if "class_names" in f.files else None
+    if len(y) != shape[0]:
+        raise UserError(f"{path}: x has {shape[0]} images but y has {len(y)} labels")
+    n_classes = int(y.max()) + 1 if y.size else 0
+    classes = [str(c) for c in names] if names is not None else [str(i) for i in range(n_classes)]
+    if len(classes) < n_classes:
+        raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
+    index = split_files(np.arange(len(y)), y, val_split, test_split, seed, train_fraction)
+    labels = {s: y[index[s]] for s in SPLITS}
+    preprocess = {
+        "image_size": list(image_size),
+        "channels": int(channels),
+        "scale": float(DEFAULT_SCALE),
+        "offset": float(DEFAULT_OFFSET),
+        "class_names": classes,
+        "source": str(Path(path).resolve()),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
+    }
+    return ArrayStream(Path(path).name, path, x, index, labels, classes, preprocess)

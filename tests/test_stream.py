@@ -128,3 +128,38 @@ def test_optimize_streamed_equals_in_memory(jpeg_folder, tmp_path, monkeypatch):
         acc[cache] = (metrics["rows"][0]["keras_accuracy"], metrics["rows"][0]["tflite_accuracy"], metrics["dataset"])
     assert "streamed" in acc["none"][2] and "streamed" not in acc["memory"][2]
     assert acc["none"][:2] == acc["memory"][:2]
+
+
+def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
+    from edgecnn._tf import tf
+    from edgecnn.config import RunConfig
+    from edgecnn.data import load_run_data
+    from edgecnn.errors import UserError
+    from edgecnn.models import model_info
+    from edgecnn.stream import ArrayStream
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    np.savez(tmp_path / "raw.npz", x=x, y=y)
+    np.savez_compressed(tmp_path / "small.npz", x=x, y=y)
+    entry = model_info("lenet5")
+    cfg = RunConfig.from_dict(
+        {"model": {"name": "lenet5"}, "data": {"source": str(tmp_path / "raw.npz"), "image_size": 32}}
+    )
+    mem = load_run_data(cfg, entry)  # within the budget: the in-memory path
+    assert not getattr(mem, "streamed", False)
+    monkeypatch.setenv("EDGECNN_MEMORY_BUDGET", "1000")
+    ds = load_run_data(cfg, entry)
+    assert isinstance(ds, ArrayStream) and isinstance(ds.x, np.memmap)
+    for s in ("train", "val", "test"):
+        assert np.array_equal(ds.y[s], mem.y[s])
+    xs, ys = zip(*ds.normalized("test").batches(5))
+    assert np.array_equal(np.concatenate(xs), mem.normalized("test"))
+    n = len(ds.y["train"])
+    order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
+    streamed = np.stack([a.numpy() for a, _, _ in ds.tf_split("train", order, tf)])
+    assert np.array_equal(streamed, mem.normalized("train"))
+    cfg.data.source = str(tmp_path / "small.npz")
+    with pytest.raises(UserError, match="compressed.*np.savez"):
+        load_run_data(cfg, entry)
