@@ -147,9 +147,9 @@ def check_paths(cfg, allow_outside: bool = False, where=lambda path: path) -> No
     line). Each stage checks the files of its own section (a teacher file, for instance).
     """
     source = cfg.data.source
-    from edgecnn.tfrecord import is_pattern
+    shards = str(source).lower().endswith((".tfrecord", ".tfrec", ".tfrecords"))  # a pattern of shards
 
-    if source != "digits" and not is_pattern(source):
+    if source != "digits" and not shards:
         src = Path(source).expanduser()
         if not src.exists():
             raise UserError(

@@ -291,49 +291,8 @@ def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
     ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's
-    registry entry (for its number of channels). An image folder is streamed from disk
-    (:mod:`edgecnn.stream`) unless ``cfg.data.cache`` decodes it into memory.
+    registry entry (for its number of channels).
     """
-    from edgecnn.tfrecord import is_pattern
-
-    if is_pattern(cfg.data.source):
-        from edgecnn.config import run_folder
-        from edgecnn.tfrecord import load_tfrecords
-
-        return load_tfrecords(
-            cfg.data.source,
-            (cfg.data.image_size, cfg.data.image_size),
-            entry.channels,
-            val_split=cfg.data.val_split,
-            test_split=cfg.data.test_split,
-            seed=cfg.data.seed,
-            train_fraction=None if full_train else cfg.data.train_fraction,
-            run_dir=run_folder(cfg),
-        )
-    if str(cfg.data.source).lower().endswith(".npz") and Path(cfg.data.source).expanduser().is_file():
-        from edgecnn.stream import load_npz_stream, npz_decision
-
-        how, members = npz_decision(Path(cfg.data.source).expanduser())
-        if how == "mmap":  # over the memory budget: memory-mapped, read per batch
-            size = (cfg.data.image_size, cfg.data.image_size)
-            split = (cfg.data.val_split, cfg.data.test_split, cfg.data.seed)
-            fraction = None if full_train else cfg.data.train_fraction
-            return load_npz_stream(cfg.data.source, members, size, entry.channels, *split, fraction)
-    if cfg.data.source != "digits" and Path(cfg.data.source).expanduser().is_dir():
-        from edgecnn.config import run_folder
-        from edgecnn.stream import load_stream
-
-        return load_stream(
-            cfg.data.source,
-            (cfg.data.image_size, cfg.data.image_size),
-            entry.channels,
-            val_split=cfg.data.val_split,
-            test_split=cfg.data.test_split,
-            seed=cfg.data.seed,
-            train_fraction=None if full_train else cfg.data.train_fraction,
-            cache=cfg.data.cache,
-            run_dir=run_folder(cfg),
-        )
     return load_dataset(
         cfg.data.source,
         image_size=cfg.data.image_size,

@@ -24,9 +24,9 @@ from typing import Callable
 
 from edgecnn._io import write_json, write_text
 from edgecnn.config import RunConfig, resolve, run_folder
-from edgecnn.data import load_run_data
 from edgecnn.errors import UserError
 from edgecnn.report import VARIANT_COLUMNS, format_table, run_report_md, save_table
+from edgecnn.sources import load_run_data
 from edgecnn.stages import Context, StageResult, StageStore, config_key, model_stages
 from edgecnn.stages.export import export_and_measure
 from edgecnn.stages.train import train
@@ -104,7 +104,7 @@ def _optimize(config: RunConfig, echo: Callable, on_stage: Callable, strategy, t
     if note:
         echo(note)
     step(1, "data", f"data: loading {cfg.data.source}")
-    data = load_run_data(cfg, entry)
+    data = load_run_data(cfg, entry, run_dir=out)
     echo(f"      {data.summary()}")
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":

@@ -133,9 +133,9 @@ def test_optimize_streamed_equals_in_memory(jpeg_folder, tmp_path, monkeypatch):
 def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
     from edgecnn._tf import tf
     from edgecnn.config import RunConfig
-    from edgecnn.data import load_run_data
     from edgecnn.errors import UserError
     from edgecnn.models import model_info
+    from edgecnn.sources import load_run_data
     from edgecnn.stream import ArrayStream
 
     rng = np.random.default_rng(0)
