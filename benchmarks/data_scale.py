@@ -194,11 +194,13 @@ def main():
     ap.add_argument("--throughput-images", type=int, default=1600)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-write", action="store_true", help="print the figures, leave RESULTS.md alone")
+    ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the sizes measured before")
+    ap.add_argument("--note", action="append", default=[], help="a line added under the table (repeatable)")
     args = ap.parse_args()
     root = Path(args.root)
     store = root / f"results_{args.cache}.json"  # sizes measured by earlier invocations are kept
     results = {int(k): v for k, v in json.loads(store.read_text()).items()} if store.is_file() else {}
-    for n in args.sizes:
+    for n in [] if args.render else args.sizes:
         folder = generate(root / f"jpeg_{n}", n)
         mb = sum(f.stat().st_size for f in folder.rglob("*.jpg")) / 1e6
         print(f"{n} images ({mb:.0f} MB of JPEG): training ...", flush=True)
@@ -240,6 +242,12 @@ def main():
             *lines,
             "",
             *verdict,
+            "- Throughput: edgecnn decodes and resizes with Pillow (`edgecnn.device.preprocess.load_image`, "
+            "inside `tf.numpy_function`) so that training, evaluation, calibration and the device see the same "
+            "tensor; Keras uses TensorFlow's kernels and a resize without antialiasing. TensorFlow's JPEG decode "
+            "(`dct_method='INTEGER_ACCURATE'`) is bit-identical to Pillow's here, its antialiased bilinear resize "
+            "differs by at most 1 grey level in about 21% of the values (measured on these files).",
+            *(f"- {note}" for note in args.note),
         ]
     )
     print(body)
