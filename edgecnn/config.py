@@ -147,7 +147,9 @@ def check_paths(cfg, allow_outside: bool = False, where=lambda path: path) -> No
     line). Each stage checks the files of its own section (a teacher file, for instance).
     """
     source = cfg.data.source
-    if source != "digits":
+    shards = str(source).lower().endswith((".tfrecord", ".tfrec", ".tfrecords"))  # a pattern of shards
+
+    if source != "digits" and not shards:
         src = Path(source).expanduser()
         if not src.exists():
             raise UserError(
@@ -209,7 +211,8 @@ def run_name(model: str, alpha, image_size, args: dict | None = None, source: st
     if sparsity:
         parts.append(f"sp{sparsity:g}")
     if source != "digits":
-        parts.append(Path(source).stem or "data")
+        stem = Path(source).parent.name if "*" in source or "?" in source else Path(source).stem
+        parts.append(re.sub(r"[^\w.-]+", "_", stem) or "data")
     return "-".join(parts)
 
 

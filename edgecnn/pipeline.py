@@ -35,9 +35,9 @@ from typing import Callable
 
 from edgecnn._io import run_lock, write_json, write_text
 from edgecnn.config import RunConfig, resolve, run_folder
-from edgecnn.data import load_run_data
 from edgecnn.errors import UserError
 from edgecnn.report import VARIANT_COLUMNS, cpu_lines, format_table, int8_speed_notes, run_report_md, save_table
+from edgecnn.sources import load_run_data
 from edgecnn.stages import Context, StageResult, StageStore, config_key, model_stages
 from edgecnn.stages.export import export_and_measure
 from edgecnn.stages.train import train
@@ -239,7 +239,7 @@ def _optimize(
     if note:
         echo(note)
     step(1, "data", f"data: loading {cfg.data.source}")
-    data = load_run_data(cfg, entry)
+    data = load_run_data(cfg, entry, run_dir=out)
     echo(f"      {data.summary()}")
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":
@@ -287,6 +287,10 @@ def _optimize(
         "config": cfg.to_dict(),
         "distribute": dist,
     }
+    skipped = sorted(getattr(data, "skipped", ()))
+    if skipped:  # a streamed folder skips unreadable images rather than stopping mid-epoch
+        metrics["skipped_files"] = skipped
+        echo(f"      skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]} (listed in metrics.json)")
     table_rows = [{k: v for k, v in r.items() if k not in ("confusion", "bench")} for r in rows]
     tables = save_table(
         table_rows,

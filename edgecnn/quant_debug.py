@@ -256,7 +256,7 @@ def debug_run(path) -> dict:
 
     from edgecnn._tf import keras
     from edgecnn.config import RunConfig, resolve
-    from edgecnn.data import load_run_data
+    from edgecnn.sources import load_run_data
     from edgecnn.models import model_info
     from edgecnn.models._layers import CUSTOM_OBJECTS
 

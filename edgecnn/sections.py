@@ -71,6 +71,14 @@ class DataConfig(Section):
         default_text="all of it",
     )
 
+    cache: str = setting(
+        "auto",
+        cli="--cache",
+        choices=("auto", "memory", "disk", "none"),
+        help="Decoded images of a streamed image folder: in memory, on disk under the run folder, or not kept "
+        "(auto: memory when they fit a quarter of the RAM, else disk).",
+    )
+
     def check(self, path: str) -> None:
         if self.val_split + self.test_split >= 1:
             raise UserError(f"{path}.val_split + {path}.test_split must leave images for training")

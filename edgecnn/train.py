@@ -105,6 +105,8 @@ def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=Non
     are then a pure function of ``(seed, epoch)``, so a run resumed after a kill sees
     exactly the batches an uninterrupted run would have seen.
     """
+    if getattr(data, "streamed", False):
+        return _stream_datasets(data, config, augment, epoch_fn)
     x_train, y_train = data.normalized("train"), data.y["train"]
     n = len(x_train)
     options = tf.data.Options()
@@ -129,6 +131,39 @@ def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=Non
     val = None
     if len(data.y["val"]):
         val = tf.data.Dataset.from_tensor_slices((data.normalized("val"), data.y["val"])).with_options(options)
+        val = val.batch(max(config.batch_size, 64)).prefetch(tf.data.AUTOTUNE)
+    return train, val
+
+
+def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn):
+    """``make_datasets`` for a :class:`~edgecnn.stream.StreamDataset`: the in-memory path's
+    order (a seeded permutation of indices per epoch) and augmentation, decoding as it reads."""
+    n = len(data.y["train"])
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    if epoch_fn is None:
+        epoch_fn = lambda: tf.constant(0, tf.int64)  # noqa: E731
+    seed = int(config.seed)
+
+    def epoch_order(_):
+        epoch = tf.cast(epoch_fn(), tf.int64)
+        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices((perm, epoch * n + tf.range(n, dtype=tf.int64)))
+
+    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer
+        train = data.tf_train(tf, seed).with_options(options)
+    else:
+        train = data.tf_split("train", tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options), tf)
+    if augment != "none":
+        train = train.map(_augment_fn(augment, data.input_shape, seed), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        train = train.map(lambda x, y, k: (x, y))
+    train = train.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    val = None
+    if len(data.y["val"]):
+        m = len(data.y["val"])
+        order = tf.data.Dataset.from_tensor_slices((tf.range(m, dtype=tf.int64), tf.range(m, dtype=tf.int64)))
+        val = data.tf_split("val", order.with_options(options), tf).map(lambda x, y, k: (x, y))
         val = val.batch(max(config.batch_size, 64)).prefetch(tf.data.AUTOTUNE)
     return train, val
 
@@ -335,6 +370,14 @@ def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> f
     x, y = data.normalized(split), data.y[split]
     if not len(y):
         return float("nan")
+    if hasattr(x, "batches"):  # a streamed split: read and score a batch at a time
+        right = total = 0
+        for xb, yb in x.batches(batch_size):
+            out = model(xb, training=False)
+            out = np.asarray(out[0] if isinstance(out, (list, tuple)) else out)
+            right += int((np.argmax(out, axis=-1) == yb).sum())
+            total += len(yb)
+        return right / max(1, total)
     if distribute.is_multi_worker(getattr(model, "_distribution_strategy", None) or distribute.current_strategy()):
         parts = []
         for i in range(0, len(x), batch_size):

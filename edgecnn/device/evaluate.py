@@ -166,15 +166,22 @@ def evaluate_tflite(
     """
     interpreter, name, version = load_interpreter(model_path, num_threads=num_threads, runtime=runtime)
     h, w, c, k = check_classifier(interpreter, model_path)
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[1:] != (h, w, c):
-        raise DataError(f"inputs of shape {x.shape[1:]} do not fit {model_path}, which takes {(h, w, c)}")
-    y = np.asarray(y)
-    if len(y) != len(x):
-        raise DataError(f"{len(x)} inputs but {len(y)} labels")
+    if hasattr(x, "batches"):  # a streamed split (edgecnn.stream.LazySplit): a few hundred images at a time
+        parts, labels = [], []
+        for xb, yb in x.batches(max(batch_size, 256)):
+            parts.append(predict(interpreter, np.asarray(xb, dtype=np.float32), batch_size=batch_size))
+            labels.append(yb)
+        scores, y = np.concatenate(parts), np.concatenate(labels)
+    else:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != (h, w, c):
+            raise DataError(f"inputs of shape {x.shape[1:]} do not fit {model_path}, which takes {(h, w, c)}")
+        y = np.asarray(y)
+        if len(y) != len(x):
+            raise DataError(f"{len(x)} inputs but {len(y)} labels")
+        scores = predict(interpreter, x, batch_size=batch_size)
     if y.size and (y.min() < 0 or y.max() >= k):
         raise DataError(f"labels go up to {int(y.max())}, but {model_path} scores {k} classes (0..{k - 1})")
-    scores = predict(interpreter, x, batch_size=batch_size)
     metrics = classification_metrics(scores, y, num_classes=k)
     metrics.update(runtime=name, runtime_version=version)
     return metrics

@@ -235,8 +235,10 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def list_image_folder(root, data_root=None) -> tuple[list[Path], list[int], list[str]]:
+def list_image_folder(root, data_root=None, progress=None) -> tuple[list[Path], list[int], list[str]]:
     """Files and labels of a folder with one subfolder per class (sorted by name).
+
+    ``progress(count)``, when given, is called as files are found (after each class folder).
 
     Names starting with ``.`` (``.ipynb_checkpoints``, ``.DS_Store``) are skipped. A class
     folder, subfolder or image that is a link resolving outside ``root`` (or outside
@@ -283,6 +285,8 @@ def list_image_folder(root, data_root=None) -> tuple[list[Path], list[int], list
     files, labels = [], []
     for label, name in enumerate(classes):
         found = images_under(root / name, set())
+        if progress is not None:
+            progress(len(files) + len(found))
         found.sort()
         if not found:
             raise DataError(

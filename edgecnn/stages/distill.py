@@ -132,9 +132,9 @@ class Distill(Stage):
     def _teacher(self, ctx: Context):
         """The teacher: a saved model, or a registered one trained (and cached) here."""
         from edgecnn._io import sha256_file
-        from edgecnn.data import load_run_data
         from edgecnn.models import model_info
         from edgecnn.optimize.distill import load_teacher_file, parse_teacher
+        from edgecnn.sources import load_run_data
         from edgecnn.train import evaluate_keras, fit
 
         cfg, d = ctx.cfg, ctx.cfg.distill
@@ -148,7 +148,8 @@ class Distill(Stage):
             epochs = d.teacher_epochs if d.teacher_epochs is not None else cfg.train.epochs
             lr = float(entry.train.get("learning_rate", cfg.train.learning_rate))
             full = d.teacher_data == "full" and cfg.data.train_fraction not in (None, 1.0)
-            data = load_run_data(cfg, ctx.entry, full_train=True) if full else ctx.data
+            teacher_dir = ctx.out / "teacher_data"
+            data = load_run_data(cfg, ctx.entry, full_train=True, run_dir=teacher_dir) if full else ctx.data
             key = config_key(
                 "teacher", spec, epochs, lr, cfg.data, d.teacher_data, cfg.train, data.fingerprint(), __version__
             )

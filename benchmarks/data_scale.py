@@ -1,0 +1,261 @@
+"""Data at real scale (issue 16): peak memory, time to the first training step and input
+throughput of a streamed image folder, measured on synthetic JPEG folders.
+
+For each size (default 3,000 and 30,000 images; 10 classes, 256x256, textured noise so the
+JPEG files have realistic sizes) it
+- trains ``edgecnn optimize mobilenet --alpha 0.25 --image-size 224 --epochs 1 --no-bench``
+  on the folder in a child process, and reads that process's peak RSS (``ru_maxrss``) and
+  the time from its start to the end of its first training step;
+- measures input-pipeline throughput (images/s, no model): edgecnn's training pipeline
+  (decode, resize, augment, batch) against ``keras.utils.image_dataset_from_directory``
+  on the same files, alternating, best of ``--rounds``.
+
+Targets: peak RSS of the 30,000-image run <= 2.5 GB; the two sizes within 300 MB; the
+throughput ratio >= 1.0; start to first step <= 60 s.
+
+Usage:
+    PYTHONPATH=. python benchmarks/data_scale.py                       # 3,000 and 30,000
+    PYTHONPATH=. python benchmarks/data_scale.py --sizes 3000 10000    # what fits a small machine
+    PYTHONPATH=. python benchmarks/data_scale.py --sizes 10000         # adds a size to those measured before
+    PYTHONPATH=. python benchmarks/data_scale.py --sizes 3000 --cache memory --no-write   # the old footprint
+
+The folders go to ``--root`` (default ``/tmp/edgecnn_data_scale``) and are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CLASSES = 10
+SIZE = 256
+
+
+def generate(folder: Path, n: int, seed: int = 0) -> Path:
+    """``n`` 256x256 JPEGs in 10 class folders: smooth colour fields plus fine noise."""
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(folder)
+    done = folder / ".complete"
+    if done.is_file() and done.read_text().strip() == str(n):
+        return folder
+    rng = np.random.default_rng(seed)
+    for c in range(CLASSES):
+        (folder / f"class_{c:02d}").mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    for i in range(n):
+        c = i % CLASSES
+        coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        coarse[..., c % 3] = np.clip(coarse[..., c % 3].astype(int) // 2 + 20 * c, 0, 255)
+        base = np.asarray(Image.fromarray(coarse).resize((SIZE, SIZE), Image.BICUBIC), dtype=np.int16)
+        fine = rng.normal(0, 18, (SIZE, SIZE, 1)).astype(np.int16)
+        img = np.clip(base + fine, 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"class_{c:02d}" / f"{i:06d}.jpg", quality=90)
+        if i and i % 5000 == 0:
+            print(f"  generated {i}/{n} ({time.time() - t0:.0f} s)", flush=True)
+    done.write_text(str(n))
+    return folder
+
+
+def _child_train(argv):
+    """Child mode: run the CLI, report the first step's wall time and the peak RSS."""
+    import atexit
+    import resource
+
+    def report():
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"BENCH maxrss_kb={rss_kb}", flush=True)
+
+    atexit.register(report)
+    from tf_keras.callbacks import CallbackList
+
+    original = CallbackList.on_train_batch_end
+    seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not seen:
+            seen.append(time.time())
+            print(f"BENCH first_step_at={seen[0]:.3f}", flush=True)
+        return original(self, batch, logs)
+
+    CallbackList.on_train_batch_end = on_train_batch_end
+    from edgecnn.cli import main
+
+    sys.argv = ["edgecnn", *argv]
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code:
+            raise
+
+
+def train_run(folder: Path, out: Path, cache: str) -> dict:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run: a stored stage would skip training
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-train",
+        "optimize",
+        "mobilenet",
+        "--alpha",
+        "0.25",
+        "--data",
+        str(folder),
+        "--image-size",
+        "224",
+        "--epochs",
+        "1",
+        "--no-bench",
+        "--cache",
+        cache,
+        "--out",
+        str(out),
+        "--allow-outside",
+    ]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.time() - start
+    text = proc.stdout + proc.stderr
+    if proc.returncode:
+        raise SystemExit(f"training run failed ({proc.returncode}):\n{text[-3000:]}")
+    first = float(re.search(r"BENCH first_step_at=([\d.]+)", text).group(1))
+    rss = int(re.search(r"BENCH maxrss_kb=(\d+)", text).group(1))
+    metrics = json.loads((out / "metrics.json").read_text())
+    acc = metrics["rows"][0]["tflite_accuracy"]
+    return {
+        "first_step_s": first - start,
+        "peak_rss_mb": rss / 1024,
+        "wall_s": wall,
+        "tflite_accuracy": acc,
+        "dataset": metrics["dataset"],
+    }
+
+
+def _child_throughput(folder: str, images: int, rounds: int):
+    """Child mode: images/s of both input pipelines, alternating."""
+    from edgecnn._tf import keras, tf
+    from edgecnn.sections import TrainConfig
+    from edgecnn.stream import load_stream
+    from edgecnn.train import make_datasets
+
+    data = load_stream(folder, (224, 224), 3, cache="none", run_dir=None)
+    ours, _ = make_datasets(data, TrainConfig(batch_size=32), augment="shift_flip")
+    theirs = keras.utils.image_dataset_from_directory(folder, image_size=(224, 224), batch_size=32, seed=0)
+    theirs = theirs.prefetch(tf.data.AUTOTUNE)
+    steps = max(2, images // 32)
+
+    def rate(ds):
+        it = iter(ds.repeat())
+        next(it)  # warm-up: the first batch pays for tracing and thread start
+        t0 = time.time()
+        for _ in range(steps):
+            next(it)
+        return steps * 32 / (time.time() - t0)
+
+    best = {"edgecnn": 0.0, "keras": 0.0}
+    for _ in range(rounds):
+        best["keras"] = max(best["keras"], rate(theirs))
+        best["edgecnn"] = max(best["edgecnn"], rate(ours))
+    print("BENCH " + json.dumps(best), flush=True)
+
+
+def throughput(folder: Path, images: int, rounds: int) -> dict:
+    cmd = [sys.executable, __file__, "--child-throughput", str(folder), str(images), str(rounds)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise SystemExit(f"throughput run failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return json.loads(re.search(r"BENCH (\{.*\})", proc.stdout).group(1))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-train":
+        return _child_train(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-throughput":
+        return _child_throughput(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[3000, 30000])
+    ap.add_argument("--root", default="/tmp/edgecnn_data_scale")
+    ap.add_argument("--cache", default="none", choices=("auto", "memory", "disk", "none"))
+    ap.add_argument("--throughput-images", type=int, default=1600)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-write", action="store_true", help="print the figures, leave RESULTS.md alone")
+    ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the sizes measured before")
+    ap.add_argument("--note", action="append", default=[], help="a line added under the table (repeatable)")
+    args = ap.parse_args()
+    root = Path(args.root)
+    store = root / f"results_{args.cache}.json"  # sizes measured by earlier invocations are kept
+    results = {int(k): v for k, v in json.loads(store.read_text()).items()} if store.is_file() else {}
+    for n in [] if args.render else args.sizes:
+        folder = generate(root / f"jpeg_{n}", n)
+        mb = sum(f.stat().st_size for f in folder.rglob("*.jpg")) / 1e6
+        print(f"{n} images ({mb:.0f} MB of JPEG): training ...", flush=True)
+        run = train_run(folder, root / f"run_{n}_{args.cache}", args.cache)
+        print(f"  {run}", flush=True)
+        tp = throughput(folder, args.throughput_images, args.rounds)
+        print(f"  throughput {tp}", flush=True)
+        results[n] = {"jpeg_mb": mb, **run, **tp}
+        store.write_text(json.dumps(results, indent=1))
+    results = dict(sorted(results.items()))
+    lines = [
+        "| images | JPEG on disk | peak RSS | start to first step | wall (1 epoch + export) | "
+        "edgecnn input img/s | keras image_dataset_from_directory img/s | ratio | TFLite acc |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, r in results.items():
+        lines.append(
+            f"| {n:,} | {r['jpeg_mb']:.0f} MB | {r['peak_rss_mb']:.0f} MB | {r['first_step_s']:.1f} s | "
+            f"{r['wall_s']:.0f} s | {r['edgecnn']:.0f} | {r['keras']:.0f} | {r['edgecnn'] / r['keras']:.2f} | "
+            f"{100 * r['tflite_accuracy']:.1f}% |"
+        )
+    sizes = sorted(results)
+    verdict = []
+    if len(sizes) >= 2:
+        lo, hi = results[sizes[0]], results[sizes[-1]]
+        verdict.append(
+            f"- Peak RSS {sizes[-1]:,} vs {sizes[0]:,} images: {hi['peak_rss_mb'] - lo['peak_rss_mb']:+.0f} MB "
+            f"(target within 300 MB); largest run {hi['peak_rss_mb']:.0f} MB (target <= 2,500 MB for 30,000)."
+        )
+    body = "\n".join(
+        [
+            f"`edgecnn optimize mobilenet --alpha 0.25 --data DIR --image-size 224 --epochs 1 --no-bench "
+            f"--cache {args.cache}` on synthetic folders (10 classes, 256x256 JPEG, quality 90, textured noise). "
+            "Peak RSS is the training process's own `ru_maxrss`; start to first step is from the process's "
+            "launch to the end of its first training batch; throughput is images/s of the input pipeline alone "
+            f"(224x224, batch 32, {args.throughput_images} images after one warm-up batch, best of {args.rounds}, "
+            "edgecnn's with its shift+flip augmentation). Measured, not assumed.",
+            "",
+            *lines,
+            "",
+            *verdict,
+            "- Throughput: edgecnn decodes and resizes with Pillow (`edgecnn.device.preprocess.load_image`, "
+            "inside `tf.numpy_function`) so that training, evaluation, calibration and the device see the same "
+            "tensor; Keras uses TensorFlow's kernels and a resize without antialiasing. TensorFlow's JPEG decode "
+            "(`dct_method='INTEGER_ACCURATE'`) is bit-identical to Pillow's here, its antialiased bilinear resize "
+            "differs by at most 1 grey level in about 21% of the values (measured on these files).",
+            *(f"- {note}" for note in args.note),
+        ]
+    )
+    print(body)
+    if not args.no_write:
+        from _results import update_section
+
+        update_section("data_scale", "Data at real scale: streamed image folders (issue 16)", body)
+
+
+if __name__ == "__main__":
+    main()

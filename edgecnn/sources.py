@@ -1,0 +1,46 @@
+"""Which loader reads a run's data: the one door the pipeline and the stages go through.
+
+- ``digits`` and an ``.npz`` that fits the memory budget: decoded into memory
+  (:func:`edgecnn.data.load_dataset`), the fastest for small data;
+- an ``.npz`` over the budget: memory-mapped (:func:`edgecnn.stream.load_npz_stream`),
+  or refused with one line when it is compressed;
+- an image folder: streamed (:func:`edgecnn.stream.load_stream`), or decoded into memory
+  when ``data.cache`` says ``memory`` (or ``auto`` and it fits);
+- TFRecord shards (``'shards/*.tfrecord'``): streamed (:func:`edgecnn.tfrecord.load_tfrecords`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecnn.data import load_run_data as load_in_memory
+
+
+def load_run_data(cfg, entry, full_train: bool = False, run_dir=None):
+    """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
+
+    ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's registry
+    entry (for its number of channels), ``run_dir`` the run folder (where a streamed
+    source records its split, ``splits.json``, and keeps its disk cache).
+    """
+    from edgecnn.tfrecord import is_pattern, load_tfrecords
+
+    d = cfg.data
+    source = str(d.source)
+    size = (d.image_size, d.image_size)
+    fraction = None if full_train else d.train_fraction
+    split = {"val_split": d.val_split, "test_split": d.test_split, "seed": d.seed, "train_fraction": fraction}
+    if is_pattern(source):
+        return load_tfrecords(source, size, entry.channels, run_dir=run_dir, **split)
+    path = Path(source).expanduser()
+    if source != "digits" and path.is_dir():
+        from edgecnn.stream import load_stream
+
+        return load_stream(source, size, entry.channels, cache=d.cache, run_dir=run_dir, **split)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        from edgecnn.stream import load_npz_stream, npz_decision
+
+        how, members = npz_decision(path)
+        if how == "mmap":
+            return load_npz_stream(source, members, size, entry.channels, d.val_split, d.test_split, d.seed, fraction)
+    return load_in_memory(cfg, entry, full_train=full_train)

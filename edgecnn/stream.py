@@ -1,0 +1,593 @@
+"""Image folders streamed from disk: memory bounded by the batch, not by the dataset.
+
+:func:`load_stream` lists the files once (with progress from 10,000 files on), splits the
+*file list* (seeded and stratified, the same cut :func:`edgecnn.data.load_dataset` makes
+of the decoded images) and records it as ``<run>/splits.json`` (file names per split), so
+a rerun and every worker use the same split without reading a pixel. Images are decoded
+only as ``tf.data`` reads them.
+
+One preprocessing function everywhere: every image, in training, validation, evaluation,
+int8 calibration and on the device, is read by :func:`edgecnn.device.preprocess.load_image`
+(Pillow decode, then Pillow bilinear resize); in ``tf.data`` it runs inside
+``tf.numpy_function`` in parallel (``AUTOTUNE``; Pillow releases the GIL while it decodes
+and resizes). TensorFlow's own ``decode_jpeg`` + ``tf.image.resize`` give other pixels (a
+mean absolute difference of a few grey levels after a downscale, see
+``tests/test_stream.py``), so the training side adapts to the device side, not the
+reverse: a ``.tflite`` sees on the Pi exactly what it was evaluated on.
+
+The training order is the in-memory path's: each epoch a seeded permutation of the
+training *indices* (a global shuffle, not a shuffle buffer: the list of indices is small),
+then decode, augment (in the pipeline), batch, prefetch. With the same seed a streamed
+folder therefore trains on the very batches the in-memory path would.
+
+Caching (``data.cache``, ``--cache``):
+    ``memory``  decode every split once into memory (in parallel) and train as the
+                in-memory path does (:class:`edgecnn.data.Dataset`);
+    ``disk``    decoded ``uint8`` images are written, as they are first read, into one
+                file per split under ``<run>/cache/``; later epochs (and reruns) read
+                them back instead of decoding;
+    ``none``    decode at every read;
+    ``auto``    ``memory`` when the estimated in-memory footprint fits the budget (a
+                quarter of the RAM), else ``disk`` when the disk has room, else ``none``.
+
+A corrupt or unreadable image found while streaming is skipped (it and its label leave the
+batch) and counted: :attr:`StreamDataset.skipped` lists them and the run's ``metrics.json``
+reports them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.device.preprocess import ImageError, list_image_folder, load_image, normalize
+from edgecnn.errors import UserError
+
+SPLITS = ("train", "val", "test")
+CACHES = ("auto", "memory", "disk", "none")
+# The in-memory path holds each image as uint8, then as float32 twice (the normalized numpy
+# array and the tf.constant made of it): about 9 bytes per pixel channel, 10 with slack.
+MEMORY_BYTES_PER_VALUE = 10
+PROGRESS_FROM = 10_000
+
+
+def memory_budget() -> int:
+    """Default cache budget: a quarter of the physical memory, in bytes (``EDGECNN_MEMORY_BUDGET``
+    in bytes overrides it)."""
+    if os.environ.get("EDGECNN_MEMORY_BUDGET", "").isdigit():
+        return int(os.environ["EDGECNN_MEMORY_BUDGET"])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+def _progress(stream=None):
+    stream = stream or sys.stderr
+    shown = [False]
+
+    def report(count: int, done: bool = False):
+        if count >= PROGRESS_FROM and (done or count % 2000 == 0):
+            shown[0] = True
+            stream.write(f"\r      listing files: {count:,}" + ("\n" if done else ""))
+            stream.flush()
+        elif done and shown[0]:
+            stream.write("\n")
+
+    return report
+
+
+def list_files(root) -> tuple[list, np.ndarray, list]:
+    """The files, labels and class names of an image folder, with progress from 10,000 files."""
+    report = _progress()
+    try:
+        files, labels, classes = list_image_folder(root, progress=report)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    report(len(files), done=True)
+    return [str(f) for f in files], np.asarray(labels, dtype=np.int64), classes
+
+
+class LazySplit:
+    """A split's float inputs, read ``batch`` images at a time (never all at once).
+
+    ``len()`` is the number of listed files; :meth:`batches` yields ``(x, y)`` with
+    unreadable files left out (and recorded in ``skipped``). TensorFlow-free.
+    """
+
+    def __init__(self, files, labels, image_size, channels, spec, skipped=None):
+        self.files, self.labels = list(files), np.asarray(labels)
+        self.image_size, self.channels, self.spec = image_size, channels, spec
+        self.skipped = skipped if skipped is not None else set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def batches(self, batch: int = 64):
+        for start in range(0, len(self.files), batch):
+            xs, ys = [], []
+            for f, y in zip(self.files[start : start + batch], self.labels[start : start + batch]):
+                try:
+                    xs.append(load_image(f, self.image_size, self.channels))
+                    ys.append(y)
+                except ImageError:
+                    self.skipped.add(f)
+            if xs:
+                yield normalize(np.stack(xs), self.spec), np.asarray(ys, dtype=np.int64)
+
+
+class _DiskCache:
+    """Decoded ``uint8`` images of one split in one file, filled as they are first read."""
+
+    def __init__(self, path: Path, n: int, shape: tuple):
+        self.path, self.shape = Path(path), tuple(shape)
+        self.size = int(np.prod(shape))
+        self.done_marker = self.path.with_suffix(".complete")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        complete = self.done_marker.is_file() and self.path.is_file() and self.path.stat().st_size == n * self.size
+        if not complete:
+            self.done_marker.unlink(missing_ok=True)
+            with open(self.path, "wb") as f:
+                f.truncate(n * self.size)  # sparse until written
+        self.filled = np.full(n, complete, dtype=bool)
+        self.fd = os.open(self.path, os.O_RDWR)
+        self.lock = threading.Lock()
+
+    def get(self, index: int, load):
+        offset = index * self.size
+        if self.filled[index]:
+            return np.frombuffer(os.pread(self.fd, self.size, offset), dtype=np.uint8).reshape(self.shape)
+        image = load()
+        os.pwrite(self.fd, np.ascontiguousarray(image).tobytes(), offset)
+        self.filled[index] = True
+        if self.filled.all() and not self.done_marker.is_file():
+            with self.lock:
+                os.fsync(self.fd)
+                self.done_marker.write_text("complete\n")
+        return image
+
+
+class StreamDataset:
+    """An image folder split by file; quacks like :class:`edgecnn.data.Dataset` where the
+    stages need it (``y``, ``normalized``, ``representative``, ``fingerprint``, ``summary``)."""
+
+    streamed = True
+
+    def __init__(self, name, files: dict, y: dict, class_names, preprocess, cache: str = "none", cache_dir=None):
+        self.name = name
+        self.files = {s: list(files[s]) for s in SPLITS}
+        self.y = {s: np.asarray(y[s], dtype=np.int64) for s in SPLITS}
+        self.class_names = list(class_names)
+        self.preprocess = preprocess
+        self.cache = cache
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.skipped: set = set()
+        self._caches: dict = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_size(self) -> tuple:
+        return tuple(self.preprocess["image_size"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.preprocess["channels"])
+
+    @property
+    def input_shape(self) -> tuple:
+        return (*self.image_size, self.channels)
+
+    def normalized(self, split: str) -> LazySplit:
+        """The split as a :class:`LazySplit` (read in batches by the evaluators)."""
+        return LazySplit(
+            self.files[split], self.y[split], self.image_size, self.channels, self.preprocess, self.skipped
+        )
+
+    def representative(self, samples: int = 200, seed: int = 0):
+        """At most ``samples`` training images (decoded one by one) for int8 calibration."""
+        rng = np.random.default_rng(seed)
+        n = len(self.files["train"])
+        idx = rng.choice(n, size=min(samples, n), replace=False)
+        files = [self.files["train"][i] for i in idx]
+
+        def gen():
+            for f in files:
+                try:
+                    image = load_image(f, self.image_size, self.channels)
+                except ImageError:
+                    self.skipped.add(f)
+                    continue
+                yield [normalize(image[None], self.preprocess)]
+
+        return gen
+
+    def fingerprint(self) -> str:
+        """A hash of every split's file names, sizes, modification times and labels."""
+        h = hashlib.sha256()
+        for split in SPLITS:
+            for f in self.files[split]:
+                st = os.stat(f)
+                h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            h.update(self.y[split].tobytes())
+        h.update(repr(sorted((k, v) for k, v in self.preprocess.items() if k != "cache")).encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{s} {len(self.y[s])}" for s in SPLITS)
+        h, w = self.image_size
+        shape = f"{h}x{w}x{self.channels}"
+        return f"{self.name}: {self.num_classes} classes, {shape}, {sizes} (streamed, cache {self.cache})"
+
+    # -- tf.data ---------------------------------------------------------------------------
+
+    def _loader(self, split: str):
+        """``index -> (uint8 image, ok)`` for ``split``, through the disk cache when there is one."""
+        files, size, channels = self.files[split], self.image_size, self.channels
+        shape = (*size, channels)
+        cache = None
+        if self.cache == "disk" and self.cache_dir is not None:
+            cache = self._caches.get(split)
+            if cache is None:
+                key = hashlib.sha256("\n".join(files).encode() + repr(shape).encode()).hexdigest()[:12]
+                cache = self._caches[split] = _DiskCache(self.cache_dir / f"{split}-{key}.u8", len(files), shape)
+
+        def load(index):
+            index = int(index)
+            try:
+                if cache is not None:
+                    return cache.get(index, lambda: load_image(files[index], size, channels)), True
+                return load_image(files[index], size, channels), True
+            except ImageError:
+                self.skipped.add(files[index])
+                return np.zeros(shape, np.uint8), False
+
+        return load
+
+    def tf_split(self, split: str, indices, tf):
+        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files filtered out."""
+        load = self._loader(split)
+        labels = tf.constant(self.y[split])
+        shape = self.input_shape
+        scale = np.float32(self.preprocess["scale"])
+        offset = np.float32(self.preprocess["offset"])
+
+        def read(i, k):
+            image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
+            image.set_shape(shape)
+            ok.set_shape(())
+            return tf.cast(image, tf.float32) * scale + offset, tf.gather(labels, i), k, ok
+
+        ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
+
+
+def estimate_memory(n_images: int, image_size, channels: int) -> int:
+    """Bytes the in-memory path would hold for ``n_images`` at this size."""
+    return int(n_images) * int(image_size[0]) * int(image_size[1]) * int(channels) * MEMORY_BYTES_PER_VALUE
+
+
+def choose_cache(wanted: str, n_images: int, image_size, channels: int, cache_dir, budget: int | None = None) -> str:
+    """``auto`` -> ``memory`` within the budget, else ``disk`` when it has room, else ``none``."""
+    if wanted != "auto":
+        return wanted
+    budget = memory_budget() if budget is None else budget
+    if estimate_memory(n_images, image_size, channels) <= budget:
+        return "memory"
+    need = int(n_images) * int(image_size[0]) * int(image_size[1]) * int(channels)
+    try:
+        base = Path(cache_dir)
+        while not base.exists():
+            base = base.parent
+        free = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
+    except OSError:
+        free = 0
+    return "disk" if free > 2 * need else "none"
+
+
+def split_files(files, labels, val_split, test_split, seed, train_fraction=None):
+    """Index arrays per split: the same seeded, stratified cut ``load_dataset`` makes."""
+    from edgecnn.data import _split
+
+    idx, y = np.arange(len(files)), np.asarray(labels)
+    xs, _ = _split(idx, y, val_split, test_split, seed)
+    if train_fraction is not None and train_fraction < 1.0:
+        from sklearn.model_selection import train_test_split
+
+        xs["train"], _ = train_test_split(
+            xs["train"], train_size=train_fraction, random_state=seed, stratify=y[xs["train"]]
+        )
+    return xs
+
+
+def _record_key(source, seed, val_split, test_split, train_fraction) -> dict:
+    return {
+        "source": str(source),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
+        "train_fraction": train_fraction,
+    }
+
+
+def read_splits(path: Path, key: dict, listed: set):
+    """The recorded split at ``path`` when it was made with ``key`` from the same files."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("key") != key or not isinstance(rec.get("splits"), dict):
+        return None
+    root = Path(key["source"])
+    splits = {}
+    for s in SPLITS:
+        entries = rec["splits"].get(s, [])
+        splits[s] = ([str(root / f) for f, _ in entries], [int(label) for _, label in entries])
+    recorded = {f for s in SPLITS for f in splits[s][0]}
+    full = key["train_fraction"] in (None, 1.0)
+    if (full and recorded != listed) or not recorded <= listed:
+        return None
+    return splits, rec.get("class_names")
+
+
+def load_stream(
+    source,
+    image_size,
+    channels: int,
+    val_split: float = 0.1,
+    test_split: float = 0.2,
+    seed: int = 0,
+    train_fraction: float | None = None,
+    cache: str = "auto",
+    run_dir=None,
+    scale: float | None = None,
+    offset: float | None = None,
+):
+    """An image folder as a :class:`StreamDataset` (or, with ``cache`` ``memory``, decoded
+    into an :class:`edgecnn.data.Dataset`). The split is recorded in ``run_dir/splits.json``."""
+    from edgecnn._io import write_json
+    from edgecnn.data import Dataset
+    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+
+    root = Path(source).expanduser().resolve()
+    image_size = tuple(int(s) for s in image_size)
+    subs = {p.name for p in root.iterdir() if p.is_dir()}
+    key = _record_key(root, seed, val_split, test_split, train_fraction)
+    record = Path(run_dir) / "splits.json" if run_dir is not None else None
+    files, labels = {}, {}
+    if {"train", "test"} <= subs:  # splits given as subfolders: used as they are
+        classes = None
+        for s in SPLITS:
+            if s in subs:
+                fs, ys, cls = list_files(root / s)
+                if classes is not None and cls != classes:
+                    raise UserError(f"{root / s} has classes {cls}, but {root / 'train'} has {classes}")
+                classes, files[s], labels[s] = cls, fs, ys
+        if "val" not in files:
+            idx = split_files(files["train"], labels["train"], val_split, 0.0, seed)
+            all_f, all_y = files["train"], labels["train"]
+            for s in ("train", "val"):
+                files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
+    else:
+        all_f, all_y, classes = list_files(root)
+        if len(all_f) < 10:
+            raise UserError(f"data {str(source)!r} has only {len(all_f)} images; edgecnn needs at least 10")
+        recorded = read_splits(record, key, set(all_f)) if record is not None and record.is_file() else None
+        if recorded is not None and recorded[1] == classes:
+            for s in SPLITS:
+                files[s], labels[s] = recorded[0][s][0], np.asarray(recorded[0][s][1], dtype=np.int64)
+        else:
+            idx = split_files(all_f, all_y, val_split, test_split, seed, train_fraction)
+            for s in SPLITS:
+                files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
+    if len(classes) < 2:
+        raise UserError(f"data {str(source)!r} has {len(classes)} class; classification needs at least 2")
+    if record is not None:
+        write_json(
+            record,
+            {
+                "key": key,
+                "class_names": list(classes),
+                "splits": {
+                    s: [[os.path.relpath(f, root), int(y)] for f, y in zip(files[s], labels[s])] for s in SPLITS
+                },
+            },
+        )
+    preprocess = {
+        "image_size": list(image_size),
+        "channels": int(channels),
+        "scale": float(DEFAULT_SCALE if scale is None else scale),
+        "offset": float(DEFAULT_OFFSET if offset is None else offset),
+        "class_names": list(classes),
+        "source": str(root),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
+    }
+    cache_dir = Path(run_dir) / "cache" if run_dir is not None else None
+    total = sum(len(files[s]) for s in SPLITS)
+    chosen = choose_cache(cache, total, image_size, channels, cache_dir or Path.cwd())
+    if chosen == "disk" and cache_dir is None:
+        chosen = "none"
+    name = root.name or str(root)
+    if chosen == "memory":
+        xs = {s: decode_all(files[s], image_size, channels) for s in SPLITS}
+        return Dataset(name=name, x=xs, y=labels, class_names=list(classes), preprocess=preprocess)
+    return StreamDataset(name, files, labels, classes, preprocess, cache=chosen, cache_dir=cache_dir)
+
+
+def decode_all(files, image_size, channels: int) -> np.ndarray:
+    """Decode ``files`` into one ``uint8`` array, several at a time (Pillow releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = np.empty((len(files), image_size[0], image_size[1], channels), dtype=np.uint8)
+
+    def one(i):
+        try:
+            out[i] = load_image(files[i], image_size, channels)
+        except ImageError as exc:
+            raise UserError(f"{exc}; fix or remove the file") from None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(one, range(len(files))))
+    return out
+
+
+# -- .npz without loading it all -------------------------------------------------------------
+
+
+def npz_members(path) -> dict:
+    """``name -> (dtype, shape, compressed, data offset)`` of each array in an ``.npz``, read
+    from the headers only (nothing is decompressed or loaded)."""
+    import struct
+    import zipfile
+
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, fortran, dtype = read(f)
+                    header_len = f.tell()
+                compressed = info.compress_type != zipfile.ZIP_STORED
+                offset = None
+                if not compressed and not fortran and dtype.hasobject is False:
+                    with open(path, "rb") as raw:
+                        raw.seek(info.header_offset)
+                        local = raw.read(30)
+                        name_len, extra_len = struct.unpack("<HH", local[26:30])
+                    offset = info.header_offset + 30 + name_len + extra_len + header_len
+                out[info.filename[:-4]] = (dtype, tuple(shape), compressed, offset)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+    return out
+
+
+def npz_decision(path, budget: int | None = None):
+    """``("memory", None)`` when the in-memory path fits the budget, ``("mmap", members)`` for
+    an uncompressed ``x``/``y`` file over it; a compressed one over it is refused (one line)."""
+    members = npz_members(path)
+    x = members.get("x")
+    if not members or x is None or "y" not in members:
+        return "memory", None
+    dtype, shape, compressed, offset = x
+    values = int(np.prod(shape)) if shape else 0
+    need = values * MEMORY_BYTES_PER_VALUE
+    budget = memory_budget() if budget is None else budget
+    if need <= budget:
+        return "memory", None
+    if compressed:
+        gb = values * dtype.itemsize / 1e9
+        raise UserError(
+            f"{path} is compressed and its images ({gb:.1f} GB as stored) do not fit the memory budget "
+            f"({budget / 1e9:.1f} GB); save it uncompressed once, and edgecnn memory-maps it: "
+            f"python -c \"import numpy as np; d = np.load('{path}'); np.savez('{Path(path).stem}_raw.npz', **d)\""
+        )
+    if dtype != np.uint8 or offset is None or len(shape) not in (3, 4):
+        raise UserError(
+            f"{path}: images over the memory budget must be stored as uint8 (N, H, W[, C]) to be memory-mapped, "
+            f"got {dtype} {shape}"
+        )
+    return "mmap", members
+
+
+class ArrayStream(StreamDataset):
+    """Images of a memory-mapped uncompressed ``.npz``, read per index as ``tf.data`` needs them."""
+
+    def __init__(self, name, path, x, index: dict, y: dict, class_names, preprocess):
+        super().__init__(name, {s: [] for s in SPLITS}, y, class_names, preprocess, cache="none")
+        self.path, self.x, self.index = str(path), x, index
+
+    def _image(self, i: int) -> np.ndarray:
+        from edgecnn.device.preprocess import resize_batch
+
+        return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels)[0]
+
+    def _loader(self, split: str):
+        index = self.index[split]
+        return lambda i: (self._image(int(index[int(i)])), True)
+
+    def normalized(self, split: str):
+        return _ArraySplit(self, split)
+
+    def representative(self, samples: int = 200, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        n = len(self.index["train"])
+        idx = rng.choice(n, size=min(samples, n), replace=False)
+
+        def gen():
+            for i in idx:
+                yield [normalize(self._image(int(self.index["train"][i]))[None], self.preprocess)]
+
+        return gen
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        st = os.stat(self.path)
+        h.update(f"{self.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for s in SPLITS:
+            h.update(np.asarray(self.index[s]).tobytes())
+        h.update(repr(sorted(self.preprocess.items())).encode())
+        return h.hexdigest()[:16]
+
+
+class _ArraySplit:
+    def __init__(self, data: ArrayStream, split: str):
+        self.data, self.split = data, split
+
+    def __len__(self):
+        return len(self.data.index[self.split])
+
+    def batches(self, batch: int = 64):
+        idx, y = self.data.index[self.split], self.data.y[self.split]
+        for start in range(0, len(idx), batch):
+            xs = np.stack([self.data._image(int(i)) for i in idx[start : start + batch]])
+            yield normalize(xs, self.data.preprocess), y[start : start + batch]
+
+
+def load_npz_stream(path, members, image_size, channels, val_split, test_split, seed, train_fraction=None):
+    """An uncompressed ``.npz`` over the memory budget, memory-mapped and split by index."""
+    from edgecnn.data import _labels
+    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+
+    dtype, shape, _, offset = members["x"]
+    x = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
+    with np.load(path, allow_pickle=False) as f:
+        y = _labels(f["y"], str(path))
+        names = f["class_names"] if "class_names" in f.files else None
+    if len(y) != shape[0]:
+        raise UserError(f"{path}: x has {shape[0]} images but y has {len(y)} labels")
+    n_classes = int(y.max()) + 1 if y.size else 0
+    classes = [str(c) for c in names] if names is not None else [str(i) for i in range(n_classes)]
+    if len(classes) < n_classes:
+        raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
+    index = split_files(np.arange(len(y)), y, val_split, test_split, seed, train_fraction)
+    labels = {s: y[index[s]] for s in SPLITS}
+    preprocess = {
+        "image_size": list(image_size),
+        "channels": int(channels),
+        "scale": float(DEFAULT_SCALE),
+        "offset": float(DEFAULT_OFFSET),
+        "class_names": classes,
+        "source": str(Path(path).resolve()),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
+    }
+    return ArrayStream(Path(path).name, path, x, index, labels, classes, preprocess)

@@ -1,0 +1,271 @@
+"""TFRecord shards of encoded images, as TF Model Garden and TFDS write them.
+
+Each record holds ``image/encoded`` (the image file's bytes), ``image/class/label``
+(int64) and optionally ``image/class/text`` (the class name) and ``image/format``.
+:func:`pack_folder` writes such shards from an image folder (``edgecnn data pack``);
+:func:`load_tfrecords` streams them (``--data 'shards/*.tfrecord'``).
+
+Reading: one pass over the shards reads the labels only (no image is decoded) and checks
+them: an empty pattern, records without the expected features, a corrupt shard and a
+label out of range stop the run there, before training, with one line. The seeded,
+stratified split is then made on record numbers (the same cut as for a folder) and
+recorded in ``<run>/splits.json``. Shards are read in order (records are not randomly
+accessible): each split keeps its records by number, then a shuffle buffer mixes them.
+Images are decoded by :func:`edgecnn.device.preprocess.load_image` (Pillow), as everywhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.device.preprocess import ImageError, load_image
+from edgecnn.errors import UserError
+from edgecnn.stream import SPLITS, StreamDataset, split_files
+
+SHUFFLE_BUFFER = 2048
+
+
+def is_pattern(source: str) -> bool:
+    """``source`` names TFRecord shards (a file or a glob ending in ``.tfrecord``/``.tfrec``)."""
+    s = str(source).lower()
+    return s.endswith((".tfrecord", ".tfrec", ".tfrecords")) or ".tfrecord-" in s
+
+
+def pack_folder(folder, out, shards: int = 16, progress=None, seed: int = 0) -> dict:
+    """Write the images of ``folder`` (one subfolder per class) into ``shards`` TFRecord files.
+
+    Records are spread over the shards in a seeded random order, so every shard holds
+    every class. Returns ``{"records": n, "shards": [paths], "classes": [...]}``.
+    """
+    from edgecnn._io import atomic_path
+    from edgecnn._tf import tf
+    from edgecnn.stream import list_files
+
+    files, labels, classes = list_files(folder)
+    if shards < 1:
+        raise UserError(f"--shards must be at least 1, got {shards}")
+    shards = min(int(shards), len(files))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    order = np.random.default_rng(seed).permutation(len(files))
+    paths = [out / f"data-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
+
+    def feature(value):
+        if isinstance(value, bytes):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    done = 0
+    for s, path in enumerate(paths):
+        with atomic_path(path) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
+            for i in order[s::shards]:
+                data = Path(files[i]).read_bytes()
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "image/encoded": feature(data),
+                            "image/format": feature(Path(files[i]).suffix.lstrip(".").lower().encode()),
+                            "image/class/label": feature(int(labels[i])),
+                            "image/class/text": feature(classes[labels[i]].encode()),
+                        }
+                    )
+                )
+                writer.write(example.SerializeToString())
+                done += 1
+                if progress is not None:
+                    progress(1)
+    return {"records": len(files), "shards": [str(p) for p in paths], "classes": classes}
+
+
+def _spec(tf, with_image: bool = True):
+    spec = {
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+        "image/class/text": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    if with_image:
+        spec["image/encoded"] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def scan(files) -> tuple[np.ndarray, list]:
+    """Labels of every record (in shard order) and the class names, checked; decodes no image."""
+    from edgecnn._tf import tf
+
+    spec = _spec(tf)
+    ds = tf.data.TFRecordDataset(files).map(
+        lambda r: (lambda f: (f["image/class/label"], f["image/class/text"]))(tf.io.parse_single_example(r, spec)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    labels, texts = [], {}
+    try:
+        for y, t in ds.batch(4096).as_numpy_iterator():
+            labels.append(y)
+            for label, text in zip(y, t):
+                if text:
+                    texts.setdefault(int(label), text.decode("utf-8", "replace"))
+    except tf.errors.InvalidArgumentError as exc:
+        msg = str(exc).splitlines()[0][:200]
+        raise UserError(
+            f"{files[0]}...: records lack the expected features image/encoded (bytes) and image/class/label "
+            f"(int64) ({msg})"
+        ) from None
+    except tf.errors.DataLossError as exc:
+        raise UserError(f"a shard of {len(files)} is corrupt or truncated: {str(exc).splitlines()[0][:200]}") from None
+    y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    if not len(y):
+        raise UserError(f"the shards ({files[0]}, ...) hold no records")
+    if y.min() < 0:
+        raise UserError(f"label {int(y.min())} out of range in the shards: labels must be 0..classes-1")
+    n = int(y.max()) + 1
+    if texts:
+        if len(texts) != n or set(texts) != set(range(n)):
+            bad = sorted(set(range(n)) - set(texts)) or sorted(texts)
+            raise UserError(
+                f"label out of range in the shards: labels go up to {n - 1} but image/class/text names "
+                f"{len(texts)} classes (labels without a name: {bad[:5]})"
+            )
+        classes = [texts[i] for i in range(n)]
+    else:
+        classes = [str(i) for i in range(n)]
+    return y.astype(np.int64), classes
+
+
+class TFRecordStream(StreamDataset):
+    """TFRecord shards split by record number; read in shard order, shuffled in a buffer."""
+
+    def __init__(self, name, shards, members: dict, y: dict, class_names, preprocess):
+        super().__init__(name, {s: [] for s in SPLITS}, y, class_names, preprocess, cache="none")
+        self.shards = list(shards)
+        self.members = members  # split -> sorted record numbers
+
+    def _records(self, split: str, tf):
+        """``(image bytes, label, position in split)`` of ``split``'s records, in shard order."""
+        total = sum(len(v) for v in self.members.values())
+        mask = np.zeros(total, dtype=bool)
+        mask[self.members[split]] = True
+        mask_t, spec = tf.constant(mask), _spec(tf)
+        ds = tf.data.TFRecordDataset(self.shards).enumerate()
+        ds = ds.filter(lambda i, r: tf.gather(mask_t, i))
+
+        def parse(i, r):
+            f = tf.io.parse_single_example(r, spec)
+            return f["image/encoded"], f["image/class/label"]
+
+        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).enumerate()
+
+    def _decode(self, tf, records):
+        size, channels, shape = self.image_size, self.channels, self.input_shape
+        scale, offset = np.float32(self.preprocess["scale"]), np.float32(self.preprocess["offset"])
+        skipped = self.skipped
+
+        def load(data, k):
+            try:
+                return load_image(io.BytesIO(data), size, channels), True
+            except ImageError:
+                skipped.add(f"record {int(k)}")
+                return np.zeros(shape, np.uint8), False
+
+        def read(k, pair):
+            data, y = pair
+            image, ok = tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
+            image.set_shape(shape)
+            ok.set_shape(())
+            return tf.cast(image, tf.float32) * scale + offset, y, k, ok
+
+        ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
+
+    def tf_train(self, tf, seed: int):
+        """The training records, shuffled in a buffer (reshuffled each epoch), decoded."""
+        records = self._records("train", tf).shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        return self._decode(tf, records)
+
+    def tf_split(self, split: str, indices, tf):
+        return self._decode(tf, self._records(split, tf))
+
+    def normalized(self, split: str):
+        return _RecordSplit(self, split)
+
+    def representative(self, samples: int = 200, seed: int = 0):
+        def gen():
+            from edgecnn._tf import tf
+
+            ds = self.tf_train(tf, seed).take(samples)
+            for x, _, _ in ds.as_numpy_iterator():
+                yield [x[None]]
+
+        return gen
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for f in self.shards:
+            st = os.stat(f)
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for s in SPLITS:
+            h.update(np.asarray(self.members[s]).tobytes())
+        h.update(repr(sorted((k, v) for k, v in self.preprocess.items() if k != "cache")).encode())
+        return h.hexdigest()[:16]
+
+
+class _RecordSplit:
+    """A split of a :class:`TFRecordStream` read in batches (``batches()``, like ``LazySplit``)."""
+
+    def __init__(self, data: TFRecordStream, split: str):
+        self.data, self.split = data, split
+
+    def __len__(self):
+        return len(self.data.y[self.split])
+
+    def batches(self, batch: int = 64):
+        from edgecnn._tf import tf
+
+        ds = self.data.tf_split(self.split, None, tf).map(lambda x, y, k: (x, y)).batch(batch)
+        yield from ds.as_numpy_iterator()
+
+
+def load_tfrecords(
+    pattern, image_size, channels, val_split=0.1, test_split=0.2, seed=0, train_fraction=None, run_dir=None
+):
+    """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream`."""
+    from edgecnn._io import write_json
+    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+
+    shards = sorted(glob.glob(os.path.expanduser(str(pattern))))
+    if not shards:
+        raise UserError(f"no TFRecord files match {str(pattern)!r}; write shards with 'edgecnn data pack FOLDER OUT'")
+    y, classes = scan(shards)
+    if len(classes) < 2:
+        raise UserError(f"the shards {pattern!r} hold {len(classes)} class; classification needs at least 2")
+    idx = split_files(np.arange(len(y)), y, val_split, test_split, seed, train_fraction)
+    members = {s: np.sort(idx[s]) for s in SPLITS}
+    labels = {s: y[members[s]] for s in SPLITS}
+    if run_dir is not None:
+        write_json(
+            Path(run_dir) / "splits.json",
+            {
+                "key": {"source": str(pattern), "seed": int(seed), "val_split": float(val_split)},
+                "shards": [os.path.basename(s) for s in shards],
+                "class_names": classes,
+                "records": {s: members[s].tolist() for s in SPLITS},
+            },
+        )
+    preprocess = {
+        "image_size": list(image_size),
+        "channels": int(channels),
+        "scale": float(DEFAULT_SCALE),
+        "offset": float(DEFAULT_OFFSET),
+        "class_names": list(classes),
+        "source": str(pattern),
+        "seed": int(seed),
+        "val_split": float(val_split),
+        "test_split": float(test_split),
+    }
+    name = Path(shards[0]).parent.name or "tfrecords"
+    return TFRecordStream(name, shards, members, labels, classes, preprocess)
+

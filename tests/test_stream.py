@@ -1,0 +1,165 @@
+"""Streamed image folders (edgecnn.stream): the same split, the same pixels, bounded reads."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgecnn.data import load_dataset
+from edgecnn.device.preprocess import load_image, normalize
+from edgecnn.stream import LazySplit, StreamDataset, choose_cache, estimate_memory, load_stream
+
+
+@pytest.fixture
+def jpeg_folder(tmp_path):
+    """4 classes x 12 textured 40x36 JPEGs (resized to 24x24, so the resize matters)."""
+    from PIL import Image
+
+    root = tmp_path / "jpegs"
+    rng = np.random.default_rng(1)
+    for c in range(4):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(12):
+            img = rng.integers(0, 90, (36, 40, 3)).astype(np.uint8)
+            img[..., c % 3] += 120
+            Image.fromarray(img).save(root / f"c{c}" / f"{i:02d}.jpg", quality=85)
+    return root
+
+
+def _train_images(ds, tf):
+    """The training pipeline's images in file order (no shuffle, no augmentation)."""
+    n = len(ds.y["train"])
+    order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
+    return np.stack([x.numpy() for x, _, _ in ds.tf_split("train", order, tf)])
+
+
+def test_same_split_and_same_tensors_as_in_memory_and_device(jpeg_folder, tmp_path):
+    from edgecnn._tf import tf
+
+    mem = load_dataset(str(jpeg_folder), image_size=24, channels=3, seed=2)
+    ds = load_stream(jpeg_folder, (24, 24), 3, seed=2, cache="none", run_dir=tmp_path / "run")
+    assert isinstance(ds, StreamDataset)
+    for s in ("train", "val", "test"):
+        assert np.array_equal(ds.y[s], mem.y[s])
+    # the tf.data side, the in-memory side and the device side give the very same float tensor
+    streamed = _train_images(ds, tf)
+    assert np.array_equal(streamed, mem.normalized("train"))
+    device = normalize(load_image(ds.files["train"][0], (24, 24), 3)[None], ds.preprocess)[0]
+    assert np.array_equal(streamed[0], device)
+    # TensorFlow's own decode + bilinear resize would not: that is why tf.data calls Pillow
+    raw = tf.io.decode_jpeg(tf.io.read_file(ds.files["train"][0]), channels=3)
+    tf_side = tf.cast(tf.round(tf.image.resize(raw, (24, 24), antialias=True)), tf.uint8).numpy()
+    pil_side = load_image(ds.files["train"][0], (24, 24), 3)
+    assert np.abs(tf_side.astype(int) - pil_side.astype(int)).max() > 0
+    # the test split is read in batches, never all at once, and gives the same arrays
+    lazy = ds.normalized("test")
+    assert isinstance(lazy, LazySplit) and len(lazy) == len(mem.y["test"])
+    xs, ys = zip(*lazy.batches(4))
+    assert max(len(x) for x in xs) == 4
+    assert np.array_equal(np.concatenate(xs), mem.normalized("test"))
+    assert np.array_equal(np.concatenate(ys), mem.y["test"])
+    rep = list(ds.representative(samples=5, seed=0)())
+    assert len(rep) == 5 and rep[0][0].shape == (1, 24, 24, 3)
+
+
+def test_split_is_recorded_and_reused_without_reading_pixels(jpeg_folder, tmp_path):
+    run = tmp_path / "run"
+    a = load_stream(jpeg_folder, (24, 24), 3, seed=0, cache="none", run_dir=run)
+    rec = json.loads((run / "splits.json").read_text())
+    assert {len(rec["splits"][s]) for s in ("train", "val", "test")} == {len(a.y[s]) for s in ("train", "val", "test")}
+    assert rec["splits"]["test"][0][0] == str(a.files["test"][0].split("jpegs/")[1])
+    # the recorded split wins over a recomputation: swap two files between train and test
+    rec["splits"]["train"][0], rec["splits"]["test"][0] = rec["splits"]["test"][0], rec["splits"]["train"][0]
+    (run / "splits.json").write_text(json.dumps(rec))
+    b = load_stream(jpeg_folder, (24, 24), 3, seed=0, cache="none", run_dir=run)
+    assert b.files["train"][0] == a.files["test"][0] and b.files["test"][0] == a.files["train"][0]
+    # another seed is another split, recorded in place of the old one
+    c = load_stream(jpeg_folder, (24, 24), 3, seed=5, cache="none", run_dir=run)
+    assert c.files["test"] != a.files["test"]
+    assert json.loads((run / "splits.json").read_text())["key"]["seed"] == 5
+
+
+def test_cache_choice_follows_the_budget(tmp_path):
+    need = estimate_memory(1000, (224, 224), 3)
+    assert choose_cache("auto", 1000, (224, 224), 3, tmp_path, budget=need) == "memory"
+    assert choose_cache("auto", 1000, (224, 224), 3, tmp_path, budget=need - 1) == "disk"
+    assert choose_cache("none", 10, (8, 8), 1, tmp_path, budget=1 << 40) == "none"
+
+
+def test_disk_cache_gives_the_same_tensors(jpeg_folder, tmp_path):
+    from edgecnn._tf import tf
+
+    run = tmp_path / "run"
+    plain = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=run)
+    disk = load_stream(jpeg_folder, (24, 24), 3, cache="disk", run_dir=run)
+    first, second = _train_images(disk, tf), _train_images(disk, tf)  # filled, then read back
+    assert (run / "cache").is_dir() and list((run / "cache").glob("train-*.complete"))
+    assert np.array_equal(first, _train_images(plain, tf)) and np.array_equal(second, first)
+    mem = load_stream(jpeg_folder, (24, 24), 3, cache="memory", run_dir=run)
+    assert not getattr(mem, "streamed", False) and np.array_equal(mem.normalized("train"), first)
+
+
+def test_corrupt_file_is_skipped_and_counted(jpeg_folder, tmp_path):
+    from edgecnn._tf import tf
+
+    ds = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=tmp_path / "run")
+    bad = ds.files["train"][3]
+    with open(bad, "wb") as f:
+        f.write(b"not a jpeg at all")
+    images = _train_images(ds, tf)
+    assert len(images) == len(ds.y["train"]) - 1 and ds.skipped == {bad}
+
+
+@pytest.mark.slow
+def test_optimize_streamed_equals_in_memory(jpeg_folder, tmp_path, monkeypatch):
+    """Same seed, same split, same batches: the streamed run's accuracy is the in-memory run's."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    acc = {}
+    for cache in ("memory", "none"):
+        argv = ["optimize", "lenet5", "--data", str(jpeg_folder), "--image-size", "32", "--epochs", "2"]
+        argv += ["--no-bench", "--cache", cache, "--out", f"runs/{cache}"]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((tmp_path / "runs" / cache / "metrics.json").read_text())
+        acc[cache] = (metrics["rows"][0]["keras_accuracy"], metrics["rows"][0]["tflite_accuracy"], metrics["dataset"])
+    assert "streamed" in acc["none"][2] and "streamed" not in acc["memory"][2]
+    assert acc["none"][:2] == acc["memory"][:2]
+
+
+def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
+    from edgecnn._tf import tf
+    from edgecnn.config import RunConfig
+    from edgecnn.errors import UserError
+    from edgecnn.models import model_info
+    from edgecnn.sources import load_run_data
+    from edgecnn.stream import ArrayStream
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    np.savez(tmp_path / "raw.npz", x=x, y=y)
+    np.savez_compressed(tmp_path / "small.npz", x=x, y=y)
+    entry = model_info("lenet5")
+    cfg = RunConfig.from_dict(
+        {"model": {"name": "lenet5"}, "data": {"source": str(tmp_path / "raw.npz"), "image_size": 32}}
+    )
+    mem = load_run_data(cfg, entry)  # within the budget: the in-memory path
+    assert not getattr(mem, "streamed", False)
+    monkeypatch.setenv("EDGECNN_MEMORY_BUDGET", "1000")
+    ds = load_run_data(cfg, entry)
+    assert isinstance(ds, ArrayStream) and isinstance(ds.x, np.memmap)
+    for s in ("train", "val", "test"):
+        assert np.array_equal(ds.y[s], mem.y[s])
+    xs, ys = zip(*ds.normalized("test").batches(5))
+    assert np.array_equal(np.concatenate(xs), mem.normalized("test"))
+    n = len(ds.y["train"])
+    order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
+    streamed = np.stack([a.numpy() for a, _, _ in ds.tf_split("train", order, tf)])
+    assert np.array_equal(streamed, mem.normalized("train"))
+    cfg.data.source = str(tmp_path / "small.npz")
+    with pytest.raises(UserError, match="compressed.*np.savez"):
+        load_run_data(cfg, entry)
