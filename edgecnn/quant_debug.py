@@ -256,9 +256,9 @@ def debug_run(path) -> dict:
 
     from edgecnn._tf import keras
     from edgecnn.config import RunConfig, resolve
-    from edgecnn.sources import load_run_data
     from edgecnn.models import model_info
     from edgecnn.models._layers import CUSTOM_OBJECTS
+    from edgecnn.sources import load_run_data
 
     path = Path(path)
     if path.is_dir():
