@@ -94,6 +94,13 @@ def resolve(config, entry=None):
     cfg.model.name = entry.name
     cfg.model.alpha = check_alpha(1.0 if cfg.model.alpha is None else cfg.model.alpha)
     _check_model_args(cfg.model.args, entry)
+    if str(cfg.model.weights or "").lower() == "imagenet" and not entry.pretrained:
+        from edgecnn.models._weights import pretrained_models
+
+        raise UserError(
+            f"--weights imagenet: {entry.name} has no published ImageNet weights; "
+            f"these have: {', '.join(pretrained_models())}"
+        )
     if cfg.data.image_size is None:
         cfg.data.image_size = (
             entry.small_size if cfg.data.source == "digits" else entry.preferred_resolution(**cfg.model.args)
@@ -120,7 +127,7 @@ _PIPELINE_ARGS = {
     "classes": "the data's classes",
     "alpha": "--alpha (model.alpha)",
     "include_top": "the pipeline (always true)",
-    "weights": "the pipeline (training from scratch)",
+    "weights": "--weights (model.weights)",
     "pooling": "the pipeline (the classifier head is always built)",
 }
 

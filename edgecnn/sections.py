@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
 from edgecnn.device.runtime import RUNTIMES
@@ -36,6 +37,20 @@ class ModelConfig(Section):
         None, help="Width multiplier (e.g. 0.25, 0.5, 1.0).", cli="--alpha", low=0, low_open=True, default_text="1.0"
     )
     args: dict = setting(factory=dict, help="Further builder arguments (--arg KEY=VALUE, --phi).")
+    weights: str | None = setting(
+        None,
+        cli="--weights",
+        metavar="WEIGHTS",
+        help="Start from these weights: 'imagenet' (Keras Applications' published weights) or a weight file (.h5).",
+        default_text="random initialisation",
+    )
+
+    def check(self, path: str) -> None:
+        w = self.weights
+        if w is None or str(w).lower() in ("none", "imagenet"):
+            return
+        if not Path(w).expanduser().is_file():
+            raise UserError(f"{path}.weights {w!r}: no such file; give 'imagenet', 'none' or a weight file (.h5)")
 
 
 @dataclass

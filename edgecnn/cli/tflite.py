@@ -39,7 +39,7 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     from edgecnn.data import load_dataset
     from edgecnn.device.bench import benchmark
     from edgecnn.device.evaluate import evaluate_tflite
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
+    from edgecnn.device.preprocess import CONVENTION_KEYS, DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
     from edgecnn.errors import UserError
 
     # Open the file in a child process first: a damaged model that crashes or hangs the
@@ -63,6 +63,7 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
         channels=c,
         scale=spec.get("scale", DEFAULT_SCALE),
         offset=spec.get("offset", DEFAULT_OFFSET),
+        convention={k: spec[k] for k in CONVENTION_KEYS if k in spec},
         seed=spec.get("seed", 0),
         **split_args,
     )

@@ -9,6 +9,12 @@ folder)::
      "class_names": ["0", "1", ...]}
 
 and a pixel value ``p`` in 0..255 becomes ``p * scale + offset`` (here, -1..1).
+
+Pretrained weights bring their own convention (:data:`CONVENTION_KEYS`, all optional):
+``"channel_order": "BGR"`` reverses the channels first (Keras' caffe-style ResNet and VGG),
+and ``"mean"``/``"std"`` (one number per channel) then give ``(p * scale + offset - mean) / std``
+(caffe: scale 1, mean 103.939, 116.779, 123.68 in BGR order; torch-style DenseNet: scale
+1/255, ImageNet mean and std).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 DEFAULT_SCALE = 1.0 / 127.5
 DEFAULT_OFFSET = -1.0
+CONVENTION_KEYS = ("channel_order", "mean", "std")
 
 
 class ImageError(UserError, ValueError):
@@ -104,11 +111,25 @@ def match_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 
 def normalize(images: np.ndarray, spec: dict | None = None) -> np.ndarray:
-    """``uint8`` pixels -> the float input the model was trained on (``p * scale + offset``)."""
+    """``uint8`` pixels -> the float input the model was trained on: ``p * scale + offset``,
+    channels reversed first for ``"channel_order": "BGR"``, then ``(x - mean) / std`` per
+    channel where the spec has them (see the module docstring).
+
+    Example:
+        >>> normalize(np.full((1, 1, 1, 3), 255, np.uint8), {"scale": 1 / 255, "offset": 0.0}).ravel()
+        array([1., 1., 1.], dtype=float32)
+    """
     spec = spec or {}
     scale = float(spec.get("scale", DEFAULT_SCALE))
     offset = float(spec.get("offset", DEFAULT_OFFSET))
-    return images.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    if str(spec.get("channel_order", "RGB")).upper() == "BGR":
+        images = images[..., ::-1]
+    x = images.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    if spec.get("mean") is not None:
+        x = x - np.asarray(spec["mean"], dtype=np.float32)
+    if spec.get("std") is not None:
+        x = x / np.asarray(spec["std"], dtype=np.float32)
+    return x
 
 
 def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:

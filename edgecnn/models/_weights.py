@@ -96,6 +96,60 @@ def _say(line: str) -> None:
     print(f"weights: {line}", file=sys.stderr)
 
 
+# The input each family's published weights expect (see edgecnn.device.preprocess):
+# tf_keras' preprocess_input "tf" mode, in-model rescaling, "caffe" and "torch" modes.
+_CAFFE = {"scale": 1.0, "offset": 0.0, "channel_order": "BGR", "mean": [103.939, 116.779, 123.68]}
+_CONVENTIONS = {
+    "MobileNet": {"scale": 1.0 / 127.5, "offset": -1.0},
+    "MobileNetV2": {"scale": 1.0 / 127.5, "offset": -1.0},
+    "MobileNetV3Small": {"scale": 1.0, "offset": 0.0},
+    "MobileNetV3Large": {"scale": 1.0, "offset": 0.0},
+    "EfficientNet": {"scale": 1.0, "offset": 0.0},
+    "ResNet": _CAFFE,
+    "VGG": _CAFFE,
+    "DenseNet": {"scale": 1.0 / 255.0, "offset": 0.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+}
+
+
+def input_convention(entry, weights) -> dict:
+    """How pixels must be prepared for ``entry`` started from ``weights``: ``{}`` (edgecnn's
+    default, ``p / 127.5 - 1``) unless the weights are Keras' (``"imagenet"`` or a Keras
+    Applications file), then the family's (``scale``, ``offset``, and ``channel_order``,
+    ``mean``, ``std`` where needed), which training, evaluation, int8 calibration and
+    ``preprocess.json`` then all use.
+
+    Example:
+        >>> from edgecnn.models import model_info
+        >>> input_convention(model_info("resnet50"), "imagenet")["channel_order"]
+        'BGR'
+    """
+    app = entry.pretrained
+    if not app or weights is None or str(weights).lower() in ("none", ""):
+        return {}
+    if str(weights).lower() != "imagenet":
+        path = Path(weights)
+        if not path.is_file() or not _is_keras_file(_weighted_layer_names(path)[:1], app):
+            return {}
+    return dict(_CONVENTIONS.get(_family(app), _CONVENTIONS.get(app, {})))
+
+
+def _weighted_layer_names(path) -> list[tuple[str, list]]:
+    """``[(layer name, [weight names])]`` of an HDF5 weight file, attributes only (cheap)."""
+    import h5py
+
+    try:
+        with h5py.File(str(path), "r") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            out = []
+            for layer in (_text(n) for n in group.attrs.get("layer_names", [])):
+                names = [_text(n) for n in group[layer].attrs.get("weight_names", [])]
+                if names:
+                    out.append((layer, names))
+            return out
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError):
+        return []
+
+
 def pretrained_models() -> list[str]:
     """Registered names whose family publishes ImageNet weights (``edgecnn list``'s
     ``pretrained`` column)."""
@@ -124,9 +178,7 @@ def imagenet_file(entry, args: dict, include_top: bool) -> tuple[str, str, str |
     """
     app = entry.pretrained
     if not app:
-        raise UserError(
-            f"{entry.name} has no published ImageNet weights; these have: {', '.join(pretrained_models())}"
-        )
+        raise UserError(f"{entry.name} has no published ImageNet weights; these have: {', '.join(pretrained_models())}")
     alpha = float(args.get("alpha", 1.0))
     shape = args.get("input_shape") or entry.input_shape
     rows = int(shape[0]) if shape and shape[0] else 224
@@ -206,9 +258,7 @@ def fetch_imagenet(fname: str, url: str, file_hash: str | None) -> Path:
         got = keras.utils.get_file(fname, url, file_hash=file_hash, cache_subdir="models")
     except Exception as exc:  # no network, DNS, HTTP errors: all say the same to the user
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise UserError(
-            f"cannot download {fname} from {url} ({reason}); offline, put that file in {cache}/"
-        ) from None
+        raise UserError(f"cannot download {fname} from {url} ({reason}); offline, put that file in {cache}/") from None
     return Path(got)
 
 
@@ -327,8 +377,10 @@ def assign_by_name(model, layers_in_file, path) -> list[str]:
         if not layer.weights:
             continue
         ws = stored.get(layer.name)
-        fits = ws is not None and len(ws) == len(layer.weights) and all(
-            _fits(a, v) for (_, a), v in zip(ws, layer.weights)
+        fits = (
+            ws is not None
+            and len(ws) == len(layer.weights)
+            and all(_fits(a, v) for (_, a), v in zip(ws, layer.weights))
         )
         if fits:
             pairs += [(v, a.reshape(tuple(v.shape))) for (_, a), v in zip(ws, layer.weights)]
