@@ -95,7 +95,7 @@ def resolve(config, entry=None):
     cfg.model.alpha = check_alpha(1.0 if cfg.model.alpha is None else cfg.model.alpha)
     _check_model_args(cfg.model.args, entry)
     if str(cfg.model.weights or "").lower() == "imagenet" and not entry.pretrained:
-        from edgecnn.models._weights import pretrained_models
+        from edgecnn.models._registry import pretrained_models
 
         raise UserError(
             f"--weights imagenet: {entry.name} has no published ImageNet weights; "

@@ -224,6 +224,16 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern.lower()))
 
 
+def pretrained_models() -> list[str]:
+    """Registered names whose entry names published ImageNet weights (``pretrained``).
+
+    Example:
+        >>> "resnet50" in pretrained_models() and "resnet18" not in pretrained_models()
+        True
+    """
+    return sorted(n for n, e in _MODELS.items() if e.pretrained)
+
+
 def model_info(name: str) -> ModelEntry:
     """Return the :class:`ModelEntry` for ``name`` (or an alias); unknown names raise
     :class:`~edgecnn.errors.UserError` listing the closest registered names."""
@@ -258,6 +268,8 @@ def create_model(name: str, **kwargs):
         raise UnexpectedArgument(unknown_arguments_message(entry, unknown))
     if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "")):
         return entry.builder(**kwargs)
+    if isinstance(weights, str) and weights.lower() == "imagenet" and not entry.pretrained:
+        raise UserError(f"{entry.name} has no published ImageNet weights; these have: {', '.join(pretrained_models())}")
     from edgecnn.models._weights import build_with_weights
 
     return build_with_weights(entry, weights, kwargs)

@@ -150,14 +150,6 @@ def _weighted_layer_names(path) -> list[tuple[str, list]]:
         return []
 
 
-def pretrained_models() -> list[str]:
-    """Registered names whose family publishes ImageNet weights (``edgecnn list``'s
-    ``pretrained`` column)."""
-    from edgecnn.models._registry import _MODELS
-
-    return sorted(n for n, e in _MODELS.items() if e.pretrained)
-
-
 def keras_cache_dir() -> Path:
     """Where ``keras.utils.get_file(..., cache_subdir="models")`` keeps files:
     ``$KERAS_HOME/models``, default ``~/.keras/models``."""
@@ -178,7 +170,7 @@ def imagenet_file(entry, args: dict, include_top: bool) -> tuple[str, str, str |
     """
     app = entry.pretrained
     if not app:
-        raise UserError(f"{entry.name} has no published ImageNet weights; these have: {', '.join(pretrained_models())}")
+        raise UserError(f"{entry.name} has no published ImageNet weights")
     alpha = float(args.get("alpha", 1.0))
     shape = args.get("input_shape") or entry.input_shape
     rows = int(shape[0]) if shape and shape[0] else 224
