@@ -114,6 +114,11 @@ def resolve(config, entry=None):
         cfg.train.epochs = int(entry.train.get("epochs", 20))
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = float(entry.train.get("learning_rate", 1e-3))
+    pretrained = str(cfg.model.weights or "none").lower() != "none"
+    if cfg.train.freeze_epochs is None:
+        cfg.train.freeze_epochs = int(entry.train.get("freeze_epochs", 5)) if pretrained else 0
+    if cfg.train.fine_tune_lr is None:
+        cfg.train.fine_tune_lr = cfg.train.learning_rate / (10.0 if pretrained else 1.0)
     cfg.validate()
     for stage in stages.model_stages():
         stage.resolve(cfg)

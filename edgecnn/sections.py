@@ -129,6 +129,24 @@ class TrainConfig(Section):
         help="Training augmentation (auto: shifts for digits, shifts and flips for photos).",
     )
     patience: int | None = setting(None, low=1, help="Stop when validation accuracy stalls this many epochs.")
+    freeze_epochs: int | None = setting(
+        None,
+        cli="--freeze-epochs",
+        low=0,
+        help="Fine-tuning from --weights: first train only the new head this many epochs, the backbone "
+        "frozen (BatchNorm in inference mode), then the whole network for --epochs.",
+        default_text="5 with --weights, 0 without",
+    )
+    fine_tune_lr: float | None = setting(
+        None,
+        cli="--fine-tune-lr",
+        low=0,
+        high=10,
+        low_open=True,
+        high_open=True,
+        help="Learning rate of the whole network after the head-only epochs (the head phase uses --lr).",
+        default_text="--lr / 10 with --weights, --lr without",
+    )
     tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
     seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")
     verbose: int | None = setting(None, choices=(0, 1, 2), help="Keras progress display.")

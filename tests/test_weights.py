@@ -259,3 +259,58 @@ def test_input_convention_training_side_equals_device_side(tmp_path):
         np.testing.assert_allclose(device, want, atol=1e-4, err_msg=name)
     assert input_convention(model_info("efficientnet_b0"), "imagenet") == {"scale": 1.0, "offset": 0.0}
     assert input_convention(model_info("mobilenet"), None) == {}
+
+
+def test_fine_tune_schedule_defaults_follow_the_weights(tmp_path, v1_file):
+    from edgecnn.config import RunConfig, resolve
+
+    plain = resolve(RunConfig.from_dict({"model": {"name": "mobilenet"}}))
+    assert (plain.train.freeze_epochs, plain.train.fine_tune_lr) == (0, plain.train.learning_rate)
+    tuned = resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": str(v1_file[0])}}))
+    assert tuned.train.freeze_epochs == 5
+    assert tuned.train.fine_tune_lr == pytest.approx(tuned.train.learning_rate / 10)
+    with pytest.raises(UserError, match="resnet18 has no published ImageNet weights; these have: densenet121"):
+        resolve(RunConfig.from_dict({"model": {"name": "resnet18", "weights": "imagenet"}}))
+    with pytest.raises(UserError, match="model.weights 'missing.h5': no such file"):
+        resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": "missing.h5"}}))
+
+
+def test_list_has_a_pretrained_column():
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    out = CliRunner().invoke(main, ["list", "resnet*"]).output
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert rows["resnet50"].split()[5] == "ResNet50" and rows["resnet18"].split()[5] == "-"
+    assert out.splitlines()[0].split()[5] == "pretrained"
+
+
+@pytest.mark.slow
+def test_optimize_fine_tunes_from_a_keras_file(tmp_path):
+    """Head phase then whole network, through the pipeline; the run records the file's sha256."""
+    import hashlib
+
+    import tf_keras
+
+    from edgecnn.config import RunConfig
+    from edgecnn.pipeline import optimize
+
+    path = tmp_path / "m.h5"
+    tf_keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3), alpha=0.25).save_weights(str(path))
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": "mobilenet", "alpha": 0.25, "weights": str(path)},
+            "data": {"train_fraction": 0.1},
+            "train": {"epochs": 1, "freeze_epochs": 1},
+            "bench": {"enabled": False},
+            "out": str(tmp_path / "run"),
+        }
+    )
+    lines = []
+    metrics = optimize(cfg, echo=lines.append)
+    text = "\n".join(lines)
+    assert "head phase: classifier only, 1 epochs" in text and "fine-tune phase: the whole network" in text
+    weights = metrics["stages"]["trained"]["weights"]
+    assert weights["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not (tmp_path / "run" / "train" / "head").exists()

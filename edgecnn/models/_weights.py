@@ -400,7 +400,10 @@ def build_with_weights(entry, weights, kwargs: dict):
     path); see the module docstring. Lines saying what was done go to stderr."""
     include_top = kwargs.get("include_top", True)
     if isinstance(weights, str) and weights.lower() == "imagenet":
-        fname, url, file_hash = imagenet_file(entry, kwargs, include_top)
+        # Another class count: the no-top file (the classifier is new either way; VGG's top
+        # file is 500 MB); the layers between pooling and classifier start fresh too.
+        top_file = include_top and int(kwargs.get("classes", entry.classes)) == entry.classes
+        fname, url, file_hash = imagenet_file(entry, kwargs, top_file)
         path = fetch_imagenet(fname, url, file_hash)
     elif isinstance(weights, (str, os.PathLike)) and Path(weights).is_file():
         path = Path(weights)
@@ -430,5 +433,5 @@ def build_with_weights(entry, weights, kwargs: dict):
         _say(f"built with keras_compatible=True ({_COMPAT_NOTE.get(_family(app), _COMPAT_NOTE.get(app))})")
     if fresh:
         _say(f"re-initialised (not in the file or another shape): {', '.join(fresh)}")
-    model._edgecnn_weights = {"source": str(weights), "file": str(path), "sha256": sha256_of(path)}
+    model._edgecnn_weights = {"source": str(weights), "file": str(path), "sha256": sha256_of(path), "fresh": fresh}
     return model
