@@ -41,7 +41,8 @@ class ModelConfig(Section):
         None,
         cli="--weights",
         metavar="WEIGHTS",
-        help="Start from these weights: 'imagenet' (Keras Applications' published weights) or a weight file (.h5).",
+        help="Start from these weights: 'imagenet' (Keras Applications' published weights), a weight file "
+        "(.h5) or an edgecnn run folder of the same family.",
         default_text="random initialisation",
     )
 
@@ -49,8 +50,10 @@ class ModelConfig(Section):
         w = self.weights
         if w is None or str(w).lower() in ("none", "imagenet"):
             return
-        if not Path(w).expanduser().is_file():
-            raise UserError(f"{path}.weights {w!r}: no such file; give 'imagenet', 'none' or a weight file (.h5)")
+        if not Path(w).expanduser().exists():
+            raise UserError(
+                f"{path}.weights {w!r}: no such file; give 'imagenet', 'none', a weight file (.h5) or a run folder"
+            )
 
 
 @dataclass

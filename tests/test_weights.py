@@ -314,3 +314,25 @@ def test_optimize_fine_tunes_from_a_keras_file(tmp_path):
     weights = metrics["stages"]["trained"]["weights"]
     assert weights["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert not (tmp_path / "run" / "train" / "head").exists()
+
+
+def test_run_folder_weights_and_its_input_convention(tmp_path):
+    """--weights RUN_FOLDER: the run's train/weights.h5 by layer name, and the run's
+    preprocess.json convention; another family's run is refused on one line."""
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    source = edgecnn.create_model("lenet5", classes=10)
+    source.save_weights(str(run / "train" / "weights.h5"))
+    (run / "preprocess.json").write_text('{"scale": 0.00392156862745098, "offset": 0.0, "class_names": []}')
+    ours = edgecnn.create_model("lenet5", classes=10, weights=str(run))
+    x = np.random.default_rng(4).uniform(0, 1, (2, *source.input_shape[1:])).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6)
+    assert ours._edgecnn_weights["file"] == str(run / "train" / "weights.h5")
+    assert input_convention(model_info("lenet5"), str(run)) == {"scale": 0.00392156862745098, "offset": 0.0}
+    fewer = edgecnn.create_model("lenet5", classes=4, weights=str(run))  # a new classifier for 4 classes
+    assert fewer.output_shape == (None, 4) and fewer._edgecnn_weights["fresh"] == ["classifier"]
+    with pytest.raises(UserError, match="does not fit") as err:
+        edgecnn.create_model("mlp", classes=10, weights=str(run))
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="not an edgecnn run folder"):
+        edgecnn.create_model("lenet5", weights=str(tmp_path))

@@ -124,7 +124,16 @@ def input_convention(entry, weights) -> dict:
         'BGR'
     """
     app = entry.pretrained
-    if not app or weights is None or str(weights).lower() in ("none", ""):
+    if weights is None or str(weights).lower() in ("none", ""):
+        return {}
+    if Path(weights).is_dir() and (Path(weights) / "preprocess.json").is_file():
+        # An edgecnn run folder: the convention that run was trained with.
+        import json
+
+        spec = json.loads((Path(weights) / "preprocess.json").read_text())
+        keys = ("scale", "offset", "channel_order", "mean", "std")
+        return {k: spec[k] for k in keys if spec.get(k) is not None}
+    if not app:
         return {}
     if str(weights).lower() != "imagenet":
         path = Path(weights)
@@ -384,8 +393,24 @@ def assign_by_name(model, layers_in_file, path) -> list[str]:
                 f"{path} does not fit {model.name}: layer {layer.name!r} has {found} "
                 "(a file of another architecture, alpha or depth?)"
             )
+    if not pairs:
+        raise UserError(
+            f"{path} does not fit {model.name}: none of its layers is in the file (a file of another architecture?)"
+        )
     keras.backend.batch_set_value(pairs)
     return fresh
+
+
+def run_weights(folder) -> Path:
+    """The trained weights of an edgecnn run folder (``train/weights.h5``); one line if
+    ``folder`` is not a run folder."""
+    path = Path(folder) / "train" / "weights.h5"
+    if not path.is_file():
+        raise UserError(
+            f"weights {str(folder)!r} is a folder without train/weights.h5: not an edgecnn run folder "
+            "(give a run folder, 'imagenet' or a weight file .h5)"
+        )
+    return path
 
 
 def _is_keras_file(layers_in_file, app: str | None) -> bool:
@@ -399,6 +424,7 @@ def build_with_weights(entry, weights, kwargs: dict):
     """Build ``entry``'s model from ``kwargs`` and load ``weights`` (``"imagenet"`` or a
     path); see the module docstring. Lines saying what was done go to stderr."""
     include_top = kwargs.get("include_top", True)
+    run_folder = False
     if isinstance(weights, str) and weights.lower() == "imagenet":
         # Another class count: the no-top file (the classifier is new either way; VGG's top
         # file is 500 MB); the layers between pooling and classifier start fresh too.
@@ -407,15 +433,14 @@ def build_with_weights(entry, weights, kwargs: dict):
         path = fetch_imagenet(fname, url, file_hash)
     elif isinstance(weights, (str, os.PathLike)) and Path(weights).is_file():
         path = Path(weights)
-    elif isinstance(weights, (str, os.PathLike)) and Path(weights).exists():
-        raise UserError(
-            f"weights {str(weights)!r} is a folder; give a weight file (.h5, the format keras' save_weights writes)"
-        )
+    elif isinstance(weights, (str, os.PathLike)) and Path(weights).is_dir():
+        path = run_weights(weights)
+        run_folder = True
     else:
         raise UserError(f"unknown weights {weights!r}: expected none, 'imagenet' or the path of a weight file (.h5)")
     layers_in_file = read_h5_weights(path)
     app = entry.pretrained
-    keras_file = _is_keras_file(layers_in_file, app)
+    keras_file = not run_folder and _is_keras_file(layers_in_file, app)
     args = dict(kwargs)
     compat = keras_file and "keras_compatible" in entry.arguments
     if compat:
