@@ -336,3 +336,17 @@ def test_run_folder_weights_and_its_input_convention(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="not an edgecnn run folder"):
         edgecnn.create_model("lenet5", weights=str(tmp_path))
+
+
+def test_teacher_weights_must_share_the_students_input_convention():
+    from types import SimpleNamespace
+
+    from edgecnn.stages.distill import _check_teacher_convention
+
+    ctx = SimpleNamespace(data=SimpleNamespace(preprocess={"scale": 1.0 / 127.5, "offset": -1.0}))
+    _check_teacher_convention(ctx, "mobilenet_v2", "imagenet")  # [-1, 1] like the student: fine
+    with pytest.raises(UserError, match="the teacher resnet50 with weights 'imagenet' expects input") as err:
+        _check_teacher_convention(ctx, "resnet50", "imagenet")
+    assert "'channel_order': 'BGR'" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="lenet5 has no published ImageNet weights"):
+        _check_teacher_convention(ctx, "lenet5", "imagenet")
