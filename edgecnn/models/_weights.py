@@ -258,7 +258,9 @@ def fetch_imagenet(fname: str, url: str, file_hash: str | None) -> Path:
     try:
         got = keras.utils.get_file(fname, url, file_hash=file_hash, cache_subdir="models")
     except Exception as exc:  # no network, DNS, HTTP errors: all say the same to the user
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # tf_keras says "URL fetch failure on URL: errno -- reason": keep the reason.
+        reason = text.split(" -- ")[-1] if " -- " in text else text.replace(url, "").strip(": ")[:120]
         raise UserError(f"cannot download {fname} from {url} ({reason}); offline, put that file in {cache}/") from None
     return Path(got)
 
