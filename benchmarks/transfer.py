@@ -13,7 +13,7 @@ scikit-learn). Figures go to ``benchmarks/RESULTS.md`` (section ``transfer``).
 
 Usage:
     python benchmarks/transfer.py                      # 3 seeds, the default epochs
-    python benchmarks/transfer.py --seeds 1 --pre-epochs 3 --epochs 5   # a quick check
+    python benchmarks/transfer.py --seeds 1 --freeze-epochs 5 --epochs 5   # a quick check
 """
 
 from __future__ import annotations
@@ -72,9 +72,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--per-class", type=int, default=10)
-    ap.add_argument("--pre-epochs", type=int, default=10)
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--freeze-epochs", type=int, default=5)
+    ap.add_argument("--pre-epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--freeze-epochs", type=int, default=20)
     ap.add_argument("--out", default="runs/transfer")
     a = ap.parse_args()
     out = Path(a.out)
@@ -98,7 +98,8 @@ def main() -> None:
                 str(out / f"t{seed}"),
             ]
         )
-        scratch = optimize([*common, "--out", str(out / f"s{seed}")])
+        total = str(a.freeze_epochs + a.epochs)  # as many epochs as the transfer run, in all
+        scratch = optimize([*common[:-2], "--epochs", total, "--out", str(out / f"s{seed}")])
         rows.append((seed, transfer["int8"], scratch["int8"]))
         print(f"seed {seed}: transfer {transfer['int8']:.3f}, scratch {scratch['int8']:.3f}", flush=True)
     t, s = [r[1] for r in rows], [r[2] for r in rows]
@@ -109,7 +110,7 @@ def main() -> None:
         f"class (5 classes, {5 * a.per_class} images; 10% of them held out for validation), tested on every "
         "other image of classes 5-9. Transfer: `--weights RUN_FOLDER`, "
         f"{a.freeze_epochs} head-only epochs then {a.epochs} epochs of the whole network at lr/10. "
-        f"Scratch: random weights, {a.epochs} epochs, same images. int8 `.tflite` test accuracy:",
+        f"Scratch: random weights, {a.freeze_epochs + a.epochs} epochs, same images. int8 `.tflite` test accuracy:",
         "",
         "| seed | transfer (int8) | scratch (int8) | gain (points) |",
         "|---:|---:|---:|---:|",

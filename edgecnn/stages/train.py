@@ -23,6 +23,15 @@ def head_layers(model) -> list[str]:
     return fresh or [layer.name for layer in model.layers if layer.name == "classifier"]
 
 
+def _reinitialise(layer) -> None:
+    """Draw ``layer``'s kernel and bias afresh from its own initialisers (seeded)."""
+    for attr in ("kernel", "bias"):
+        var = getattr(layer, attr, None)
+        init = getattr(layer, f"{attr}_initializer", None)
+        if var is not None and init is not None:
+            var.assign(init(var.shape, var.dtype))
+
+
 def fine_tune_schedule(ctx: Context, model, store: StageStore) -> dict:
     """Transfer learning on small data, in the one fit loop: ``train.freeze_epochs`` epochs of
     the new head alone (backbone frozen; a frozen BatchNorm runs in inference mode) at
@@ -39,6 +48,8 @@ def fine_tune_schedule(ctx: Context, model, store: StageStore) -> dict:
     hist_head = {"epochs": 0, "skipped": True}
     for layer in model.layers:
         layer.trainable = layer.name in head
+        if layer.name in head:
+            _reinitialise(layer)  # a new head for the user's classes, even where the file had one
     if done.is_file():
         model.load_weights(str(done))
         ctx.echo(f"      head phase: reusing {done}")
