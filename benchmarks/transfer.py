@@ -2,8 +2,9 @@
 random weights on 10 images per class?
 
 1. Pretrain MobileNet v1 (alpha 0.5) on digits classes 0-4 (every image of them).
-2. For each seed: draw 10 training images per class of classes 5-9 (50 in all); the test
-   set is every other image of classes 5-9. Fine-tune from the pretrained run folder
+2. For each seed: draw 10 training images per class of classes 5-9 (50 in all) and 10
+   more per class for validation (the best epoch); the test set is every other image of
+   classes 5-9. Images are 32x32 (digits are 8x8). Fine-tune from the pretrained run folder
    (``--weights RUN``: head phase, then the whole network) and train the same model from
    random weights on the same 50 images, both exported to int8.
 3. Report the int8 ``.tflite`` test accuracy of both, per seed, their means and spread.
@@ -46,12 +47,16 @@ def write_sets(out: Path, seed: int, per_class: int):
     rng = np.random.default_rng(seed)
     idx = np.flatnonzero(~pre)
     train = np.concatenate([rng.choice(idx[y[idx] == c], per_class, replace=False) for c in range(5, 10)])
-    test = np.setdiff1d(idx, train)
+    rest = np.setdiff1d(idx, train)
+    val = np.concatenate([rng.choice(rest[y[rest] == c], per_class, replace=False) for c in range(5, 10)])
+    test = np.setdiff1d(rest, val)
     target = out / f"target_s{seed}.npz"
     np.savez(
         target,
         x_train=x[train],
         y_train=y[train] - 5,
+        x_val=x[val],
+        y_val=y[val] - 5,
         x_test=x[test],
         y_test=y[test] - 5,
         class_names=np.array([str(c) for c in range(5, 10)]),
@@ -60,7 +65,7 @@ def write_sets(out: Path, seed: int, per_class: int):
 
 
 def optimize(args: list[str]) -> dict:
-    cmd = ["edgecnn", "optimize", "mobilenet", "--alpha", "0.5", "--no-bench", *args]
+    cmd = ["edgecnn", "optimize", "mobilenet", "--alpha", "0.5", "--image-size", "32", "--no-bench", *args]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     out = Path(args[args.index("--out") + 1])
@@ -107,8 +112,8 @@ def main() -> None:
     lines = [
         f"MobileNet v1 alpha 0.5 at 32x32, digits. Pretrained on classes 0-4 ({a.pre_epochs} epochs; int8 accuracy "
         f"{100 * pre['int8']:.1f}% on their test split), then classes 5-9 with {a.per_class} training images per "
-        f"class (5 classes, {5 * a.per_class} images; 10% of them held out for validation), tested on every "
-        "other image of classes 5-9. Transfer: `--weights RUN_FOLDER`, "
+        f"class (5 classes, {5 * a.per_class} images; as many other images per class for validation, which picks "
+        "the best epoch), tested on every other image of classes 5-9. Transfer: `--weights RUN_FOLDER`, "
         f"{a.freeze_epochs} head-only epochs then {a.epochs} epochs of the whole network at lr/10. "
         f"Scratch: random weights, {a.freeze_epochs + a.epochs} epochs, same images. int8 `.tflite` test accuracy:",
         "",

@@ -65,6 +65,7 @@ def fine_tune_schedule(ctx: Context, model, store: StageStore) -> dict:
             out_dir=store.dir / "head",
             epochs=cfg.train.freeze_epochs,
             learning_rate=cfg.train.learning_rate,
+            keep_best=False,  # a warm-up for the head: the next phase starts from where it ends
         )
         from edgecnn._io import atomic_path
 
