@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--per-class", type=int, default=10)
-    ap.add_argument("--pre-epochs", type=int, default=5)
+    ap.add_argument("--pre-epochs", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--freeze-epochs", type=int, default=20)
     ap.add_argument("--out", default="runs/transfer")
