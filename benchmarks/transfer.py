@@ -127,7 +127,12 @@ def main() -> None:
             f"| spread (min..max) | {100 * min(t):.1f}..{100 * max(t):.1f} | {100 * min(s):.1f}..{100 * max(s):.1f} "
             f"| {min(gain):+.1f}..{max(gain):+.1f} |"
         )
-    lines += ["", f"Target: transfer beats scratch by >= 10 points (mean). Wall time {time.time() - t0:.0f} s."]
+    met = "met" if statistics.mean(gain) >= 10 else "NOT met"
+    lines += [
+        "",
+        f"Target: transfer beats scratch by >= 10 points (mean): {met} ({statistics.mean(gain):+.1f}). "
+        f"Wall time {time.time() - t0:.0f} s.",
+    ]
     update_section(
         "transfer", "Transfer learning through --weights RUN_FOLDER (MobileNet v1 0.5, digits)", "\n".join(lines)
     )
