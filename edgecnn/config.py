@@ -94,6 +94,13 @@ def resolve(config, entry=None):
     cfg.model.name = entry.name
     cfg.model.alpha = check_alpha(1.0 if cfg.model.alpha is None else cfg.model.alpha)
     _check_model_args(cfg.model.args, entry)
+    if str(cfg.model.weights or "").lower() == "imagenet" and not entry.pretrained:
+        from edgecnn.models._registry import pretrained_models
+
+        raise UserError(
+            f"--weights imagenet: {entry.name} has no published ImageNet weights; "
+            f"these have: {', '.join(pretrained_models())}"
+        )
     if cfg.data.image_size is None:
         cfg.data.image_size = (
             entry.small_size if cfg.data.source == "digits" else entry.preferred_resolution(**cfg.model.args)
@@ -107,6 +114,11 @@ def resolve(config, entry=None):
         cfg.train.epochs = int(entry.train.get("epochs", 20))
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = float(entry.train.get("learning_rate", 1e-3))
+    pretrained = str(cfg.model.weights or "none").lower() != "none"
+    if cfg.train.freeze_epochs is None:
+        cfg.train.freeze_epochs = int(entry.train.get("freeze_epochs", 5)) if pretrained else 0
+    if cfg.train.fine_tune_lr is None:
+        cfg.train.fine_tune_lr = cfg.train.learning_rate / (10.0 if pretrained else 1.0)
     cfg.validate()
     for stage in stages.model_stages():
         stage.resolve(cfg)
@@ -120,7 +132,7 @@ _PIPELINE_ARGS = {
     "classes": "the data's classes",
     "alpha": "--alpha (model.alpha)",
     "include_top": "the pipeline (always true)",
-    "weights": "the pipeline (training from scratch)",
+    "weights": "--weights (model.weights)",
     "pooling": "the pipeline (the classifier head is always built)",
 }
 

@@ -170,8 +170,13 @@ def load_dataset(
     train_fraction: float | None = None,
     scale: float = DEFAULT_SCALE,
     offset: float = DEFAULT_OFFSET,
+    convention: dict | None = None,
 ) -> Dataset:
     """Load ``source`` and split it; images come out at ``image_size`` x ``channels``.
+
+    ``convention``: the pretrained weights' input convention beyond ``scale``/``offset``
+    (``channel_order``, ``mean``, ``std``; see :mod:`edgecnn.device.preprocess`), recorded
+    in ``preprocess``.
 
     Example:
         >>> ds = load_dataset("digits", image_size=(32, 32), channels=3)
@@ -257,6 +262,7 @@ def load_dataset(
         "channels": int(channels),
         "scale": float(scale),
         "offset": float(offset),
+        **{k: v for k, v in (convention or {}).items() if v is not None},
         "class_names": list(classes),
         "source": source if source == "digits" else str(Path(source).resolve()),
         "seed": int(seed),
@@ -270,8 +276,12 @@ def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
     ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's
-    registry entry (for its number of channels).
+    registry entry (for its number of channels, and the input convention of
+    ``cfg.model.weights``: :func:`edgecnn.models._weights.input_convention`).
     """
+    from edgecnn.models._weights import input_convention
+
+    convention = dict(input_convention(entry, getattr(cfg.model, "weights", None)))
     return load_dataset(
         cfg.data.source,
         image_size=cfg.data.image_size,
@@ -280,4 +290,7 @@ def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
         test_split=cfg.data.test_split,
         seed=cfg.data.seed,
         train_fraction=None if full_train else cfg.data.train_fraction,
+        scale=convention.pop("scale", DEFAULT_SCALE),
+        offset=convention.pop("offset", DEFAULT_OFFSET),
+        convention=convention,
     )

@@ -55,25 +55,33 @@ FLOAT32, UINT8, INT8 = 0, 3, 9
 
 
 def normalization(spec: dict, channels: int) -> tuple[list, list]:
-    """Per-channel ``(mean, std)`` of a preprocessing spec, so that ``(p - mean) / std``
-    equals ``p * scale + offset``; explicit ``mean``/``std`` lists win.
+    """Per-channel ``(mean, std)`` on raw pixels that the spec's normalisation amounts to.
+
+    The spec (``preprocess.json``) gives ``x = (p * scale + offset - m) / s``, with ``m`` and
+    ``s`` (``mean``/``std``, pretrained weights' convention) optional: that is
+    ``(p - mean) / std`` with ``mean = (m - offset) / scale`` and ``std = s / scale``.
+    (A ``"channel_order": "BGR"`` spec's values are in the model's channel order; the
+    metadata's colour space cannot say BGR.)
 
     Example:
         >>> normalization({"scale": 1 / 127.5, "offset": -1.0}, 3)
         ([127.5, 127.5, 127.5], [127.5, 127.5, 127.5])
+        >>> normalization({"scale": 1.0, "offset": 0.0, "mean": [103.939, 116.779, 123.68]}, 3)[0]
+        [103.939, 116.779, 123.68]
     """
-    if "mean" in spec and "std" in spec:
-        mean, std = [float(v) for v in spec["mean"]], [float(v) for v in spec["std"]]
-        if len(mean) == 1:
-            mean, std = mean * channels, std * channels
-        return mean, std
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
     scale = float(spec.get("scale", DEFAULT_SCALE))
     offset = float(spec.get("offset", DEFAULT_OFFSET))
     if scale == 0:
         raise ValueError("preprocessing scale 0 has no normalisation (std would be infinite)")
-    return [-offset / scale] * channels, [1.0 / scale] * channels
+
+    def per_channel(key, default):
+        values = [float(v) for v in (spec.get(key) if spec.get(key) is not None else [default])]
+        return values * channels if len(values) == 1 else values
+
+    m, s = per_channel("mean", 0.0), per_channel("std", 1.0)
+    return [(mi - offset) / scale for mi in m], [si / scale for si in s]
 
 
 def _floats(b, values) -> int:

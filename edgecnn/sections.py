@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
 from edgecnn.device.runtime import RUNTIMES
@@ -36,6 +37,23 @@ class ModelConfig(Section):
         None, help="Width multiplier (e.g. 0.25, 0.5, 1.0).", cli="--alpha", low=0, low_open=True, default_text="1.0"
     )
     args: dict = setting(factory=dict, help="Further builder arguments (--arg KEY=VALUE, --phi).")
+    weights: str | None = setting(
+        None,
+        cli="--weights",
+        metavar="WEIGHTS",
+        help="Start from these weights: 'imagenet' (Keras Applications' published weights), a weight file "
+        "(.h5) or an edgecnn run folder of the same family.",
+        default_text="random initialisation",
+    )
+
+    def check(self, path: str) -> None:
+        w = self.weights
+        if w is None or str(w).lower() in ("none", "imagenet"):
+            return
+        if not Path(w).expanduser().exists():
+            raise UserError(
+                f"{path}.weights {w!r}: no such file; give 'imagenet', 'none', a weight file (.h5) or a run folder"
+            )
 
 
 @dataclass
@@ -122,6 +140,24 @@ class TrainConfig(Section):
         help="Training augmentation (auto: shifts for digits, shifts and flips for photos).",
     )
     patience: int | None = setting(None, low=1, help="Stop when validation accuracy stalls this many epochs.")
+    freeze_epochs: int | None = setting(
+        None,
+        cli="--freeze-epochs",
+        low=0,
+        help="Fine-tuning from --weights: first train only the new head this many epochs, the backbone "
+        "frozen (BatchNorm in inference mode), then the whole network for --epochs.",
+        default_text="5 with --weights, 0 without",
+    )
+    fine_tune_lr: float | None = setting(
+        None,
+        cli="--fine-tune-lr",
+        low=0,
+        high=10,
+        low_open=True,
+        high_open=True,
+        help="Learning rate of the whole network after the head-only epochs (the head phase uses --lr).",
+        default_text="--lr / 10 with --weights, --lr without",
+    )
     tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
     seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")
     verbose: int | None = setting(None, choices=(0, 1, 2), help="Keras progress display.")

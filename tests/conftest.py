@@ -38,6 +38,11 @@ REPRESENTATIVE = {
     "tests/test_zoo_efficient.py::test_shufflenet_v1_groups_macs[8]",  # ~15 s (est.)
     # Pruning and QAT under tf.distribute, two worker processes.
     "tests/test_distribute.py::test_two_workers_agree_through_pruning_and_qat_with_the_python_api",  # ~180 s (est.)
+    # Keras Applications weights: MobileNetV3 (in-model rescaling) and ResNet-50 (v1, conv
+    # biases, name map) give Keras' function; the fine-tuning schedule through the pipeline.
+    "tests/test_weights.py::test_keras_file_computes_the_keras_function[mobilenet_v3_small]",
+    "tests/test_weights.py::test_keras_file_computes_the_keras_function[resnet50]",
+    "tests/test_weights.py::test_optimize_fine_tunes_from_a_keras_file",
 }
 
 

@@ -20,7 +20,18 @@ def _split(text, cast, what):
         raise UserError(f"--{what} takes a comma-separated list, got {text!r}") from None
 
 
-SWEEP_FLAGS = ("--data", "--epochs", "--batch-size", "--train-fraction", "--seed", "--threads", "--runs")
+SWEEP_FLAGS = (
+    "--data",
+    "--epochs",
+    "--batch-size",
+    "--train-fraction",
+    "--seed",
+    "--threads",
+    "--runs",
+    "--weights",
+    "--freeze-epochs",
+    "--fine-tune-lr",
+)
 
 
 @main.command()

@@ -77,7 +77,7 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
 
     from edgecnn.data import load_dataset
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
+    from edgecnn.device.preprocess import CONVENTION_KEYS, DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
 
     probe_in_child(model_path, threads, runtime)
     if device_name:
@@ -94,6 +94,7 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
         channels=c,
         scale=spec.get("scale", DEFAULT_SCALE),
         offset=spec.get("offset", DEFAULT_OFFSET),
+        convention={k: spec[k] for k in CONVENTION_KEYS if k in spec},
         seed=spec.get("seed", 0),
         **split_args,
     )

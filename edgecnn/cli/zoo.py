@@ -59,12 +59,15 @@ def list_cmd(pattern, image_size, classes, alpha, names, **flags):
     to_build = [name for name in found if recorded[name] is None]
     built = _build_rows(to_build, image_size, classes, alpha, args, alone=len(found) == 1)
     rows = [recorded[name] or built[name] for name in found]
+    for row in rows:  # registry metadata: which Keras Applications weights --weights imagenet loads
+        row["pretrained"] = model_info(row["model"]).pretrained or "-"
     columns = [
         MODEL,
         Column("family", "family", str, "<"),
         Column("input", "input", str, "<"),
         PARAMS,
         MACS,
+        Column("pretrained", "pretrained", str, "<"),
         Column("note", "description", str, "<"),
     ]
     click.echo(format_table(rows, columns))

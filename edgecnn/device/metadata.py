@@ -121,7 +121,8 @@ def spec_from_metadata(meta: dict) -> dict:
     """The ``preprocess.json``-style spec a model's metadata describes.
 
     ``(p - mean) / std`` becomes ``p * scale + offset``; channels with different
-    means or stds keep them as ``mean``/``std`` lists.
+    means or stds keep them as ``mean``/``std`` lists after ``scale`` 1 and ``offset`` 0
+    (see :func:`edgecnn.device.preprocess.normalize`).
 
     Example:
         >>> spec_from_metadata({"mean": [127.5] * 3, "std": [127.5] * 3, "labels": ["a", "b"]})
@@ -134,6 +135,7 @@ def spec_from_metadata(meta: dict) -> dict:
     if len(set(mean)) == 1 and len(set(std)) == 1:
         spec["scale"], spec["offset"] = 1.0 / std[0], -mean[0] / std[0]
     else:
+        spec["scale"], spec["offset"] = 1.0, 0.0
         spec["mean"], spec["std"] = list(mean), list(std)
     if meta.get("labels"):
         spec["class_names"] = list(meta["labels"])

@@ -22,6 +22,12 @@ What an image file becomes (the same on the workstation and on the device):
 * An image folder has one subfolder per class. Names starting with ``.`` (such as
   ``.ipynb_checkpoints``) are skipped, and a class folder or image that is a link
   resolving outside the data folder is refused (edgecnn never reads outside it).
+
+Pretrained weights bring their own convention (:data:`CONVENTION_KEYS`, all optional):
+``"channel_order": "BGR"`` reverses the channels first (Keras' caffe-style ResNet and VGG),
+and ``"mean"``/``"std"`` (one number per channel) then give ``(p * scale + offset - mean) / std``
+(caffe: scale 1, mean 103.939, 116.779, 123.68 in BGR order; torch-style DenseNet: scale
+1/255, ImageNet mean and std).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 DEFAULT_SCALE = 1.0 / 127.5
 DEFAULT_OFFSET = -1.0
+CONVENTION_KEYS = ("channel_order", "mean", "std")
 
 #: Images declaring more pixels than this (width x height, from the header) are refused
 #: before decoding: 40 Mpx is a 7,300 x 5,500 photo, ~120 MB as RGB.
@@ -215,16 +222,25 @@ def composite_alpha(images: np.ndarray) -> np.ndarray:
 
 
 def normalize(images: np.ndarray, spec: dict | None = None) -> np.ndarray:
-    """``uint8`` pixels -> the float input the model was trained on (``p * scale + offset``,
-    or ``(p - mean) / std`` per channel when the spec gives ``mean`` and ``std``)."""
+    """``uint8`` pixels -> the float input the model was trained on: ``p * scale + offset``,
+    channels reversed first for ``"channel_order": "BGR"``, then ``(x - mean) / std`` per
+    channel where the spec has them (see the module docstring).
+
+    Example:
+        >>> normalize(np.full((1, 1, 1, 3), 255, np.uint8), {"scale": 1 / 255, "offset": 0.0}).ravel()
+        array([1., 1., 1.], dtype=float32)
+    """
     spec = spec or {}
-    if "mean" in spec and "std" in spec:  # per-channel, as TFLite Metadata may give it
-        mean = np.asarray(spec["mean"], np.float32)
-        std = np.asarray(spec["std"], np.float32)
-        return (images.astype(np.float32) - mean) / std
     scale = float(spec.get("scale", DEFAULT_SCALE))
     offset = float(spec.get("offset", DEFAULT_OFFSET))
-    return images.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    if str(spec.get("channel_order", "RGB")).upper() == "BGR":
+        images = images[..., ::-1]
+    x = images.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    if spec.get("mean") is not None:
+        x = x - np.asarray(spec["mean"], dtype=np.float32)
+    if spec.get("std") is not None:
+        x = x / np.asarray(spec["std"], dtype=np.float32)
+    return x
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -212,6 +212,22 @@ def conv_bn_act(
     return x
 
 
+def stem(x, filters: int, keras_compatible: bool = False, *, use_bias: bool = False):
+    """ResNet's and DenseNet's stem: 7x7/2 conv ``conv1`` -> BN -> ReLU -> 3x3/2 max pool ``pool1``.
+
+    ``keras_compatible``: Keras' explicit zero padding (3 pixels before the conv, 1 before
+    the pool, ``conv1_pad``/``pool1_pad``) instead of ``"same"`` padding, which pads 2/3
+    and 0/1 at an even input size: the windows of Keras' published weights.
+    """
+    if not keras_compatible:
+        x = conv_bn_act(x, filters, 7, 2, name="conv1", use_bias=use_bias)
+        return layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = conv_bn_act(x, filters, 7, 2, name="conv1", padding="valid", use_bias=use_bias)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+
+
 def dw_bn_act(
     x, kernel_size=3, strides=1, *, name: str, act: str | None = "relu", depth_multiplier: int = 1, padding="same"
 ):
@@ -251,8 +267,8 @@ def check_common(weights, classes, include_top, name: str):
     """Keras Applications' argument checks, shared by every builder."""
     if weights not in (None, "none"):
         raise UserError(
-            f"{name}: pretrained weights are not available (no downloads); got weights={weights!r}. "
-            "Train from scratch, or load your own with model.load_weights(path)"
+            f"{name}: the builder takes weights=None only; load weights={weights!r} with "
+            f"edgecnn.create_model({name!r}, weights=...)"
         )
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise UserError(f"{name}: classes must be a positive integer, got {classes!r}")

@@ -49,6 +49,9 @@ class ModelEntry:
         macs: MACs at that setting, as :func:`~edgecnn.models.count_macs` counts them.
             ``edgecnn list`` prints ``params`` and ``macs`` without building the model;
             ``tests/test_registry_figures.py`` keeps them equal to what the builder makes.
+        pretrained: the Keras Applications model whose published ImageNet weights fit
+            (``"MobileNetV2"``, ``"ResNet50"``...), or ``None``; ``create_model(...,
+            weights="imagenet")`` loads them (:mod:`edgecnn.models._weights`).
     """
 
     name: str
@@ -63,6 +66,7 @@ class ModelEntry:
     classes: int = 1000
     params: int | None = None
     macs: int | None = None
+    pretrained: str | None = None
 
     @property
     def channels(self) -> int:
@@ -171,6 +175,7 @@ def register_model(
     classes: int | None = None,
     params: int | None = None,
     macs: int | None = None,
+    pretrained: str | None = None,
 ):
     """Register a model builder under its function name (lower-cased) or ``name``.
 
@@ -199,6 +204,7 @@ def register_model(
             classes=int(classes or (10 if int(input_shape[-1]) == 1 else 1000)),
             params=params,
             macs=macs,
+            pretrained=pretrained,
         )
         _MODELS[key] = entry
         for alias in aliases:
@@ -218,6 +224,16 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern.lower()))
 
 
+def pretrained_models() -> list[str]:
+    """Registered names whose entry names published ImageNet weights (``pretrained``).
+
+    Example:
+        >>> "resnet50" in pretrained_models() and "resnet18" not in pretrained_models()
+        True
+    """
+    return sorted(n for n, e in _MODELS.items() if e.pretrained)
+
+
 def model_info(name: str) -> ModelEntry:
     """Return the :class:`ModelEntry` for ``name`` (or an alias); unknown names raise
     :class:`~edgecnn.errors.UserError` listing the closest registered names."""
@@ -234,17 +250,29 @@ def model_info(name: str) -> ModelEntry:
 def create_model(name: str, **kwargs):
     """Build a registered model; keyword arguments that are ``None`` are dropped.
 
+    ``weights``: ``None`` (random initialisation), ``"imagenet"`` (Keras Applications'
+    published weights, for the models whose entry names one in ``pretrained``), or the
+    path of a weight file (a Keras Applications ``.h5``, or one an edgecnn model of the same
+    family saved); see :mod:`edgecnn.models._weights`.
+
     Example:
         >>> m = create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=10)
         >>> m.output_shape
         (None, 10)
     """
     entry = model_info(name)
+    weights = kwargs.pop("weights", None)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     unknown = sorted(set(kwargs) - entry.arguments)
     if unknown:
         raise UnexpectedArgument(unknown_arguments_message(entry, unknown))
-    return entry.builder(**kwargs)
+    if weights is None or (isinstance(weights, str) and weights.lower() in ("none", "")):
+        return entry.builder(**kwargs)
+    if isinstance(weights, str) and weights.lower() == "imagenet" and not entry.pretrained:
+        raise UserError(f"{entry.name} has no published ImageNet weights; these have: {', '.join(pretrained_models())}")
+    from edgecnn.models._weights import build_with_weights
+
+    return build_with_weights(entry, weights, kwargs)
 
 
 class UnexpectedArgument(UserError, TypeError):

@@ -14,6 +14,7 @@ from edgecnn.models._layers import (
     batch_norm as bn_layer,
 )
 from edgecnn.models._layers import (
+    batch_norm_defaults,
     check_builder_args,
     classifier_head,
     conv_bn_act,
@@ -21,6 +22,7 @@ from edgecnn.models._layers import (
     make_divisible,
     model_name,
     resolve_input,
+    stem,
 )
 from edgecnn.models._registry import register_model
 
@@ -65,6 +67,7 @@ def densenet(
     growth_rate: int = 32,
     compression: float = 0.5,
     bn_size: int = 4,
+    keras_compatible: bool = False,
     **kwargs,
 ):
     """DenseNet-BC-``depth`` (Huang 2016), the general builder behind ``densenet121/169/201``.
@@ -88,6 +91,10 @@ def densenet(
         bn_size: bottleneck width in multiples of k (4).
         alpha: width multiplier on k (rounded to a multiple of 4), hence on every layer.
         dropout: dropout before the classifier (none in the paper's ImageNet models).
+        keras_compatible: the network of ``keras.applications.DenseNet121/169/201`` (the
+            stem's explicit 3/1-pixel zero padding, BatchNorm epsilon 1.001e-5), so that
+            Keras' published weights compute the same function; ``create_model(...,
+            weights="imagenet")`` selects it.
 
     tfmot/TFLite: the pre-activation BatchNorms (after a concatenation or pooling) cannot be
     folded into a convolution; they are :class:`~edgecnn.models._layers.StandaloneBatchNorm`
@@ -112,15 +119,15 @@ def densenet(
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     k = make_divisible(growth_rate * alpha, divisor=4)
 
-    x = conv_bn_act(inputs, 2 * k, 7, 2, name="conv1")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    blocks = CONFIGS[depth]
-    for stage, repeats in enumerate(blocks, start=2):
-        for i in range(1, repeats + 1):
-            x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
-        if stage < len(blocks) + 1:
-            x = transition(x, compression, name=f"pool{stage}")
-    x = _bn_relu(x, "final")
+    with batch_norm_defaults(epsilon=1.001e-5 if keras_compatible else None):
+        x = stem(inputs, 2 * k, keras_compatible)
+        blocks = CONFIGS[depth]
+        for stage, repeats in enumerate(blocks, start=2):
+            for i in range(1, repeats + 1):
+                x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
+            if stage < len(blocks) + 1:
+                x = transition(x, compression, name=f"pool{stage}")
+        x = _bn_relu(x, "final")
     x = classifier_head(
         x,
         include_top=include_top,
@@ -136,19 +143,19 @@ def densenet(
 _register = functools.partial(register_model, family="densenet", train=_TRAIN)
 
 
-@_register(params=7_978_856, macs=2_834_161_664)
+@_register(params=7_978_856, macs=2_834_161_664, pretrained="DenseNet121")
 def densenet121(**kwargs):
     """DenseNet-121 (Huang 2016), blocks (6, 12, 24, 16): see :func:`densenet`."""
     return densenet(121, **kwargs)
 
 
-@_register(params=14_149_480, macs=3_359_843_328)
+@_register(params=14_149_480, macs=3_359_843_328, pretrained="DenseNet169")
 def densenet169(**kwargs):
     """DenseNet-169 (Huang 2016), blocks (6, 12, 32, 32): see :func:`densenet`."""
     return densenet(169, **kwargs)
 
 
-@_register(params=20_013_928, macs=4_291_365_888)
+@_register(params=20_013_928, macs=4_291_365_888, pretrained="DenseNet201")
 def densenet201(**kwargs):
     """DenseNet-201 (Huang 2016), blocks (6, 12, 48, 32): see :func:`densenet`."""
     return densenet(201, **kwargs)

@@ -37,6 +37,7 @@ from edgecnn.models._layers import (
     check_builder_args,
     classifier_head,
     conv_bn_act,
+    layers,
     make_divisible,
     model_name,
     resolve_input,
@@ -132,6 +133,8 @@ def efficientnet_scaled(
     classifier_activation="softmax",
     dropout: float | None = None,
     drop_connect_rate: float = 0.2,
+    keras_compatible: bool = False,
+    imagenet_rescaling: bool = False,
     **kwargs,
 ):
     """EfficientNet with width and depth coefficients ``width``, ``depth``, the default
@@ -143,6 +146,13 @@ def efficientnet_scaled(
     :mod:`edgecnn.models._blocks`) between a 3x3/2 stem and a 1x1 head convolution (1280
     channels, scaled), all with swish, then global average pooling, ``dropout`` and the
     ``classifier``. ``drop_connect_rate`` is the stochastic depth of the last block.
+
+    ``keras_compatible`` adds Keras' in-model preprocessing at the input: ``Rescaling(1/255)``
+    then a ``Normalization`` (mean and variance are weights, loaded with the file), the
+    network of ``keras.applications.EfficientNetB*``'s weights; ``imagenet_rescaling`` also
+    the ``Rescaling(1/sqrt(std))`` Keras adds for its ImageNet weights only (the published
+    files' normalization holds the variance where the std belongs). ``create_model(...,
+    weights="imagenet")`` selects both; the data pipeline then feeds raw 0..255 pixels.
 
     Example:
         >>> model = efficientnet_scaled(1.0, 1.0, 224, 0.2, "efficientnet_b0", input_shape=(32, 32, 3), classes=10)
@@ -156,7 +166,14 @@ def efficientnet_scaled(
     inputs, shape = resolve_input(input_shape, input_tensor, (resolution, resolution, 3), 32, base)
     width = width * alpha
 
-    x = conv_bn_act(inputs, make_divisible(32 * width), 3, 2, name="stem_conv", act="swish")
+    x = inputs
+    if keras_compatible:
+        x = layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+        x = layers.Normalization(axis=-1, name="normalization")(x)
+        if imagenet_rescaling:
+            std = [0.229, 0.224, 0.225]  # keras.applications.efficientnet.IMAGENET_STDDEV_RGB
+            x = layers.Rescaling([1.0 / s**0.5 for s in std], name="rescaling_1")(x)
+    x = conv_bn_act(x, make_divisible(32 * width), 3, 2, name="stem_conv", act="swish")
     blocks = decode_arch(ARCH, width=width, depth=depth)
     x = build_blocks(
         x,
@@ -212,7 +229,13 @@ def _register(key: str, params: int, macs: int):
     resolution = COEFFICIENTS[key][2]
     shape = (resolution, resolution, 3)
     return register_model(
-        family="efficientnet", input_shape=shape, train=_TRAIN, resolution=resolution, params=params, macs=macs
+        family="efficientnet",
+        input_shape=shape,
+        train=_TRAIN,
+        resolution=resolution,
+        params=params,
+        macs=macs,
+        pretrained=f"EfficientNet{key.upper()}",
     )
 
 

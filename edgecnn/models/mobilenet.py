@@ -54,7 +54,12 @@ def _depthwise_conv_block(x, filters: int, alpha: float, depth_multiplier: int, 
 
 
 @register_model(
-    family="mobilenet_v1", aliases=("mobilenet_v1", "mobilenetv1"), train=_TRAIN, params=4_231_976, macs=568_740_352
+    family="mobilenet_v1",
+    aliases=("mobilenet_v1", "mobilenetv1"),
+    train=_TRAIN,
+    pretrained="MobileNet",
+    params=4_231_976,
+    macs=568_740_352,
 )
 def mobilenet(
     input_shape=None,

@@ -45,7 +45,14 @@ ARCH = [
 ]
 
 
-@register_model(family="mobilenet_v2", aliases=("mobilenetv2",), train=_TRAIN, params=3_504_872, macs=300_774_272)
+@register_model(
+    family="mobilenet_v2",
+    aliases=("mobilenetv2",),
+    train=_TRAIN,
+    pretrained="MobileNetV2",
+    params=3_504_872,
+    macs=300_774_272,
+)
 def mobilenet_v2(
     input_shape=None,
     alpha: float = 1.0,

@@ -85,6 +85,7 @@ def mobilenet_v3(
     classes: int = 1000,
     classifier_activation="softmax",
     dropout: float = 0.2,
+    keras_compatible: bool = False,
     **kwargs,
 ):
     """MobileNetV3 (Howard 2019) ``variant`` ``"small"`` or ``"large"``, the general builder
@@ -92,6 +93,10 @@ def mobilenet_v3(
 
     ``minimalistic`` drops squeeze-excite, hard-swish and 5x5 kernels (3x3 and ReLU
     everywhere). ``alpha`` scales every block's width (and the last hidden layer above 1).
+    ``keras_compatible`` adds Keras' in-model ``Rescaling`` (pixels 0..255 -> [-1, 1]) at
+    the input, the network of ``keras.applications.MobileNetV3*``'s weights (which
+    ``create_model(..., weights="imagenet")`` selects); the data pipeline then feeds raw
+    pixels.
 
     Example:
         >>> model = mobilenet_v3("small", input_shape=(32, 32, 3), alpha=0.75, classes=10)
@@ -126,13 +131,27 @@ def mobilenet_v3(
     return keras.Model(inputs, x, name=name)
 
 
-@register_model(family="mobilenet_v3", aliases=("mobilenetv3_small",), train=_TRAIN, params=2_542_856, macs=56_795_776)
+@register_model(
+    family="mobilenet_v3",
+    aliases=("mobilenetv3_small",),
+    train=_TRAIN,
+    pretrained="MobileNetV3Small",
+    params=2_542_856,
+    macs=56_795_776,
+)
 def mobilenet_v3_small(**kwargs):
     """MobileNetV3-Small (Howard 2019): 11 blocks, 2.5M parameters, 56M MACs at 224."""
     return mobilenet_v3("small", **kwargs)
 
 
-@register_model(family="mobilenet_v3", aliases=("mobilenetv3_large",), train=_TRAIN, params=5_483_032, macs=217_187_168)
+@register_model(
+    family="mobilenet_v3",
+    aliases=("mobilenetv3_large",),
+    train=_TRAIN,
+    pretrained="MobileNetV3Large",
+    params=5_483_032,
+    macs=217_187_168,
+)
 def mobilenet_v3_large(**kwargs):
     """MobileNetV3-Large (Howard 2019): 15 blocks, 5.5M parameters, 219M MACs at 224."""
     return mobilenet_v3("large", **kwargs)

@@ -11,6 +11,7 @@ import functools
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
+    batch_norm_defaults,
     check_builder_args,
     classifier_head,
     conv_bn_act,
@@ -18,6 +19,7 @@ from edgecnn.models._layers import (
     make_divisible,
     model_name,
     resolve_input,
+    stem,
 )
 from edgecnn.models._registry import register_model
 
@@ -34,30 +36,37 @@ _EXPANSION = {"basic": 1, "bottleneck": 4}
 _TRAIN = {"epochs": 30, "learning_rate": 1e-3}
 
 
-def basic_block(x, width: int, strides: int, name: str):
+def basic_block(x, width: int, strides: int, name: str, keras_compatible: bool = False):
     """3x3 conv -> BN -> ReLU -> 3x3 conv -> BN, plus the shortcut, then ReLU."""
-    shortcut = _shortcut(x, width, strides, name)
-    y = conv_bn_act(x, width, 3, strides, name=f"{name}_1")
-    y = conv_bn_act(y, width, 3, name=f"{name}_2", act=None)
+    bias = keras_compatible
+    shortcut = _shortcut(x, width, strides, name, bias)
+    y = conv_bn_act(x, width, 3, strides, name=f"{name}_1", use_bias=bias)
+    y = conv_bn_act(y, width, 3, name=f"{name}_2", act=None, use_bias=bias)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-def bottleneck_block(x, width: int, strides: int, name: str):
-    """1x1 conv (width) -> 3x3 conv (width, stride) -> 1x1 conv (4 x width), plus the shortcut, then ReLU."""
-    shortcut = _shortcut(x, 4 * width, strides, name)
-    y = conv_bn_act(x, width, 1, name=f"{name}_1")
-    y = conv_bn_act(y, width, 3, strides, name=f"{name}_2")
-    y = conv_bn_act(y, 4 * width, 1, name=f"{name}_3", act=None)
+def bottleneck_block(x, width: int, strides: int, name: str, keras_compatible: bool = False):
+    """1x1 conv (width) -> 3x3 conv (width, stride) -> 1x1 conv (4 x width), plus the shortcut, then ReLU.
+
+    ``keras_compatible``: Keras' ResNet v1 instead (stride on the first 1x1, every
+    convolution with a bias), the network of ``keras.applications.ResNet50``'s weights.
+    """
+    bias = keras_compatible
+    shortcut = _shortcut(x, 4 * width, strides, name, bias)
+    s1, s3 = (strides, 1) if keras_compatible else (1, strides)
+    y = conv_bn_act(x, width, 1, s1, name=f"{name}_1", use_bias=bias)
+    y = conv_bn_act(y, width, 3, s3, name=f"{name}_2", use_bias=bias)
+    y = conv_bn_act(y, 4 * width, 1, name=f"{name}_3", act=None, use_bias=bias)
     y = layers.Add(name=f"{name}_add")([shortcut, y])
     return layers.ReLU(name=f"{name}_out")(y)
 
 
-def _shortcut(x, filters: int, strides: int, name: str):
+def _shortcut(x, filters: int, strides: int, name: str, bias: bool = False):
     """Identity, or a 1x1 projection conv -> BN where the shape changes (the paper's option B)."""
     if strides == 1 and x.shape[-1] == filters:
         return x
-    return conv_bn_act(x, filters, 1, strides, name=f"{name}_0", act=None)
+    return conv_bn_act(x, filters, 1, strides, name=f"{name}_0", act=None, use_bias=bias)
 
 
 def resnet(
@@ -71,6 +80,7 @@ def resnet(
     classes: int = 1000,
     classifier_activation="softmax",
     dropout: float = 0.0,
+    keras_compatible: bool = False,
     **kwargs,
 ):
     """ResNet-``depth`` (He 2015), the general builder behind ``resnet18`` ... ``resnet152``.
@@ -94,6 +104,11 @@ def resnet(
         depth: 18, 34, 50, 101 or 152.
         alpha: width multiplier on every convolution.
         dropout: dropout before the classifier (none in the paper).
+        keras_compatible: the network of ``keras.applications.ResNet50/101/152`` (v1: the
+            stride on the first 1x1, a bias on every convolution, BatchNorm epsilon
+            1.001e-5, the stem's explicit 3/1-pixel zero padding), so that Keras'
+            published weights compute the same function; ``create_model(...,
+            weights="imagenet")`` selects it.
 
     int8: CONV_2D (BN folded, ReLU fused), ADD (ReLU fused), MAX_POOL_2D, MEAN and
     FULLY_CONNECTED run on XNNPACK; only the final int8 SOFTMAX (no XNNPACK kernel) does not.
@@ -111,12 +126,13 @@ def resnet(
     kind, blocks = CONFIGS[depth]
     block = basic_block if kind == "basic" else bottleneck_block
 
-    x = conv_bn_act(inputs, make_divisible(64 * alpha), 7, 2, name="conv1")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    for stage, (repeats, width) in enumerate(zip(blocks, _WIDTHS), start=2):
-        for i in range(1, repeats + 1):
-            strides = 2 if i == 1 and stage > 2 else 1
-            x = block(x, make_divisible(width * alpha), strides, name=f"conv{stage}_block{i}")
+    with batch_norm_defaults(epsilon=1.001e-5 if keras_compatible else None):
+        x = stem(inputs, make_divisible(64 * alpha), keras_compatible, use_bias=keras_compatible)
+        for stage, (repeats, width) in enumerate(zip(blocks, _WIDTHS), start=2):
+            for i in range(1, repeats + 1):
+                strides = 2 if i == 1 and stage > 2 else 1
+                name = f"conv{stage}_block{i}"
+                x = block(x, make_divisible(width * alpha), strides, name=name, keras_compatible=keras_compatible)
     x = classifier_head(
         x,
         include_top=include_top,
@@ -144,19 +160,19 @@ def resnet34(**kwargs):
     return resnet(34, **kwargs)
 
 
-@_register(params=25_557_032, macs=4_089_184_256)
+@_register(params=25_557_032, macs=4_089_184_256, pretrained="ResNet50")
 def resnet50(**kwargs):
     """ResNet-50 (He 2015), bottleneck blocks (3, 4, 6, 3): see :func:`resnet`."""
     return resnet(50, **kwargs)
 
 
-@_register(params=44_549_160, macs=7_801_405_440)
+@_register(params=44_549_160, macs=7_801_405_440, pretrained="ResNet101")
 def resnet101(**kwargs):
     """ResNet-101 (He 2015), bottleneck blocks (3, 4, 23, 3): see :func:`resnet`."""
     return resnet(101, **kwargs)
 
 
-@_register(params=60_192_808, macs=11_513_626_624)
+@_register(params=60_192_808, macs=11_513_626_624, pretrained="ResNet152")
 def resnet152(**kwargs):
     """ResNet-152 (He 2015), bottleneck blocks (3, 8, 36, 3): see :func:`resnet`."""
     return resnet(152, **kwargs)

@@ -124,13 +124,13 @@ def vgg13(**kwargs):
     return vgg(13, **kwargs)
 
 
-@_register(params=138_357_544, macs=15_470_264_320)
+@_register(params=138_357_544, macs=15_470_264_320, pretrained="VGG16")
 def vgg16(**kwargs):
     """VGG-16 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
     return vgg(16, **kwargs)
 
 
-@_register(params=143_667_240, macs=19_632_062_464)
+@_register(params=143_667_240, macs=19_632_062_464, pretrained="VGG19")
 def vgg19(**kwargs):
     """VGG-19 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
     return vgg(19, **kwargs)

@@ -88,6 +88,8 @@ class Context:
         args = dict(self.cfg.model.args) if name is None else {}
         args.update(overrides)
         h, w, c = self.data.input_shape
+        if name is None and alpha is None and "weights" not in args:
+            args["weights"] = self.cfg.model.weights  # the configured model starts from them
         return create_model(
             entry.name,
             alpha=self.cfg.model.alpha if alpha is None else alpha,

@@ -61,6 +61,38 @@ class DistillConfig(Section):
         choices=TEACHER_DATA,
         help="Train a registered teacher on the student's data (same) or the whole training split (full).",
     )
+    teacher_weights: str | None = setting(
+        None,
+        cli="--teacher-weights",
+        metavar="WEIGHTS",
+        help="A registered teacher starts from these weights: 'imagenet', a weight file (.h5) or a run folder; "
+        "it is then trained on the student's data as usual.",
+        default_text="random initialisation",
+    )
+
+
+def _check_teacher_convention(ctx: Context, name: str, weights: str) -> None:
+    """Teacher and student see the same input tensors: the teacher's weights must expect
+    the input convention the student's data has (``[-1, 1]`` for both MobileNets, say)."""
+    from edgecnn.models import model_info
+    from edgecnn.models._registry import pretrained_models
+    from edgecnn.models._weights import input_convention
+
+    entry = model_info(name)
+    if str(weights).lower() == "imagenet" and not entry.pretrained:
+        raise UserError(
+            f"--teacher-weights imagenet: {entry.name} has no published ImageNet weights; "
+            f"these have: {', '.join(pretrained_models())}"
+        )
+    keys = ("scale", "offset", "channel_order", "mean", "std")
+    wanted = {"scale": 1.0 / 127.5, "offset": -1.0, **input_convention(entry, weights)}
+    have = {k: ctx.data.preprocess.get(k) for k in keys if ctx.data.preprocess.get(k) is not None}
+    wanted = {k: wanted[k] for k in keys if wanted.get(k) is not None}
+    if wanted != have:
+        raise UserError(
+            f"the teacher {entry.name} with weights {weights!r} expects input {wanted}, the student's data is "
+            f"prepared as {have}; pick a teacher of the same input convention (see README: your own photos)"
+        )
 
 
 class Distill(Stage):
@@ -88,6 +120,13 @@ class Distill(Stage):
 
         d = ctx.cfg.distill
         spec = parse_teacher(d.teacher)  # unknown names and missing files fail here
+        if d.teacher_weights and "path" in spec:
+            raise UserError(
+                f"distill.teacher_weights sets where a registered teacher starts; {spec['path']} is a saved "
+                "teacher, used as it is: drop teacher_weights or name a registered model"
+            )
+        if d.teacher_weights:
+            _check_teacher_convention(ctx, spec["name"], d.teacher_weights)
         if "path" in spec:
             if d.teacher_data == "full":
                 raise UserError(
@@ -151,10 +190,20 @@ class Distill(Stage):
             teacher_dir = ctx.out / "teacher_data"
             data = load_run_data(cfg, ctx.entry, full_train=True, run_dir=teacher_dir) if full else ctx.data
             key = config_key(
-                "teacher", spec, epochs, lr, cfg.data, d.teacher_data, cfg.train, data.fingerprint(), __version__
+                "teacher",
+                spec,
+                epochs,
+                lr,
+                cfg.data,
+                d.teacher_data,
+                cfg.train,
+                data.fingerprint(),
+                __version__,
+                *([d.teacher_weights] if d.teacher_weights else []),
             )
             store = StageStore(ctx.out, "teacher", key)
-            teacher = ctx.build_model(alpha=spec["alpha"], name=spec["name"])
+            extra = {"weights": d.teacher_weights} if d.teacher_weights else {}
+            teacher = ctx.build_model(alpha=spec["alpha"], name=spec["name"], **extra)
             if store.load() is not None:
                 ctx.echo(f"      reusing the teacher {teacher.name} from {store.dir}")
                 teacher.load_weights(store.weights)
@@ -165,6 +214,7 @@ class Distill(Stage):
                 store.save(teacher, {"fit": hist, "seconds": time.time() - t0})
             info = {
                 "teacher": f"{spec['name']}:{spec['alpha']}",
+                **({"teacher_weights": getattr(teacher, "_edgecnn_weights", None)} if d.teacher_weights else {}),
                 "teacher_epochs": epochs,
                 "teacher_train_images": len(data.y["train"]),
             }

@@ -1,0 +1,352 @@
+"""Pretrained weights (edgecnn.models._weights): Keras Applications files give the same
+function as the Keras model, "imagenet" from Keras' cache with its hash checked, and every
+bad input refused on one line. No network: the files are made here with
+``tf_keras.applications.X(weights=None, ...).save_weights(...)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn.errors import UserError
+from edgecnn.models import model_info
+from edgecnn.models._weights import fetch_imagenet, imagenet_file, input_convention
+
+
+def _keras_app(name: str, **kwargs):
+    import tf_keras
+
+    model = getattr(tf_keras.applications, name)(weights=None, **kwargs)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # moving statistics away from 0/1, so that they matter
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            ws = layer.get_weights()
+            ws[-2] = rng.normal(0, 0.2, ws[-2].shape).astype("float32")
+            ws[-1] = rng.uniform(0.5, 1.5, ws[-1].shape).astype("float32")
+            layer.set_weights(ws)
+    return model
+
+
+def _same_function(tmp_path, app: str, name: str, size: int, pixels: str, **kwargs) -> None:
+    """Keras' model and edgecnn's loaded from its saved weights agree to 1e-4, with the top
+    (logits) and without it (pooled features)."""
+    x = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    if pixels == "[-1, 1]":
+        x = x / 127.5 - 1
+    for top in ({"classifier_activation": "linear"}, {"include_top": False, "pooling": "avg"}):
+        keras_model = _keras_app(app, input_shape=(size, size, 3), **kwargs, **top)
+        path = tmp_path / f"{app}.h5"
+        keras_model.save_weights(str(path))
+        ours = edgecnn.create_model(name, input_shape=(size, size, 3), weights=str(path), **kwargs, **top)
+        want, got = keras_model.predict(x, verbose=0), ours.predict(x, verbose=0)
+        assert got.shape == want.shape
+        assert float(np.abs(got - want).max()) <= 1e-4, (app, top)
+        assert float(np.abs(want).max()) > 1e-2  # a real signal, not two zero outputs
+
+
+def test_mobilenet_keras_file_computes_the_keras_function(tmp_path, capsys):
+    """The cheap default-suite case: with the top (logits); without it, see
+    test_imagenet_from_keras_cache; a classifier of another size is re-initialised and listed."""
+    keras_model = _keras_app(
+        "MobileNet", input_shape=(32, 32, 3), alpha=0.25, classes=7, classifier_activation="linear"
+    )
+    path = tmp_path / "top.h5"
+    keras_model.save_weights(str(path))
+    kwargs = dict(alpha=0.25, input_shape=(32, 32, 3), weights=str(path))
+    ours = edgecnn.create_model("mobilenet", classes=7, classifier_activation="linear", **kwargs)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    want = keras_model.predict(x, verbose=0)
+    assert float(np.abs(ours.predict(x, verbose=0) - want).max()) <= 1e-4 < float(np.abs(want).max())
+    assert "re-initialised" not in capsys.readouterr().err
+    other = edgecnn.create_model("mobilenet", classes=3, **kwargs)
+    assert other.output_shape == (None, 3)
+    assert "re-initialised (not in the file or another shape): classifier" in capsys.readouterr().err
+
+
+# One variant per family, at a small input (all of them build Keras' model and ours twice).
+FAMILIES = [
+    ("MobileNet", "mobilenet", 96, "[-1, 1]", {"alpha": 0.5}),
+    ("MobileNetV2", "mobilenet_v2", 96, "[-1, 1]", {"alpha": 0.35}),
+    ("MobileNetV3Small", "mobilenet_v3_small", 96, "0..255", {}),
+    ("MobileNetV3Large", "mobilenet_v3_large", 96, "0..255", {"minimalistic": True}),
+    ("EfficientNetB0", "efficientnet_b0", 96, "0..255", {}),
+    ("ResNet50", "resnet50", 96, "caffe", {}),
+    ("VGG16", "vgg16", 64, "caffe", {}),
+    ("DenseNet121", "densenet121", 96, "torch", {}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app,name,size,pixels,kwargs", FAMILIES, ids=[f[1] for f in FAMILIES])
+def test_keras_file_computes_the_keras_function(tmp_path, app, name, size, pixels, kwargs):
+    _same_function(tmp_path, app, name, size, pixels, **kwargs)
+
+
+VARIANTS = [
+    ("MobileNet", "mobilenet", {"alpha": 1.0}),
+    ("MobileNet", "mobilenet", {"alpha": 0.75}),
+    ("MobileNetV2", "mobilenet_v2", {"alpha": 1.4}),
+    ("MobileNetV3Small", "mobilenet_v3_small", {"alpha": 0.75}),
+    ("MobileNetV3Small", "mobilenet_v3_small", {"minimalistic": True}),
+    ("MobileNetV3Large", "mobilenet_v3_large", {}),
+    ("EfficientNetB1", "efficientnet_b1", {}),
+    ("EfficientNetB3", "efficientnet_b3", {}),
+    ("ResNet101", "resnet101", {}),
+    ("VGG19", "vgg19", {}),
+    ("DenseNet169", "densenet169", {}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app,name,kwargs", VARIANTS, ids=[f"{v[1]}-{v[2]}" for v in VARIANTS])
+def test_keras_file_variants(tmp_path, app, name, kwargs):
+    pixels = "[-1, 1]" if app in ("MobileNet", "MobileNetV2") else "0..255"
+    _same_function(tmp_path, app, name, 64, pixels, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def v1_file(tmp_path_factory):
+    """A MobileNet 0.25 no-top file at 32x32, and the Keras model that wrote it."""
+    path = tmp_path_factory.mktemp("w") / "mobilenet_025_notop.h5"
+    model = _keras_app("MobileNet", input_shape=(32, 32, 3), alpha=0.25, include_top=False, pooling="avg")
+    model.save_weights(str(path))
+    return path, model
+
+
+def test_imagenet_from_keras_cache(tmp_path, monkeypatch, v1_file):
+    """'imagenet' reads the published file's name from Keras' cache ($KERAS_HOME/models)."""
+    path, keras_model = v1_file
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    fname, url, file_hash = imagenet_file(model_info("mobilenet"), {"alpha": 0.25}, include_top=False)
+    assert (fname, file_hash) == ("mobilenet_2_5_224_tf_no_top.h5", None)  # tf_keras publishes no hash for v1
+    assert url == "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/" + fname
+    (tmp_path / "models").mkdir()
+    shutil.copy(path, tmp_path / "models" / fname)
+    ours = edgecnn.create_model(
+        "mobilenet", alpha=0.25, input_shape=(32, 32, 3), include_top=False, pooling="avg", weights="imagenet"
+    )
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    assert float(np.abs(ours.predict(x, verbose=0) - keras_model.predict(x, verbose=0)).max()) <= 1e-4
+    assert ours._edgecnn_weights["file"] == str(tmp_path / "models" / fname)
+    assert len(ours._edgecnn_weights["sha256"]) == 64
+
+
+def test_imagenet_hash_is_checked(tmp_path, monkeypatch, v1_file):
+    """A cached file that is not the published one (its md5 differs) is refused on one line."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    fname, _, file_hash = imagenet_file(model_info("mobilenet_v3_small"), {}, include_top=False)
+    assert fname == "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5" and len(file_hash) == 32
+    (tmp_path / "models").mkdir()
+    shutil.copy(v1_file[0], tmp_path / "models" / fname)
+    with pytest.raises(UserError, match=r"is not the published .*md5 is not " + file_hash) as err:
+        edgecnn.create_model("mobilenet_v3_small", include_top=False, weights="imagenet")
+    assert "\n" not in str(err.value)
+    # A file with the right hash is accepted (the check is the hash, not the name).
+    import hashlib
+
+    good = tmp_path / "models" / "some.h5"
+    shutil.copy(v1_file[0], good)
+    md5 = hashlib.md5(good.read_bytes()).hexdigest()
+    assert fetch_imagenet("some.h5", "http://127.0.0.1:9/some.h5", md5) == good
+
+
+def test_offline_and_not_cached_names_file_url_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    url = "http://127.0.0.1:9/resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+    with pytest.raises(UserError) as err:
+        fetch_imagenet("resnet50_weights_tf_dim_ordering_tf_kernels.h5", url, None)
+    msg = str(err.value)
+    assert "\n" not in msg and url in msg and f"put that file in {tmp_path / 'models'}/" in msg
+
+
+def test_published_names_and_hashes_come_from_tf_keras():
+    """The names follow tf_keras' code; the hashes copied for VGG and DenseNet are in its source."""
+    from tf_keras.src.applications import densenet, efficientnet, resnet, vgg16, vgg19
+
+    from edgecnn.models._weights import _INLINE_HASHES
+
+    source = "".join(inspect.getsource(m) for m in (vgg16, vgg19, densenet))
+    for pair in _INLINE_HASHES.values():
+        for md5 in pair:
+            assert f'file_hash="{md5}"' in source
+    assert imagenet_file(model_info("resnet101"), {}, True)[2] == resnet.WEIGHTS_HASHES["resnet101"][0]
+    assert imagenet_file(model_info("efficientnet_b3"), {}, False) == (
+        "efficientnetb3_notop.h5",
+        efficientnet.BASE_WEIGHTS_PATH + "efficientnetb3_notop.h5",
+        efficientnet.WEIGHTS_HASHES["b3"][1],
+    )
+    assert imagenet_file(model_info("vgg19"), {}, True)[1] == vgg19.WEIGHTS_PATH
+    assert imagenet_file(model_info("densenet169"), {}, False)[1] == densenet.DENSENET169_WEIGHT_PATH_NO_TOP
+    assert imagenet_file(model_info("mobilenet_v2"), {"alpha": 0.35, "input_shape": (96, 96, 3)}, True)[0] == (
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96.h5"
+    )
+
+
+def test_bad_weights_are_refused_on_one_line(tmp_path, v1_file):
+    path, _ = v1_file
+    cases = {
+        "unknown weights 'imagenette'": dict(name="mobilenet", weights="imagenette"),
+        "lenet5 has no published ImageNet weights; these have: densenet121": dict(name="lenet5", weights="imagenet"),
+        "does not fit": dict(name="mobilenet", alpha=0.5, weights=str(path)),  # another alpha
+        "publishes MobileNet weights for alpha 0.25, 0.5, 0.75, 1.0; got alpha 0.3": dict(
+            name="mobilenet", alpha=0.3, weights="imagenet"
+        ),
+        "publishes ResNet50 weights for alpha 1 only": dict(name="resnet50", alpha=0.5, weights="imagenet"),
+    }
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    cases["cannot read weight file"] = dict(name="mobilenet", alpha=0.25, weights=str(truncated))
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5 at all")
+    cases["not an HDF5 file"] = dict(name="mobilenet", alpha=0.25, weights=str(garbage))
+    for expected, kwargs in cases.items():
+        with pytest.raises(UserError) as err:
+            edgecnn.create_model(input_shape=(32, 32, 3), include_top=False, **kwargs)
+        assert expected in str(err.value) and "\n" not in str(err.value), (expected, str(err.value))
+
+
+def test_another_architecture_is_refused(tmp_path, v1_file):
+    with pytest.raises(UserError, match="does not fit") as err:
+        edgecnn.create_model("mobilenet_v2", alpha=0.35, input_shape=(32, 32, 3), weights=str(v1_file[0]))
+    assert "\n" not in str(err.value)
+
+
+def test_input_convention_training_side_equals_device_side(tmp_path):
+    """An image file becomes the same tensor through load_dataset (training, evaluation,
+    calibration) and through the device's load_image + normalize(preprocess.json), and the
+    tensor is what tf_keras' preprocess_input makes for the family."""
+    from PIL import Image
+    from tf_keras.src.applications import densenet, mobilenet, resnet
+
+    from edgecnn.data import load_dataset
+    from edgecnn.device.preprocess import load_image, normalize
+
+    rng = np.random.default_rng(3)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    keras_preprocess = {
+        "resnet50": resnet.preprocess_input,
+        "densenet121": densenet.preprocess_input,
+        "mobilenet": mobilenet.preprocess_input,
+    }
+    for name, reference in keras_preprocess.items():
+        convention = input_convention(model_info(name), "imagenet")
+        scale, offset = convention.pop("scale"), convention.pop("offset")
+        ds = load_dataset(
+            str(tmp_path),
+            image_size=(16, 16),
+            channels=3,
+            val_split=0.0,
+            test_split=0.0,
+            scale=scale,
+            offset=offset,
+            convention=convention,
+        )
+        one = tmp_path / "a" / "0.png"
+        pixels = load_image(one, (16, 16), 3)
+        device = normalize(pixels[None], ds.preprocess)
+        index = [i for i, img in enumerate(ds.x["train"]) if np.array_equal(img, pixels)][0]
+        training = ds.normalized("train")[index : index + 1]
+        np.testing.assert_array_equal(device, training)
+        want = reference(pixels[None].astype("float32"))
+        np.testing.assert_allclose(device, want, atol=1e-4, err_msg=name)
+    assert input_convention(model_info("efficientnet_b0"), "imagenet") == {"scale": 1.0, "offset": 0.0}
+    assert input_convention(model_info("mobilenet"), None) == {}
+
+
+def test_fine_tune_schedule_defaults_follow_the_weights(tmp_path, v1_file):
+    from edgecnn.config import RunConfig, resolve
+
+    plain = resolve(RunConfig.from_dict({"model": {"name": "mobilenet"}}))
+    assert (plain.train.freeze_epochs, plain.train.fine_tune_lr) == (0, plain.train.learning_rate)
+    tuned = resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": str(v1_file[0])}}))
+    assert tuned.train.freeze_epochs == 5
+    assert tuned.train.fine_tune_lr == pytest.approx(tuned.train.learning_rate / 10)
+    with pytest.raises(UserError, match="resnet18 has no published ImageNet weights; these have: densenet121"):
+        resolve(RunConfig.from_dict({"model": {"name": "resnet18", "weights": "imagenet"}}))
+    with pytest.raises(UserError, match="model.weights 'missing.h5': no such file"):
+        resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": "missing.h5"}}))
+
+
+def test_list_has_a_pretrained_column():
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    out = CliRunner().invoke(main, ["list", "resnet*"]).output
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert rows["resnet50"].split()[5] == "ResNet50" and rows["resnet18"].split()[5] == "-"
+    assert out.splitlines()[0].split()[5] == "pretrained"
+
+
+@pytest.mark.slow
+def test_optimize_fine_tunes_from_a_keras_file(tmp_path):
+    """Head phase then whole network, through the pipeline; the run records the file's sha256."""
+    import hashlib
+
+    import tf_keras
+
+    from edgecnn.config import RunConfig
+    from edgecnn.pipeline import optimize
+
+    path = tmp_path / "m.h5"
+    tf_keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3), alpha=0.25).save_weights(str(path))
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": "mobilenet", "alpha": 0.25, "weights": str(path)},
+            "data": {"train_fraction": 0.1},
+            "train": {"epochs": 1, "freeze_epochs": 1},
+            "bench": {"enabled": False},
+            "out": str(tmp_path / "run"),
+        }
+    )
+    lines = []
+    metrics = optimize(cfg, echo=lines.append)
+    text = "\n".join(lines)
+    assert "head phase: classifier only, 1 epochs" in text and "fine-tune phase: the whole network" in text
+    weights = metrics["stages"]["trained"]["weights"]
+    assert weights["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not (tmp_path / "run" / "train" / "head").exists()
+
+
+def test_run_folder_weights_and_its_input_convention(tmp_path):
+    """--weights RUN_FOLDER: the run's train/weights.h5 by layer name, and the run's
+    preprocess.json convention; another family's run is refused on one line."""
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    source = edgecnn.create_model("lenet5", classes=10)
+    source.save_weights(str(run / "train" / "weights.h5"))
+    (run / "preprocess.json").write_text('{"scale": 0.00392156862745098, "offset": 0.0, "class_names": []}')
+    ours = edgecnn.create_model("lenet5", classes=10, weights=str(run))
+    x = np.random.default_rng(4).uniform(0, 1, (2, *source.input_shape[1:])).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6)
+    assert ours._edgecnn_weights["file"] == str(run / "train" / "weights.h5")
+    assert input_convention(model_info("lenet5"), str(run)) == {"scale": 0.00392156862745098, "offset": 0.0}
+    fewer = edgecnn.create_model("lenet5", classes=4, weights=str(run))  # a new classifier for 4 classes
+    assert fewer.output_shape == (None, 4) and fewer._edgecnn_weights["fresh"] == ["classifier"]
+    with pytest.raises(UserError, match="does not fit") as err:
+        edgecnn.create_model("mlp", classes=10, weights=str(run))
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="not an edgecnn run folder"):
+        edgecnn.create_model("lenet5", weights=str(tmp_path))
+
+
+def test_teacher_weights_must_share_the_students_input_convention():
+    from types import SimpleNamespace
+
+    from edgecnn.stages.distill import _check_teacher_convention
+
+    ctx = SimpleNamespace(data=SimpleNamespace(preprocess={"scale": 1.0 / 127.5, "offset": -1.0}))
+    _check_teacher_convention(ctx, "mobilenet_v2", "imagenet")  # [-1, 1] like the student: fine
+    with pytest.raises(UserError, match="the teacher resnet50 with weights 'imagenet' expects input") as err:
+        _check_teacher_convention(ctx, "resnet50", "imagenet")
+    assert "'channel_order': 'BGR'" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="lenet5 has no published ImageNet weights"):
+        _check_teacher_convention(ctx, "lenet5", "imagenet")
