@@ -23,20 +23,29 @@ def load_run_data(cfg, entry, full_train: bool = False, run_dir=None):
     entry (for its number of channels), ``run_dir`` the run folder (where a streamed
     source records its split, ``splits.json``, and keeps its disk cache).
     """
+    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+    from edgecnn.models._weights import input_convention
     from edgecnn.tfrecord import is_pattern, load_tfrecords
 
     d = cfg.data
+    # The input convention of the weights the model starts from (the same as data.load_run_data's).
+    convention = dict(input_convention(entry, getattr(cfg.model, "weights", None)))
+    norm = {
+        "scale": convention.pop("scale", DEFAULT_SCALE),
+        "offset": convention.pop("offset", DEFAULT_OFFSET),
+        "convention": convention,
+    }
     source = str(d.source)
     size = (d.image_size, d.image_size)
     fraction = None if full_train else d.train_fraction
     split = {"val_split": d.val_split, "test_split": d.test_split, "seed": d.seed, "train_fraction": fraction}
     if is_pattern(source):
-        return load_tfrecords(source, size, entry.channels, run_dir=run_dir, **split)
+        return load_tfrecords(source, size, entry.channels, run_dir=run_dir, **split, **norm)
     path = Path(source).expanduser()
     if source != "digits" and path.is_dir():
         from edgecnn.stream import load_stream
 
-        return load_stream(source, size, entry.channels, cache=d.cache, run_dir=run_dir, **split)
+        return load_stream(source, size, entry.channels, cache=d.cache, run_dir=run_dir, **split, **norm)
     if path.suffix.lower() == ".npz" and path.is_file():
         from edgecnn.stream import load_npz_stream, npz_decision
 

@@ -256,18 +256,31 @@ class StreamDataset:
         """``(index, k)`` -> ``(float image, label, k)`` with unreadable files filtered out."""
         load = self._loader(split)
         labels = tf.constant(self.y[split])
-        shape = self.input_shape
-        scale = np.float32(self.preprocess["scale"])
-        offset = np.float32(self.preprocess["offset"])
+        shape, spec = self.input_shape, self.preprocess
 
         def read(i, k):
             image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
             image.set_shape(shape)
             ok.set_shape(())
-            return tf.cast(image, tf.float32) * scale + offset, tf.gather(labels, i), k, ok
+            return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
 
         ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
+
+
+def tf_normalize(image, spec: dict, tf):
+    """The tf.data twin of :func:`edgecnn.device.preprocess.normalize`: uint8 ``image`` ->
+    ``p * scale + offset`` (channels reversed first for ``"channel_order": "BGR"``), then
+    ``(x - mean) / std`` where the spec has them (pretrained weights' conventions)."""
+    x = tf.cast(image, tf.float32)
+    if str(spec.get("channel_order", "RGB")).upper() == "BGR":
+        x = x[..., ::-1]
+    x = x * np.float32(spec.get("scale", 1.0)) + np.float32(spec.get("offset", 0.0))
+    if spec.get("mean") is not None:
+        x = x - np.asarray(spec["mean"], np.float32)
+    if spec.get("std") is not None:
+        x = x / np.asarray(spec["std"], np.float32)
+    return x
 
 
 def estimate_memory(n_images: int, image_size, channels: int) -> int:
@@ -350,9 +363,12 @@ def load_stream(
     run_dir=None,
     scale: float | None = None,
     offset: float | None = None,
+    convention: dict | None = None,
 ):
     """An image folder as a :class:`StreamDataset` (or, with ``cache`` ``memory``, decoded
-    into an :class:`edgecnn.data.Dataset`). The split is recorded in ``run_dir/splits.json``."""
+    into an :class:`edgecnn.data.Dataset`). The split is recorded in ``run_dir/splits.json``.
+    ``convention``: pretrained weights' ``channel_order``/``mean``/``std`` beyond ``scale``
+    and ``offset`` (recorded in ``preprocess.json``)."""
     from edgecnn._io import write_json
     from edgecnn.data import Dataset
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
@@ -411,6 +427,7 @@ def load_stream(
         "seed": int(seed),
         "val_split": float(val_split),
         "test_split": float(test_split),
+        **{k: v for k, v in (convention or {}).items() if v is not None},
     }
     cache_dir = Path(run_dir) / "cache" if run_dir is not None else None
     total = sum(len(files[s]) for s in SPLITS)

@@ -160,8 +160,9 @@ class TFRecordStream(StreamDataset):
         return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).enumerate()
 
     def _decode(self, tf, records):
-        size, channels, shape = self.image_size, self.channels, self.input_shape
-        scale, offset = np.float32(self.preprocess["scale"]), np.float32(self.preprocess["offset"])
+        from edgecnn.stream import tf_normalize
+
+        size, channels, shape, spec = self.image_size, self.channels, self.input_shape, self.preprocess
         skipped = self.skipped
 
         def load(data, k):
@@ -176,7 +177,7 @@ class TFRecordStream(StreamDataset):
             image, ok = tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
             image.set_shape(shape)
             ok.set_shape(())
-            return tf.cast(image, tf.float32) * scale + offset, y, k, ok
+            return tf_normalize(image, spec, tf), y, k, ok
 
         ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
@@ -230,9 +231,20 @@ class _RecordSplit:
 
 
 def load_tfrecords(
-    pattern, image_size, channels, val_split=0.1, test_split=0.2, seed=0, train_fraction=None, run_dir=None
+    pattern,
+    image_size,
+    channels,
+    val_split=0.1,
+    test_split=0.2,
+    seed=0,
+    train_fraction=None,
+    run_dir=None,
+    scale=None,
+    offset=None,
+    convention=None,
 ):
-    """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream`."""
+    """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream` (``scale``,
+    ``offset``, ``convention``: the input normalisation, as for :func:`edgecnn.stream.load_stream`)."""
     from edgecnn._io import write_json
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
@@ -258,8 +270,9 @@ def load_tfrecords(
     preprocess = {
         "image_size": list(image_size),
         "channels": int(channels),
-        "scale": float(DEFAULT_SCALE),
-        "offset": float(DEFAULT_OFFSET),
+        "scale": float(DEFAULT_SCALE if scale is None else scale),
+        "offset": float(DEFAULT_OFFSET if offset is None else offset),
+        **{k: v for k, v in (convention or {}).items() if v is not None},
         "class_names": list(classes),
         "source": str(pattern),
         "seed": int(seed),
