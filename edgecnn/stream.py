@@ -580,13 +580,13 @@ class _ArraySplit:
 
 def load_npz_stream(path, members, image_size, channels, val_split, test_split, seed, train_fraction=None):
     """An uncompressed ``.npz`` over the memory budget, memory-mapped and split by index."""
-    from edgecnn.data import _labels
+    from edgecnn.device.arrays import check_labels
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
     dtype, shape, _, offset = members["x"]
     x = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
     with np.load(path, allow_pickle=False) as f:
-        y = _labels(f["y"], str(path))
+        y = check_labels(f["y"], f"{path}: y", shape[0])
         names = f["class_names"] if "class_names" in f.files else None
     if len(y) != shape[0]:
         raise UserError(f"{path}: x has {shape[0]} images but y has {len(y)} labels")

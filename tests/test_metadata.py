@@ -150,7 +150,9 @@ def test_per_channel_normalisation_round_trips(tiny, tmp_path):
     from edgecnn.device.metadata import read_metadata, spec_from_metadata
     from edgecnn.device.preprocess import normalize
 
-    spec = {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "class_names": list("abcd")}
+    # preprocess.json's mean/std apply after scale and offset (pretrained weights' conventions).
+    spec = {"scale": 1.0, "offset": 0.0, "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}
+    spec["class_names"] = list("abcd")
     path = tmp_path / "m.tflite"
     path.write_bytes(add_metadata(tiny["float32"].read_bytes(), spec, name="tiny"))
     back = spec_from_metadata(read_metadata(path))
