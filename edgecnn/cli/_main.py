@@ -12,24 +12,16 @@ import sys
 import click
 
 from edgecnn import __version__
-from edgecnn.errors import UserError, usage_line
+from edgecnn.device.cli import DeviceGroup
 
 
-class EdgeGroup(click.Group):
-    """A click group that turns user errors into one line and exit code 2."""
+class EdgeGroup(DeviceGroup):
+    """The device CLI's group (a user mistake is one line on stderr and exit code 2), and an
+    interrupted run says that its finished stages are kept."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except UserError as exc:  # device errors (ModelLoadError, ...) are UserErrors too
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except click.UsageError as exc:  # a bad flag value: one line too, not click's usage block
-            line = usage_line(exc)
-            if line is None:
-                raise
-            click.echo(line, err=True)
-            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; finished stages are kept and a rerun resumes", err=True)
             sys.exit(130)

@@ -21,9 +21,10 @@ import sys
 import click
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecnn.device.runtime import RUNTIMES
 from edgecnn.errors import UserError, usage_line
 
-RUNTIME_CHOICES = ["auto", "litert", "tflite_runtime", "tensorflow"]
+RUNTIME_CHOICES = ["auto", *RUNTIMES]
 
 
 class DeviceGroup(click.Group):
