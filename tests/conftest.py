@@ -21,6 +21,9 @@ import pytest
 # brackets, the CPU seconds each took on a shared 2-core machine (an upper bound of its
 # time on 2 free cores); ~29 minutes in all. CI's limit is 90 for all of .ci/run.
 REPRESENTATIVE = {
+    # Structure and output hygiene, moved out of the default suite to keep it under 20 minutes.
+    "tests/test_structure.py::test_adding_a_stage_is_one_module_and_one_line",  # ~25 s
+    "tests/test_quiet.py::test_a_run_prints_no_tensorflow_log_lines_unless_verbose",  # ~45 s
     # Recipes, reduced (tests/test_recipe.py REDUCED_SETTINGS), each with an accuracy floor.
     "tests/test_recipe.py::test_every_recipe_runs_reduced[alexnet_025_int8]",  # 22 s
     "tests/test_recipe.py::test_every_recipe_runs_reduced[vgg11_025_int8]",  # 27 s

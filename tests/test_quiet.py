@@ -13,6 +13,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 # absl's C++ format (I0000 00:00:...), its start-up notice, TensorFlow source paths, the
 # converter's and LiteRT's own prints.
 LOG_LINE = re.compile(
@@ -28,6 +30,7 @@ def _edgecnn(*args):
     )
 
 
+@pytest.mark.slow  # two runs (~45 s): in CI's representative slow set (tests/conftest.py)
 def test_a_run_prints_no_tensorflow_log_lines_unless_verbose(tmp_path):
     # Training, Keras evaluation, float32 and int8 conversion, LiteRT evaluation: every
     # place that has printed such lines. The smallest run that goes through them all.

@@ -135,6 +135,7 @@ def test_numbers_must_be_finite(value):
         resolve(RunConfig.from_dict({"model": {"name": "lenet5"}, "distill": {"temperature": float(value)}}))
 
 
+@pytest.mark.slow  # a training run (~25 s): in CI's representative slow set (tests/conftest.py)
 def test_adding_a_stage_is_one_module_and_one_line(tmp_path):
     """The worked example of ARCHITECTURE.md, run as written: a new stage module and its
     place in STAGE_MODULES give a flag, a recipe stage, a row and a report line."""
