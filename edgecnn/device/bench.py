@@ -301,8 +301,8 @@ def load_input(path, detail: dict) -> np.ndarray:
     return data.astype(dtype)
 
 
-def child_command() -> list:
-    """The command line that runs this module's measurement in a child process.
+def child_command(module: str = "edgecnn.device.bench") -> list:
+    """The command line that runs ``module``'s ``_child`` (this module's measurement) in a child process.
 
     ``python -m`` puts the current directory first on ``sys.path``, so a folder holding an
     ``edgecnn/`` of its own would run that code instead of ours: the child starts with
@@ -313,8 +313,8 @@ def child_command() -> list:
         ['-P', '-m', 'edgecnn.device.bench']
     """
     if sys.version_info >= (3, 11):
-        return [sys.executable, "-P", "-m", "edgecnn.device.bench"]
-    code = "import sys; sys.path.pop(0); from edgecnn.device.bench import _child; sys.exit(_child(sys.argv[1:]))"
+        return [sys.executable, "-P", "-m", module]
+    code = f"import sys; sys.path.pop(0); from {module} import _child; sys.exit(_child(sys.argv[1:]))"
     return [sys.executable, "-c", code]
 
 

@@ -1,0 +1,574 @@
+"""Time per operator and per delegate partition, from LiteRT's own profiler.
+
+The Python ``Interpreter`` of every TFLite runtime has no op profiler, but LiteRT's
+``libLiteRt.so`` (shipped inside ``ai-edge-litert``) exports its C API profiler
+(``litert/c/litert_profiler.h``). This module drives that API with :mod:`ctypes`: it
+builds a ``CompiledModel`` on the CPU accelerator with the runtime option
+``enable_profiling = true`` (the TOML payload ``LrtSetRuntimeOptionsEnableProfiling``
+writes, identifier ``runtime_options_string``) and ``num_threads`` in the ``xnnpack``
+CPU options, runs it ``warmup`` times unprofiled (XNNPACK packs its weights on the first
+run), then ``runs`` times with the profiler on, and reads every event back
+(``LiteRtGetProfilerEvents``):
+
+- ``OPERATOR_INVOKE_EVENT``: an operator on TFLite's default (built-in) kernels, with its
+  node index: these are the ops XNNPACK declined (``QUANTIZE``, an int8 ``AVERAGE_POOL_2D``...);
+- ``DELEGATE_[PROFILED_]OPERATOR_INVOKE_EVENT``: one XNNPACK operator inside a delegate
+  partition (``Convolution (NHWC, QC8) IGEMM``...), numbered from 0 in each partition;
+- the ``Invoke`` event: the interpreter's whole invoke, the figure the per-op sum is
+  compared with (the gap is the interpreter's and the delegate's own dispatch).
+
+Each XNNPACK partition is matched with the model's operators between two default-kernel
+ones (a chain of layers, the CNN case): the partition table lists its TFLite ops
+(``CONV_2D x2, TANH``). When every partition holds exactly one XNNPACK operator per
+TFLite op, the per-op table names them by TFLite op too; XNNPACK adds operators of its
+own (a ``Static Reshape`` before a ``FULLY_CONNECTED``), and then every row keeps its
+XNNPACK name (``Convolution (NHWC, QC8) IGEMM``). Times come in whole microseconds per
+op, so on a model of many sub-microsecond ops the per-op sum falls short of the invoke;
+runs preempted on a busy machine (invoke over :data:`OUTLIER_FACTOR` times the median)
+are left out and counted.
+
+numpy, ctypes and ``ai-edge-litert`` only (no TensorFlow), so it runs on the device.
+``tflite_runtime`` and TensorFlow's ``tf.lite`` have no such API: :func:`why_no_profiler`
+says so in one line. XNNPACK: https://arxiv.org/abs/2104.05158.
+
+Example:
+    >>> p = profile("model_int8.tflite", threads=1, runs=50)  # doctest: +SKIP
+    >>> [(r["op"], round(r["ms"], 3)) for r in p["op_types"]][:2]  # doctest: +SKIP
+    [('CONV_2D', 0.112), ('AVERAGE_POOL_2D', 0.017)]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import UserError
+
+# LiteRtProfilerEventType (litert/c/litert_profiler_event.h).
+_DEFAULT, _OPERATOR, _DELEGATE_OPERATOR, _DELEGATE_PROFILED_OPERATOR = 1, 2, 4, 8
+# LiteRtElementType follows TfLiteType.
+_ELEMENT_TYPES = {
+    1: np.float32,
+    2: np.int32,
+    3: np.uint8,
+    4: np.int64,
+    6: np.bool_,
+    7: np.int16,
+    9: np.int8,
+    10: np.float16,
+    11: np.float64,
+}
+_KLITERT_HW_CPU = 1
+_LOCK_WRITE = 1
+XNNPACK = "XNNPACK"
+DEFAULT_KERNELS = "default kernels"
+API = "LiteRT CompiledModel C API (libLiteRt.so)"
+# A profiled run whose invoke took this many times the median was preempted: left out.
+OUTLIER_FACTOR = 2.0
+_SYMBOLS = ("LiteRtCreateProfiler", "LiteRtCompiledModelGetProfiler", "LiteRtGetProfilerEvents")
+
+
+class ProfilerUnavailable(UserError, RuntimeError):
+    """Per-op profiling is not possible with the runtime in use (one line, exit 2)."""
+
+
+class _Mem(ctypes.Structure):
+    _fields_ = [("total", ctypes.c_size_t), ("in_use", ctypes.c_size_t), ("private", ctypes.c_size_t)]
+
+
+class _Event(ctypes.Structure):
+    """``ProfiledEventData`` (unchanged from LiteRT 2.1 to 2.3)."""
+
+    _fields_ = [
+        ("tag", ctypes.c_char_p),
+        ("event_type", ctypes.c_int),
+        ("start_us", ctypes.c_uint64),
+        ("elapsed_us", ctypes.c_uint64),
+        ("begin_mem", _Mem),
+        ("end_mem", _Mem),
+        ("metadata1", ctypes.c_uint64),
+        ("metadata2", ctypes.c_uint64),
+        ("source", ctypes.c_int),
+    ]
+
+
+def litert_library() -> Path | None:
+    """``libLiteRt.so`` of the installed ``ai-edge-litert`` (found without importing it), or ``None``.
+
+    Example:
+        >>> litert_library()  # doctest: +SKIP
+        PosixPath('.../site-packages/ai_edge_litert/libLiteRt.so')
+    """
+    try:
+        spec = importlib.util.find_spec("ai_edge_litert")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        for name in ("libLiteRt.so", "libLiteRt.dylib", "LiteRt.dll"):
+            if (Path(folder) / name).is_file():
+                return Path(folder) / name
+    return None
+
+
+def why_no_profiler(runtime: str = "auto") -> str | None:
+    """``None`` when per-op profiling works with ``runtime`` here, else the one-line reason.
+
+    Example:
+        >>> why_no_profiler("tflite_runtime")  # doctest: +SKIP
+        "per-op profiling needs LiteRT's C API (ai-edge-litert's libLiteRt.so); ..."
+    """
+    from edgecnn.device.runtime import available_runtimes, resolve_runtime
+
+    name = resolve_runtime(runtime)
+    if name != "litert":
+        version = available_runtimes().get(name, "")
+        return (
+            f"{name} {version} cannot profile per op (its Python API has no profiler); per-op profiling uses "
+            "LiteRT's C API: pip install ai-edge-litert and use --runtime litert (or auto)"
+        )
+    path = litert_library()
+    if path is None:
+        return "ai-edge-litert is installed without libLiteRt.so, whose C API profiles per op"
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:
+        return f"cannot load {path.name} for per-op profiling: {exc}"
+    missing = [s for s in _SYMBOLS if not hasattr(lib, s)]
+    if missing:
+        return f"{path.name} of this ai-edge-litert has no profiler API ({', '.join(missing)} missing)"
+    return None
+
+
+class _LiteRt:
+    """The few C calls a profiled run needs; every handle is destroyed in :meth:`close`."""
+
+    def __init__(self, path: Path):
+        self.lib = ctypes.CDLL(str(path))
+        self.libc = ctypes.CDLL(None)
+        self.libc.strdup.restype = ctypes.c_void_p
+        self.libc.strdup.argtypes = [ctypes.c_char_p]
+        self._free = ctypes.cast(self.libc.free, ctypes.c_void_p)
+        self._cleanup = []
+
+    def call(self, name: str, *args) -> None:
+        status = getattr(self.lib, name)(*args)
+        if status != 0:
+            raise RuntimeError(f"{name} failed (LiteRtStatus {status})")
+
+    def handle(self, name: str, *args, destroy: str | None = None) -> ctypes.c_void_p:
+        out = ctypes.c_void_p()
+        self.call(name, *args, ctypes.byref(out))
+        if destroy and out.value:
+            fn = getattr(self.lib, destroy)
+            fn.argtypes = [ctypes.c_void_p]
+            self._cleanup.append(lambda fn=fn, h=out: fn(h))
+        return out
+
+    def opaque_options(self, options, identifier: str, toml: str) -> None:
+        """One TOML payload for the options (owned by LiteRT from then on, freed with ``free``)."""
+        payload = self.libc.strdup(toml.encode())
+        create = self.lib.LiteRtCreateOpaqueOptions
+        create.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+        out = ctypes.c_void_p()
+        status = create(identifier.encode(), payload, self._free, ctypes.byref(out))
+        if status != 0:
+            self.libc.free(ctypes.c_void_p(payload))
+            raise RuntimeError(f"LiteRtCreateOpaqueOptions failed (LiteRtStatus {status})")
+        self.lib.LiteRtAddOpaqueOptions.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.call("LiteRtAddOpaqueOptions", options, out)
+
+    def close(self) -> None:
+        while self._cleanup:
+            self._cleanup.pop()()
+
+
+def _tensor_buffers(rt: _LiteRt, env, model, compiled, signature, kind: str, seed: int) -> list:
+    """Managed host buffers for the signature's inputs or outputs; inputs get seeded random data."""
+    lib, size_t = rt.lib, ctypes.c_size_t
+    n = size_t()
+    rt.call(f"LiteRtGetNumSignature{kind}s", signature, ctypes.byref(n))
+    buffers = []
+    for i in range(n.value):
+        tensor = rt.handle(f"LiteRtGetSignature{kind}TensorByIndex", signature, size_t(i))
+        ranked = ctypes.create_string_buffer(512)  # LiteRtRankedTensorType: element type, rank, 8 dims, 8 strides
+        rt.call("LiteRtGetRankedTensorType", tensor, ranked)
+        element, bits, *dims = struct.unpack_from("<iI8i", ranked.raw)
+        rank = bits & 0x7F
+        dims = [max(1, d) for d in dims[:rank]] + dims[rank:]  # a dynamic batch (-1) runs as 1, as the bench does
+        struct.pack_into("<8i", ranked, 8, *dims)
+        req = rt.handle(f"LiteRtGetCompiledModel{kind}BufferRequirements", compiled, size_t(0), size_t(i))
+        lib.LiteRtCreateManagedTensorBufferFromRequirements.argtypes = [ctypes.c_void_p] * 3 + [
+            ctypes.POINTER(ctypes.c_void_p)
+        ]
+        buf = rt.handle(
+            "LiteRtCreateManagedTensorBufferFromRequirements", env, ranked, req, destroy="LiteRtDestroyTensorBuffer"
+        )
+        if kind == "Input":
+            _fill(rt, buf, element, dims[:rank], seed + i)
+        buffers.append(buf)
+    return buffers
+
+
+def _fill(rt: _LiteRt, buf, element: int, shape: list, seed: int) -> None:
+    from edgecnn.device.bench import random_input
+
+    dtype = _ELEMENT_TYPES.get(element)
+    size = ctypes.c_size_t()
+    rt.call("LiteRtGetTensorBufferSize", buf, ctypes.byref(size))
+    addr = ctypes.c_void_p()
+    rt.call("LiteRtLockTensorBuffer", buf, ctypes.byref(addr), _LOCK_WRITE)
+    try:
+        if dtype is None:
+            data = np.zeros(size.value, np.uint8).tobytes()
+        else:
+            data = random_input({"shape": shape, "dtype": dtype}, seed).tobytes()
+        ctypes.memmove(addr, data, min(len(data), size.value))
+    finally:
+        rt.call("LiteRtUnlockTensorBuffer", buf)
+
+
+def _events(rt: _LiteRt, profiler) -> list:
+    count = ctypes.c_int()
+    rt.call("LiteRtGetNumProfilerEvents", profiler, ctypes.byref(count))
+    if count.value <= 0:
+        return []
+    events = (_Event * count.value)()
+    rt.call("LiteRtGetProfilerEvents", profiler, count, events)
+    return [
+        (e.tag.decode("utf-8", "replace") if e.tag else "", int(e.event_type), int(e.elapsed_us), int(e.metadata1))
+        for e in events
+    ]
+
+
+def split_runs(events: list) -> list:
+    """The events of each profiled run: a run starts at its interpreter ``Invoke`` event.
+
+    Example:
+        >>> [len(r) for r in split_runs([("Invoke", 1, 9, 0), ("SOFTMAX", 2, 1, 0), ("Invoke", 1, 8, 0)])]
+        [2, 1]
+    """
+    runs, current = [], None
+    for event in events:
+        if event[1] == _DEFAULT and event[0] == "Invoke":
+            current = []
+            runs.append(current)
+        if current is not None:
+            current.append(event)
+    return runs
+
+
+def summarize(events: list, model_ops: list | None = None, outlier_factor: float = OUTLIER_FACTOR) -> dict:
+    """Per-node, per-op-type and per-partition times (ms per run) from the profiler's events.
+
+    ``events`` are ``(tag, event type, elapsed µs, metadata1)`` in recording order;
+    ``model_ops`` the TFLite operator names of the model in node order (to name XNNPACK
+    partitions and operators after their TFLite ops; see the module docstring). Runs whose
+    ``Invoke`` took more than ``outlier_factor`` times the median (the process was
+    preempted: a shared machine) are left out of the averages and counted.
+
+    Example:
+        >>> ev = [("Invoke", 1, 30, 0), ("Convolution (NHWC, QC8) IGEMM", 8, 20, 0),
+        ...       ("AVERAGE_POOL_2D", 2, 6, 1), ("Fully Connected (NC, QS8, QC8W) GEMM", 8, 2, 0)]
+        >>> s = summarize(ev, model_ops=["CONV_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED"])
+        >>> [(r["op"], r["kernel"], r["ms"]) for r in s["op_types"]]  # doctest: +NORMALIZE_WHITESPACE
+        [('CONV_2D', 'XNNPACK', 0.02), ('AVERAGE_POOL_2D', 'default kernels', 0.006),
+         ('FULLY_CONNECTED', 'XNNPACK', 0.002)]
+        >>> [(r["partition"], r["tflite_ops"]) for r in s["partitions"]]  # doctest: +NORMALIZE_WHITESPACE
+        [('XNNPACK partition 1', 'CONV_2D'), ('AVERAGE_POOL_2D (node 1)', 'AVERAGE_POOL_2D'),
+         ('XNNPACK partition 2', 'FULLY_CONNECTED')]
+    """
+    all_runs = split_runs(events)
+    invokes = [r[0][2] for r in all_runs]
+    limit = outlier_factor * float(np.median(invokes)) if invokes else 0.0
+    kept = [r for r in all_runs if r[0][2] <= limit]
+    runs = max(1, len(kept))
+    nodes: dict = {}
+    invoke_us, overhead_us = 0, defaultdict(int)
+    for run in kept:
+        partition, last_index, last_kind = 0, None, None
+        for tag, kind, elapsed, meta in run:
+            if kind == _DEFAULT:
+                if tag == "Invoke":
+                    invoke_us += elapsed
+                else:
+                    overhead_us[tag] += elapsed
+                continue
+            if kind == _OPERATOR:
+                key = ("builtin", meta)
+                last_kind = "builtin"
+                info = {
+                    "kernel": DEFAULT_KERNELS,
+                    "node": meta,
+                    "tag": tag,
+                    "op": tag,
+                    "partition": f"{tag} (node {meta})",
+                }
+            elif kind in (_DELEGATE_OPERATOR, _DELEGATE_PROFILED_OPERATOR):
+                if last_kind != "delegate" or last_index is None or meta <= last_index:
+                    partition += 1
+                last_kind, last_index = "delegate", meta
+                key = ("delegate", partition, meta)
+                info = {
+                    "kernel": XNNPACK,
+                    "node": None,
+                    "tag": tag,
+                    "op": tag,
+                    "xnnpack_index": meta,
+                    "partition": f"XNNPACK partition {partition}",
+                }
+            else:  # telemetry and other event kinds carry no op time
+                continue
+            entry = nodes.setdefault(key, {**info, "us": 0, "calls": 0})
+            entry["us"] += elapsed
+            entry["calls"] += 1
+    ordered = list(nodes.values())
+    tflite_ops = _name_delegated_ops(ordered, model_ops)
+    for n in ordered:
+        n["ms"] = n.pop("us") / runs / 1e3
+    invoke_ms = invoke_us / runs / 1e3
+    ops_ms = sum(n["ms"] for n in ordered)
+
+    def pct(ms):
+        return 100.0 * ms / invoke_ms if invoke_ms else None
+
+    by_type: dict = {}
+    for n in ordered:
+        t = by_type.setdefault((n["op"], n["kernel"]), {"op": n["op"], "kernel": n["kernel"], "count": 0, "ms": 0.0})
+        t["count"] += 1
+        t["ms"] += n["ms"]
+    by_part: dict = {}
+    for n in ordered:
+        p = by_part.setdefault(
+            n["partition"], {"partition": n["partition"], "kernel": n["kernel"], "ops": 0, "ms": 0.0, "op_counts": {}}
+        )
+        p["ops"] += 1
+        p["ms"] += n["ms"]
+        p["op_counts"][n["tag"]] = p["op_counts"].get(n["tag"], 0) + 1
+    for p in by_part.values():
+        p["op_list"] = _count_list(p.pop("op_counts"))
+        p["tflite_ops"] = tflite_ops.get(p["partition"]) or (
+            p["partition"].split(" (node")[0] if p["kernel"] == DEFAULT_KERNELS else None
+        )
+    op_types = sorted(by_type.values(), key=lambda r: -r["ms"])
+    parts = list(by_part.values())
+    for r in [*ordered, *op_types, *parts]:
+        r["pct"] = pct(r["ms"])
+    xnn_ms = sum(n["ms"] for n in ordered if n["kernel"] == XNNPACK)
+    return {
+        "profiled_runs": len(all_runs),
+        "outlier_runs": len(all_runs) - len(kept),
+        "invoke_ms": invoke_ms,
+        "ops_ms": ops_ms,
+        "coverage": ops_ms / invoke_ms if invoke_ms else None,
+        "xnnpack_ms": xnn_ms,
+        "default_kernels_ms": ops_ms - xnn_ms,
+        "litert_overhead_ms": {k: v / runs / 1e3 for k, v in overhead_us.items()},
+        "xnnpack_ops_named_by": "TFLite op (by position)"
+        if any(n["op"] != n["tag"] for n in ordered)
+        else "XNNPACK operator",
+        "op_types": op_types,
+        "partitions": parts,
+        "nodes": ordered,
+    }
+
+
+def _count_list(counts: dict) -> str:
+    return ", ".join(f"{k} x{v}" if v > 1 else k for k, v in counts.items())
+
+
+def _name_delegated_ops(nodes: list, model_ops: list | None) -> dict:
+    """The TFLite ops of each XNNPACK partition (``{partition: 'CONV_2D x2, TANH'}``), and each
+    XNNPACK operator renamed after its TFLite op where the counts line up (module docstring).
+
+    The model's operators between two default-kernel nodes form one partition when there
+    are as many such groups as partitions (a chain of layers, the CNN case); otherwise
+    nothing is named.
+    """
+    if not model_ops:
+        return {}
+    fallback = {n["node"] for n in nodes if n["kernel"] == DEFAULT_KERNELS}
+    groups, current = [], []
+    for i, name in enumerate(model_ops):
+        if i in fallback:
+            if current:
+                groups.append(current)
+            current = []
+        else:
+            current.append(name)
+    if current:
+        groups.append(current)
+    partitions: dict = {}
+    for n in nodes:
+        if n["kernel"] == XNNPACK:
+            partitions.setdefault(n["partition"], []).append(n)
+    if len(partitions) != len(groups):
+        return {}
+    named = {
+        label: _count_list({op: group.count(op) for op in dict.fromkeys(group)})
+        for label, group in zip(partitions, groups)
+    }
+    if all(len(members) == len(group) for members, group in zip(partitions.values(), groups)):
+        for members, group in zip(partitions.values(), groups):  # one table speaks one language
+            for node, name in zip(sorted(members, key=lambda n: n["xnnpack_index"]), group):
+                node["op"] = name
+    return named
+
+
+def measure_profile(model_path, threads: int = 1, warmup: int = 5, runs: int = 50, seed: int = 0) -> dict:
+    """Profile ``model_path`` in this process (see :func:`profile` for the safe way).
+
+    Example:
+        >>> measure_profile("model_int8.tflite", runs=20)["coverage"]  # doctest: +SKIP
+        0.93
+    """
+    from edgecnn._io import sha256_file
+    from edgecnn.device.bench import machine_info
+    from edgecnn.device.flatbuffer import FlatbufferError, read_model
+    from edgecnn.device.runtime import available_runtimes, check_model_file
+
+    check_model_file(model_path)
+    reason = why_no_profiler("litert")
+    if reason:
+        raise ProfilerUnavailable(reason)
+    rt = _LiteRt(litert_library())
+    try:
+        env = rt.handle("LiteRtCreateEnvironment", 0, None, destroy="LiteRtDestroyEnvironment")
+        rt.lib.LiteRtCreateModelFromFile.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+        model = rt.handle("LiteRtCreateModelFromFile", env, str(model_path).encode(), destroy="LiteRtDestroyModel")
+        options = rt.handle("LiteRtCreateOptions", destroy="LiteRtDestroyOptions")
+        rt.call("LiteRtSetOptionsHardwareAccelerators", options, _KLITERT_HW_CPU)
+        rt.opaque_options(options, "runtime_options_string", "enable_profiling = true\n")
+        rt.opaque_options(options, "xnnpack", f"num_threads = {int(threads)}\n")
+        rt.lib.LiteRtCreateCompiledModel.argtypes = [ctypes.c_void_p] * 3 + [ctypes.POINTER(ctypes.c_void_p)]
+        compiled = rt.handle("LiteRtCreateCompiledModel", env, model, options, destroy="LiteRtDestroyCompiledModel")
+        signature = rt.handle("LiteRtGetModelSignature", model, ctypes.c_size_t(0))
+        inputs = _tensor_buffers(rt, env, model, compiled, signature, "Input", seed)
+        outputs = _tensor_buffers(rt, env, model, compiled, signature, "Output", seed)
+        in_arr = (ctypes.c_void_p * len(inputs))(*[b.value for b in inputs])
+        out_arr = (ctypes.c_void_p * len(outputs))(*[b.value for b in outputs])
+        run = rt.lib.LiteRtRunCompiledModel
+        run.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+        ]
+
+        def invoke():
+            status = run(compiled, 0, len(inputs), in_arr, len(outputs), out_arr)
+            if status != 0:
+                raise RuntimeError(f"LiteRtRunCompiledModel failed (LiteRtStatus {status})")
+
+        for _ in range(max(1, warmup)):  # the first run packs XNNPACK's weights: never profiled
+            invoke()
+        profiler = rt.handle("LiteRtCompiledModelGetProfiler", compiled)
+        if not profiler.value:
+            raise RuntimeError("the compiled model has no profiler (enable_profiling was not taken)")
+        unprofiled = []
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            invoke()
+            unprofiled.append((time.perf_counter() - t0) * 1e3)
+        rt.call("LiteRtResetProfiler", profiler)
+        rt.call("LiteRtStartProfiler", profiler)
+        profiled = []
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            invoke()
+            profiled.append((time.perf_counter() - t0) * 1e3)
+        rt.call("LiteRtStopProfiler", profiler)
+        events = _events(rt, profiler)
+    finally:
+        rt.close()
+    try:
+        info = read_model(model_path)
+        model_ops = [op.name for op in info.operators] if info.subgraphs == 1 else None
+    except FlatbufferError:
+        model_ops = None
+    summary = summarize(events, model_ops)
+    return {
+        "status": "ok",
+        "kind": "profile",
+        "model": str(model_path),
+        "size_bytes": os.path.getsize(model_path),
+        "sha256": sha256_file(model_path),
+        "api": API,
+        "runtime": "litert",
+        "runtime_version": available_runtimes().get("litert", "unknown"),
+        "threads": int(threads),
+        "warmup": int(max(1, warmup)),
+        "runs": len(profiled),
+        "run_median_ms": float(np.median(unprofiled)),
+        "run_median_profiled_ms": float(np.median(profiled)),
+        "input": "random",
+        **summary,
+        **machine_info(),
+    }
+
+
+def profile(
+    model_path, threads: int = 1, warmup: int = 5, runs: int = 50, seed: int = 0, timeout: float = 300.0
+) -> dict:
+    """:func:`measure_profile` in a child process with a ``timeout`` in seconds.
+
+    Returns its dict, or ``{"status": "crashed" | "timeout" | "error", "error": ...}``.
+
+    Example:
+        >>> p = profile("model_int8.tflite", threads=1, runs=50)  # doctest: +SKIP
+        >>> p["invoke_ms"], p["ops_ms"], p["partitions"][0]["partition"]  # doctest: +SKIP
+        (0.118, 0.109, 'XNNPACK partition 1')
+    """
+    from edgecnn.device.bench import child_command
+
+    def failed(status: str, error: str) -> dict:
+        return {"status": status, "kind": "profile", "model": str(model_path), "threads": int(threads), "error": error}
+
+    args = {"model_path": str(model_path), "threads": threads, "warmup": warmup, "runs": runs, "seed": seed}
+    cmd = [*child_command("edgecnn.device.profile"), json.dumps(args)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])
+        ),
+    )
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return failed("timeout", f"no profile within {timeout:g} s")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    if proc.returncode < 0:
+        import signal
+
+        return failed("crashed", f"the runtime crashed ({signal.Signals(-proc.returncode).name}) while profiling")
+    return failed("error", (proc.stderr.strip().splitlines() or ["unknown error"])[-1])
+
+
+def _child(argv) -> int:
+    try:
+        result = measure_profile(**json.loads(argv[0]))
+    except Exception as exc:  # reported to the parent as one line
+        print(f"{exc.__class__.__name__}: {exc}".replace("\n", " "), file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
+
+
+__all__ = ["API", "ProfilerUnavailable", "litert_library", "measure_profile", "profile", "summarize", "why_no_profiler"]
