@@ -88,6 +88,12 @@ def bench_options(f):
         click.option(
             "--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name)."
         ),
+        click.option(
+            "--profile",
+            is_flag=True,
+            help="Also time every op (LiteRT's profiler, --runs runs): per op type and per XNNPACK partition / "
+            "default-kernel op; with -o FILE, tables in FILE_profile_ops.* and FILE_profile_partitions.*.",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the result(s) as JSON."),
         click.option(
             "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file."
@@ -123,11 +129,14 @@ def run_bench(
     output=None,
     echo=click.echo,
     annotate=None,
+    profile=False,
 ) -> list:
     """What the ``bench`` commands do: benchmark once per thread count, print, save.
 
     ``annotate(results)`` may add to the results before they are printed and saved
-    (``edgecnn bench`` adds the GPU-delegate check, which needs TensorFlow).
+    (``edgecnn bench`` adds the GPU-delegate check, which needs TensorFlow). ``profile``
+    adds each thread count's per-op profile (:mod:`edgecnn.device.profile`) under the
+    result's ``"profile"`` key, prints its tables and, with ``output``, saves them beside it.
 
     Example:
         >>> run_bench("model_int8.tflite", threads=(1, 2), runs=50)  # doctest: +SKIP
@@ -142,6 +151,12 @@ def run_bench(
     if input_path and not os.path.isfile(input_path):
         raise UserError(f"input file {input_path} does not exist")
     threads = list(threads) or [1]
+    if profile:
+        from edgecnn.device.profile import ProfilerUnavailable, why_no_profiler
+
+        reason = why_no_profiler(runtime)  # before any work: one line, exit 2
+        if reason:
+            raise ProfilerUnavailable(reason)
 
     def progress(i, n, t):
         if n > 1 and not as_json:
@@ -158,6 +173,8 @@ def run_bench(
         input_path=input_path,
         timeout=timeout,
     )
+    if profile:
+        _add_profiles(results, model_path, warmup, runs, timeout, as_json)
     if annotate is not None:
         annotate(results)
     payload = results[0] if len(results) == 1 else results
@@ -171,10 +188,7 @@ def run_bench(
         ok = [r for r in results if r.get("status") == "ok"]
         if ok:
             r = ok[0]
-            echo(
-                f"{r['model']}  ({r['size_bytes']:,} bytes)  {r['runtime']} {r['runtime_version']}  "
-                f"on {r['device']}"
-            )
+            echo(f"{r['model']}  ({r['size_bytes']:,} bytes)  {r['runtime']} {r['runtime_version']}  on {r['device']}")
             echo("  " + cpu_line(r))
         for r in ok:
             echo(
@@ -187,14 +201,74 @@ def run_bench(
             echo("  " + describe_delegation(ok[0]["delegation"]))
             for label, c in ok[0].get("compat", {}).items():
                 echo(f"  {label}: {c['note']}")
+        if profile:
+            _echo_profiles(ok, echo)
     if output:
         _write_json(output, payload)
         if not as_json:
             echo(f"  written: {output}")
+        if profile:
+            for path in _save_profiles(results, output):
+                if not as_json:
+                    echo(f"  written: {path}")
     if failed:
         r = failed[0]
         raise UserError(f"{model_path}: {r.get('status')} with {r.get('threads')} thread(s): {r.get('error')}")
+    bad = [r["profile"] for r in results if r.get("profile", {}).get("status", "ok") != "ok"]
+    if bad:
+        raise UserError(f"{model_path}: profile {bad[0].get('status')}: {bad[0].get('error')}")
     return results
+
+
+def _add_profiles(results: list, model_path, warmup, runs, timeout, quiet: bool) -> None:
+    """Each measured thread count's per-op profile, nested under ``"profile"`` (the bench
+    JSON stays a bench JSON: ``edgecnn report`` merges it as before)."""
+    from edgecnn.device.profile import PROFILE_KEYS
+    from edgecnn.device.profile import profile as run_profile
+
+    ok = [r for r in results if r.get("status") == "ok"]
+    for i, r in enumerate(ok):
+        if not quiet:
+            click.echo(f"[profile {i + 1}/{len(ok)}] {r['threads']} thread(s), {max(1, runs)} runs...", err=True)
+        p = run_profile(model_path, threads=r["threads"], warmup=warmup, runs=runs, timeout=timeout)
+        r["profile"] = {k: p[k] for k in PROFILE_KEYS if k in p}
+
+
+def _echo_profiles(ok: list, echo) -> None:
+    from edgecnn.device.profile import format_profile
+
+    for r in ok:
+        p = r.get("profile") or {}
+        echo("")
+        if p.get("status") != "ok":
+            echo(f"  profile, {r['threads']} thread(s): {p.get('status')}: {p.get('error')}")
+            continue
+        echo("\n".join("  " + line if line else "" for line in format_profile(p).splitlines()))
+
+
+def _save_profiles(results: list, output) -> list:
+    """``<output stem>_profile[_<n>t]_ops.*`` and ``..._partitions.*`` (Markdown, CSV, JSON)."""
+    from pathlib import Path
+
+    from edgecnn.device.bench import cpu_line
+    from edgecnn.device.profile import save_profile
+
+    ok = [r for r in results if r.get("profile", {}).get("status") == "ok"]
+    paths = []
+    for r in ok:
+        tail = f"_{r['threads']}t" if len(ok) > 1 else ""
+        stem = Path(output).with_suffix("")
+        header = [
+            cpu_line(r),
+            f"{Path(r['model']).name} ({r['size_bytes']:,} bytes), {r['runtime']} "
+            f"{r['runtime_version']}, {r['threads']} thread(s), {r['profile']['runs']} runs on {r['device']}",
+        ]
+        try:
+            saved = save_profile(r["profile"], f"{stem}_profile{tail}", header)
+        except OSError as exc:
+            raise UserError(f"cannot write the profile tables beside {output}: {exc.strerror or exc}") from None
+        paths += [saved[t]["markdown"] for t in ("ops", "partitions")]
+    return paths
 
 
 @click.group(cls=DeviceGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -19,10 +19,10 @@ run), then ``runs`` times with the profiler on, and reads every event back
 
 Each XNNPACK partition is matched with the model's operators between two default-kernel
 ones (a chain of layers, the CNN case): the partition table lists its TFLite ops
-(``CONV_2D x2, TANH``). When every partition holds exactly one XNNPACK operator per
-TFLite op, the per-op table names them by TFLite op too; XNNPACK adds operators of its
-own (a ``Static Reshape`` before a ``FULLY_CONNECTED``), and then every row keeps its
-XNNPACK name (``Convolution (NHWC, QC8) IGEMM``). Times come in whole microseconds per
+(``CONV_2D x2, TANH``). When every partition holds one XNNPACK operator per TFLite op, in
+order (a ``Static Reshape`` XNNPACK inserts of its own aside, :func:`align_ops`), the per-op
+table names them by TFLite op too; otherwise every row keeps its XNNPACK name
+(``Convolution (NHWC, QC8) IGEMM``). Times come in whole microseconds per
 op, so on a model of many sub-microsecond ops the per-op sum falls short of the invoke;
 runs preempted on a busy machine (invoke over :data:`OUTLIER_FACTOR` times the median)
 are left out and counted.
@@ -368,6 +368,7 @@ def summarize(events: list, model_ops: list | None = None, outlier_factor: float
         "profiled_runs": len(all_runs),
         "outlier_runs": len(all_runs) - len(kept),
         "invoke_ms": invoke_ms,
+        "invoke_median_ms": float(np.median([r[0][2] for r in kept])) / 1e3 if kept else None,
         "ops_ms": ops_ms,
         "coverage": ops_ms / invoke_ms if invoke_ms else None,
         "xnnpack_ms": xnn_ms,
@@ -417,11 +418,43 @@ def _name_delegated_ops(nodes: list, model_ops: list | None) -> dict:
         label: _count_list({op: group.count(op) for op in dict.fromkeys(group)})
         for label, group in zip(partitions, groups)
     }
-    if all(len(members) == len(group) for members, group in zip(partitions.values(), groups)):
-        for members, group in zip(partitions.values(), groups):  # one table speaks one language
-            for node, name in zip(sorted(members, key=lambda n: n["xnnpack_index"]), group):
+    aligned = []
+    for members, group in zip(partitions.values(), groups):
+        members = sorted(members, key=lambda n: n["xnnpack_index"])
+        aligned.append((members, align_ops([n["tag"] for n in members], group)))
+    if all(names is not None for _, names in aligned):  # one table speaks one language
+        for members, names in aligned:
+            for node, name in zip(members, names):
                 node["op"] = name
     return named
+
+
+_RESHAPES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+
+
+def align_ops(xnnpack_ops: list, tflite_ops: list) -> list | None:
+    """The TFLite op of each XNNPACK operator of one partition, in order, or ``None`` when
+    they do not line up one to one. XNNPACK inserts a ``Static Reshape`` of its own (before
+    a ``FULLY_CONNECTED`` on a 4-D input, after a ``MEAN``): those are ``RESHAPE (XNNPACK)``.
+
+    Example:
+        >>> align_ops(["Mean (ND) Reduce", "Static Reshape (NC)", "Fully Connected (NC, F32) GEMM"],
+        ...           ["MEAN", "FULLY_CONNECTED"])
+        ['MEAN', 'RESHAPE (XNNPACK)', 'FULLY_CONNECTED']
+        >>> align_ops(["Convolution (NHWC, F32) IGEMM"], ["CONV_2D", "TANH"]) is None
+        True
+    """
+    names, j = [], 0
+    for tag in xnnpack_ops:
+        inserted = "Reshape" in tag and (j >= len(tflite_ops) or tflite_ops[j] not in _RESHAPES)
+        if inserted:
+            names.append("RESHAPE (XNNPACK)")
+        elif j < len(tflite_ops):
+            names.append(tflite_ops[j])
+            j += 1
+        else:
+            return None
+    return names if j == len(tflite_ops) else None
 
 
 def measure_profile(model_path, threads: int = 1, warmup: int = 5, runs: int = 50, seed: int = 0) -> dict:
@@ -557,6 +590,91 @@ def profile(
     return failed("error", (proc.stderr.strip().splitlines() or ["unknown error"])[-1])
 
 
+# --- Tables -----------------------------------------------------------------------------------
+
+# The keys of a profile that the bench JSON nests under "profile" (the machine and the model
+# are the bench result's own).
+PROFILE_KEYS = (
+    "status", "error", "api", "runtime", "runtime_version", "threads", "warmup", "runs", "profiled_runs",
+    "outlier_runs", "run_median_ms", "run_median_profiled_ms", "input", "invoke_ms", "invoke_median_ms", "ops_ms",
+    "coverage",
+    "xnnpack_ms", "default_kernels_ms", "litert_overhead_ms", "xnnpack_ops_named_by", "op_types", "partitions",
+    "nodes",
+)  # fmt: skip
+
+
+def _columns():
+    from edgecnn.report import Column
+
+    ms = Column("ms", "ms/run", lambda v: f"{v:.4f}")
+    pct = Column("pct", "% invoke", lambda v: f"{v:.1f}")
+    ops = [Column("op", "op type", str, "<"), Column("kernel", "kernel", str, "<"), Column("count", "count"), ms, pct]
+    parts = [
+        Column("partition", "partition", str, "<"),
+        Column("ops", "ops"),
+        ms,
+        pct,
+        Column("tflite_ops", "TFLite ops", str, "<"),
+        Column("op_list", "kernels run", str, "<"),
+    ]
+    return ops, parts
+
+
+def summary_line(p: dict) -> str:
+    """``'invoke 0.118 ms/run; per-op sum 0.101 ms (86% of it): XNNPACK 0.088, default kernels 0.013'``
+
+    Example:
+        >>> summary_line({"invoke_ms": 0.2, "ops_ms": 0.18, "coverage": 0.9, "xnnpack_ms": 0.15,
+        ...               "default_kernels_ms": 0.03, "runs": 50, "outlier_runs": 0})
+        'invoke 0.2000 ms/run; per-op sum 0.1800 ms (90% of it): XNNPACK 0.1500 ms, default kernels 0.0300 ms'
+    """
+    cover = f"{100 * p['coverage']:.0f}% of it" if p.get("coverage") is not None else "no invoke event"
+    line = (
+        f"invoke {p['invoke_ms']:.4f} ms/run; per-op sum {p['ops_ms']:.4f} ms ({cover}): "
+        f"XNNPACK {p['xnnpack_ms']:.4f} ms, default kernels {p['default_kernels_ms']:.4f} ms"
+    )
+    if p.get("outlier_runs"):
+        line += f"; {p['outlier_runs']} of {p.get('profiled_runs', p['runs'])} runs preempted, left out"
+    return line
+
+
+def format_profile(p: dict) -> str:
+    """The per-op-type and per-partition tables of a profile, for the terminal.
+
+    Example:
+        >>> print(format_profile(profile("model_int8.tflite")))  # doctest: +SKIP
+    """
+    from edgecnn.report import format_table
+
+    ops, parts = _columns()
+    head = f"per-op profile ({p.get('api', API)}, {p['threads']} thread(s), {p['runs']} runs"
+    if p.get("run_median_ms") is not None:
+        head += f"; run median {p['run_median_ms']:.4f} ms unprofiled, {p['run_median_profiled_ms']:.4f} ms profiled"
+    head += ")"
+    return "\n".join(
+        [head, summary_line(p), "", format_table(p["op_types"], ops), "", format_table(p["partitions"], parts)]
+    )
+
+
+def save_profile(p: dict, stem, header=()) -> dict:
+    """Write ``<stem>_ops.{md,csv,json}`` and ``<stem>_partitions.{md,csv,json}``; returns their paths.
+
+    ``header``: lines above each Markdown table (the CPU line, the model).
+
+    Example:
+        >>> save_profile(p, "bench_profile", header=[cpu_line(p)])  # doctest: +SKIP
+    """
+    from edgecnn.report import save_table
+
+    ops, parts = _columns()
+    header = [*header, summary_line(p)]
+    stem = str(stem)
+    return {
+        "ops": save_table(p["op_types"], ops, stem + "_ops", "Time per op type", header),
+        "partitions": save_table(p["partitions"], parts, stem + "_partitions", "Time per partition", header),
+    }
+
+
 def _child(argv) -> int:
     try:
         result = measure_profile(**json.loads(argv[0]))
@@ -571,4 +689,17 @@ if __name__ == "__main__":
     sys.exit(_child(sys.argv[1:]))
 
 
-__all__ = ["API", "ProfilerUnavailable", "litert_library", "measure_profile", "profile", "summarize", "why_no_profiler"]
+__all__ = [
+    "API",
+    "align_ops",
+    "PROFILE_KEYS",
+    "ProfilerUnavailable",
+    "format_profile",
+    "litert_library",
+    "measure_profile",
+    "profile",
+    "save_profile",
+    "summarize",
+    "summary_line",
+    "why_no_profiler",
+]
