@@ -147,16 +147,16 @@ def run_bench(
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
     resolve_runtime(runtime)  # a runtime that is not installed: one clear line, before any work
+    if profile:
+        from edgecnn.device.profile import ProfilerUnavailable, why_no_profiler
+
+        reason = why_no_profiler(runtime)  # a runtime without a profiler: one line, before any work
+        if reason:
+            raise ProfilerUnavailable(reason)
     check_model_file(model_path)
     if input_path and not os.path.isfile(input_path):
         raise UserError(f"input file {input_path} does not exist")
     threads = list(threads) or [1]
-    if profile:
-        from edgecnn.device.profile import ProfilerUnavailable, why_no_profiler
-
-        reason = why_no_profiler(runtime)  # before any work: one line, exit 2
-        if reason:
-            raise ProfilerUnavailable(reason)
 
     def progress(i, n, t):
         if n > 1 and not as_json:
