@@ -46,6 +46,8 @@ REPRESENTATIVE = {
     "tests/test_weights.py::test_keras_file_computes_the_keras_function[mobilenet_v3_small]",
     "tests/test_weights.py::test_keras_file_computes_the_keras_function[resnet50]",
     "tests/test_weights.py::test_optimize_fine_tunes_from_a_keras_file",
+    # Per-op profile (bench --profile) of a real int8 and float32 export, against the bench.
+    "tests/test_profile.py::test_lenet5_profile_int8_and_float32_add_up_to_the_invoke",  # ~40 s (105 s contended)
 }
 
 

@@ -629,8 +629,9 @@ def summary_line(p: dict) -> str:
         'invoke 0.2000 ms/run; per-op sum 0.1800 ms (90% of it): XNNPACK 0.1500 ms, default kernels 0.0300 ms'
     """
     cover = f"{100 * p['coverage']:.0f}% of it" if p.get("coverage") is not None else "no invoke event"
+    median = f" (median {p['invoke_median_ms']:.4f})" if p.get("invoke_median_ms") is not None else ""
     line = (
-        f"invoke {p['invoke_ms']:.4f} ms/run; per-op sum {p['ops_ms']:.4f} ms ({cover}): "
+        f"invoke {p['invoke_ms']:.4f} ms/run{median}; per-op sum {p['ops_ms']:.4f} ms ({cover}): "
         f"XNNPACK {p['xnnpack_ms']:.4f} ms, default kernels {p['default_kernels_ms']:.4f} ms"
     )
     if p.get("outlier_runs"):
