@@ -32,6 +32,7 @@ def bench(**flags):
       edgecnn bench model.tflite --threads 1 --threads 2 --runs 200
       edgecnn bench model.tflite --min-time 5 --json -o bench.json
       edgecnn bench model.tflite --runtime tflite_runtime
+      edgecnn bench model_int8.tflite --profile -o bench.json   (time per op and per XNNPACK partition)
     """
     run_bench(**flags, annotate=_add_gpu_compatibility)
 
