@@ -53,11 +53,17 @@ print("imported", len(names))
 
 
 def test_edgecnn_device_bench_and_eval_run_with_tensorflow_blocked(models, tmp_path):
+    from edgecnn.device.profile import why_no_profiler
+    from edgecnn.device.runtime import available_runtimes
+
     npz = tiny_npz(tmp_path / "data.npz")
+    # The per-op profile too, where LiteRT is installed (its C API is the only profiler).
+    profiled = "litert" in available_runtimes() and why_no_profiler("litert") is None
+    profile_flag = ["--profile"] if profiled else []
     code = f"""
 import sys
 from edgecnn.device.cli import main
-for argv in (["bench", {str(models["int8"])!r}, "--runs", "5", "-o", "bench.json"],
+for argv in (["bench", {str(models["int8"])!r}, "--runs", "5", "-o", "bench.json"] + {profile_flag!r},
              ["eval", {str(models["int8"])!r}, "--data", {str(npz)!r}, "-o", "eval.json"]):
     try:
         main(argv, standalone_mode=False)
@@ -75,6 +81,9 @@ assert "tensorflow" not in sys.modules
         and bench["runtime"] in ("litert", "tflite_runtime")
     )
     assert bench["cpu"] and bench["runtime_version"]
+    if profiled:
+        assert bench["profile"]["status"] == "ok" and bench["profile"]["op_types"]
+        assert (tmp_path / "bench_profile_ops.md").is_file()
     assert evaluation["kind"] == "eval" and evaluation["samples"] == 12 and evaluation["sha256"] == bench["sha256"]
     assert np.asarray(evaluation["confusion"]).sum() == 12
 
