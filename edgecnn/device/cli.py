@@ -91,8 +91,8 @@ def bench_options(f):
         click.option(
             "--profile",
             is_flag=True,
-            help="Also time every op (LiteRT's profiler, --runs runs): per op type and per XNNPACK partition / "
-            "default-kernel op; with -o FILE, tables in FILE_profile_ops.* and FILE_profile_partitions.*.",
+            help="Also time every op (LiteRT's profiler, --runs runs, random input): per op type and per XNNPACK "
+            "partition / default-kernel op; with -o FILE, tables in FILE_profile_ops.* and FILE_profile_partitions.*.",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the result(s) as JSON."),
         click.option(
