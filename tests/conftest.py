@@ -24,6 +24,9 @@ REPRESENTATIVE = {
     # Structure and output hygiene, moved out of the default suite to keep it under 20 minutes.
     "tests/test_structure.py::test_adding_a_stage_is_one_module_and_one_line",  # ~25 s
     "tests/test_quiet.py::test_a_run_prints_no_tensorflow_log_lines_unless_verbose",  # ~45 s
+    "tests/test_sweep.py::test_sweep_runs_then_skips_what_is_done",  # ~90 s
+    "tests/test_zoo_efficient.py::test_qat_model_and_int8_tflite_agree[mobilenet_v3_small]",  # ~60-90 s
+    "tests/test_distribute.py::test_two_workers_run_the_pruning_and_qat_stages_of_the_pipeline",  # ~55-120 s
     # Recipes, reduced (tests/test_recipe.py REDUCED_SETTINGS), each with an accuracy floor.
     "tests/test_recipe.py::test_every_recipe_runs_reduced[alexnet_025_int8]",  # 22 s
     "tests/test_recipe.py::test_every_recipe_runs_reduced[vgg11_025_int8]",  # 27 s

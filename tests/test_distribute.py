@@ -237,6 +237,7 @@ def test_two_workers_train_lenet5_and_only_the_chief_writes(tmp_path):
     assert stage["weights_digest"] == worker_digest["trained"]
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_two_workers_run_the_pruning_and_qat_stages_of_the_pipeline(tmp_path):
     out = tmp_path / "run"

@@ -50,6 +50,7 @@ def test_qat_and_sparsity_need_the_compression_sections(tmp_path):
                 plan(spec)
 
 
+@pytest.mark.slow
 def test_sweep_runs_then_skips_what_is_done(tmp_path):
     from edgecnn.sweep import run_sweep
 
