@@ -239,6 +239,30 @@ def test_float_fallback_out_of_reach_keeps_the_best_tried():
     assert [k for k, _ in out["tried"]] == [1, 2, 4, 5]
 
 
+def test_float_fallback_ranks_by_measured_output_error():
+    """A layer that is noisy by rmse/scale but harmless is not kept in float; the one that
+    matters, ranked low by rmse/scale, is tried first (the 56-of-65-layers case)."""
+    from edgecnn.quant_debug import float_fallback
+
+    class Debug(_FakeDebug):
+        def mixed_model(self, tensors):
+            return ",".join(tensors).encode()
+
+    def output_error(model):  # only t7 (8th by rmse/scale) matters; t0..t3 make no difference
+        return 0.0 if b"t7" in model.split(b",") else 1.0
+
+    def accuracy(model):
+        return 0.90 if b"t7" in model.split(b",") else 0.88
+
+    plain = float_fallback(Debug(10), accuracy, 0.90, 0.5)
+    assert plain["float_layers"] == [f"l{i}" for i in range(8)] and plain["ranking"] == "rmse/scale"
+    out = float_fallback(Debug(10), accuracy, 0.90, 0.5, output_error=output_error)
+    assert out["within_budget"] and out["float_layers"] == ["l7"] and out["accuracy"] == 0.90
+    assert out["gains"]["l7"] == 1.0 and out["gains"]["l0"] == 0.0 and out["ranking"].startswith("output error")
+    few = float_fallback(Debug(10), accuracy, 0.90, 0.5, output_error=output_error, rank_top=4)
+    assert few["float_layers"] == [f"l{i}" for i in range(8)] and set(few["gains"]) == {"l0", "l1", "l2", "l3"}
+
+
 @pytest.fixture(scope="module")
 def tiny_debug():
     import numpy as np
@@ -377,7 +401,10 @@ def test_max_int8_drop_adds_an_int8_mixed_row(tmp_path):
         assert list(rows) == ["float32", "int8", "int8_mixed"]
         mixed = rows["int8_mixed"]["int8_mixed"]
         assert mixed["within_budget"] and mixed["val_drop_points"] <= 0
-        assert mixed["float_layers"] == [w["layer"] for w in layers["worst_layers"][: len(mixed["float_layers"])]]
+        assert mixed["ranking"].startswith("output error") and mixed["output_error_gains"]
+        gains = mixed["output_error_gains"]  # the layers that most lower the output error come first
+        helped = [g for g in (gains.get(name) for name in mixed["float_layers"]) if g is not None and g > 0]
+        assert helped == sorted(helped, reverse=True)
         assert rows["int8_mixed"]["latency_median_ms"] > 0 and (out / "model_int8_mixed.tflite").is_file()
         assert "## int8_mixed: float fallback" in report
 

@@ -146,7 +146,7 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     ``note``) in the row, never a traceback.
     """
     from edgecnn._io import write_bytes
-    from edgecnn.quant_debug import DEBUG_SAMPLES, Int8Debug, float_fallback, tflite_accuracy
+    from edgecnn.quant_debug import DEBUG_SAMPLES, Int8Debug, float_fallback, tflite_accuracy, tflite_scores
     from edgecnn.report import format_layers
 
     cfg = ctx.cfg
@@ -181,8 +181,16 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
         return None
     ctx.echo(f"      {label}: validation drop {drop:.2f} points > {budget:g}: keeping the worst layers in float")
     t0 = time.time()
+    float_scores = tflite_scores(Path(float_path).read_bytes(), x_val, cfg.bench.threads, cfg.bench.runtime)
+
+    def output_error(model_bytes: bytes) -> float:  # mean squared difference from float32's outputs
+        import numpy as np
+
+        scores = tflite_scores(model_bytes, x_val, cfg.bench.threads, cfg.bench.runtime)
+        return float(np.mean((scores - float_scores) ** 2))
+
     try:
-        fb = float_fallback(debug, val_accuracy, float_val, budget)
+        fb = float_fallback(debug, val_accuracy, float_val, budget, output_error=output_error)
     except RuntimeError as exc:
         row["note"] = f"int8_mixed: {exc}"
         ctx.echo(f"      {label}: {row['note']}")
@@ -207,6 +215,8 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
         "val_drop_points": 100 * (float_val - fb["accuracy"]),
         "within_budget": fb["within_budget"],
         "tried": fb["tried"],
+        "ranking": fb["ranking"],
+        "output_error_gains": fb["gains"],
     }
     mixed["float_layers"] = ", ".join(fb["float_layers"])
     if not fb["within_budget"]:
