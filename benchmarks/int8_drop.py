@@ -84,12 +84,12 @@ def run(recipe: Path, seed: int, args, out: Path) -> dict:
     sets = [
         f"out={out}",
         "train.verbose=2",
-        f"convert.max_int8_drop={args.budget}",
-        "convert.int16x8=true",
         "bench.runs=30",
         f"data.seed={seed}",
         f"train.seed={seed}",
     ]
+    if not args.qat:  # the QAT rows are the QAT model's int8 against the trained float32: nothing else
+        sets += [f"convert.max_int8_drop={args.budget}", "convert.int16x8=true"]
     if args.epochs:
         sets.append(f"train.epochs={args.epochs}")
     if args.train_fraction:
@@ -109,10 +109,14 @@ def run(recipe: Path, seed: int, args, out: Path) -> dict:
         return {**tag, "recipe": recipe_name, "seed": seed, "error": tail, "seconds": time.time() - t0}
     metrics = json.loads((out / "metrics.json").read_text())
     last = metrics["rows"][-1]["stage"]  # the model the last stage made (trained, or qat)
-    rows = {r["precision"]: r for r in metrics["rows"] if r["stage"] == last}
+    # float32 is the trained model's; int8 (and the rest) the last stage's: QAT's int8 against the float model
+    rows = {r["precision"]: r for r in metrics["rows"] if r["stage"] == "trained"}
+    if last != "trained":
+        rows = {"float32": rows["float32"], **{r["precision"]: r for r in metrics["rows"] if r["stage"] == last}}
     i8 = rows["int8"]
     layers = i8.get("int8_layers") or {}
     worst = (layers.get("worst_layers") or [{}])[0]
+    worst_text = f"{worst['layer']} ({worst['op']}, {worst['rmse_scale']:.2f})" if worst else "-"
     mixed = rows.get("int8_mixed")
     return {
         **tag,
@@ -125,12 +129,13 @@ def run(recipe: Path, seed: int, args, out: Path) -> dict:
         "mixed_val_drop": mixed["int8_mixed"]["val_drop_points"] if mixed else None,
         "mixed_within": mixed["int8_mixed"]["within_budget"] if mixed else None,
         "tried": mixed["int8_mixed"]["tried"] if mixed else None,
-        "worst_layers": [f"{w['layer']} ({w['op']}, {w['rmse_scale']:.2f})" for w in layers.get("worst_layers", [])[:5]],
+        "worst_layers": [f"{w['layer']} ({w['op']}, {w['rmse_scale']:.2f})"
+                         for w in layers.get("worst_layers", [])[:5]],
         "float32": rows["float32"]["tflite_accuracy"],
         "int8": i8["tflite_accuracy"],
         "int16x8": rows.get("int16x8", {}).get("tflite_accuracy"),
         "val_drop": layers.get("val_drop_points"),
-        "worst": f"{worst.get('layer')} ({worst.get('op')}, {worst.get('rmse_scale', float('nan')):.2f})",
+        "worst": worst_text,
         "measured": layers.get("layers_measured"),
         "mixed": mixed["tflite_accuracy"] if mixed else None,
         "float_layers": mixed["int8_mixed"]["float_layers"] if mixed else [],
@@ -162,21 +167,22 @@ def render(results: list, budget: float, notes: list) -> str:
         lines += [
             f"**Data: {data_names.get(data, data)}**",
             "",
-            "| recipe | rows | seed | epochs | float32 | int8 | int8 drop (test pts) | int8 drop (val pts) | worst layers "
-            "(op, rmse/scale) | int8_mixed | mixed drop (test pts) | float layers | int8/f32 size | mixed/f32 size "
-            "| int16x8 | f32 ms | int8 ms | mixed ms | int16x8 ms |",
+            "| recipe | rows | seed | epochs | float32 | int8 | int8 drop (test pts) | int8 drop (val pts) "
+            "| worst layers (op, rmse/scale) | int8_mixed | mixed drop (test pts) | float layers | int8/f32 size "
+            "| mixed/f32 size | int16x8 | f32 ms | int8 ms | mixed ms | int16x8 ms |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for r in sorted((r for r in results if r["data"] == data), key=lambda r: (r["recipe"], r["variant"], r["seed"])):
+        mine = [r for r in results if r["data"] == data]
+        for r in sorted(mine, key=lambda r: (r["recipe"], r["variant"], r["seed"])):
             if "error" in r:
                 lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {r['error']} |" + " |" * 15)
                 continue
             names = r["float_layers"][:4] + (["..."] if len(r["float_layers"]) > 4 else [])
-            fl = f"{len(r['float_layers'])}/{r['measured']}: " + ", ".join(names) if r["float_layers"] else "-"
+            fl = f"{len(r['float_layers'])}/{r['measured'] or '?'}: " + ", ".join(names) if r["float_layers"] else "-"
             mixed_size = "-" if r["mixed_size"] is None else f"{r['mixed_size']:.3f}"
             mixed_drop = "-" if r["mixed"] is None else f"{100 * (r['float32'] - r['mixed']):+.2f}"
             val = "-" if r["val_drop"] is None else f"{r['val_drop']:+.2f}"
-            worst = "; ".join(r.get("worst_layers") or [r["worst"]][:3][:3])
+            worst = "; ".join((r.get("worst_layers") or [r["worst"]])[:3])
             lines.append(
                 f"| {r['recipe']} | {r['variant']} | {r['seed']} | {r['epochs']} | {_pct(r['float32'])} | "
                 f"{_pct(r['int8'])} | {100 * (r['float32'] - r['int8']):+.2f} | {val} | {worst} | "
@@ -202,7 +208,8 @@ def render(results: list, budget: float, notes: list) -> str:
             text += (f"; int8_mixed in {len(mixed)}/{len(rs)} seeds, drop {statistics.mean(md):+.2f}"
                      + (f" +- {statistics.stdev(md):.2f}" if len(md) > 1 else "")
                      + f" points, {100 * min(frac):.0f}-{100 * max(frac):.0f}% of layers in float, "
-                     f"size {min(r['mixed_size'] for r in mixed):.3f}-{max(r['mixed_size'] for r in mixed):.3f}x float32")
+                     f"size {min(r['mixed_size'] for r in mixed):.3f}-"
+                     f"{max(r['mixed_size'] for r in mixed):.3f}x float32")
         spread.append(text + f" (seeds {[r['seed'] for r in rs]})")
     note = (
         f"Budget `--max-int8-drop {budget:g}`: `int8_mixed` appears only when int8 loses more than that on the "

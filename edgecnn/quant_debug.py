@@ -160,6 +160,9 @@ class Int8Debug:
         try:
             with quiet_native_stderr():
                 return d.get_nondebug_quantized_model()
+        except Exception as exc:  # ConverterError on one denylist: one line, the caller decides
+            names = ", ".join(short_layer_name(t, self._output_name) for t in float_tensors) or "no layer"
+            raise RuntimeError(f"the converter failed with {names} in float: {_first_line(exc)}") from None
         finally:
             d._debug_options = kept
 
@@ -185,17 +188,22 @@ def rank_by_effect(debug: Int8Debug, output_error: Callable[[bytes], float], top
     image's worth of accuracy); the layers that lower the error come first, largest gain
     first, then the rest in the debugger's order.
 
-    Returns ``(layers, gains)``: the reordered layer dicts and ``{layer: gain}`` for those
-    measured (int8 error minus the error with that layer in float).
+    Returns ``(layers, gains, notes)``: the reordered layer dicts, ``{layer: gain}`` for
+    those measured (int8 error minus the error with that layer in float), and one line per
+    layer whose single-layer model the converter could not build (it keeps its place after
+    the helpful ones, as unmeasured).
     """
     layers = list(debug.layers)
     base = output_error(debug.mixed_model([]))
-    gains = {}
+    gains, notes = {}, []
     for layer in layers[:top]:
-        gains[layer["tensor"]] = base - output_error(debug.mixed_model([layer["tensor"]]))
+        try:
+            gains[layer["tensor"]] = base - output_error(debug.mixed_model([layer["tensor"]]))
+        except RuntimeError as exc:
+            notes.append(f"layer {layer['layer']}: effect not measured ({_first_line(exc)})")
     helpful = sorted((lay for lay in layers if gains.get(lay["tensor"], 0) > 0), key=lambda lay: -gains[lay["tensor"]])
     rest = [lay for lay in layers if lay not in helpful]
-    return helpful + rest, {lay["layer"]: gains[lay["tensor"]] for lay in layers[:top]}
+    return helpful + rest, {lay["layer"]: gains[lay["tensor"]] for lay in layers[:top] if lay["tensor"] in gains}, notes
 
 
 def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_accuracy: float,
@@ -214,8 +222,9 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
 
     Returns ``{"model": bytes, "float_layers": [...], "float_tensors": [...], "accuracy",
     "within_budget", "tried": [[k, accuracy], ...], "layers_measured", "ranking",
-    "gains"}``; with no prefix within the budget, the best one tried, ``within_budget``
-    false.
+    "gains", "notes"}``; with no prefix within the budget, the best one tried,
+    ``within_budget`` false. A prefix the converter cannot build raises ``RuntimeError``
+    (one line; the export step turns it into the row's note).
 
     Example:
         >>> out = float_fallback(debug, lambda b: evaluate(b, "val"), 0.981, 0.5)  # doctest: +SKIP
@@ -226,9 +235,9 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
     if n == 0:
         raise RuntimeError("the int8 debugger measured no layer: nothing to keep in float")
     if output_error is not None:
-        order, gains = rank_by_effect(debug, output_error, rank_top)
+        order, gains, notes = rank_by_effect(debug, output_error, rank_top)
     else:
-        order, gains = list(debug.layers), {}
+        order, gains, notes = list(debug.layers), {}, []
     cache: dict = {}
 
     def trial(k: int):
@@ -269,6 +278,7 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
         "layers_measured": n,
         "ranking": "output error, one layer in float at a time" if output_error is not None else "rmse/scale",
         "gains": gains,
+        "notes": notes,
     }
 
 

@@ -263,6 +263,36 @@ def test_float_fallback_ranks_by_measured_output_error():
     assert few["float_layers"] == [f"l{i}" for i in range(8)] and set(few["gains"]) == {"l0", "l1", "l2", "l3"}
 
 
+def test_a_layer_the_converter_cannot_keep_in_float_is_a_note_in_the_ranking():
+    from edgecnn.quant_debug import float_fallback
+
+    class Debug(_FakeDebug):
+        def mixed_model(self, tensors):
+            if tensors == ["t1"]:
+                raise RuntimeError("the converter failed with l1 in float: unsupported op")
+            return ",".join(tensors).encode()
+
+    def output_error(model):
+        return 0.0 if b"t2" in model.split(b",") else 1.0
+
+    out = float_fallback(Debug(4), lambda m: 0.90 if b"t2" in m.split(b",") else 0.80, 0.90, 0.5,
+                         output_error=output_error)
+    assert out["float_layers"] == ["l2"] and "l1" not in out["gains"]
+    assert out["notes"] == ["layer l1: effect not measured (the converter failed with l1 in float: unsupported op)"]
+
+
+def test_a_fallback_the_converter_cannot_build_is_a_row_note(tiny_debug, monkeypatch):
+    """A denylist the converter refuses is one RuntimeError line (the export step's row note), not a traceback."""
+    _, debug, _ = tiny_debug
+
+    def broken():
+        raise ValueError("Failed to quantize\nlong detail")
+
+    monkeypatch.setattr(debug._debugger, "get_nondebug_quantized_model", broken)
+    with pytest.raises(RuntimeError, match=r"^the converter failed with [\w/]+ in float: Failed to quantize$"):
+        debug.mixed_model([debug.layers[0]["tensor"]])
+
+
 @pytest.fixture(scope="module")
 def tiny_debug():
     import numpy as np
@@ -353,6 +383,7 @@ def test_max_int8_drop_refuses_bad_budgets_in_one_line(value):
 
     res = CliRunner().invoke(main, ["optimize", "lenet5", "--max-int8-drop", value, "--no-bench"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
     assert "max-int8-drop" in res.output or "max_int8_drop" in res.output, res.output
 
 

@@ -217,6 +217,7 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
         "tried": fb["tried"],
         "ranking": fb["ranking"],
         "output_error_gains": fb["gains"],
+        "notes": fb["notes"],
     }
     mixed["float_layers"] = ", ".join(fb["float_layers"])
     if not fb["within_budget"]:
