@@ -80,7 +80,7 @@ def key(r: dict) -> str:
     return f"{r['data']}|{r['recipe']}|{r['variant']}|{r['seed']}"
 
 
-def run(recipe: Path, seed: int, args, out: Path) -> dict:
+def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
     sets = [
         f"out={out}",
         "train.verbose=2",
@@ -98,7 +98,7 @@ def run(recipe: Path, seed: int, args, out: Path) -> dict:
         sets.append(f"data.source={args.data_dir}")
     tag = {"data": args.data, "variant": f"qat{args.qat}" if args.qat else "ptq", "epochs": args.epochs or "recipe"}
     recipe_name = recipe.stem
-    recipe = recipe_file(recipe, args.qat, out.parent)
+    recipe = recipe_file(recipe, args.qat, tmp)
     cmd = [sys.executable, "-m", "edgecnn", "run", str(recipe), "--allow-outside"]
     for s in sets:
         cmd += ["--set", s]
@@ -239,10 +239,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     args.data_dir = str(digits_pngs()) if args.data == "pngs" else args.data
     stored = {key(r): r for r in json.loads(args.store.read_text())} if args.store.is_file() else {}
+    # One run folder per (data, recipe, seed, epochs) beside the store: the QAT invocation reuses the trained
+    # model of the post-training one (the trained stage's cache key matches), rather than training it again.
+    data_tag = "digits" if args.data == "digits" else "pngs" if args.data == "pngs" else Path(args.data).name
     with tempfile.TemporaryDirectory(prefix="edgecnn-int8-drop-") as tmp:
         for name in [] if args.render else args.only:
             for seed in args.seeds:
-                r = run(ROOT / "recipes" / f"{name}.yaml", seed, args, Path(tmp) / f"{name}-{seed}")
+                out = args.store.parent / f"{data_tag}-{name}-s{seed}-e{args.epochs or 'recipe'}"
+                r = run(ROOT / "recipes" / f"{name}.yaml", seed, args, out, Path(tmp))
                 print(json.dumps({k: v for k, v in r.items() if k != "ms"}), flush=True)
                 stored[key(r)] = r
                 args.store.parent.mkdir(parents=True, exist_ok=True)
