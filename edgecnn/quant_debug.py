@@ -282,6 +282,33 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
     }
 
 
+def budget_resolution(drop_points: float, budget_points: float, n_images: int) -> str | None:
+    """A line when the validation split is too small to tell the budget from one image, else ``None``.
+
+    With ``n_images`` validation images one image is ``100 / n_images`` points: a budget
+    below that asks for no image lost, and a drop of one image is within the noise of a
+    retrained float model, so the float layers the search then keeps may buy back one image
+    by chance rather than fix a layer.
+
+    Example:
+        >>> budget_resolution(0.56, 0.5, 180).split(":")[0]
+        'the int8 drop is 1 of 180 validation images (one image = 0.56 points, more than the budget of 0.5)'
+        >>> budget_resolution(2.0, 0.5, 1000) is None
+        True
+    """
+    if n_images <= 0:
+        return None
+    one = 100.0 / n_images
+    if budget_points >= one:
+        return None
+    lost = round(drop_points / one)
+    return (
+        f"the int8 drop is {lost} of {n_images} validation images (one image = {one:.2f} points, more than the "
+        f"budget of {budget_points:g}): the float layers kept may win back {'one image' if lost == 1 else 'images'} "
+        "by chance; a larger validation split (data.val_split) measures the budget"
+    )
+
+
 def tflite_scores(model_bytes: bytes, x: np.ndarray, threads: int = 1, runtime: str = "auto") -> np.ndarray:
     """The outputs of a ``.tflite`` held in memory on float inputs ``x``."""
     from edgecnn.device.evaluate import predict

@@ -462,3 +462,16 @@ def test_the_denylist_works_on_zoo_families(family, tmp_path):
                  if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
                  and tensors[op["outputs"][0]]["dtype"] == np.float32]
     assert sorted(float_ops) == sorted(layer["op"] for layer in debug.layers[:2])
+
+
+@pytest.mark.parametrize("drop, budget, n, expect", [
+    (0.5556, 0.5, 180, "1 of 180 validation images (one image = 0.56 points"),
+    (1.1111, 0.5, 180, "2 of 180 validation images"),
+    (0.6, 0.5, 1000, None),  # one image is 0.1 points: the budget is measurable
+    (2.0, 1.0, 100, None),
+])
+def test_a_budget_below_one_validation_image_is_said(drop, budget, n, expect):
+    from edgecnn.quant_debug import budget_resolution
+
+    line = budget_resolution(drop, budget, n)
+    assert (line is None) if expect is None else (expect in line and "by chance" in line and "\n" not in line)
