@@ -142,6 +142,7 @@ def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
         "mixed_size": mixed["size_bytes"] / rows["float32"]["size_bytes"] if mixed else None,
         "int8_size": i8["size_bytes"] / rows["float32"]["size_bytes"],
         "ms": {p: r.get("latency_median_ms") for p, r in rows.items()},
+        "sizes": {p: r["size_bytes"] for p, r in rows.items()},
         "cpu": next((r.get("cpu") for r in rows.values() if r.get("cpu")), None),
         "cpu_features": next((r.get("cpu_features") for r in rows.values() if "cpu_features" in r), None),
     }
@@ -169,25 +170,27 @@ def render(results: list, budget: float, notes: list) -> str:
             "",
             "| recipe | rows | seed | epochs | float32 | int8 | int8 drop (test pts) | int8 drop (val pts) "
             "| worst layers (op, rmse/scale) | int8_mixed | mixed drop (test pts) | float layers | int8/f32 size "
-            "| mixed/f32 size | int16x8 | f32 ms | int8 ms | mixed ms | int16x8 ms |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| mixed/f32 size | int16x8 | i16x8/f32 size | f32 ms | int8 ms | mixed ms | int16x8 ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         mine = [r for r in results if r["data"] == data]
         for r in sorted(mine, key=lambda r: (r["recipe"], r["variant"], r["seed"])):
             if "error" in r:
-                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {r['error']} |" + " |" * 15)
+                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {r['error']} |" + " |" * 16)
                 continue
             names = r["float_layers"][:4] + (["..."] if len(r["float_layers"]) > 4 else [])
             fl = f"{len(r['float_layers'])}/{r['measured'] or '?'}: " + ", ".join(names) if r["float_layers"] else "-"
             mixed_size = "-" if r["mixed_size"] is None else f"{r['mixed_size']:.3f}"
             mixed_drop = "-" if r["mixed"] is None else f"{100 * (r['float32'] - r['mixed']):+.2f}"
             val = "-" if r["val_drop"] is None else f"{r['val_drop']:+.2f}"
+            sizes = r.get("sizes") or {}
+            i16_size = f"{sizes['int16x8'] / sizes['float32']:.3f}" if {"int16x8", "float32"} <= set(sizes) else "-"
             worst = "; ".join((r.get("worst_layers") or [r["worst"]])[:3])
             lines.append(
                 f"| {r['recipe']} | {r['variant']} | {r['seed']} | {r['epochs']} | {_pct(r['float32'])} | "
                 f"{_pct(r['int8'])} | {100 * (r['float32'] - r['int8']):+.2f} | {val} | {worst} | "
                 f"{_pct(r['mixed'])} | {mixed_drop} | {fl} | {r['int8_size']:.3f} | {mixed_size} "
-                f"| {_pct(r['int16x8'])} | {_ms(r['ms'].get('float32'))} | {_ms(r['ms'].get('int8'))} | "
+                f"| {_pct(r['int16x8'])} | {i16_size} | {_ms(r['ms'].get('float32'))} | {_ms(r['ms'].get('int8'))} | "
                 f"{_ms(r['ms'].get('int8_mixed'))} | {_ms(r['ms'].get('int16x8'))} |"
             )
         lines.append("")
