@@ -223,7 +223,7 @@ def render(results: list, budget: float, notes: list) -> str:
         "The machine was shared with other jobs while measuring: latencies are upper bounds, ratios are indicative."
     )
     return "\n".join(lines) + "\n" + note + ("\n\n" + "\n".join(spread) if spread else "") + (
-        "\n\n" + "\n".join(notes) if notes else "")
+        "\n\n" + "\n\n".join(notes) if notes else "")
 
 
 def main(argv=None) -> int:
@@ -259,7 +259,10 @@ def main(argv=None) -> int:
     body = render(list(stored.values()), args.budget, args.note)
     print(body)
     if not args.no_write:
-        update_section("int8-drop", "int8 drop per model, worst layers, float fallback, QAT and int16x8", body)
+        # the --note texts are the lines under the table: not repeated in the command
+        shown = ["'...'" if prev == "--note" else a for prev, a in zip([""] + sys.argv, sys.argv)]
+        cmd = "python " + " ".join(shown) + (" (the notes are the lines under the table)" if args.note else "")
+        update_section("int8-drop", "int8 drop per model, worst layers, float fallback, QAT and int16x8", body, cmd=cmd)
     return 0
 
 if __name__ == "__main__":
