@@ -433,6 +433,8 @@ def test_max_int8_drop_adds_an_int8_mixed_row(tmp_path):
         mixed = rows["int8_mixed"]["int8_mixed"]
         assert mixed["within_budget"] and mixed["val_drop_points"] <= 0
         assert mixed["ranking"].startswith("output error") and mixed["output_error_gains"]
+        assert "validation images" in mixed["resolution_note"]  # a budget of 0 is below one image
+        assert "by chance" in rows["int8_mixed"]["note"]
         gains = mixed["output_error_gains"]  # the layers that most lower the output error come first
         helped = [g for g in (gains.get(name) for name in mixed["float_layers"]) if g is not None and g > 0]
         assert helped == sorted(helped, reverse=True)
