@@ -7,9 +7,17 @@ fallback kept in float, sizes and latencies. Writes section ``int8-drop`` of RES
 with the CPU (and its int8 features) the latencies come from.
 
     PYTHONPATH=. python benchmarks/int8_drop.py [--epochs 3] [--only NAME ...] [--seeds 0 1 2] [--budget 0.5]
+        [--data digits|pngs|DIR] [--qat EPOCHS] [--store FILE] [--render] [--note TEXT]
 
 ``--epochs`` reduces the recipes' training (the table says so); ``--train-fraction``
-trains on part of the training split. Every figure says how it was made.
+trains on part of the training split. ``--data pngs`` writes the digits as a folder of
+64x64 RGB PNGs (one folder per class) and trains from it, through the streaming image
+folder pipeline (``data.source`` a folder); ``--data DIR`` uses any image folder.
+``--qat EPOCHS`` adds a ``qat`` stage before ``convert`` (its rows are the QAT rows).
+Every invocation adds its results to ``--store`` (a JSON file under ``runs/``, kept
+between invocations, so a long search runs one or a few recipes at a time under the
+heavy-run lock); the table is rendered from everything stored, ``--render`` renders
+without running. Every figure says how it was made.
 """
 
 from __future__ import annotations
@@ -32,20 +40,65 @@ from benchmarks._results import update_section  # noqa: E402
 DEFAULT = ["lenet5_digits", "mlp_digits_int8", "mobilenet_v1_050_int8", "mobilenet_v2_035_int8"]
 
 
-def run(recipe: Path, seed: int, args, out: Path) -> dict:
+STORE = ROOT / "runs" / "int8_drop" / "results.json"
+PNG_ROOT = Path(tempfile.gettempdir()) / "edgecnn_int8_drop" / "digits_png64"
+
+
+def digits_pngs(root: Path = PNG_ROOT, size: int = 64) -> Path:
+    """The sklearn digits as ``root/<class>/<i>.png``, RGB, upscaled to ``size`` (written once)."""
+    if (root / "9").is_dir():
+        return root
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    tmp = root.with_name(root.name + ".tmp")
+    for i, (img, label) in enumerate(zip(d.images, d.target)):
+        folder = tmp / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        g = Image.fromarray((img * (255 / 16)).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        Image.merge("RGB", (g, g, g)).save(folder / f"{i:04d}.png")
+    os.replace(tmp, root)
+    return root
+
+
+def recipe_file(recipe: Path, qat_epochs: int | None, tmp: Path) -> Path:
+    """The recipe, with a ``qat`` stage before ``convert`` when ``qat_epochs`` is given."""
+    if not qat_epochs:
+        return recipe
+    lines = recipe.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("- convert"))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines.insert(at, f"{indent}- qat: {{epochs: {qat_epochs}}}")
+    out = tmp / f"{recipe.stem}_qat.yaml"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def key(r: dict) -> str:
+    return f"{r['data']}|{r['recipe']}|{r['variant']}|{r['seed']}"
+
+
+def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
     sets = [
         f"out={out}",
         "train.verbose=2",
-        f"convert.max_int8_drop={args.budget}",
-        "convert.int16x8=true",
         "bench.runs=30",
         f"data.seed={seed}",
         f"train.seed={seed}",
     ]
+    if not args.qat:  # the QAT rows are the QAT model's int8 against the trained float32: nothing else
+        sets += [f"convert.max_int8_drop={args.budget}", "convert.int16x8=true"]
     if args.epochs:
         sets.append(f"train.epochs={args.epochs}")
     if args.train_fraction:
         sets.append(f"data.train_fraction={args.train_fraction}")
+    if args.data != "digits":
+        sets.append(f"data.source={args.data_dir}")
+    tag = {"data": args.data, "variant": f"qat{args.qat}" if args.qat else "ptq", "epochs": args.epochs or "recipe"}
+    recipe_name = recipe.stem
+    recipe = recipe_file(recipe, args.qat, tmp)
     cmd = [sys.executable, "-m", "edgecnn", "run", str(recipe), "--allow-outside"]
     for s in sets:
         cmd += ["--set", s]
@@ -53,29 +106,43 @@ def run(recipe: Path, seed: int, args, out: Path) -> dict:
     res = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True)
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["?"])[-1]
-        return {"recipe": recipe.stem, "seed": seed, "error": tail, "seconds": time.time() - t0}
+        return {**tag, "recipe": recipe_name, "seed": seed, "error": tail, "seconds": time.time() - t0}
     metrics = json.loads((out / "metrics.json").read_text())
+    last = metrics["rows"][-1]["stage"]  # the model the last stage made (trained, or qat)
+    # float32 is the trained model's; int8 (and the rest) the last stage's: QAT's int8 against the float model
     rows = {r["precision"]: r for r in metrics["rows"] if r["stage"] == "trained"}
+    if last != "trained":
+        rows = {"float32": rows["float32"], **{r["precision"]: r for r in metrics["rows"] if r["stage"] == last}}
     i8 = rows["int8"]
     layers = i8.get("int8_layers") or {}
     worst = (layers.get("worst_layers") or [{}])[0]
+    worst_text = f"{worst['layer']} ({worst['op']}, {worst['rmse_scale']:.2f})" if worst else "-"
     mixed = rows.get("int8_mixed")
     return {
-        "recipe": recipe.stem,
+        **tag,
+        "recipe": recipe_name,
         "seed": seed,
         "seconds": time.time() - t0,
         "epochs": metrics["config"]["train"]["epochs"],
+        "stage": last,
+        "float_layer_fraction": mixed["int8_mixed"]["float_fraction"] if mixed else None,
+        "mixed_val_drop": mixed["int8_mixed"]["val_drop_points"] if mixed else None,
+        "mixed_within": mixed["int8_mixed"]["within_budget"] if mixed else None,
+        "tried": mixed["int8_mixed"]["tried"] if mixed else None,
+        "worst_layers": [f"{w['layer']} ({w['op']}, {w['rmse_scale']:.2f})"
+                         for w in layers.get("worst_layers", [])[:5]],
         "float32": rows["float32"]["tflite_accuracy"],
         "int8": i8["tflite_accuracy"],
         "int16x8": rows.get("int16x8", {}).get("tflite_accuracy"),
         "val_drop": layers.get("val_drop_points"),
-        "worst": f"{worst.get('layer')} ({worst.get('op')}, {worst.get('rmse_scale', float('nan')):.2f})",
+        "worst": worst_text,
         "measured": layers.get("layers_measured"),
         "mixed": mixed["tflite_accuracy"] if mixed else None,
         "float_layers": mixed["int8_mixed"]["float_layers"] if mixed else [],
         "mixed_size": mixed["size_bytes"] / rows["float32"]["size_bytes"] if mixed else None,
         "int8_size": i8["size_bytes"] / rows["float32"]["size_bytes"],
         "ms": {p: r.get("latency_median_ms") for p, r in rows.items()},
+        "sizes": {p: r["size_bytes"] for p, r in rows.items()},
         "cpu": next((r.get("cpu") for r in rows.values() if r.get("cpu")), None),
         "cpu_features": next((r.get("cpu_features") for r in rows.values() if "cpu_features" in r), None),
     }
@@ -89,6 +156,76 @@ def _ms(v):
     return "-" if v is None else f"{v:.3f}"
 
 
+def render(results: list, budget: float, notes: list) -> str:
+    ok = [r for r in results if "error" not in r]
+    from edgecnn.device.bench import cpu_line
+
+    head = cpu_line({"cpu": ok[0]["cpu"], "cpu_features": ok[0]["cpu_features"]}) if ok else "CPU: -"
+    lines = [head, ""]
+    data_names = {"digits": "digits (sklearn, 1,797 8x8 images, in memory)",
+                  "pngs": "digits written as a folder of 64x64 RGB PNGs (streaming image-folder pipeline)"}
+    for data in sorted({r["data"] for r in results}, key=lambda d: d != "digits"):
+        lines += [
+            f"**Data: {data_names.get(data, data)}**",
+            "",
+            "| recipe | rows | seed | epochs | float32 | int8 | int8 drop (test pts) | int8 drop (val pts) "
+            "| worst layers (op, rmse/scale) | int8_mixed | mixed drop (test pts) | float layers | int8/f32 size "
+            "| mixed/f32 size | int16x8 | i16x8/f32 size | f32 ms | int8 ms | mixed ms | int16x8 ms |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        mine = [r for r in results if r["data"] == data]
+        for r in sorted(mine, key=lambda r: (r["recipe"], r["variant"], r["seed"])):
+            if "error" in r:
+                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {r['error']} |" + " |" * 16)
+                continue
+            names = r["float_layers"][:4] + (["..."] if len(r["float_layers"]) > 4 else [])
+            fl = f"{len(r['float_layers'])}/{r['measured'] or '?'}: " + ", ".join(names) if r["float_layers"] else "-"
+            mixed_size = "-" if r["mixed_size"] is None else f"{r['mixed_size']:.3f}"
+            mixed_drop = "-" if r["mixed"] is None else f"{100 * (r['float32'] - r['mixed']):+.2f}"
+            val = "-" if r["val_drop"] is None else f"{r['val_drop']:+.2f}"
+            sizes = r.get("sizes") or {}
+            i16_size = f"{sizes['int16x8'] / sizes['float32']:.3f}" if {"int16x8", "float32"} <= set(sizes) else "-"
+            worst = "; ".join((r.get("worst_layers") or [r["worst"]])[:3])
+            lines.append(
+                f"| {r['recipe']} | {r['variant']} | {r['seed']} | {r['epochs']} | {_pct(r['float32'])} | "
+                f"{_pct(r['int8'])} | {100 * (r['float32'] - r['int8']):+.2f} | {val} | {worst} | "
+                f"{_pct(r['mixed'])} | {mixed_drop} | {fl} | {r['int8_size']:.3f} | {mixed_size} "
+                f"| {_pct(r['int16x8'])} | {i16_size} | {_ms(r['ms'].get('float32'))} | {_ms(r['ms'].get('int8'))} | "
+                f"{_ms(r['ms'].get('int8_mixed'))} | {_ms(r['ms'].get('int16x8'))} |"
+            )
+        lines.append("")
+    groups: dict = {}
+    for r in ok:
+        groups.setdefault((r["data"], r["recipe"], r["variant"]), []).append(r)
+    spread = []
+    for (data, name, variant), rs in sorted(groups.items()):
+        if len(rs) < 2:
+            continue
+        drops = [100 * (r["float32"] - r["int8"]) for r in rs]
+        text = (f"- {data} / {name} / {variant}: float32 {statistics.mean(r['float32'] for r in rs) * 100:.2f}%, "
+                f"int8 drop {statistics.mean(drops):+.2f} +- {statistics.stdev(drops):.2f} points")
+        mixed = [r for r in rs if r["mixed"] is not None]
+        if mixed:
+            md = [100 * (r["float32"] - r["mixed"]) for r in mixed]
+            frac = [r["float_layer_fraction"] for r in mixed]
+            text += (f"; int8_mixed in {len(mixed)}/{len(rs)} seeds, drop {statistics.mean(md):+.2f}"
+                     + (f" +- {statistics.stdev(md):.2f}" if len(md) > 1 else "")
+                     + f" points, {100 * min(frac):.0f}-{100 * max(frac):.0f}% of layers in float, "
+                     f"size {min(r['mixed_size'] for r in mixed):.3f}-"
+                     f"{max(r['mixed_size'] for r in mixed):.3f}x float32")
+        spread.append(text + f" (seeds {[r['seed'] for r in rs]})")
+    note = (
+        f"Budget `--max-int8-drop {budget:g}`: `int8_mixed` appears only when int8 loses more than that on the "
+        "validation split (10% of the images: about 180 for digits, so one image is 0.56 points). Drops are "
+        "test-split points (float32 minus int8 .tflite accuracy; 20% of the images, one image = 0.28 points); "
+        "worst layers by the quantization debugger (rmse/scale ~0.29 is rounding alone). rows: `ptq` the recipe as "
+        "written, `qatN` with a `qat` stage of N epochs before convert (its int8 row is the QAT model's). "
+        "The machine was shared with other jobs while measuring: latencies are upper bounds, ratios are indicative."
+    )
+    return "\n".join(lines) + "\n" + note + ("\n\n" + "\n".join(spread) if spread else "") + (
+        "\n\n" + "\n\n".join(notes) if notes else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=DEFAULT, help="recipe names")
@@ -96,67 +233,37 @@ def main(argv=None) -> int:
     ap.add_argument("--train-fraction", type=float, default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--budget", type=float, default=0.5, help="--max-int8-drop, in points")
+    ap.add_argument("--data", default="digits", help="digits, pngs (the digits as a PNG folder) or an image folder")
+    ap.add_argument("--qat", type=int, default=None, metavar="EPOCHS", help="add a qat stage of EPOCHS epochs")
+    ap.add_argument("--store", type=Path, default=STORE, help="results kept between invocations")
+    ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the stored results")
+    ap.add_argument("--note", action="append", default=[], help="a line added under the table (repeatable)")
+    ap.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
     args = ap.parse_args(argv)
-    results = []
+    args.data_dir = str(digits_pngs()) if args.data == "pngs" else args.data
+    stored = {key(r): r for r in json.loads(args.store.read_text())} if args.store.is_file() else {}
+    # One run folder per (data, recipe, seed, epochs) beside the store: the QAT invocation reuses the trained
+    # model of the post-training one (the trained stage's cache key matches), rather than training it again.
+    data_tag = "digits" if args.data == "digits" else "pngs" if args.data == "pngs" else Path(args.data).name
     with tempfile.TemporaryDirectory(prefix="edgecnn-int8-drop-") as tmp:
-        for name in args.only:
+        for name in [] if args.render else args.only:
             for seed in args.seeds:
-                r = run(ROOT / "recipes" / f"{name}.yaml", seed, args, Path(tmp) / f"{name}-{seed}")
+                out = args.store.parent / f"{data_tag}-{name}-s{seed}-e{args.epochs or 'recipe'}"
+                r = run(ROOT / "recipes" / f"{name}.yaml", seed, args, out, Path(tmp))
                 print(json.dumps({k: v for k, v in r.items() if k != "ms"}), flush=True)
-                results.append(r)
-    ok = [r for r in results if "error" not in r]
-    from edgecnn.device.bench import cpu_line
-
-    head = cpu_line({"cpu": ok[0]["cpu"], "cpu_features": ok[0]["cpu_features"]}) if ok else "CPU: -"
-    lines = [
-        head,
-        "",
-        "| recipe | seed | epochs | float32 | int8 | int8 drop (test pts) | int8 drop (val pts) | worst layer "
-        "(op, rmse/scale) | int8_mixed | float layers | int8/f32 size | mixed/f32 size | int16x8 | f32 ms "
-        "| int8 ms | mixed ms | int16x8 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['recipe']} | {r['seed']} | failed: {r['error']} |" + " |" * 14)
-            continue
-        names = r["float_layers"][:5] + (["..."] if len(r["float_layers"]) > 5 else [])
-        fl = f"{len(r['float_layers'])}/{r['measured']}: " + ", ".join(names) if r["float_layers"] else "-"
-        mixed_size = "-" if r["mixed_size"] is None else f"{r['mixed_size']:.3f}"
-        lines.append(
-            f"| {r['recipe']} | {r['seed']} | {r['epochs']} | {_pct(r['float32'])} | {_pct(r['int8'])} | "
-            f"{100 * (r['float32'] - r['int8']):+.2f} | {r['val_drop']:+.2f} | {r['worst']} | {_pct(r['mixed'])} | "
-            f"{fl} | {r['int8_size']:.3f} | {mixed_size} "
-            f"| {_pct(r['int16x8'])} | {_ms(r['ms'].get('float32'))} | {_ms(r['ms'].get('int8'))} | "
-            f"{_ms(r['ms'].get('int8_mixed'))} | {_ms(r['ms'].get('int16x8'))} |"
-        )
-    by_recipe = {}
-    for r in ok:
-        by_recipe.setdefault(r["recipe"], []).append(r)
-    spread = []
-    for name, rs in by_recipe.items():
-        if len(rs) > 1:
-            drops = [100 * (r["float32"] - r["int8"]) for r in rs]
-            spread.append(f"- {name}: int8 drop {statistics.mean(drops):+.2f} +- {statistics.stdev(drops):.2f} "
-                          f"points over seeds {[r['seed'] for r in rs]}")
-    reduced = []
-    if args.epochs:
-        reduced.append(f"training reduced to {args.epochs} epoch(s) (the recipes train 20 to 30)")
-    if args.train_fraction:
-        reduced.append(f"{args.train_fraction:.0%} of the training split")
-    note = (
-        f"Budget `--max-int8-drop {args.budget:g}`: `int8_mixed` appears only when int8 loses more than that on the "
-        "validation split. Drops are test-split points (float32 minus int8 .tflite accuracy), worst layer by the "
-        "quantization debugger (rmse/scale ~0.29 is rounding alone). "
-        + ("Reduced run: " + "; ".join(reduced) + "; a full run is `python benchmarks/int8_drop.py`." if reduced
-           else "Recipes as written.")
-        + " The machine was shared with other jobs while measuring: latencies are inflated, ratios are indicative."
-    )
-    body = "\n".join(lines) + "\n\n" + note + ("\n\n" + "\n".join(spread) if spread else "")
+                stored[key(r)] = r
+                args.store.parent.mkdir(parents=True, exist_ok=True)
+                tmp_store = args.store.with_suffix(".tmp")
+                tmp_store.write_text(json.dumps(list(stored.values()), indent=1))
+                os.replace(tmp_store, args.store)
+    body = render(list(stored.values()), args.budget, args.note)
     print(body)
-    update_section("int8-drop", "int8 drop per model, worst layers, float fallback and int16x8 (digits)", body)
+    if not args.no_write:
+        # the --note texts are the lines under the table: not repeated in the command
+        shown = ["'...'" if prev == "--note" else a for prev, a in zip([""] + sys.argv, sys.argv)]
+        cmd = "python " + " ".join(shown) + (" (the notes are the lines under the table)" if args.note else "")
+        update_section("int8-drop", "int8 drop per model, worst layers, float fallback, QAT and int16x8", body, cmd=cmd)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

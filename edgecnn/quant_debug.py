@@ -160,6 +160,9 @@ class Int8Debug:
         try:
             with quiet_native_stderr():
                 return d.get_nondebug_quantized_model()
+        except Exception as exc:  # ConverterError on one denylist: one line, the caller decides
+            names = ", ".join(short_layer_name(t, self._output_name) for t in float_tensors) or "no layer"
+            raise RuntimeError(f"the converter failed with {names} in float: {_first_line(exc)}") from None
         finally:
             d._debug_options = kept
 
@@ -169,20 +172,59 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else exc.__class__.__name__
 
 
+# Layers whose effect on the model's output is measured one at a time before the search.
+RANK_TOP = 16
+
+
+def rank_by_effect(debug: Int8Debug, output_error: Callable[[bytes], float], top: int = RANK_TOP) -> tuple:
+    """The debugger's layers reordered by what keeping each one alone in float does to the output.
+
+    ``rmse/scale`` says how far a layer's own int8 output is from its float output; it does
+    not say how much of that reaches the prediction (a layer before a wide pooling, or a
+    residual branch, can be noisy and harmless). For the ``top`` worst layers by
+    ``rmse/scale``, the model with that one layer in float is built and
+    ``output_error(model_bytes)`` measured (a continuous figure, e.g. the mean squared
+    difference from the float32 file's probabilities, so that it is not limited to one
+    image's worth of accuracy); the layers that lower the error come first, largest gain
+    first, then the rest in the debugger's order.
+
+    Returns ``(layers, gains, notes)``: the reordered layer dicts, ``{layer: gain}`` for
+    those measured (int8 error minus the error with that layer in float), and one line per
+    layer whose single-layer model the converter could not build (it keeps its place after
+    the helpful ones, as unmeasured).
+    """
+    layers = list(debug.layers)
+    base = output_error(debug.mixed_model([]))
+    gains, notes = {}, []
+    for layer in layers[:top]:
+        try:
+            gains[layer["tensor"]] = base - output_error(debug.mixed_model([layer["tensor"]]))
+        except RuntimeError as exc:
+            notes.append(f"layer {layer['layer']}: effect not measured ({_first_line(exc)})")
+    helpful = sorted((lay for lay in layers if gains.get(lay["tensor"], 0) > 0), key=lambda lay: -gains[lay["tensor"]])
+    rest = [lay for lay in layers if lay not in helpful]
+    return helpful + rest, {lay["layer"]: gains[lay["tensor"]] for lay in layers[:top] if lay["tensor"] in gains}, notes
+
+
 def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_accuracy: float,
-                   budget_points: float) -> dict:
+                   budget_points: float, output_error: Callable[[bytes], float] | None = None,
+                   rank_top: int = RANK_TOP) -> dict:
     """Keep the fewest of the worst layers in float until accuracy is within ``budget_points``.
 
-    The candidates are prefixes of ``debug.layers`` (worst ``rmse_scale`` first): the
-    first ``k`` layers in float. ``k`` doubles (1, 2, 4, ...) until the validation accuracy
+    The candidates are prefixes of a ranking of ``debug.layers``: the debugger's (worst
+    ``rmse_scale`` first) or, with ``output_error``, :func:`rank_by_effect`'s (the layers
+    whose float version most lowers the output error first). ``k`` (the first ``k``
+    layers in float) doubles (1, 2, 4, ...) until the validation accuracy
     (``accuracy(model_bytes)``) is within the budget of ``float_accuracy``, then a binary
     search between the last failing and the first passing ``k`` finds the smallest
     passing prefix, so a model with ``n`` layers costs about ``2 log2 n`` evaluations
     (this assumes more float layers do not lose accuracy; each tried ``k`` is recorded).
 
     Returns ``{"model": bytes, "float_layers": [...], "float_tensors": [...], "accuracy",
-    "within_budget", "tried": [[k, accuracy], ...], "layers_measured"}``; with no
-    prefix within the budget, the best one tried, ``within_budget`` false.
+    "within_budget", "tried": [[k, accuracy], ...], "layers_measured", "ranking",
+    "gains", "notes"}``; with no prefix within the budget, the best one tried,
+    ``within_budget`` false. A prefix the converter cannot build raises ``RuntimeError``
+    (one line; the export step turns it into the row's note).
 
     Example:
         >>> out = float_fallback(debug, lambda b: evaluate(b, "val"), 0.981, 0.5)  # doctest: +SKIP
@@ -192,11 +234,15 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
     n = len(debug.layers)
     if n == 0:
         raise RuntimeError("the int8 debugger measured no layer: nothing to keep in float")
+    if output_error is not None:
+        order, gains, notes = rank_by_effect(debug, output_error, rank_top)
+    else:
+        order, gains, notes = list(debug.layers), {}, []
     cache: dict = {}
 
     def trial(k: int):
         if k not in cache:
-            model = debug.mixed_model([layer["tensor"] for layer in debug.layers[:k]])
+            model = debug.mixed_model([layer["tensor"] for layer in order[:k]])
             cache[k] = (accuracy(model), model)
         return cache[k]
 
@@ -220,7 +266,7 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
     else:  # even every measured layer in float misses the budget: the best tried
         good = max(cache, key=lambda j: (cache[j][0], -j))
     acc, model = trial(good)
-    chosen = debug.layers[:good]
+    chosen = order[:good]
     return {
         "model": model,
         "float_layers": [layer["layer"] for layer in chosen],
@@ -230,7 +276,51 @@ def float_fallback(debug: Int8Debug, accuracy: Callable[[bytes], float], float_a
         "within_budget": ok(good),
         "tried": [[j, cache[j][0]] for j in sorted(cache)],
         "layers_measured": n,
+        "ranking": "output error, one layer in float at a time" if output_error is not None else "rmse/scale",
+        "gains": gains,
+        "notes": notes,
     }
+
+
+def budget_resolution(drop_points: float, budget_points: float, n_images: int) -> str | None:
+    """A line when the validation split is too small to tell the budget from one image, else ``None``.
+
+    With ``n_images`` validation images one image is ``100 / n_images`` points: a budget
+    below that asks for no image lost, and a drop of one image is within the noise of a
+    retrained float model, so the float layers the search then keeps may buy back one image
+    by chance rather than fix a layer.
+
+    Example:
+        >>> budget_resolution(0.56, 0.5, 180).split(":")[0]
+        'the int8 drop is 1 of 180 validation images (one image = 0.56 points, more than the budget of 0.5)'
+        >>> budget_resolution(2.0, 0.5, 1000) is None
+        True
+    """
+    if n_images <= 0:
+        return None
+    one = 100.0 / n_images
+    if budget_points >= one:
+        return None
+    lost = round(drop_points / one)
+    return (
+        f"the int8 drop is {lost} of {n_images} validation images (one image = {one:.2f} points, more than the "
+        f"budget of {budget_points:g}): the float layers kept may win back {'one image' if lost == 1 else 'images'} "
+        "by chance; a larger validation split (data.val_split) measures the budget"
+    )
+
+
+def tflite_scores(model_bytes: bytes, x: np.ndarray, threads: int = 1, runtime: str = "auto") -> np.ndarray:
+    """The outputs of a ``.tflite`` held in memory on float inputs ``x``."""
+    from edgecnn.device.evaluate import predict
+    from edgecnn.device.runtime import load_interpreter
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-int8-") as tmp:
+        path = Path(tmp) / "candidate.tflite"
+        path.write_bytes(model_bytes)
+        interpreter, _, _ = load_interpreter(path, num_threads=threads, runtime=runtime)
+        if hasattr(x, "batches"):  # a streamed split (edgecnn.stream.LazySplit)
+            return np.concatenate([predict(interpreter, np.asarray(xb, dtype=np.float32)) for xb, _ in x.batches(256)])
+        return predict(interpreter, np.asarray(x, dtype=np.float32))
 
 
 def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray, threads: int = 1, runtime: str = "auto") -> float:

@@ -239,6 +239,60 @@ def test_float_fallback_out_of_reach_keeps_the_best_tried():
     assert [k for k, _ in out["tried"]] == [1, 2, 4, 5]
 
 
+def test_float_fallback_ranks_by_measured_output_error():
+    """A layer that is noisy by rmse/scale but harmless is not kept in float; the one that
+    matters, ranked low by rmse/scale, is tried first (the 56-of-65-layers case)."""
+    from edgecnn.quant_debug import float_fallback
+
+    class Debug(_FakeDebug):
+        def mixed_model(self, tensors):
+            return ",".join(tensors).encode()
+
+    def output_error(model):  # only t7 (8th by rmse/scale) matters; t0..t3 make no difference
+        return 0.0 if b"t7" in model.split(b",") else 1.0
+
+    def accuracy(model):
+        return 0.90 if b"t7" in model.split(b",") else 0.88
+
+    plain = float_fallback(Debug(10), accuracy, 0.90, 0.5)
+    assert plain["float_layers"] == [f"l{i}" for i in range(8)] and plain["ranking"] == "rmse/scale"
+    out = float_fallback(Debug(10), accuracy, 0.90, 0.5, output_error=output_error)
+    assert out["within_budget"] and out["float_layers"] == ["l7"] and out["accuracy"] == 0.90
+    assert out["gains"]["l7"] == 1.0 and out["gains"]["l0"] == 0.0 and out["ranking"].startswith("output error")
+    few = float_fallback(Debug(10), accuracy, 0.90, 0.5, output_error=output_error, rank_top=4)
+    assert few["float_layers"] == [f"l{i}" for i in range(8)] and set(few["gains"]) == {"l0", "l1", "l2", "l3"}
+
+
+def test_a_layer_the_converter_cannot_keep_in_float_is_a_note_in_the_ranking():
+    from edgecnn.quant_debug import float_fallback
+
+    class Debug(_FakeDebug):
+        def mixed_model(self, tensors):
+            if tensors == ["t1"]:
+                raise RuntimeError("the converter failed with l1 in float: unsupported op")
+            return ",".join(tensors).encode()
+
+    def output_error(model):
+        return 0.0 if b"t2" in model.split(b",") else 1.0
+
+    out = float_fallback(Debug(4), lambda m: 0.90 if b"t2" in m.split(b",") else 0.80, 0.90, 0.5,
+                         output_error=output_error)
+    assert out["float_layers"] == ["l2"] and "l1" not in out["gains"]
+    assert out["notes"] == ["layer l1: effect not measured (the converter failed with l1 in float: unsupported op)"]
+
+
+def test_a_fallback_the_converter_cannot_build_is_a_row_note(tiny_debug, monkeypatch):
+    """A denylist the converter refuses is one RuntimeError line (the export step's row note), not a traceback."""
+    _, debug, _ = tiny_debug
+
+    def broken():
+        raise ValueError("Failed to quantize\nlong detail")
+
+    monkeypatch.setattr(debug._debugger, "get_nondebug_quantized_model", broken)
+    with pytest.raises(RuntimeError, match=r"^the converter failed with [\w/]+ in float: Failed to quantize$"):
+        debug.mixed_model([debug.layers[0]["tensor"]])
+
+
 @pytest.fixture(scope="module")
 def tiny_debug():
     import numpy as np
@@ -329,6 +383,7 @@ def test_max_int8_drop_refuses_bad_budgets_in_one_line(value):
 
     res = CliRunner().invoke(main, ["optimize", "lenet5", "--max-int8-drop", value, "--no-bench"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
     assert "max-int8-drop" in res.output or "max_int8_drop" in res.output, res.output
 
 
@@ -377,7 +432,12 @@ def test_max_int8_drop_adds_an_int8_mixed_row(tmp_path):
         assert list(rows) == ["float32", "int8", "int8_mixed"]
         mixed = rows["int8_mixed"]["int8_mixed"]
         assert mixed["within_budget"] and mixed["val_drop_points"] <= 0
-        assert mixed["float_layers"] == [w["layer"] for w in layers["worst_layers"][: len(mixed["float_layers"])]]
+        assert mixed["ranking"].startswith("output error") and mixed["output_error_gains"]
+        assert "validation images" in mixed["resolution_note"]  # a budget of 0 is below one image
+        assert "by chance" in rows["int8_mixed"]["note"]
+        gains = mixed["output_error_gains"]  # the layers that most lower the output error come first
+        helped = [g for g in (gains.get(name) for name in mixed["float_layers"]) if g is not None and g > 0]
+        assert helped == sorted(helped, reverse=True)
         assert rows["int8_mixed"]["latency_median_ms"] > 0 and (out / "model_int8_mixed.tflite").is_file()
         assert "## int8_mixed: float fallback" in report
 
@@ -404,3 +464,16 @@ def test_the_denylist_works_on_zoo_families(family, tmp_path):
                  if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE", "DELEGATE")
                  and tensors[op["outputs"][0]]["dtype"] == np.float32]
     assert sorted(float_ops) == sorted(layer["op"] for layer in debug.layers[:2])
+
+
+@pytest.mark.parametrize("drop, budget, n, expect", [
+    (0.5556, 0.5, 180, "1 of 180 validation images (one image = 0.56 points"),
+    (1.1111, 0.5, 180, "2 of 180 validation images"),
+    (0.6, 0.5, 1000, None),  # one image is 0.1 points: the budget is measurable
+    (2.0, 1.0, 100, None),
+])
+def test_a_budget_below_one_validation_image_is_said(drop, budget, n, expect):
+    from edgecnn.quant_debug import budget_resolution
+
+    line = budget_resolution(drop, budget, n)
+    assert (line is None) if expect is None else (expect in line and "by chance" in line and "\n" not in line)

@@ -146,7 +146,14 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     ``note``) in the row, never a traceback.
     """
     from edgecnn._io import write_bytes
-    from edgecnn.quant_debug import DEBUG_SAMPLES, Int8Debug, float_fallback, tflite_accuracy
+    from edgecnn.quant_debug import (
+        DEBUG_SAMPLES,
+        Int8Debug,
+        budget_resolution,
+        float_fallback,
+        tflite_accuracy,
+        tflite_scores,
+    )
     from edgecnn.report import format_layers
 
     cfg = ctx.cfg
@@ -175,14 +182,24 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     float_val = val_accuracy(Path(float_path).read_bytes())
     int8_val = val_accuracy((ctx.out / row["file"]).read_bytes())
     drop = 100 * (float_val - int8_val)
-    summary.update(val_accuracy_float32=float_val, val_accuracy_int8=int8_val, val_drop_points=drop)
+    summary.update(val_accuracy_float32=float_val, val_accuracy_int8=int8_val, val_drop_points=drop,
+                   val_images=len(y_val))
+    coarse = budget_resolution(drop, budget, len(y_val)) if drop > budget else None
     if drop <= budget:
         ctx.echo(f"      {label}: validation drop {drop:+.2f} points, within the budget of {budget:g}: no int8_mixed")
         return None
     ctx.echo(f"      {label}: validation drop {drop:.2f} points > {budget:g}: keeping the worst layers in float")
     t0 = time.time()
+    float_scores = tflite_scores(Path(float_path).read_bytes(), x_val, cfg.bench.threads, cfg.bench.runtime)
+
+    def output_error(model_bytes: bytes) -> float:  # mean squared difference from float32's outputs
+        import numpy as np
+
+        scores = tflite_scores(model_bytes, x_val, cfg.bench.threads, cfg.bench.runtime)
+        return float(np.mean((scores - float_scores) ** 2))
+
     try:
-        fb = float_fallback(debug, val_accuracy, float_val, budget)
+        fb = float_fallback(debug, val_accuracy, float_val, budget, output_error=output_error)
     except RuntimeError as exc:
         row["note"] = f"int8_mixed: {exc}"
         ctx.echo(f"      {label}: {row['note']}")
@@ -207,6 +224,9 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
         "val_drop_points": 100 * (float_val - fb["accuracy"]),
         "within_budget": fb["within_budget"],
         "tried": fb["tried"],
+        "ranking": fb["ranking"],
+        "output_error_gains": fb["gains"],
+        "notes": fb["notes"],
     }
     mixed["float_layers"] = ", ".join(fb["float_layers"])
     if not fb["within_budget"]:
@@ -214,6 +234,10 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
             f"int8_mixed: no prefix of the worst layers kept in float is within {budget:g} points of float32; "
             "the best tried is kept"
         )
+    if coarse:
+        mixed["int8_mixed"]["resolution_note"] = coarse
+        mixed["note"] = (mixed["note"] + "; " if mixed.get("note") else "") + f"int8_mixed: {coarse}"
+        ctx.echo(f"      {mixed_label}: {coarse}")
     ctx.echo(
         f"      {mixed_label}: {len(fb['float_layers'])}/{fb['layers_measured']} layers in float "
         f"({', '.join(fb['float_layers'])}); validation {100 * fb['accuracy']:.2f}% vs float32 {100 * float_val:.2f}%"
