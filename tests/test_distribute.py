@@ -166,13 +166,14 @@ def _free_ports(n: int) -> list:
     return ports
 
 
-def _launch(argv_for, tmp_path, workers: int = 2, kill_worker_when=None):
-    """Start ``workers`` processes with TF_CONFIG on loopback ports; return their (rc, output)."""
+def _launch(argv_for, tmp_path, workers: int = 2, kill_worker_when=None, env_for=None):
+    """Start ``workers`` processes with TF_CONFIG on loopback ports; return their (rc, output).
+    ``env_for(index)``: more environment variables for worker ``index``."""
     ports = _free_ports(workers)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs, logs = [], []
     for index in reversed(range(workers)):  # the chief last, like a cluster manager would
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env_for(index) if env_for else {})}
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         log = open(tmp_path / f"worker{index}.log", "w+")
         procs.insert(0, subprocess.Popen(argv_for(index), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -293,3 +294,78 @@ def test_a_killed_worker_stops_the_job_and_a_restart_resumes(tmp_path):
     _check_ok(results := _launch(_cli(out, *flags), tmp_path))
     assert "Epoch 3/4" in results[0][1] and "Epoch 1/4" not in results[0][1]  # resumed, not restarted
     assert (out / "metrics.json").exists() and not (out / "train" / "_backup").exists()
+
+
+# --- two workers on streamed data: each reads its own files -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """The built-in digits (1,797 8x8 images) written out as an image folder of PNGs."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits") / "digits"
+    d = load_digits()
+    for i, (image, label) in enumerate(zip(d.images, d.target)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 255 / 16).round().astype("uint8")).save(root / str(label) / f"{i:04d}.png")
+    return root
+
+
+def _reads(path: Path) -> dict:
+    """split -> set of files (or shards) a worker's pipelines read, from its EDGECNN_TRACE_READS file."""
+    reads: dict = {}
+    for line in path.read_text().splitlines():
+        split, name = line.split("\t")
+        reads.setdefault(split, set()).add(name)
+    return reads
+
+
+def _two_workers_on(source: str, tmp_path, *flags):
+    out = tmp_path / "run"
+    traces = [tmp_path / f"reads{i}.txt" for i in range(2)]
+    results = _launch(
+        _cli(out, "--data", source, "--epochs", "1", "--batch-size", "32", *flags),
+        tmp_path,
+        env_for=lambda i: {"EDGECNN_TRACE_READS": str(traces[i])},
+    )
+    _check_ok(results)
+    (_, chief_log), (_, worker_log) = results
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["distribute"]["workers"] == 2
+    # The final weights are the same on both workers, bit for bit.
+    worker_digest = json.loads(re.search(r"worker done: weights (\{.*?\})", worker_log).group(1))
+    assert worker_digest == metrics["distribute"]["weights_digest"]
+    assert metrics["rows"][0]["tflite_accuracy"] > 0.3  # one epoch learns something
+    splits = json.loads((out / "splits.json").read_text())  # the chief recorded the split
+    return [_reads(t) for t in traces], splits, metrics
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_on_a_streamed_folder_read_disjoint_files(digits_folder, tmp_path):
+    (chief, worker), splits, _ = _two_workers_on(str(digits_folder), tmp_path, "--cache", "none")
+    for split in ("train", "val"):
+        recorded = {str(digits_folder / f) for f, _ in splits["splits"][split]}
+        assert chief[split].isdisjoint(worker[split]), f"both workers read {split} files"
+        assert chief[split] | worker[split] == recorded  # together, exactly the recorded split
+        assert abs(len(chief[split]) - len(worker[split])) <= 1  # every other file each
+    assert not (chief["train"] | worker["train"]) & {str(digits_folder / f) for f, _ in splits["splits"]["test"]}
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_on_tfrecord_shards_read_disjoint_shards(digits_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    shards = tmp_path / "shards"
+    packed = CliRunner().invoke(main, ["data", "pack", str(digits_folder), str(shards), "--shards", "4"])
+    assert packed.exit_code == 0, packed.output
+    (chief, worker), splits, _ = _two_workers_on(str(shards / "*.tfrecord"), tmp_path)
+    names = set(splits["shards"])
+    for split in ("train", "val"):
+        assert chief[split].isdisjoint(worker[split]), f"both workers read records of the same {split} shard"
+        assert chief[split] | worker[split] == names and len(chief[split]) == len(worker[split]) == 2

@@ -163,3 +163,41 @@ def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
     cfg.data.source = str(tmp_path / "small.npz")
     with pytest.raises(UserError, match="compressed.*np.savez"):
         load_run_data(cfg, entry)
+
+
+def test_memory_mapped_npz_keeps_the_weights_input_convention(tmp_path, monkeypatch):
+    """The .npz over the budget normalises as the in-memory path does with pretrained weights'
+    convention (channel order, mean, std from the weights' preprocess.json)."""
+    from edgecnn.config import RunConfig
+    from edgecnn.models import model_info
+    from edgecnn.sources import load_run_data
+    from edgecnn.stream import ArrayStream
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "raw.npz", x=rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8), y=np.arange(60) % 3)
+    weights = tmp_path / "earlier_run"
+    weights.mkdir()
+    convention = {
+        "scale": 1.0,
+        "offset": 0.0,
+        "channel_order": "BGR",
+        "mean": [103.9, 116.8, 123.7],
+        "std": [57.0, 57.1, 58.4],
+    }
+    (weights / "preprocess.json").write_text(json.dumps(convention))
+    entry = model_info("mobilenet")
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": "mobilenet", "weights": str(weights)},
+            "data": {"source": str(tmp_path / "raw.npz"), "image_size": 16},
+        }
+    )
+    mem = load_run_data(cfg, entry)
+    monkeypatch.setenv("EDGECNN_MEMORY_BUDGET", "1000")
+    ds = load_run_data(cfg, entry)
+    assert isinstance(ds, ArrayStream)
+    for key, value in convention.items():
+        assert ds.preprocess[key] == mem.preprocess[key] == value
+    xs, _ = zip(*ds.normalized("test").batches(7))
+    assert np.allclose(np.concatenate(xs), mem.normalized("test"), atol=1e-5)
+    assert abs(float(np.concatenate(xs).mean())) < 1.0  # mean/std applied: not 0..255, not [-1, 1] shifted
