@@ -146,6 +146,13 @@ def scan(files) -> tuple[np.ndarray, list, np.ndarray]:
             )
         classes = [texts[i] for i in range(n)]
     else:
+        empty = np.flatnonzero(np.bincount(y, minlength=n) == 0)
+        if len(empty):  # without class names the labels define the classes: a gap is a label out of range
+            raise UserError(
+                f"label {n - 1} out of range in the shards: labels go up to {n - 1} but no record has label "
+                f"{', '.join(str(int(c)) for c in empty[:5])}{' ...' if len(empty) > 5 else ''} (labels must be "
+                "0..classes-1; add image/class/text to name the classes)"
+            )
         classes = [str(i) for i in range(n)]
     return y.astype(np.int64), classes, counts
 

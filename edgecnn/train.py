@@ -344,6 +344,14 @@ def fit(
         if distribute.is_multi_worker(strategy):
             raise distribute.lost_worker_error(exc, backup) from None
         raise
+    except ValueError as exc:  # Keras' "Empty logs": a streamed split whose every image was unreadable
+        skipped = sorted(getattr(data, "skipped", ()))
+        if "Empty logs" in str(exc) and skipped:
+            raise UserError(
+                f"no training image of {data.name} could be read ({len(skipped)} unreadable, e.g. {skipped[0]}); "
+                "fix or remove them"
+            ) from None
+        raise
     if best and best.weights is not None:
         model.set_weights(best.weights)
     distribute.barrier(strategy)  # every worker's BackupAndRestore has cleaned up its own folder

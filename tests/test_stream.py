@@ -201,3 +201,34 @@ def test_memory_mapped_npz_keeps_the_weights_input_convention(tmp_path, monkeypa
     xs, _ = zip(*ds.normalized("test").batches(7))
     assert np.allclose(np.concatenate(xs), mem.normalized("test"), atol=1e-5)
     assert abs(float(np.concatenate(xs).mean())) < 1.0  # mean/std applied: not 0..255, not [-1, 1] shifted
+
+
+def _truncate(path):
+    """Cut a JPEG to a third: the header still reads (so listing accepts it), the pixels do not."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_corrupt_files_found_mid_epoch_are_skipped_and_reported_or_refused_when_all(jpeg_folder, tmp_path, monkeypatch):
+    """Documented behaviour: an unreadable image found while streaming is skipped and counted
+    (stdout line, metrics.json); a split left with nothing readable is one line and exit 2."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    bad = sorted(jpeg_folder.rglob("*.jpg"))[::7]  # 7 files, spread over the classes
+    for f in bad:
+        _truncate(f)
+    argv = ["optimize", "lenet5", "--data", str(jpeg_folder), "--epochs", "1", "--cache", "none", "--no-bench"]
+    result = CliRunner().invoke(main, [*argv, "--out", "runs/some"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "some" / "metrics.json").read_text())
+    assert set(metrics["skipped_files"]) == {str(f) for f in bad}  # every split read them: all are counted
+    assert f"skipped {len(bad)} unreadable image(s)" in result.output
+    for f in jpeg_folder.rglob("*.jpg"):
+        _truncate(f)
+    result = CliRunner().invoke(main, [*argv, "--out", "runs/all"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and "no training image of jpegs could be read" in errors[0]
+    assert "Traceback" not in result.output
