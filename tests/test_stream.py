@@ -232,3 +232,60 @@ def test_corrupt_files_found_mid_epoch_are_skipped_and_reported_or_refused_when_
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 2 and len(errors) == 1 and "no training image of jpegs could be read" in errors[0]
     assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def digits_on_disk(tmp_path_factory):
+    """The built-in digits written out twice, in sklearn's order: as an image folder of PNGs
+    and as an uncompressed .npz (both hold exactly the pixels of ``load_dataset("digits")``)."""
+    from PIL import Image
+
+    from edgecnn.data import _digits
+
+    root = tmp_path_factory.mktemp("digits_on_disk")
+    x, y, _ = _digits()
+    for i, (image, label) in enumerate(zip(x, y)):
+        (root / "folder" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(root / "folder" / str(label) / f"{i:04d}.png")
+    np.savez(root / "digits.npz", x=x[..., 0], y=y)
+    return root
+
+
+def _accuracies(tmp_path, name, data, *flags, env=None, monkeypatch=None):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    argv = ["optimize", "lenet5", "--data", str(data), "--epochs", "2", "--int8", "--no-bench", "--seed", "3"]
+    result = CliRunner().invoke(main, [*argv, *flags, "--out", str(tmp_path / name)])
+    assert result.exit_code == 0, result.output
+    for key in env or {}:
+        monkeypatch.delenv(key)
+    metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+    return metrics["dataset"], {r["precision"]: (r["keras_accuracy"], r["tflite_accuracy"]) for r in metrics["rows"]}
+
+
+@pytest.mark.slow
+def test_streamed_digits_train_to_the_in_memory_accuracy(digits_on_disk, tmp_path, monkeypatch):
+    """Issue 16: same seed, same data, the streamed path's .tflite accuracies are within 0.5
+    point of the in-memory path's, for digits as an image folder and as a memory-mapped .npz."""
+    folder, npz = digits_on_disk / "folder", digits_on_disk / "digits.npz"
+    pairs = {
+        "folder": (
+            _accuracies(tmp_path, "folder_memory", folder, "--cache", "memory"),
+            _accuracies(tmp_path, "folder_streamed", folder, "--cache", "none"),
+        ),
+        "npz": (
+            _accuracies(tmp_path, "npz_memory", npz),
+            _accuracies(tmp_path, "npz_mapped", npz, env={"EDGECNN_MEMORY_BUDGET": "100000"}, monkeypatch=monkeypatch),
+        ),
+    }
+    for source, ((mem_name, mem), (stream_name, stream)) in pairs.items():
+        assert "streamed" not in mem_name and "streamed" in stream_name, (mem_name, stream_name)
+        assert set(mem) == set(stream) == {"float32", "int8"}
+        for precision in mem:
+            for which, a, b in zip(("keras", "tflite"), mem[precision], stream[precision]):
+                assert abs(a - b) <= 0.005, f"{source} {precision} {which}: in memory {a:.4f}, streamed {b:.4f}"
+        assert mem["float32"][1] > 0.8  # two epochs of LeNet-5 on digits: a real model, not chance
