@@ -1,8 +1,8 @@
 """What ``--cache auto`` decides, and whether its memory estimate is right (issue 16).
 
 ``auto`` decodes an image folder into memory when :func:`edgecnn.stream.estimate_memory`
-(10 bytes per pixel and channel: the ``uint8`` images, the normalised ``float32`` copy and
-the ``tf.constant`` made of it) fits :func:`edgecnn.stream.memory_budget` (a quarter of the
+(``MEMORY_BYTES_PER_VALUE`` bytes per pixel and channel: the ``uint8`` images, the normalised
+``float32`` copy and the ``tf.constant`` made of it) fits :func:`edgecnn.stream.memory_budget` (a quarter of the
 physical RAM, or half of what is available now if that is less). This script measures the
 in-memory path's real footprint: for each size it decodes a synthetic folder of 256x256
 JPEGs (``benchmarks/data_scale.py``'s generator) at ``--image-size`` with ``--cache memory``
@@ -55,7 +55,7 @@ def main():
 
     from data_scale import generate
 
-    from edgecnn.stream import choose_cache, estimate_memory, memory_budget
+    from edgecnn.stream import MEMORY_BYTES_PER_VALUE, choose_cache, estimate_memory, memory_budget
 
     runs = []
     for n in args.sizes:
@@ -91,7 +91,7 @@ def main():
             *lines,
             "",
             f"- Growth per image between {a['images']:,} and {b['images']:,} images: {per_image / 2**20:.2f} MB "
-            f"= {per_image / values:.1f} bytes per pixel and channel; the estimate uses 10.",
+            f"= {per_image / values:.1f} bytes per pixel and channel; the estimate uses {MEMORY_BYTES_PER_VALUE}.",
             f"- Budget on this machine: {budget / 2**30:.1f} GiB (`memory_budget()`: a quarter of the RAM, or "
             "half of the memory available now, whichever is less).",
             f"- `--cache auto` at 224 px picks: 3,000 images -> `{picks[3000]}` "

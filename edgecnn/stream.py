@@ -52,8 +52,9 @@ from edgecnn.errors import UserError
 SPLITS = ("train", "val", "test")
 CACHES = ("auto", "memory", "disk", "none")
 # The in-memory path holds each image as uint8, then as float32 twice (the normalized numpy
-# array and the tf.constant made of it): about 9 bytes per pixel channel, 10 with slack.
-MEMORY_BYTES_PER_VALUE = 10
+# array and the tf.constant made of it): 9 bytes per pixel channel; measured 10.6
+# (benchmarks/cache_budget.py, 224 px), so the estimate takes 11.
+MEMORY_BYTES_PER_VALUE = 11
 PROGRESS_FROM = 10_000
 
 
@@ -214,6 +215,11 @@ class StreamDataset:
         ``workers``-th file of the recorded split (stratified and shuffled, so each part holds
         every class), the same for the whole run."""
         return np.arange(len(self.y[split]))[index::workers]
+
+    def worker_counts(self, split: str, workers: int) -> list:
+        """How many items of ``split`` each of ``workers`` reads when the data is split by file."""
+        n = len(self.y[split])
+        return [len(range(i, n, workers)) for i in range(workers)]
 
     def _unit_name(self, split: str, i: int) -> str:
         return self.files[split][i]

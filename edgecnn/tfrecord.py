@@ -171,6 +171,12 @@ class TFRecordStream(StreamDataset):
         """The shards: a multi-worker run gives each worker its own (``AutoShardPolicy.FILE``)."""
         return len(self.shards)
 
+    def worker_counts(self, split: str, workers: int) -> list:
+        """Records of ``split`` per worker: tf.data's FILE sharding gives shard ``j`` to worker ``j % workers``."""
+        edges = np.concatenate([[0], np.cumsum(self.counts)])
+        per_shard = np.diff(np.searchsorted(np.asarray(self.members[split]), edges))
+        return [int(per_shard[i::workers].sum()) for i in range(workers)]
+
     def worker_part(self, split: str, workers: int, index: int) -> np.ndarray:
         return np.arange(len(self.y[split]))  # shards are assigned by tf.data, not by index
 

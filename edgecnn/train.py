@@ -176,6 +176,8 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
 
         order = tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options_for(by_file, False))
         train = data.tf_split("train", data.traced("train", order, tf), tf)
+    if by_file:
+        train = _even(train, data.worker_counts("train", workers))
     if augment != "none":
         train = train.map(_augment_fn(augment, data.input_shape, seed), num_parallel_calls=tf.data.AUTOTUNE)
     else:
@@ -188,9 +190,19 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
         own = data.worker_part("val", workers, worker) if val_by_file else np.arange(len(data.y["val"]))
         order = tf.data.Dataset.from_tensor_slices((tf.constant(own, tf.int64), tf.range(len(own), dtype=tf.int64)))
         val = data.tf_split("val", data.traced("val", order.with_options(val_options), tf), tf)
+        if val_by_file:
+            val = _even(val, data.worker_counts("val", workers))
         val = val.with_options(val_options).map(lambda x, y, k: (x, y))
         val = val.batch(max(config.batch_size, 64)).prefetch(tf.data.AUTOTUNE)
     return train, val
+
+
+def _even(ds, counts):
+    """Every worker's part made as long as the longest (``counts``: items per worker), by reading
+    its own files again from the start. Workers then take the same number of steps: a worker
+    that ran out would otherwise be handed an empty batch, which TensorFlow's CPU convolution
+    rejects. Also covers files skipped as unreadable. At most ``max - min`` items repeat."""
+    return ds.repeat().take(max(counts))
 
 
 class _RestoreBest(keras.callbacks.Callback):
