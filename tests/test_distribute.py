@@ -369,3 +369,38 @@ def test_two_workers_on_tfrecord_shards_read_disjoint_shards(digits_folder, tmp_
     for split in ("train", "val"):
         assert chief[split].isdisjoint(worker[split]), f"both workers read records of the same {split} shard"
         assert chief[split] | worker[split] == names and len(chief[split]) == len(worker[split]) == 2
+
+
+@pytest.mark.parametrize("kind", ["folder", "tfrecord"])
+def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder, tmp_path, monkeypatch):
+    """The pipelines two workers build, each auto-sharded as tf.distribute does it: disjoint
+    files, together the whole split, the same number of items (no empty batch for anyone)."""
+    from click.testing import CliRunner
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    from edgecnn.cli import main
+    from edgecnn.stream import load_stream
+    from edgecnn.tfrecord import load_tfrecords
+    from edgecnn.train import TrainConfig, make_datasets
+
+    if kind == "tfrecord":
+        packed = CliRunner().invoke(main, ["data", "pack", str(image_folder), str(tmp_path / "s"), "--shards", "3"])
+        assert packed.exit_code == 0, packed.output
+        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), (8, 8), 3, val_split=0.25, test_split=0.25)
+    else:
+        data = load_stream(image_folder, (8, 8), 3, cache="none", val_split=0.25, test_split=0.25)
+    reads, sizes = [], []
+    for worker in range(2):
+        trace = tmp_path / f"reads{worker}.txt"
+        monkeypatch.setenv("EDGECNN_TRACE_READS", str(trace))
+        train, val = make_datasets(data, TrainConfig(batch_size=4), shard=(2, worker))
+        train, val = _AutoShardDataset(train, 2, worker, 2), _AutoShardDataset(val, 2, worker, 2)
+        sizes.append((sum(len(y) for _, y in train), sum(len(y) for _, y in val)))
+        reads.append({tuple(line.split("\t")) for line in trace.read_text().splitlines()})
+    assert sizes[0] == sizes[1]  # evened out: the same number of steps on both workers
+    assert reads[0].isdisjoint(reads[1])
+    if kind == "tfrecord":
+        assert {name for _, name in reads[0] | reads[1]} == {Path(s).name for s in data.shards}
+    else:
+        for split in ("train", "val"):
+            assert {n for s, n in reads[0] | reads[1] if s == split} == set(data.files[split])
