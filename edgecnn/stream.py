@@ -32,7 +32,12 @@ Caching (``data.cache``, ``--cache``):
 
 A corrupt or unreadable image found while streaming is skipped (it and its label leave the
 batch) and counted: :attr:`StreamDataset.skipped` lists them and the run's ``metrics.json``
-reports them.
+reports them; a training split with nothing readable stops the run with one line.
+
+Several workers (``--strategy multiworker``) split a stream by file: each reads only every
+n-th file of the recorded split (:meth:`StreamDataset.worker_part`; TFRecord shards are
+assigned by tf.data's ``AutoShardPolicy.FILE``), see :func:`edgecnn.train.make_datasets`.
+``EDGECNN_TRACE_READS=FILE`` makes the pipelines note every file they read (for tests).
 """
 
 from __future__ import annotations
