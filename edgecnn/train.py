@@ -201,8 +201,12 @@ def _even(ds, counts):
     """Every worker's part made as long as the longest (``counts``: items per worker), by reading
     its own files again from the start. Workers then take the same number of steps: a worker
     that ran out would otherwise be handed an empty batch, which TensorFlow's CPU convolution
-    rejects. Also covers files skipped as unreadable. At most ``max - min`` items repeat."""
-    return ds.repeat().take(max(counts))
+    rejects. Also covers files skipped as unreadable. At most ``max - min`` items repeat.
+
+    The length is then hidden again (an always-true filter): a worker's part is batched at the
+    global batch size and split among all replicas of the cluster, so its own cardinality
+    would tell Keras ``workers`` times too few steps per epoch."""
+    return ds.repeat().take(max(counts)).filter(lambda *item: True)
 
 
 class _RestoreBest(keras.callbacks.Callback):
