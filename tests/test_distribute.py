@@ -338,6 +338,7 @@ def _two_workers_on(source: str, tmp_path, *flags):
     worker_digest = json.loads(re.search(r"worker done: weights (\{.*?\})", worker_log).group(1))
     assert worker_digest == metrics["distribute"]["weights_digest"]
     assert metrics["rows"][0]["tflite_accuracy"] > 0.3  # one epoch learns something
+    assert re.search(r"\b40/40\b", chief_log), "an epoch is 1,257 training digits at the global batch of 32"
     splits = json.loads((out / "splits.json").read_text())  # the chief recorded the split
     return [_reads(t) for t in traces], splits, metrics
 
