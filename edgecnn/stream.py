@@ -145,6 +145,20 @@ class LazySplit:
     def batches(self, batch: int = 64):
         yield from self.data.read_batches(self.split, batch)
 
+    def __getitem__(self, index: slice) -> np.ndarray:
+        """``split[:n]``: the first ``n`` readable images as one array (what the int8 debugger
+        takes), reading only those."""
+        if not isinstance(index, slice) or index.start not in (None, 0) or index.step not in (None, 1):
+            raise TypeError("a streamed split is read from its start: use split[:n]")
+        stop = len(self) if index.stop is None else min(int(index.stop), len(self))
+        parts, got = [], 0
+        for x, _ in self.batches(max(1, min(stop, 256))):
+            if got >= stop:
+                break
+            parts.append(x[: stop - got])
+            got += len(parts[-1])
+        return np.concatenate(parts) if parts else np.zeros((0, *self.data.input_shape), np.float32)
+
 
 class _DiskCache:
     """Decoded ``uint8`` images of one split in one file, filled as they are first read."""
