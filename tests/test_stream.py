@@ -291,3 +291,13 @@ def test_streamed_digits_train_to_the_in_memory_accuracy(digits_on_disk, tmp_pat
             for which, a, b in zip(("keras", "tflite"), mem[precision], stream[precision]):
                 assert abs(a - b) <= 0.005, f"{source} {precision} {which}: in memory {a:.4f}, streamed {b:.4f}"
         assert mem["float32"][1] > 0.8  # two epochs of LeNet-5 on digits: a real model, not chance
+
+
+def test_a_streamed_split_slices_from_its_start(jpeg_folder, tmp_path):
+    """``split[:n]`` (what the int8 per-layer report takes) reads the first n readable images."""
+    ds = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=tmp_path / "run")
+    val = ds.normalized("val")
+    everything = np.concatenate([x for x, _ in val.batches(3)])
+    assert np.array_equal(val[:4], everything[:4]) and len(val[:1000]) == len(val) == len(everything)
+    with pytest.raises(TypeError, match="split\\[:n\\]"):
+        val[2:5]
