@@ -57,7 +57,7 @@ from edgecnn.errors import UserError
 SPLITS = ("train", "val", "test")
 CACHES = ("auto", "memory", "disk", "none")
 # The in-memory path holds each image as uint8, then as float32 twice (the normalized numpy
-# array and the tf.constant made of it): 9 bytes per pixel channel; measured 10.6
+# array and the tf.constant made of it): 9 bytes per pixel channel; measured 10.6-10.7
 # (benchmarks/cache_budget.py, 224 px), so the estimate takes 11.
 MEMORY_BYTES_PER_VALUE = 11
 PROGRESS_FROM = 10_000
