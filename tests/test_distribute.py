@@ -407,3 +407,26 @@ def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder
     else:
         for split in ("train", "val"):
             assert {n for s, n in reads[0] | reads[1] if s == split} == set(data.files[split])
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_workers_that_list_different_files_stop_before_training(digits_folder, tmp_path):
+    """Each worker lists the data itself: a copy on worker 1 that lacks a file gives another
+    split, and both workers stop with one line instead of training on different data."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_folder, copy)
+    next(copy.rglob("*.png")).unlink()
+    out = tmp_path / "run"
+
+    def argv(index):
+        data = str(digits_folder if index == 0 else copy)
+        return _cli(out, "--data", data, "--epochs", "1", "--cache", "none")(index)
+
+    results = _launch(argv, tmp_path)
+    for rc, output in results:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert rc == 2 and len(errors) == 1 and "the workers see different data" in errors[0], output[-2000:]
+        assert "Traceback" not in output and "Epoch 1/1" not in output
