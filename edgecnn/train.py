@@ -103,7 +103,9 @@ def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=Non
     ``epoch_fn`` returns the current epoch as an int64 tensor when the training data is
     read (e.g. from the optimizer's step counter): the order and augmentation of each epoch
     are then a pure function of ``(seed, epoch)``, so a run resumed after a kill sees
-    exactly the batches an uninterrupted run would have seen.
+    exactly the batches an uninterrupted run would have seen. ``shard``: ``(workers, index)``
+    of this process in a multi-worker run (:func:`edgecnn.distribute.input_shard`), by which
+    a streamed source is split by file (see :func:`_stream_datasets`).
     """
     if getattr(data, "streamed", False):
         return _stream_datasets(data, config, augment, epoch_fn, shard)
@@ -166,13 +168,18 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
     if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer; tf.data assigns the shards
         train = data.tf_train(tf, seed, epoch_fn).with_options(options_for(by_file, True))
     else:
-        own = data.worker_part("train", workers, worker) if by_file else np.arange(len(data.y["train"]))
+        total = len(data.y["train"])
+        own = data.worker_part("train", workers, worker) if by_file else np.arange(total)
         n, own_t = len(own), tf.constant(own, tf.int64)
+        # The augmentation counter: epoch * total + position in the epoch, the positions of a
+        # worker interleaved with the others' (worker + workers * i), so no two draws repeat.
+        first, step = (worker, workers) if by_file else (0, 1)
 
         def epoch_order(_):
             epoch = tf.cast(epoch_fn(), tf.int64)
             perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
-            return tf.data.Dataset.from_tensor_slices((tf.gather(own_t, perm), epoch * n + tf.range(n, dtype=tf.int64)))
+            counter = epoch * total + first + step * tf.range(n, dtype=tf.int64)
+            return tf.data.Dataset.from_tensor_slices((tf.gather(own_t, perm), counter))
 
         order = tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options_for(by_file, False))
         train = data.tf_split("train", data.traced("train", order, tf), tf)
