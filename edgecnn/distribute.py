@@ -16,7 +16,8 @@ Strategies (``--strategy`` / ``train.strategy``):
 
 The batch size a user gives is the *global* batch: each step, the batch is split over the
 replicas; in-memory data is auto-sharded by element (``AutoShardPolicy.DATA``, set in
-:func:`edgecnn.train.make_datasets`). The chief (task ``chief``, or ``worker`` 0 when the
+:func:`edgecnn.train.make_datasets`); streamed data is sharded by file, so that each worker
+reads only its own files (see :func:`edgecnn.train.make_datasets`). The chief (task ``chief``, or ``worker`` 0 when the
 cluster has no chief) is the only process that writes the run folder, converts and
 benchmarks; the other workers write what they must into a temporary folder that is removed
 (the same scheme Keras' own callbacks use), and checkpoints go through Keras'
@@ -299,6 +300,26 @@ def describe(strategy=None) -> dict:
     return info
 
 
+def input_shard(strategy=None) -> tuple:
+    """``(workers, index)``: how many input pipelines read the data and which one this process is.
+
+    TensorFlow's numbering (``multi_worker_util.id_in_cluster``): the chief is 0 and the
+    workers follow; ``(1, 0)`` outside a multi-worker strategy.
+
+    Example:
+        >>> input_shard(get_strategy("default"))
+        (1, 0)
+    """
+    strategy = strategy or current_strategy()
+    if not is_multi_worker(strategy):
+        return 1, 0
+    task = cluster_from_env()
+    if task is None:
+        return 1, 0
+    index = task.task_index + (1 if task.task_type == "worker" and "chief" in task.cluster else 0)
+    return task.num_workers, (0 if task.task_type == "chief" else index)
+
+
 def all_agree(flag: bool, strategy=None) -> bool:
     """``True`` only if ``flag`` is true on every worker (one all-reduce; local otherwise).
 
@@ -323,6 +344,34 @@ def all_agree(flag: bool, strategy=None) -> bool:
         return float(total) >= strategy.num_replicas_in_sync - 0.5
     except collective_errors() as exc:  # a peer gone: TensorFlow's health check aborts the collective
         raise lost_worker_error(exc) from None
+
+
+def same_everywhere(text: str, strategy=None) -> bool:
+    """``True`` when ``text`` (e.g. a digest of the data split) is the same on every worker.
+
+    Two all-reduces of the sha256 bytes of ``text`` (their sum and sum of squares): every
+    worker gets the same answer, so all of them stop, or none.
+
+    Example:
+        >>> same_everywhere("abc", get_strategy("default"))
+        True
+    """
+    strategy = strategy or current_strategy()
+    if not is_multi_worker(strategy):
+        return True
+    import numpy as np
+
+    from edgecnn._tf import tf
+
+    mine = np.frombuffer(hashlib.sha256(text.encode()).digest(), np.uint8).astype(np.float32)
+    both = np.concatenate([mine, mine * mine])
+    try:
+        total = strategy.reduce("SUM", strategy.run(lambda: tf.constant(both)), axis=None).numpy()
+    except collective_errors() as exc:
+        raise lost_worker_error(exc) from None
+    replicas = strategy.num_replicas_in_sync
+    sums, squares = total[: len(mine)], total[len(mine) :]
+    return bool(np.all(sums * sums == replicas * squares))  # zero variance: all equal
 
 
 def barrier(strategy=None):

@@ -215,7 +215,7 @@ def _optimize(
     extra_outputs: dict,
     extra_inputs: dict,
 ) -> dict:
-    from edgecnn.distribute import describe, is_chief, local_copy, weights_digest
+    from edgecnn.distribute import describe, is_chief, local_copy, same_everywhere, weights_digest
     from edgecnn.manifest import versions, write_manifest
     from edgecnn.models import batch_norm_defaults, model_info
     from edgecnn.train import evaluate_keras
@@ -239,8 +239,13 @@ def _optimize(
     if note:
         echo(note)
     step(1, "data", f"data: loading {cfg.data.source}")
-    data = load_run_data(cfg, entry, run_dir=out)
+    data = load_run_data(cfg, entry, run_dir=out, chief=is_chief(strategy))
     echo(f"      {data.summary()}")
+    if hasattr(data, "split_digest") and not same_everywhere(data.split_digest(), strategy):
+        raise UserError(
+            f"the workers see different data in {cfg.data.source}: every worker needs the same files at the same "
+            "path (or the same shards); see README 'Training on several GPUs or machines'"
+        )
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":
         role = "the chief: writes the run folder" if dist["chief"] else "not the chief: writes nothing"

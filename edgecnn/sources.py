@@ -16,12 +16,14 @@ from pathlib import Path
 from edgecnn.data import load_run_data as load_in_memory
 
 
-def load_run_data(cfg, entry, full_train: bool = False, run_dir=None):
+def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: bool = True):
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
     ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's registry
     entry (for its number of channels), ``run_dir`` the run folder (where a streamed
-    source records its split, ``splits.json``, and keeps its disk cache).
+    source records its split, ``splits.json``, and keeps its disk cache). ``chief``
+    ``False`` (another worker of a multi-worker run): the recorded split is read but not
+    written, and a disk cache goes into a temporary folder removed at exit.
     """
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
     from edgecnn.models._weights import input_convention
@@ -40,16 +42,31 @@ def load_run_data(cfg, entry, full_train: bool = False, run_dir=None):
     fraction = None if full_train else d.train_fraction
     split = {"val_split": d.val_split, "test_split": d.test_split, "seed": d.seed, "train_fraction": fraction}
     if is_pattern(source):
-        return load_tfrecords(source, size, entry.channels, run_dir=run_dir, **split, **norm)
+        return load_tfrecords(source, size, entry.channels, run_dir=run_dir, record=chief, **split, **norm)
     path = Path(source).expanduser()
     if source != "digits" and path.is_dir():
         from edgecnn.stream import load_stream
 
-        return load_stream(source, size, entry.channels, cache=d.cache, run_dir=run_dir, **split, **norm)
+        cache_dir = None if chief else _worker_temp()
+        where = {"run_dir": run_dir, "record": chief, "cache_dir": cache_dir}
+        return load_stream(source, size, entry.channels, cache=d.cache, **where, **split, **norm)
     if path.suffix.lower() == ".npz" and path.is_file():
         from edgecnn.stream import load_npz_stream, npz_decision
 
         how, members = npz_decision(path)
         if how == "mmap":
-            return load_npz_stream(source, members, size, entry.channels, d.val_split, d.test_split, d.seed, fraction)
+            return load_npz_stream(
+                source, members, size, entry.channels, d.val_split, d.test_split, d.seed, fraction, **norm
+            )
     return load_in_memory(cfg, entry, full_train=full_train)
+
+
+def _worker_temp() -> Path:
+    """A temporary folder for a non-chief worker's disk cache, removed when the process exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="edgecnn-worker-cache-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path

@@ -32,7 +32,12 @@ Caching (``data.cache``, ``--cache``):
 
 A corrupt or unreadable image found while streaming is skipped (it and its label leave the
 batch) and counted: :attr:`StreamDataset.skipped` lists them and the run's ``metrics.json``
-reports them.
+reports them; a training split with nothing readable stops the run with one line.
+
+Several workers (``--strategy multiworker``) split a stream by file: each reads only every
+n-th file of the recorded split (:meth:`StreamDataset.worker_part`; TFRecord shards are
+assigned by tf.data's ``AutoShardPolicy.FILE``), see :func:`edgecnn.train.make_datasets`.
+``EDGECNN_TRACE_READS=FILE`` makes the pipelines note every file they read (for tests).
 """
 
 from __future__ import annotations
@@ -52,20 +57,49 @@ from edgecnn.errors import UserError
 SPLITS = ("train", "val", "test")
 CACHES = ("auto", "memory", "disk", "none")
 # The in-memory path holds each image as uint8, then as float32 twice (the normalized numpy
-# array and the tf.constant made of it): about 9 bytes per pixel channel, 10 with slack.
-MEMORY_BYTES_PER_VALUE = 10
+# array and the tf.constant made of it): 9 bytes per pixel channel; measured 10.6-10.7
+# (benchmarks/cache_budget.py, 224 px), so the estimate takes 11.
+MEMORY_BYTES_PER_VALUE = 11
 PROGRESS_FROM = 10_000
 
 
+TRACE_ENV = "EDGECNN_TRACE_READS"
+
+
+def trace_writer():
+    """With ``EDGECNN_TRACE_READS=FILE`` in the environment, a function that appends a line to
+    FILE for every file (or shard record) the training and validation pipelines read; else
+    ``None``. For checking what a worker of a multi-worker run reads (``tests/test_distribute.py``)."""
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return None
+    lock = threading.Lock()
+
+    def write(line: str):
+        with lock, open(path, "a") as f:
+            f.write(line + "\n")
+
+    return write
+
+
 def memory_budget() -> int:
-    """Default cache budget: a quarter of the physical memory, in bytes (``EDGECNN_MEMORY_BUDGET``
-    in bytes overrides it)."""
+    """Default cache budget in bytes: a quarter of the physical memory, or half of the memory
+    available now (``MemAvailable``) when that is less, so a machine shared with other jobs is
+    not pushed into swap. ``EDGECNN_MEMORY_BUDGET`` (bytes) overrides it. The choice only
+    decides where decoded images live: every cache trains on the same batches."""
     if os.environ.get("EDGECNN_MEMORY_BUDGET", "").isdigit():
         return int(os.environ["EDGECNN_MEMORY_BUDGET"])
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
     except (ValueError, OSError, AttributeError):
-        return 2 << 30
+        budget = 2 << 30
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                budget = min(budget, int(line.split()[1]) * 1024 // 2)
+    except (OSError, ValueError, IndexError):
+        pass
+    return budget
 
 
 def _progress(stream=None):
@@ -95,31 +129,35 @@ def list_files(root) -> tuple[list, np.ndarray, list]:
 
 
 class LazySplit:
-    """A split's float inputs, read ``batch`` images at a time (never all at once).
+    """A split's float inputs, read ``batch`` images at a time (never all at once): the one
+    split class of every streamed source (folder, memory-mapped ``.npz``, TFRecord shards).
 
-    ``len()`` is the number of listed files; :meth:`batches` yields ``(x, y)`` with
-    unreadable files left out (and recorded in ``skipped``). TensorFlow-free.
+    ``len()`` is the number of listed items; :meth:`batches` yields ``(x, y)`` from the
+    dataset's ``read_batches`` (unreadable files left out and recorded in ``skipped``).
     """
 
-    def __init__(self, files, labels, image_size, channels, spec, skipped=None):
-        self.files, self.labels = list(files), np.asarray(labels)
-        self.image_size, self.channels, self.spec = image_size, channels, spec
-        self.skipped = skipped if skipped is not None else set()
+    def __init__(self, data: StreamDataset, split: str):
+        self.data, self.split = data, split
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.data.y[self.split])
 
     def batches(self, batch: int = 64):
-        for start in range(0, len(self.files), batch):
-            xs, ys = [], []
-            for f, y in zip(self.files[start : start + batch], self.labels[start : start + batch]):
-                try:
-                    xs.append(load_image(f, self.image_size, self.channels))
-                    ys.append(y)
-                except ImageError:
-                    self.skipped.add(f)
-            if xs:
-                yield normalize(np.stack(xs), self.spec), np.asarray(ys, dtype=np.int64)
+        yield from self.data.read_batches(self.split, batch)
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        """``split[:n]``: the first ``n`` readable images as one array (what the int8 debugger
+        takes), reading only those."""
+        if not isinstance(index, slice) or index.start not in (None, 0) or index.step not in (None, 1):
+            raise TypeError("a streamed split is read from its start: use split[:n]")
+        stop = len(self) if index.stop is None else min(int(index.stop), len(self))
+        parts, got = [], 0
+        for x, _ in self.batches(max(1, min(stop, 256))):
+            if got >= stop:
+                break
+            parts.append(x[: stop - got])
+            got += len(parts[-1])
+        return np.concatenate(parts) if parts else np.zeros((0, *self.data.input_shape), np.float32)
 
 
 class _DiskCache:
@@ -186,11 +224,54 @@ class StreamDataset:
     def input_shape(self) -> tuple:
         return (*self.image_size, self.channels)
 
+    def read_units(self, split: str) -> int:
+        """How many parts of ``split`` can be read on their own (here: its files). A multi-worker
+        run splits the data by these when there are at least as many as workers."""
+        return len(self.y[split])
+
+    def worker_part(self, split: str, workers: int, index: int) -> np.ndarray:
+        """The positions in ``split`` that worker ``index`` of ``workers`` reads: every
+        ``workers``-th file of the recorded split (stratified and shuffled, so each part holds
+        every class), the same for the whole run."""
+        return np.arange(len(self.y[split]))[index::workers]
+
+    def worker_counts(self, split: str, workers: int) -> list:
+        """How many items of ``split`` each of ``workers`` reads when the data is split by file."""
+        n = len(self.y[split])
+        return [len(range(i, n, workers)) for i in range(workers)]
+
+    def _unit_name(self, split: str, i: int) -> str:
+        return self.files[split][i]
+
+    def traced(self, split: str, order, tf):
+        """``order`` (``(index, k)`` pairs) noting each file read when :func:`trace_writer` is on."""
+        write = trace_writer()
+        if write is None:
+            return order
+
+        def note(i):
+            write(f"{split}\t{self._unit_name(split, int(i))}")
+            return i
+
+        return order.map(lambda i, k: (tf.ensure_shape(tf.numpy_function(note, [i], tf.int64), ()), k))
+
     def normalized(self, split: str) -> LazySplit:
         """The split as a :class:`LazySplit` (read in batches by the evaluators)."""
-        return LazySplit(
-            self.files[split], self.y[split], self.image_size, self.channels, self.preprocess, self.skipped
-        )
+        return LazySplit(self, split)
+
+    def read_batches(self, split: str, batch: int = 64):
+        """``(x, y)`` of ``split``, ``batch`` files at a time, decoded on the device side (TensorFlow-free)."""
+        files, labels = self.files[split], self.y[split]
+        for start in range(0, len(files), batch):
+            xs, ys = [], []
+            for f, y in zip(files[start : start + batch], labels[start : start + batch]):
+                try:
+                    xs.append(load_image(f, self.image_size, self.channels))
+                    ys.append(y)
+                except ImageError:
+                    self.skipped.add(f)
+            if xs:
+                yield normalize(np.stack(xs), self.preprocess), np.asarray(ys, dtype=np.int64)
 
     def representative(self, samples: int = 200, seed: int = 0):
         """At most ``samples`` training images (decoded one by one) for int8 calibration."""
@@ -210,15 +291,34 @@ class StreamDataset:
 
         return gen
 
+    # What identifies the data: overridden by the memory-mapped and TFRecord sources.
+    def _source_files(self) -> list:
+        """The files read, whose names, sizes and modification times go into :meth:`fingerprint`."""
+        return [f for s in SPLITS for f in self.files[s]]
+
+    def _split_ids(self, split: str) -> list:
+        """What ``split`` holds, independent of where the data lies (file names relative to the source)."""
+        root = self.preprocess.get("source", "")
+        return [os.path.relpath(f, root) if root else f for f in self.files[split]]
+
     def fingerprint(self) -> str:
-        """A hash of every split's file names, sizes, modification times and labels."""
+        """A hash of the files read (names, sizes, modification times), every split's members
+        and labels, and the preprocessing: the cache key of the stages trained on this data."""
+        h = hashlib.sha256()
+        for f in self._source_files():
+            st = os.stat(f)
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(self.split_digest().encode())
+        h.update(repr(sorted((k, v) for k, v in self.preprocess.items() if k != "cache")).encode())
+        return h.hexdigest()[:16]
+
+    def split_digest(self) -> str:
+        """A hash of every split's members and labels, the same wherever the files lie (no
+        paths, no times): the workers of a multi-worker run check that theirs agree."""
         h = hashlib.sha256()
         for split in SPLITS:
-            for f in self.files[split]:
-                st = os.stat(f)
-                h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            h.update(self.y[split].tobytes())
-        h.update(repr(sorted((k, v) for k, v in self.preprocess.items() if k != "cache")).encode())
+            h.update(f"{split}\0{json.dumps(self._split_ids(split))}\0".encode())
+            h.update(np.asarray(self.y[split], dtype=np.int64).tobytes())
         return h.hexdigest()[:16]
 
     def summary(self) -> str:
@@ -364,11 +464,15 @@ def load_stream(
     scale: float | None = None,
     offset: float | None = None,
     convention: dict | None = None,
+    record: bool = True,
+    cache_dir=None,
 ):
     """An image folder as a :class:`StreamDataset` (or, with ``cache`` ``memory``, decoded
-    into an :class:`edgecnn.data.Dataset`). The split is recorded in ``run_dir/splits.json``.
+    into an :class:`edgecnn.data.Dataset`). The split is recorded in ``run_dir/splits.json``
+    (read back when it matches; written only with ``record``: the chief of a multi-worker run).
     ``convention``: pretrained weights' ``channel_order``/``mean``/``std`` beyond ``scale``
-    and ``offset`` (recorded in ``preprocess.json``)."""
+    and ``offset`` (recorded in ``preprocess.json``). ``cache_dir``: where a disk cache goes
+    (default ``run_dir/cache``)."""
     from edgecnn._io import write_json
     from edgecnn.data import Dataset
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
@@ -377,7 +481,7 @@ def load_stream(
     image_size = tuple(int(s) for s in image_size)
     subs = {p.name for p in root.iterdir() if p.is_dir()}
     key = _record_key(root, seed, val_split, test_split, train_fraction)
-    record = Path(run_dir) / "splits.json" if run_dir is not None else None
+    record_path = Path(run_dir) / "splits.json" if run_dir is not None else None
     files, labels = {}, {}
     if {"train", "test"} <= subs:  # splits given as subfolders: used as they are
         classes = None
@@ -396,7 +500,9 @@ def load_stream(
         all_f, all_y, classes = list_files(root)
         if len(all_f) < 10:
             raise UserError(f"data {str(source)!r} has only {len(all_f)} images; edgecnn needs at least 10")
-        recorded = read_splits(record, key, set(all_f)) if record is not None and record.is_file() else None
+        recorded = None
+        if record_path is not None and record_path.is_file():
+            recorded = read_splits(record_path, key, set(all_f))
         if recorded is not None and recorded[1] == classes:
             for s in SPLITS:
                 files[s], labels[s] = recorded[0][s][0], np.asarray(recorded[0][s][1], dtype=np.int64)
@@ -406,9 +512,9 @@ def load_stream(
                 files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
     if len(classes) < 2:
         raise UserError(f"data {str(source)!r} has {len(classes)} class; classification needs at least 2")
-    if record is not None:
+    if record_path is not None and record:
         write_json(
-            record,
+            record_path,
             {
                 "key": key,
                 "class_names": list(classes),
@@ -429,7 +535,8 @@ def load_stream(
         "test_split": float(test_split),
         **{k: v for k, v in (convention or {}).items() if v is not None},
     }
-    cache_dir = Path(run_dir) / "cache" if run_dir is not None else None
+    if cache_dir is None:
+        cache_dir = Path(run_dir) / "cache" if run_dir is not None else None
     total = sum(len(files[s]) for s in SPLITS)
     chosen = choose_cache(cache, total, image_size, channels, cache_dir or Path.cwd())
     if chosen == "disk" and cache_dir is None:
@@ -531,6 +638,9 @@ class ArrayStream(StreamDataset):
         super().__init__(name, {s: [] for s in SPLITS}, y, class_names, preprocess, cache="none")
         self.path, self.x, self.index = str(path), x, index
 
+    def _unit_name(self, split: str, i: int) -> str:
+        return f"{Path(self.path).name}[{int(self.index[split][i])}]"
+
     def _image(self, i: int) -> np.ndarray:
         from edgecnn.device.preprocess import resize_batch
 
@@ -540,8 +650,11 @@ class ArrayStream(StreamDataset):
         index = self.index[split]
         return lambda i: (self._image(int(index[int(i)])), True)
 
-    def normalized(self, split: str):
-        return _ArraySplit(self, split)
+    def read_batches(self, split: str, batch: int = 64):
+        idx, y = self.index[split], self.y[split]
+        for start in range(0, len(idx), batch):
+            xs = np.stack([self._image(int(i)) for i in idx[start : start + batch]])
+            yield normalize(xs, self.preprocess), y[start : start + batch]
 
     def representative(self, samples: int = 200, seed: int = 0):
         rng = np.random.default_rng(seed)
@@ -554,37 +667,33 @@ class ArrayStream(StreamDataset):
 
         return gen
 
-    def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        st = os.stat(self.path)
-        h.update(f"{self.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        for s in SPLITS:
-            h.update(np.asarray(self.index[s]).tobytes())
-        h.update(repr(sorted(self.preprocess.items())).encode())
-        return h.hexdigest()[:16]
+    def _source_files(self) -> list:
+        return [self.path]
+
+    def _split_ids(self, split: str) -> list:
+        return np.asarray(self.index[split]).tolist()
 
 
-class _ArraySplit:
-    def __init__(self, data: ArrayStream, split: str):
-        self.data, self.split = data, split
-
-    def __len__(self):
-        return len(self.data.index[self.split])
-
-    def batches(self, batch: int = 64):
-        idx, y = self.data.index[self.split], self.data.y[self.split]
-        for start in range(0, len(idx), batch):
-            xs = np.stack([self.data._image(int(i)) for i in idx[start : start + batch]])
-            yield normalize(xs, self.data.preprocess), y[start : start + batch]
-
-
-def load_npz_stream(path, members, image_size, channels, val_split, test_split, seed, train_fraction=None):
-    """An uncompressed ``.npz`` over the memory budget, memory-mapped and split by index."""
+def load_npz_stream(
+    path,
+    members,
+    image_size,
+    channels,
+    val_split,
+    test_split,
+    seed,
+    train_fraction=None,
+    scale=None,
+    offset=None,
+    convention=None,
+):
+    """An uncompressed ``.npz`` over the memory budget, memory-mapped and split by index
+    (``scale``, ``offset``, ``convention``: the input normalisation, as for :func:`load_stream`)."""
     from edgecnn.device.arrays import check_labels
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
-    dtype, shape, _, offset = members["x"]
-    x = np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=shape)
+    _, shape, _, data_offset = members["x"]
+    x = np.memmap(path, dtype=np.uint8, mode="r", offset=data_offset, shape=shape)
     with np.load(path, allow_pickle=False) as f:
         y = check_labels(f["y"], f"{path}: y", shape[0])
         names = f["class_names"] if "class_names" in f.files else None
@@ -599,8 +708,9 @@ def load_npz_stream(path, members, image_size, channels, val_split, test_split, 
     preprocess = {
         "image_size": list(image_size),
         "channels": int(channels),
-        "scale": float(DEFAULT_SCALE),
-        "offset": float(DEFAULT_OFFSET),
+        "scale": float(DEFAULT_SCALE if scale is None else scale),
+        "offset": float(DEFAULT_OFFSET if offset is None else offset),
+        **{k: v for k, v in (convention or {}).items() if v is not None},
         "class_names": classes,
         "source": str(Path(path).resolve()),
         "seed": int(seed),

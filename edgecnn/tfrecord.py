@@ -17,7 +17,6 @@ Images are decoded by :func:`edgecnn.device.preprocess.load_image` (Pillow), as 
 from __future__ import annotations
 
 import glob
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -93,19 +92,33 @@ def _spec(tf, with_image: bool = True):
     return spec
 
 
-def scan(files) -> tuple[np.ndarray, list]:
-    """Labels of every record (in shard order) and the class names, checked; decodes no image."""
+def _by_shard(tf, files):
+    """``(record, shard number, record number in its shard)`` of every record, shard by shard.
+
+    A dataset of file names flat-mapped into ``TFRecordDataset``: the form tf.data's
+    ``AutoShardPolicy.FILE`` recognises, so a multi-worker run gives each worker its own shards.
+    """
+    names = tf.data.Dataset.from_tensor_slices((list(files), tf.range(len(files), dtype=tf.int64)))
+    return names.flat_map(lambda path, j: tf.data.TFRecordDataset(path).enumerate().map(lambda n, r: (r, j, n)))
+
+
+def scan(files) -> tuple[np.ndarray, list, np.ndarray]:
+    """Labels of every record (in shard order), the class names and the number of records
+    in each shard, checked; decodes no image."""
     from edgecnn._tf import tf
 
     spec = _spec(tf)
-    ds = tf.data.TFRecordDataset(files).map(
-        lambda r: (lambda f: (f["image/class/label"], f["image/class/text"]))(tf.io.parse_single_example(r, spec)),
+    ds = _by_shard(tf, files).map(
+        lambda r, j, n: (lambda f: (f["image/class/label"], f["image/class/text"], j))(
+            tf.io.parse_single_example(r, spec)
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    labels, texts = [], {}
+    labels, texts, shard_of = [], {}, []
     try:
-        for y, t in ds.batch(4096).as_numpy_iterator():
+        for y, t, j in ds.batch(4096).as_numpy_iterator():
             labels.append(y)
+            shard_of.append(j)
             for label, text in zip(y, t):
                 if text:
                     texts.setdefault(int(label), text.decode("utf-8", "replace"))
@@ -117,6 +130,7 @@ def scan(files) -> tuple[np.ndarray, list]:
         ) from None
     except tf.errors.DataLossError as exc:
         raise UserError(f"a shard of {len(files)} is corrupt or truncated: {str(exc).splitlines()[0][:200]}") from None
+    counts = np.bincount(np.concatenate(shard_of), minlength=len(files)) if shard_of else np.zeros(len(files), int)
     y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     if not len(y):
         raise UserError(f"the shards ({files[0]}, ...) hold no records")
@@ -132,32 +146,69 @@ def scan(files) -> tuple[np.ndarray, list]:
             )
         classes = [texts[i] for i in range(n)]
     else:
+        empty = np.flatnonzero(np.bincount(y, minlength=n) == 0)
+        if len(empty):  # without class names the labels define the classes: a gap is a label out of range
+            raise UserError(
+                f"label {n - 1} out of range in the shards: labels go up to {n - 1} but no record has label "
+                f"{', '.join(str(int(c)) for c in empty[:5])}{' ...' if len(empty) > 5 else ''} (labels must be "
+                "0..classes-1; add image/class/text to name the classes)"
+            )
         classes = [str(i) for i in range(n)]
-    return y.astype(np.int64), classes
+    return y.astype(np.int64), classes, counts
 
 
 class TFRecordStream(StreamDataset):
     """TFRecord shards split by record number; read in shard order, shuffled in a buffer."""
 
-    def __init__(self, name, shards, members: dict, y: dict, class_names, preprocess):
+    def __init__(self, name, shards, members: dict, y: dict, class_names, preprocess, counts=None):
         super().__init__(name, {s: [] for s in SPLITS}, y, class_names, preprocess, cache="none")
         self.shards = list(shards)
         self.members = members  # split -> sorted record numbers
+        total = sum(len(v) for v in self.members.values())
+        self.counts = np.asarray(counts if counts is not None else [total] + [0] * (len(self.shards) - 1))
+
+    def read_units(self, split: str) -> int:
+        """The shards: a multi-worker run gives each worker its own (``AutoShardPolicy.FILE``)."""
+        return len(self.shards)
+
+    def worker_counts(self, split: str, workers: int) -> list:
+        """Records of ``split`` per worker: tf.data's FILE sharding gives shard ``j`` to worker ``j % workers``."""
+        edges = np.concatenate([[0], np.cumsum(self.counts)])
+        per_shard = np.diff(np.searchsorted(np.asarray(self.members[split]), edges))
+        return [int(per_shard[i::workers].sum()) for i in range(workers)]
+
+    def worker_part(self, split: str, workers: int, index: int) -> np.ndarray:
+        return np.arange(len(self.y[split]))  # shards are assigned by tf.data, not by index
+
+    def traced(self, split: str, order, tf):
+        return order  # traced in _records, where the shard of each record is known
 
     def _records(self, split: str, tf):
-        """``(image bytes, label, position in split)`` of ``split``'s records, in shard order."""
-        total = sum(len(v) for v in self.members.values())
+        """``(record number, (image bytes, label))`` of ``split``'s records, in shard order."""
+        from edgecnn.stream import trace_writer
+
+        total = int(self.counts.sum())
         mask = np.zeros(total, dtype=bool)
         mask[self.members[split]] = True
-        mask_t, spec = tf.constant(mask), _spec(tf)
-        ds = tf.data.TFRecordDataset(self.shards).enumerate()
-        ds = ds.filter(lambda i, r: tf.gather(mask_t, i))
+        offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        mask_t, offsets_t, spec = tf.constant(mask), tf.constant(offsets), _spec(tf)
+        ds = _by_shard(tf, self.shards).filter(lambda r, j, n: tf.gather(mask_t, tf.gather(offsets_t, j) + n))
+        write = trace_writer()
+        if write is not None:
+            names = [os.path.basename(f) for f in self.shards]
 
-        def parse(i, r):
+            def note(j):
+                write(f"{split}\t{names[int(j)]}")
+                return j
+
+            ds = ds.map(lambda r, j, n: (r, tf.ensure_shape(tf.numpy_function(note, [j], tf.int64), ()), n))
+
+        def parse(r, j, n):
             f = tf.io.parse_single_example(r, spec)
-            return f["image/encoded"], f["image/class/label"]
+            return tf.gather(offsets_t, j) + n, (f["image/encoded"], f["image/class/label"])
 
-        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).enumerate()
+        # No enumerate() here: a RangeDataset beside the shards would stop AutoShardPolicy.FILE.
+        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def _decode(self, tf, records):
         from edgecnn.stream import tf_normalize
@@ -182,16 +233,25 @@ class TFRecordStream(StreamDataset):
         ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
 
-    def tf_train(self, tf, seed: int):
-        """The training records, shuffled in a buffer (reshuffled each epoch), decoded."""
+    def tf_train(self, tf, seed: int, epoch_fn=None):
+        """The training records, shuffled in a buffer (reshuffled each epoch), decoded. The
+        augmentation counter of a record is its number plus the epoch (``epoch_fn``) times
+        the number of records, so each epoch draws new shifts, as the in-memory path does."""
+        total = int(self.counts.sum())
         records = self._records("train", tf).shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-        return self._decode(tf, records)
+        decoded = self._decode(tf, records)
+        if epoch_fn is None:
+            return decoded
+        return decoded.map(lambda x, y, k: (x, y, k + total * tf.cast(epoch_fn(), tf.int64)))
 
     def tf_split(self, split: str, indices, tf):
         return self._decode(tf, self._records(split, tf))
 
-    def normalized(self, split: str):
-        return _RecordSplit(self, split)
+    def read_batches(self, split: str, batch: int = 64):
+        from edgecnn._tf import tf
+
+        ds = self.tf_split(split, None, tf).map(lambda x, y, k: (x, y)).batch(batch)
+        yield from ds.as_numpy_iterator()
 
     def representative(self, samples: int = 200, seed: int = 0):
         def gen():
@@ -203,31 +263,11 @@ class TFRecordStream(StreamDataset):
 
         return gen
 
-    def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for f in self.shards:
-            st = os.stat(f)
-            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        for s in SPLITS:
-            h.update(np.asarray(self.members[s]).tobytes())
-        h.update(repr(sorted((k, v) for k, v in self.preprocess.items() if k != "cache")).encode())
-        return h.hexdigest()[:16]
+    def _source_files(self) -> list:
+        return self.shards
 
-
-class _RecordSplit:
-    """A split of a :class:`TFRecordStream` read in batches (``batches()``, like ``LazySplit``)."""
-
-    def __init__(self, data: TFRecordStream, split: str):
-        self.data, self.split = data, split
-
-    def __len__(self):
-        return len(self.data.y[self.split])
-
-    def batches(self, batch: int = 64):
-        from edgecnn._tf import tf
-
-        ds = self.data.tf_split(self.split, None, tf).map(lambda x, y, k: (x, y)).batch(batch)
-        yield from ds.as_numpy_iterator()
+    def _split_ids(self, split: str) -> list:
+        return [[os.path.basename(f) for f in self.shards], np.asarray(self.members[split]).tolist()]
 
 
 def load_tfrecords(
@@ -242,22 +282,24 @@ def load_tfrecords(
     scale=None,
     offset=None,
     convention=None,
+    record=True,
 ):
     """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream` (``scale``,
-    ``offset``, ``convention``: the input normalisation, as for :func:`edgecnn.stream.load_stream`)."""
+    ``offset``, ``convention``: the input normalisation, as for :func:`edgecnn.stream.load_stream`;
+    ``record``: write ``run_dir/splits.json``, as the chief of a multi-worker run does)."""
     from edgecnn._io import write_json
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
     shards = sorted(glob.glob(os.path.expanduser(str(pattern))))
     if not shards:
         raise UserError(f"no TFRecord files match {str(pattern)!r}; write shards with 'edgecnn data pack FOLDER OUT'")
-    y, classes = scan(shards)
+    y, classes, counts = scan(shards)
     if len(classes) < 2:
         raise UserError(f"the shards {pattern!r} hold {len(classes)} class; classification needs at least 2")
     idx = split_files(np.arange(len(y)), y, val_split, test_split, seed, train_fraction)
     members = {s: np.sort(idx[s]) for s in SPLITS}
     labels = {s: y[members[s]] for s in SPLITS}
-    if run_dir is not None:
+    if run_dir is not None and record:
         write_json(
             Path(run_dir) / "splits.json",
             {
@@ -280,5 +322,4 @@ def load_tfrecords(
         "test_split": float(test_split),
     }
     name = Path(shards[0]).parent.name or "tfrecords"
-    return TFRecordStream(name, shards, members, labels, classes, preprocess)
-
+    return TFRecordStream(name, shards, members, labels, classes, preprocess, counts=counts)

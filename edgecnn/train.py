@@ -97,16 +97,18 @@ def resolve_augment(kind: str, dataset_name: str) -> str:
     return "shift" if dataset_name == "digits" or dataset_name.endswith(".npz") else "shift_flip"
 
 
-def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=None):
+def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=None, shard=(1, 0)):
     """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.Dataset`.
 
     ``epoch_fn`` returns the current epoch as an int64 tensor when the training data is
     read (e.g. from the optimizer's step counter): the order and augmentation of each epoch
     are then a pure function of ``(seed, epoch)``, so a run resumed after a kill sees
-    exactly the batches an uninterrupted run would have seen.
+    exactly the batches an uninterrupted run would have seen. ``shard``: ``(workers, index)``
+    of this process in a multi-worker run (:func:`edgecnn.distribute.input_shard`), by which
+    a streamed source is split by file (see :func:`_stream_datasets`).
     """
     if getattr(data, "streamed", False):
-        return _stream_datasets(data, config, augment, epoch_fn)
+        return _stream_datasets(data, config, augment, epoch_fn, shard)
     x_train, y_train = data.normalized("train"), data.y["train"]
     n = len(x_train)
     options = tf.data.Options()
@@ -135,25 +137,54 @@ def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=Non
     return train, val
 
 
-def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn):
+def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1, 0)):
     """``make_datasets`` for a :class:`~edgecnn.stream.StreamDataset`: the in-memory path's
-    order (a seeded permutation of indices per epoch) and augmentation, decoding as it reads."""
-    n = len(data.y["train"])
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    order (a seeded permutation of indices per epoch) and augmentation, decoding as it reads.
+
+    Several workers (``shard`` = ``(workers, index)``, :func:`edgecnn.distribute.input_shard`)
+    split the data *by file* when there are at least as many files as workers: each worker
+    reads only its own files (``data.worker_part``), shuffles them each epoch and hands its
+    batches to its replicas. For TFRecord shards this is ``AutoShardPolicy.FILE`` (tf.data
+    assigns the shards); for an image folder or a memory-mapped array, whose images are read
+    by index, the indices are split here (every ``workers``-th file of the split, fixed for
+    the run) and TensorFlow's auto-sharding is off. With fewer files than workers, every
+    worker reads everything and keeps its part of each batch (``AutoShardPolicy.DATA``).
+    """
+    workers, worker = shard
+    policy = tf.data.experimental.AutoShardPolicy
+    by_file = workers > 1 and data.read_units("train") >= workers
     if epoch_fn is None:
         epoch_fn = lambda: tf.constant(0, tf.int64)  # noqa: E731
     seed = int(config.seed)
 
-    def epoch_order(_):
-        epoch = tf.cast(epoch_fn(), tf.int64)
-        perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
-        return tf.data.Dataset.from_tensor_slices((perm, epoch * n + tf.range(n, dtype=tf.int64)))
+    def options_for(split_by_file: bool, tf_assigns_files: bool):
+        options = tf.data.Options()
+        if not split_by_file:
+            options.experimental_distribute.auto_shard_policy = policy.DATA
+        else:
+            options.experimental_distribute.auto_shard_policy = policy.FILE if tf_assigns_files else policy.OFF
+        return options
 
-    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer
-        train = data.tf_train(tf, seed).with_options(options)
+    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer; tf.data assigns the shards
+        train = data.tf_train(tf, seed, epoch_fn).with_options(options_for(by_file, True))
     else:
-        train = data.tf_split("train", tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options), tf)
+        total = len(data.y["train"])
+        own = data.worker_part("train", workers, worker) if by_file else np.arange(total)
+        n, own_t = len(own), tf.constant(own, tf.int64)
+        # The augmentation counter: epoch * total + position in the epoch, the positions of a
+        # worker interleaved with the others' (worker + workers * i), so no two draws repeat.
+        first, step = (worker, workers) if by_file else (0, 1)
+
+        def epoch_order(_):
+            epoch = tf.cast(epoch_fn(), tf.int64)
+            perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+            counter = epoch * total + first + step * tf.range(n, dtype=tf.int64)
+            return tf.data.Dataset.from_tensor_slices((tf.gather(own_t, perm), counter))
+
+        order = tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options_for(by_file, False))
+        train = data.tf_split("train", data.traced("train", order, tf), tf)
+    if by_file:
+        train = _even(train, data.worker_counts("train", workers))
     if augment != "none":
         train = train.map(_augment_fn(augment, data.input_shape, seed), num_parallel_calls=tf.data.AUTOTUNE)
     else:
@@ -161,11 +192,28 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn):
     train = train.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
     val = None
     if len(data.y["val"]):
-        m = len(data.y["val"])
-        order = tf.data.Dataset.from_tensor_slices((tf.range(m, dtype=tf.int64), tf.range(m, dtype=tf.int64)))
-        val = data.tf_split("val", order.with_options(options), tf).map(lambda x, y, k: (x, y))
+        val_by_file = workers > 1 and data.read_units("val") >= workers
+        val_options = options_for(val_by_file, hasattr(data, "tf_train"))
+        own = data.worker_part("val", workers, worker) if val_by_file else np.arange(len(data.y["val"]))
+        order = tf.data.Dataset.from_tensor_slices((tf.constant(own, tf.int64), tf.range(len(own), dtype=tf.int64)))
+        val = data.tf_split("val", data.traced("val", order.with_options(val_options), tf), tf)
+        if val_by_file:
+            val = _even(val, data.worker_counts("val", workers))
+        val = val.with_options(val_options).map(lambda x, y, k: (x, y))
         val = val.batch(max(config.batch_size, 64)).prefetch(tf.data.AUTOTUNE)
     return train, val
+
+
+def _even(ds, counts):
+    """Every worker's part made as long as the longest (``counts``: items per worker), by reading
+    its own files again from the start. Workers then take the same number of steps: a worker
+    that ran out would otherwise be handed an empty batch, which TensorFlow's CPU convolution
+    rejects. Also covers files skipped as unreadable. At most ``max - min`` items repeat.
+
+    The length is then hidden again (an always-true filter): a worker's part is batched at the
+    global batch size and split among all replicas of the cluster, so its own cardinality
+    would tell Keras ``workers`` times too few steps per epoch."""
+    return ds.repeat().take(max(counts)).filter(lambda *item: True)
 
 
 class _RestoreBest(keras.callbacks.Callback):
@@ -284,7 +332,13 @@ def fit(
     # Built after compile: the data order reads the optimizer's step counter, which must exist
     # when tf.data traces the epoch function (before compile it would be a constant 0, giving
     # every epoch the same order and the same augmentation).
-    train, val = make_datasets(data, config, augment, epoch_fn=None if tf.distribute.has_strategy() else epoch_fn)
+    train, val = make_datasets(
+        data,
+        config,
+        augment,
+        epoch_fn=None if tf.distribute.has_strategy() else epoch_fn,
+        shard=distribute.input_shard(strategy),
+    )
     callbacks = list(extra_callbacks)
     resuming = out_dir is not None and (Path(out_dir) / "_backup").is_dir()
     best_dir = Path(out_dir) / "_best" if out_dir is not None else None
@@ -312,6 +366,14 @@ def fit(
     except distribute.collective_errors() as exc:
         if distribute.is_multi_worker(strategy):
             raise distribute.lost_worker_error(exc, backup) from None
+        raise
+    except ValueError as exc:  # Keras' "Empty logs": a streamed split whose every image was unreadable
+        skipped = sorted(getattr(data, "skipped", ()))
+        if "Empty logs" in str(exc) and skipped:
+            raise UserError(
+                f"no training image of {data.name} could be read ({len(skipped)} unreadable, e.g. {skipped[0]}); "
+                "fix or remove them"
+            ) from None
         raise
     if best and best.weights is not None:
         model.set_weights(best.weights)

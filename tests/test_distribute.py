@@ -166,13 +166,14 @@ def _free_ports(n: int) -> list:
     return ports
 
 
-def _launch(argv_for, tmp_path, workers: int = 2, kill_worker_when=None):
-    """Start ``workers`` processes with TF_CONFIG on loopback ports; return their (rc, output)."""
+def _launch(argv_for, tmp_path, workers: int = 2, kill_worker_when=None, env_for=None):
+    """Start ``workers`` processes with TF_CONFIG on loopback ports; return their (rc, output).
+    ``env_for(index)``: more environment variables for worker ``index``."""
     ports = _free_ports(workers)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs, logs = [], []
     for index in reversed(range(workers)):  # the chief last, like a cluster manager would
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env_for(index) if env_for else {})}
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         log = open(tmp_path / f"worker{index}.log", "w+")
         procs.insert(0, subprocess.Popen(argv_for(index), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -294,3 +295,139 @@ def test_a_killed_worker_stops_the_job_and_a_restart_resumes(tmp_path):
     _check_ok(results := _launch(_cli(out, *flags), tmp_path))
     assert "Epoch 3/4" in results[0][1] and "Epoch 1/4" not in results[0][1]  # resumed, not restarted
     assert (out / "metrics.json").exists() and not (out / "train" / "_backup").exists()
+
+
+# --- two workers on streamed data: each reads its own files -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_folder(tmp_path_factory):
+    """The built-in digits (1,797 8x8 images) written out as an image folder of PNGs."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits") / "digits"
+    d = load_digits()
+    for i, (image, label) in enumerate(zip(d.images, d.target)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 255 / 16).round().astype("uint8")).save(root / str(label) / f"{i:04d}.png")
+    return root
+
+
+def _reads(path: Path) -> dict:
+    """split -> set of files (or shards) a worker's pipelines read, from its EDGECNN_TRACE_READS file."""
+    reads: dict = {}
+    for line in path.read_text().splitlines():
+        split, name = line.split("\t")
+        reads.setdefault(split, set()).add(name)
+    return reads
+
+
+def _two_workers_on(source: str, tmp_path, *flags):
+    out = tmp_path / "run"
+    traces = [tmp_path / f"reads{i}.txt" for i in range(2)]
+    results = _launch(
+        _cli(out, "--data", source, "--epochs", "1", "--batch-size", "32", *flags),
+        tmp_path,
+        env_for=lambda i: {"EDGECNN_TRACE_READS": str(traces[i])},
+    )
+    _check_ok(results)
+    (_, chief_log), (_, worker_log) = results
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["distribute"]["workers"] == 2
+    # The final weights are the same on both workers, bit for bit.
+    worker_digest = json.loads(re.search(r"worker done: weights (\{.*?\})", worker_log).group(1))
+    assert worker_digest == metrics["distribute"]["weights_digest"]
+    assert metrics["rows"][0]["tflite_accuracy"] > 0.3  # one epoch learns something
+    assert re.search(r"\b40/40\b", chief_log), "an epoch is 1,257 training digits at the global batch of 32"
+    splits = json.loads((out / "splits.json").read_text())  # the chief recorded the split
+    return [_reads(t) for t in traces], splits, metrics
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_on_a_streamed_folder_read_disjoint_files(digits_folder, tmp_path):
+    (chief, worker), splits, _ = _two_workers_on(str(digits_folder), tmp_path, "--cache", "none")
+    for split in ("train", "val"):
+        recorded = {str(digits_folder / f) for f, _ in splits["splits"][split]}
+        assert chief[split].isdisjoint(worker[split]), f"both workers read {split} files"
+        assert chief[split] | worker[split] == recorded  # together, exactly the recorded split
+        assert abs(len(chief[split]) - len(worker[split])) <= 1  # every other file each
+    assert not (chief["train"] | worker["train"]) & {str(digits_folder / f) for f, _ in splits["splits"]["test"]}
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_on_tfrecord_shards_read_disjoint_shards(digits_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    shards = tmp_path / "shards"
+    packed = CliRunner().invoke(main, ["data", "pack", str(digits_folder), str(shards), "--shards", "4"])
+    assert packed.exit_code == 0, packed.output
+    (chief, worker), splits, _ = _two_workers_on(str(shards / "*.tfrecord"), tmp_path)
+    names = set(splits["shards"])
+    for split in ("train", "val"):
+        assert chief[split].isdisjoint(worker[split]), f"both workers read records of the same {split} shard"
+        assert chief[split] | worker[split] == names and len(chief[split]) == len(worker[split]) == 2
+
+
+@pytest.mark.parametrize("kind", ["folder", "tfrecord"])
+def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder, tmp_path, monkeypatch):
+    """The pipelines two workers build, each auto-sharded as tf.distribute does it: disjoint
+    files, together the whole split, the same number of items (no empty batch for anyone)."""
+    from click.testing import CliRunner
+    from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+
+    from edgecnn.cli import main
+    from edgecnn.stream import load_stream
+    from edgecnn.tfrecord import load_tfrecords
+    from edgecnn.train import TrainConfig, make_datasets
+
+    if kind == "tfrecord":
+        packed = CliRunner().invoke(main, ["data", "pack", str(image_folder), str(tmp_path / "s"), "--shards", "3"])
+        assert packed.exit_code == 0, packed.output
+        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), (8, 8), 3, val_split=0.25, test_split=0.25)
+    else:
+        data = load_stream(image_folder, (8, 8), 3, cache="none", val_split=0.25, test_split=0.25)
+    reads, sizes = [], []
+    for worker in range(2):
+        trace = tmp_path / f"reads{worker}.txt"
+        monkeypatch.setenv("EDGECNN_TRACE_READS", str(trace))
+        train, val = make_datasets(data, TrainConfig(batch_size=4), shard=(2, worker))
+        # A worker's part batched at the global size would claim half the steps: Keras must read to the end.
+        assert int(train.cardinality()) == int(val.cardinality()) == -2  # tf.data.UNKNOWN_CARDINALITY
+        train, val = _AutoShardDataset(train, 2, worker, 2), _AutoShardDataset(val, 2, worker, 2)
+        sizes.append((sum(len(y) for _, y in train), sum(len(y) for _, y in val)))
+        reads.append({tuple(line.split("\t")) for line in trace.read_text().splitlines()})
+    assert sizes[0] == sizes[1]  # evened out: the same number of steps on both workers
+    assert reads[0].isdisjoint(reads[1])
+    if kind == "tfrecord":
+        assert {name for _, name in reads[0] | reads[1]} == {Path(s).name for s in data.shards}
+    else:
+        for split in ("train", "val"):
+            assert {n for s, n in reads[0] | reads[1] if s == split} == set(data.files[split])
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_workers_that_list_different_files_stop_before_training(digits_folder, tmp_path):
+    """Each worker lists the data itself: a copy on worker 1 that lacks a file gives another
+    split, and both workers stop with one line instead of training on different data."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_folder, copy)
+    next(copy.rglob("*.png")).unlink()
+    out = tmp_path / "run"
+
+    def argv(index):
+        data = str(digits_folder if index == 0 else copy)
+        return _cli(out, "--data", data, "--epochs", "1", "--cache", "none")(index)
+
+    results = _launch(argv, tmp_path)
+    for rc, output in results:
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert rc == 2 and len(errors) == 1 and "the workers see different data" in errors[0], output[-2000:]
+        assert "Traceback" not in output and "Epoch 1/1" not in output

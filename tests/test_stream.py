@@ -163,3 +163,141 @@ def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
     cfg.data.source = str(tmp_path / "small.npz")
     with pytest.raises(UserError, match="compressed.*np.savez"):
         load_run_data(cfg, entry)
+
+
+def test_memory_mapped_npz_keeps_the_weights_input_convention(tmp_path, monkeypatch):
+    """The .npz over the budget normalises as the in-memory path does with pretrained weights'
+    convention (channel order, mean, std from the weights' preprocess.json)."""
+    from edgecnn.config import RunConfig
+    from edgecnn.models import model_info
+    from edgecnn.sources import load_run_data
+    from edgecnn.stream import ArrayStream
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "raw.npz", x=rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8), y=np.arange(60) % 3)
+    weights = tmp_path / "earlier_run"
+    weights.mkdir()
+    convention = {
+        "scale": 1.0,
+        "offset": 0.0,
+        "channel_order": "BGR",
+        "mean": [103.9, 116.8, 123.7],
+        "std": [57.0, 57.1, 58.4],
+    }
+    (weights / "preprocess.json").write_text(json.dumps(convention))
+    entry = model_info("mobilenet")
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"name": "mobilenet", "weights": str(weights)},
+            "data": {"source": str(tmp_path / "raw.npz"), "image_size": 16},
+        }
+    )
+    mem = load_run_data(cfg, entry)
+    monkeypatch.setenv("EDGECNN_MEMORY_BUDGET", "1000")
+    ds = load_run_data(cfg, entry)
+    assert isinstance(ds, ArrayStream)
+    for key, value in convention.items():
+        assert ds.preprocess[key] == mem.preprocess[key] == value
+    xs, _ = zip(*ds.normalized("test").batches(7))
+    assert np.allclose(np.concatenate(xs), mem.normalized("test"), atol=1e-5)
+    assert abs(float(np.concatenate(xs).mean())) < 1.0  # mean/std applied: not 0..255, not [-1, 1] shifted
+
+
+def _truncate(path):
+    """Cut a JPEG to a third: the header still reads (so listing accepts it), the pixels do not."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_corrupt_files_found_mid_epoch_are_skipped_and_reported_or_refused_when_all(jpeg_folder, tmp_path, monkeypatch):
+    """Documented behaviour: an unreadable image found while streaming is skipped and counted
+    (stdout line, metrics.json); a split left with nothing readable is one line and exit 2."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    bad = sorted(jpeg_folder.rglob("*.jpg"))[::7]  # 7 files, spread over the classes
+    for f in bad:
+        _truncate(f)
+    argv = ["optimize", "lenet5", "--data", str(jpeg_folder), "--epochs", "1", "--cache", "none", "--no-bench"]
+    result = CliRunner().invoke(main, [*argv, "--out", "runs/some"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "runs" / "some" / "metrics.json").read_text())
+    assert set(metrics["skipped_files"]) == {str(f) for f in bad}  # every split read them: all are counted
+    assert f"skipped {len(bad)} unreadable image(s)" in result.output
+    for f in jpeg_folder.rglob("*.jpg"):
+        _truncate(f)
+    result = CliRunner().invoke(main, [*argv, "--out", "runs/all"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and "no training image of jpegs could be read" in errors[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def digits_on_disk(tmp_path_factory):
+    """The built-in digits written out twice, in sklearn's order: as an image folder of PNGs
+    and as an uncompressed .npz (both hold exactly the pixels of ``load_dataset("digits")``)."""
+    from PIL import Image
+
+    from edgecnn.data import _digits
+
+    root = tmp_path_factory.mktemp("digits_on_disk")
+    x, y, _ = _digits()
+    for i, (image, label) in enumerate(zip(x, y)):
+        (root / "folder" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(root / "folder" / str(label) / f"{i:04d}.png")
+    np.savez(root / "digits.npz", x=x[..., 0], y=y)
+    return root
+
+
+def _accuracies(tmp_path, name, data, *flags, env=None, monkeypatch=None):
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    argv = ["optimize", "lenet5", "--data", str(data), "--epochs", "2", "--int8", "--no-bench", "--seed", "3"]
+    argv += ["--allow-outside"]
+    result = CliRunner().invoke(main, [*argv, *flags, "--out", str(tmp_path / name)])
+    assert result.exit_code == 0, result.output
+    for key in env or {}:
+        monkeypatch.delenv(key)
+    metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+    return metrics["dataset"], {r["precision"]: (r["keras_accuracy"], r["tflite_accuracy"]) for r in metrics["rows"]}
+
+
+@pytest.mark.slow
+def test_streamed_digits_train_to_the_in_memory_accuracy(digits_on_disk, tmp_path, monkeypatch):
+    """Issue 16: same seed, same data, the streamed path's .tflite accuracies are within 0.5
+    point of the in-memory path's, for digits as an image folder and as a memory-mapped .npz."""
+    folder, npz = digits_on_disk / "folder", digits_on_disk / "digits.npz"
+    pairs = {
+        "folder": (
+            _accuracies(tmp_path, "folder_memory", folder, "--cache", "memory"),
+            _accuracies(tmp_path, "folder_streamed", folder, "--cache", "none"),
+        ),
+        "npz": (
+            _accuracies(tmp_path, "npz_memory", npz),
+            _accuracies(tmp_path, "npz_mapped", npz, env={"EDGECNN_MEMORY_BUDGET": "100000"}, monkeypatch=monkeypatch),
+        ),
+    }
+    for source, ((mem_name, mem), (stream_name, stream)) in pairs.items():
+        print(f"{source}: in memory {mem}, streamed {stream}")  # (keras, tflite) per precision; shown with -s
+        assert "streamed" not in mem_name and "streamed" in stream_name, (mem_name, stream_name)
+        assert set(mem) == set(stream) == {"float32", "int8"}
+        for precision in mem:
+            for which, a, b in zip(("keras", "tflite"), mem[precision], stream[precision]):
+                assert abs(a - b) <= 0.005, f"{source} {precision} {which}: in memory {a:.4f}, streamed {b:.4f}"
+        assert mem["float32"][1] > 0.8  # two epochs of LeNet-5 on digits: a real model, not chance
+
+
+def test_a_streamed_split_slices_from_its_start(jpeg_folder, tmp_path):
+    """``split[:n]`` (what the int8 per-layer report takes) reads the first n readable images."""
+    ds = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=tmp_path / "run")
+    val = ds.normalized("val")
+    everything = np.concatenate([x for x, _ in val.batches(3)])
+    assert np.array_equal(val[:4], everything[:4]) and len(val[:1000]) == len(val) == len(everything)
+    with pytest.raises(TypeError, match="split\\[:n\\]"):
+        val[2:5]

@@ -58,6 +58,8 @@ def test_pack_then_stream_gives_the_folder_images(shards, image_folder):
         ("empty", "no TFRecord files match"),
         ("features", "lack the expected features"),
         ("label", "out of range"),
+        ("label_unnamed", "label 7 out of range"),
+        ("truncated", "corrupt or truncated"),
     ],
 )
 def test_bad_shards_get_one_line(tmp_path, monkeypatch, case, message):
@@ -78,8 +80,41 @@ def test_bad_shards_get_one_line(tmp_path, monkeypatch, case, message):
         ]
         recs.append({"image/encoded": png, "image/class/label": 7, "image/class/text": b""})
         _write(d / "a.tfrecord", recs)
+    elif case == "label_unnamed":  # no class names: labels 0, 1 and one stray 7
+        _write(
+            d / "a.tfrecord", [{"image/encoded": png, "image/class/label": [0, 1, 7][min(i % 6, 2)]} for i in range(12)]
+        )
+    elif case == "truncated":
+        _write(d / "a.tfrecord", [{"image/encoded": png, "image/class/label": i % 2} for i in range(12)])
+        data = (d / "a.tfrecord").read_bytes()
+        (d / "a.tfrecord").write_bytes(data[: len(data) - 40])
     argv = ["optimize", "lenet5", "--data", str(d / "*.tfrecord"), "--epochs", "1", "--no-bench", "--out", "runs/b"]
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def test_a_corrupt_image_in_a_record_is_skipped_and_counted(shards, tmp_path):
+    """A record whose image bytes do not decode is skipped (named by its record number), as a
+    corrupt file in a folder is: it never stops an epoch."""
+    from edgecnn._tf import tf
+    from edgecnn.tfrecord import load_tfrecords
+
+    good = load_tfrecords(str(shards / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
+    records = []
+    for shard in good.shards:
+        for raw in tf.data.TFRecordDataset(shard).as_numpy_iterator():
+            example = tf.train.Example.FromString(raw)
+            feats = {k: v for k, v in example.features.feature.items()}
+            records.append(
+                {k: v.bytes_list.value[0] if v.bytes_list.value else v.int64_list.value[0] for k, v in feats.items()}
+            )
+    first_train = int(good.members["train"][0])
+    records[first_train]["image/encoded"] = b"\x89PNG not really"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad / "all.tfrecord", records)
+    ds = load_tfrecords(str(bad / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
+    train = list(ds.tf_train(tf, 0).as_numpy_iterator())
+    assert len(train) == len(ds.y["train"]) - 1 and ds.skipped == {f"record {first_train}"}

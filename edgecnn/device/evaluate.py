@@ -171,6 +171,8 @@ def evaluate_tflite(
         for xb, yb in x.batches(max(batch_size, 256)):
             parts.append(predict(interpreter, np.asarray(xb, dtype=np.float32), batch_size=batch_size))
             labels.append(yb)
+        if not parts:
+            raise DataError(f"none of the {len(x)} images to evaluate {model_path} on could be read (all skipped)")
         scores, y = np.concatenate(parts), np.concatenate(labels)
     else:
         x = np.asarray(x, dtype=np.float32)
