@@ -1,0 +1,158 @@
+"""``--weights`` with Keras v3 files (edgecnn.models._weights): a ``.keras`` zip and a
+``.weights.h5`` saved from our own model load and give the same outputs, whatever the file
+is named; a ``.keras`` with a Lambda layer (or an unknown class) is refused before anything
+is deserialised and its code never runs; truncated or corrupt files and files of another
+architecture or alpha are refused on one line; another class count re-initialises the
+classifier and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgecnn
+from edgecnn.errors import UserError
+from edgecnn.models._weights import weights_format
+
+SMALL = dict(alpha=0.25, input_shape=(32, 32, 3))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """lenet5 and mobilenet 0.25 (32x32, 10 classes) saved as .keras and .weights.h5."""
+    folder = tmp_path_factory.mktemp("v3")
+    out = {}
+    for name, kwargs in (("lenet5", {}), ("mobilenet", SMALL)):
+        model = edgecnn.create_model(name, classes=10, **kwargs)
+        rng = np.random.default_rng(0)  # BatchNorm statistics away from 0/1, so that they matter
+        model.set_weights([w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in model.get_weights()])
+        model.save(folder / f"{name}.keras")
+        model.save_weights(str(folder / f"{name}.weights.h5"))
+        x = rng.uniform(-1, 1, (2, *model.input_shape[1:])).astype("float32")
+        out[name] = (model, x, model.predict(x, verbose=0))
+    return folder, out
+
+
+def _one_line(kwargs: dict, expected: str, name: str = "mobilenet") -> str:
+    with pytest.raises(UserError) as err:
+        edgecnn.create_model(name, **kwargs)
+    message = str(err.value)
+    assert expected in message and "\n" not in message, (expected, message)
+    return message
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mobilenet"])
+def test_keras_and_weights_h5_give_the_same_outputs(saved, name, capsys):
+    folder, models = saved
+    _, x, want = models[name]
+    kwargs = SMALL if name == "mobilenet" else {}
+    # Told from the content: the same files under names that say nothing.
+    shutil.copy(folder / f"{name}.keras", folder / f"{name}_zip.bin")
+    shutil.copy(folder / f"{name}.weights.h5", folder / f"{name}_v3.h5")
+    for file, kind in (("keras", "keras"), ("weights.h5", "v3"), ("_zip.bin", "keras"), ("_v3.h5", "v3")):
+        path = folder / (f"{name}.{file}" if not file.startswith("_") else f"{name}{file}")
+        assert weights_format(path) == kind
+        ours = edgecnn.create_model(name, classes=10, weights=str(path), **kwargs)
+        assert float(np.abs(ours.predict(x, verbose=0) - want).max()) == 0.0, path
+        assert ours._edgecnn_weights["fresh"] == [] and len(ours._edgecnn_weights["sha256"]) == 64
+    assert "Keras v3 model" in capsys.readouterr().err
+    # Another class count: the classifier starts fresh, listed on one line; the body is the file's.
+    fewer = edgecnn.create_model(name, classes=3, weights=str(folder / f"{name}.keras"), **kwargs)
+    assert list(fewer._edgecnn_weights["fresh"]) == ["classifier"]
+    assert "re-initialised (not in the file or another shape): classifier" in capsys.readouterr().err
+    first = next(layer for layer in fewer.layers if layer.weights)
+    source = models[name][0].get_layer(first.name)
+    np.testing.assert_array_equal(first.get_weights()[0], source.get_weights()[0])
+
+
+def _lambda_model(marker: Path):
+    """A tiny model whose Lambda layer writes ``marker`` whenever its code runs."""
+    from edgecnn._tf import keras
+
+    write_marker = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('ran'), x)[1]")
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Lambda(write_marker, name="evil")(inputs)
+    x = keras.layers.Conv2D(6, 5, name="c1")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="classifier")(x))
+
+
+def _rewrite(src: Path, dst: Path, edit) -> None:
+    """Copy a .keras zip with its config.json changed by ``edit(config)``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "config.json":
+                config = json.loads(data)
+                edit(config)
+                data = json.dumps(config).encode()
+            zout.writestr(info.filename, data)
+
+
+def test_keras_file_with_code_is_refused_and_never_runs(saved, tmp_path):
+    folder, _ = saved
+    marker = tmp_path / "marker"
+    model = _lambda_model(marker)
+    assert marker.exists()  # building the model runs the Lambda: the marker works
+    model.save(tmp_path / "lambda.keras")
+    model.save(tmp_path / "lambda.h5")  # a whole-model HDF5 carries the Lambda's bytecode too
+    marker.unlink()
+    for file in ("lambda.keras", "lambda.h5"):
+        message = _one_line({"weights": str(tmp_path / file)}, "layer 'evil' is a Lambda layer", "lenet5")
+        assert message.startswith("refusing the weight file"), message
+        assert not marker.exists(), f"loading {file} ran the Lambda's code"
+    # Our own lenet5 file with a Lambda (or a class from elsewhere) slipped into its config.
+    layers = json.loads(zipfile.ZipFile(tmp_path / "lambda.keras").read("config.json"))["config"]["layers"]
+    evil = next(e for e in layers if e["class_name"] == "Lambda")
+    _rewrite(folder / "lenet5.keras", tmp_path / "slipped.keras", lambda c: c["config"]["layers"].insert(1, evil))
+    _one_line({"weights": str(tmp_path / "slipped.keras")}, "layer 'evil' is a Lambda layer", "lenet5")
+
+    def rename(config):
+        config["config"]["layers"][1]["class_name"] = "EvilLayer"
+        config["config"]["layers"][1]["module"] = "evil_package"
+
+    _rewrite(folder / "lenet5.keras", tmp_path / "class.keras", rename)
+    _one_line({"weights": str(tmp_path / "class.keras")}, "has class 'EvilLayer'", "lenet5")
+    assert not marker.exists()
+
+
+def test_truncated_and_corrupt_files_are_refused_on_one_line(saved, tmp_path):
+    folder, _ = saved
+    for file in ("mobilenet.keras", "mobilenet.weights.h5"):
+        data = (folder / file).read_bytes()
+        (tmp_path / file).write_bytes(data[: len(data) // 2])
+        _one_line({"weights": str(tmp_path / file), **SMALL}, "cannot read weight file")
+    # A zip without config.json, and one whose model.weights.h5 is not HDF5.
+    with zipfile.ZipFile(tmp_path / "bare.keras", "w") as z:
+        z.writestr("model.weights.h5", b"x")
+    _one_line({"weights": str(tmp_path / "bare.keras"), **SMALL}, "is not a Keras v3 model")
+    src = folder / "mobilenet.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp_path / "garbage.keras", "w") as zout:
+        zout.writestr("config.json", zin.read("config.json"))
+        zout.writestr("model.weights.h5", b"not hdf5 at all" * 100)
+    _one_line({"weights": str(tmp_path / "garbage.keras"), **SMALL}, "cannot read weight file")
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp_path / "badjson.keras", "w") as zout:
+        zout.writestr("config.json", b"{not json")
+        zout.writestr("model.weights.h5", zin.read("model.weights.h5"))
+    _one_line({"weights": str(tmp_path / "badjson.keras"), **SMALL}, "config.json is not valid JSON")
+    (tmp_path / "text.keras").write_text("hello")
+    _one_line({"weights": str(tmp_path / "text.keras"), **SMALL}, "not an HDF5 file nor a .keras zip")
+
+
+def test_another_architecture_or_alpha_is_refused(saved):
+    folder, _ = saved
+    for file in ("mobilenet.keras", "mobilenet.weights.h5"):
+        path = str(folder / file)
+        message = _one_line({"weights": path, "alpha": 0.5, "input_shape": (32, 32, 3)}, "does not fit")
+        assert "another architecture, alpha or depth" in message
+        _one_line({"weights": path, "alpha": 0.35, "input_shape": (32, 32, 3)}, "does not fit", "mobilenet_v2")
+        _one_line({"weights": path}, "does not fit", "lenet5")
+    assert "the file holds the model 'mobilenet_0.25_32'" in _one_line(
+        {"weights": str(folder / "mobilenet.keras"), "alpha": 0.5, "input_shape": (32, 32, 3)}, "does not fit"
+    )
