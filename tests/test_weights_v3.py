@@ -156,3 +156,96 @@ def test_another_architecture_or_alpha_is_refused(saved):
     assert "the file holds the model 'mobilenet_0.25_32'" in _one_line(
         {"weights": str(folder / "mobilenet.keras"), "alpha": 0.5, "input_shape": (32, 32, 3)}, "does not fit"
     )
+
+
+def _run(tmp_path, name: str, **sections):
+    from edgecnn.config import RunConfig
+    from edgecnn.pipeline import optimize
+
+    base = {
+        "model": {"name": "lenet5"},
+        "train": {"epochs": 3},
+        "bench": {"enabled": False},
+        "convert": {"int8_debug": False, "metadata": False},
+        "out": str(tmp_path / name),
+    }
+    for key, value in sections.items():
+        base[key] = {**base.get(key, {}), **value}
+    return optimize(RunConfig.from_dict(base), echo=lambda line: None)
+
+
+def _first_kernel(run) -> np.ndarray:
+    import h5py
+
+    with h5py.File(run / "train" / "weights.h5", "r") as f:
+        group = f["c1"]
+        return np.asarray(group[[n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]][0]])
+
+
+@pytest.mark.slow
+def test_every_stage_starts_from_pretrained_weights(tmp_path):
+    """lenet5 on digits, pretrained 3 epochs; then a run from that run folder through every
+    stage (distill with a teacher from the same weights, channel pruning, pruning, QAT) at a
+    learning rate too small to learn anything in 1 epoch: each stage's accuracy is the
+    pretrained model's, far above chance, and the first layer is the file's. The manifest
+    records both weight files' sha256 and the report shows where each row started; another
+    alpha is refused on one line."""
+    import hashlib
+
+    from edgecnn.report import format_table, load_results, report_columns
+
+    pretrained = _run(tmp_path, "a")
+    accuracy = pretrained["stages"]["trained"]["keras_accuracy"]
+    assert accuracy > 0.6, accuracy  # chance is 0.1
+    a = tmp_path / "a"
+    tiny = {"learning_rate": 1e-7, "fine_tune_lr": 1e-7, "epochs": 1, "freeze_epochs": 0}
+    metrics = _run(
+        tmp_path,
+        "b",
+        model={"weights": str(a)},
+        train=tiny,
+        distill={"teacher": "lenet5", "teacher_weights": str(a), "teacher_epochs": 1},
+        channel_prune={"fraction": 0.25, "epochs": 1, "learning_rate": 1e-7},
+        prune={"sparsity": 0.5, "epochs": 1, "learning_rate": 1e-7},
+        qat={"enabled": True, "epochs": 1, "learning_rate": 1e-7},
+    )
+    b = tmp_path / "b"
+    np.testing.assert_allclose(_first_kernel(b), _first_kernel(a), atol=1e-4)
+    stages = metrics["stages"]
+    assert {"trained", "distilled", "channel_pruned", "pruned", "qat"} <= set(stages), sorted(stages)
+    for name, info in stages.items():
+        assert info["keras_accuracy"] > accuracy - 0.15, (name, info["keras_accuracy"], accuracy)
+    assert stages["distilled"]["teacher_keras_accuracy"] > accuracy - 0.05
+    sha = hashlib.sha256((a / "train" / "weights.h5").read_bytes()).hexdigest()
+    assert stages["trained"]["weights"]["sha256"] == sha
+    inputs = json.loads((b / "manifest.json").read_text())["inputs"]
+    assert inputs["weights:weights.h5"]["sha256"] == sha and inputs["teacher_weights:weights.h5"]["sha256"] == sha
+    rows = load_results([a, b])
+    assert {r["weights"] for r in rows} == {"random", f"run a {sha[:8]}"}
+    table = format_table(rows, report_columns(rows))
+    assert "started from" in table.splitlines()[0] and f"run a {sha[:8]}" in table
+    assert f"Started from: run a {sha[:8]}" in (b / "report.md").read_text()
+    with pytest.raises(UserError, match="does not fit") as err:  # another alpha: refused, as documented
+        _run(tmp_path, "c", model={"weights": str(a), "alpha": 0.5}, train=tiny)
+    assert "\n" not in str(err.value)
+
+
+def test_report_rows_say_which_weights_they_started_from():
+    from edgecnn.report import REPORT_COLUMNS, format_table, report_columns, rows_from_metrics
+
+    def metrics(source, file=None):
+        started = {"weights": {"source": source, "file": file, "sha256": "ab" * 32}} if source else {}
+        return {
+            "config": {"model": {"weights": source}},
+            "stages": {"trained": started},
+            "rows": [{"variant": "float32", "precision": "float32", "file": "m.tflite", "model": "lenet5"}],
+        }
+
+    scratch = rows_from_metrics(metrics(None))
+    assert scratch[0]["weights"] == "random" and report_columns(scratch) == REPORT_COLUMNS
+    rows = scratch + rows_from_metrics(metrics("imagenet", "/k/models/x.h5"))
+    rows += rows_from_metrics(metrics("runs/a", "runs/a/train/weights.h5"))
+    rows += rows_from_metrics(metrics("w/m.keras", "w/m.keras"))
+    assert [r["weights"] for r in rows] == ["random", "imagenet abababab", "run a abababab", "m.keras abababab"]
+    table = format_table(rows, report_columns(rows)).splitlines()
+    assert table[0].split()[1:3] == ["started", "from"] and "run a abababab" in table[4]
