@@ -120,6 +120,16 @@ def test_keras_file_with_code_is_refused_and_never_runs(saved, tmp_path):
     _rewrite(folder / "lenet5.keras", tmp_path / "class.keras", rename)
     _one_line({"weights": str(tmp_path / "class.keras")}, "has class 'EvilLayer'", "lenet5")
     assert not marker.exists()
+    # Through the command line: exit 2, one "error:" line, no traceback, the code not run.
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    args = ["optimize", "lenet5", "--weights", str(tmp_path / "lambda.keras"), "--epochs", "1", "--no-bench"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run"), "--allow-outside"])
+    errors = [line for line in res.output.splitlines() if line.startswith("error: ")]
+    assert res.exit_code == 2 and len(errors) == 1 and "Lambda layer" in errors[0], res.output[-2000:]
+    assert "Traceback" not in res.output and not marker.exists()
 
 
 def test_truncated_and_corrupt_files_are_refused_on_one_line(saved, tmp_path):
