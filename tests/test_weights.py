@@ -18,17 +18,26 @@ from edgecnn.models import model_info
 from edgecnn.models._weights import fetch_imagenet, imagenet_file, input_convention
 
 
-def _keras_app(name: str, **kwargs):
+def _keras_app(name: str, pixels: str = "[-1, 1]", **kwargs):
+    """Keras' model with random weights whose BatchNorm statistics are those of one batch of
+    random images (as a trained model's are of its data), then perturbed: the statistics
+    matter, and the signal reaches the output (with statistics left at 0/1, deep random
+    networks such as MobileNetV3 give the same output whatever the input)."""
     import tf_keras
 
     model = getattr(tf_keras.applications, name)(weights=None, **kwargs)
     rng = np.random.default_rng(0)
-    for layer in model.layers:  # moving statistics away from 0/1, so that they matter
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            ws = layer.get_weights()
-            ws[-2] = rng.normal(0, 0.2, ws[-2].shape).astype("float32")
-            ws[-1] = rng.uniform(0.5, 1.5, ws[-1].shape).astype("float32")
-            layer.set_weights(ws)
+    norms = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    shape = (8, *[d or 64 for d in model.input_shape[1:]])
+    batch = rng.uniform(0, 255, shape).astype("float32")
+    model(batch / 127.5 - 1 if pixels == "[-1, 1]" else batch, training=True)  # moving stats := this batch's
+    for layer in norms:
+        ws = layer.get_weights()
+        ws[-2] = (ws[-2] + rng.normal(0, 0.05, ws[-2].shape) * np.sqrt(ws[-1])).astype("float32")
+        ws[-1] = (ws[-1] * rng.uniform(0.8, 1.25, ws[-1].shape)).astype("float32")
+        layer.set_weights(ws)
     return model
 
 
@@ -38,8 +47,10 @@ def _same_function(tmp_path, app: str, name: str, size: int, pixels: str, **kwar
     x = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype("float32")
     if pixels == "[-1, 1]":
         x = x / 127.5 - 1
+    other = np.random.default_rng(2).uniform(0, 255, x.shape).astype("float32")
+    other = other / 127.5 - 1 if pixels == "[-1, 1]" else other
     for top in ({"classifier_activation": "linear"}, {"include_top": False, "pooling": "avg"}):
-        keras_model = _keras_app(app, input_shape=(size, size, 3), **kwargs, **top)
+        keras_model = _keras_app(app, pixels, input_shape=(size, size, 3), **kwargs, **top)
         path = tmp_path / f"{app}.h5"
         keras_model.save_weights(str(path))
         ours = edgecnn.create_model(name, input_shape=(size, size, 3), weights=str(path), **kwargs, **top)
@@ -47,6 +58,8 @@ def _same_function(tmp_path, app: str, name: str, size: int, pixels: str, **kwar
         assert got.shape == want.shape
         assert float(np.abs(got - want).max()) <= 1e-4, (app, top)
         assert float(np.abs(want).max()) > 1e-2  # a real signal, not two zero outputs
+        # ... that depends on the input (a network that ignores it would match anything).
+        assert float(np.abs(keras_model.predict(other, verbose=0) - want).max()) > 1e-3, (app, top)
 
 
 def test_mobilenet_keras_file_computes_the_keras_function(tmp_path, capsys):

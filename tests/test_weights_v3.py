@@ -259,3 +259,28 @@ def test_report_rows_say_which_weights_they_started_from():
     assert [r["weights"] for r in rows] == ["random", "imagenet abababab", "run a abababab", "m.keras abababab"]
     table = format_table(rows, report_columns(rows)).splitlines()
     assert table[0].split()[1:3] == ["started", "from"] and "run a abababab" in table[4]
+
+
+def test_a_run_from_keras_weights_rebuilds_keras_network(tmp_path, capsys):
+    """A run that started from Keras' weights trained the keras_compatible network (here
+    MobileNetV3's in-model rescaling, no weights of its own): its run folder, and the
+    train/model.keras and train/weights.h5 in it, build that network again and take the
+    run's input convention, so the weights compute the run's function."""
+    from edgecnn.models import model_info
+    from edgecnn.models._weights import input_convention
+
+    kwargs = dict(alpha=0.75, input_shape=(32, 32, 3), classes=4)
+    source = edgecnn.create_model("mobilenet_v3_small", keras_compatible=True, **kwargs)
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    source.save_weights(str(run / "train" / "weights.h5"))
+    source.save(run / "train" / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": {"name": "mobilenet_v3_small", "weights": "imagenet"}}))
+    (run / "preprocess.json").write_text(json.dumps({"scale": 1.0, "offset": 0.0, "class_names": list("abcd")}))
+    x = np.random.default_rng(5).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    want = source.predict(x, verbose=0)
+    for weights in (run, run / "train" / "model.keras", run / "train" / "weights.h5"):
+        ours = edgecnn.create_model("mobilenet_v3_small", weights=str(weights), **kwargs)
+        assert float(np.abs(ours.predict(x, verbose=0) - want).max()) <= 1e-5, weights
+        assert input_convention(model_info("mobilenet_v3_small"), str(weights)) == {"scale": 1.0, "offset": 0.0}
+    assert ours.layers[1].name == "rescaling"  # Keras' include_preprocessing, which the weights expect

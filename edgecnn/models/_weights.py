@@ -140,11 +140,12 @@ def input_convention(entry, weights) -> dict:
     app = entry.pretrained
     if weights is None or str(weights).lower() in ("none", ""):
         return {}
-    if Path(weights).is_dir() and (Path(weights) / "preprocess.json").is_file():
-        # An edgecnn run folder: the convention that run was trained with.
+    run = Path(weights) if Path(weights).is_dir() else _run_folder_of(weights) if Path(weights).is_file() else None
+    if run is not None and (run / "preprocess.json").is_file():
+        # An edgecnn run folder, or a file in one: the convention that run was trained with.
         import json
 
-        spec = json.loads((Path(weights) / "preprocess.json").read_text())
+        spec = json.loads((run / "preprocess.json").read_text())
         keys = ("scale", "offset", "channel_order", "mean", "std")
         return {k: spec[k] for k in keys if spec.get(k) is not None}
     if not app:
@@ -413,6 +414,12 @@ def assign_by_name(model, layers_in_file, path) -> list[str]:
         raise UserError(
             f"{path} does not fit {model.name}: none of its layers is in the file (a file of another architecture?)"
         )
+    extra = [name for name in stored if name not in {layer.name for layer in model.layers}]
+    if extra:  # e.g. a deeper network of the family, or Keras' in-model Normalization
+        raise UserError(
+            f"{path} does not fit {model.name}: the file holds {len(extra)} layer(s) the model lacks, such as "
+            f"{extra[0]!r} (a file of another architecture, depth or builder option?)"
+        )
     keras.backend.batch_set_value(pairs)
     return fresh
 
@@ -458,6 +465,10 @@ def build_with_weights(entry, weights, kwargs: dict):
             "(.h5, .weights.h5, .keras)"
         )
     kind = weights_format(path)
+    run = _run_folder_of(path)
+    if run is not None:  # a run started from Keras' weights built Keras' network: build it again
+        for key, value in _run_builder_args(run, entry).items():
+            kwargs = {key: value, **kwargs}
     if kind != "h5":
         model = entry.builder(**kwargs)
         fresh = load_v3_weights(model, path, kind)
@@ -483,6 +494,44 @@ def build_with_weights(entry, weights, kwargs: dict):
     if compat and args.get("keras_compatible"):
         _say(f"built with keras_compatible=True ({_COMPAT_NOTE.get(_family(app), _COMPAT_NOTE.get(app))})")
     return _finish(model, weights, path, fresh)
+
+
+def _run_folder_of(path) -> Path | None:
+    """The edgecnn run folder a weight file belongs to (``<run>/train/weights.h5``,
+    ``<run>/train/model.keras``, or a file at the run's top), or ``None``."""
+    for folder in list(Path(path).parents)[:2]:
+        if (folder / "config.json").is_file() and (folder / "preprocess.json").is_file():
+            return folder
+    return None
+
+
+def _run_builder_args(run: Path, entry, depth: int = 0) -> dict:
+    """The builder options a run's weights need that its ``config.json`` does not spell out:
+    a run started from Keras' weights (``imagenet``, a Keras Applications file, or a run that
+    did) built ``keras_compatible=True`` (and, from ``imagenet``, EfficientNet's
+    ``imagenet_rescaling``), so its weights only compute its function in that network."""
+    import json
+
+    try:
+        model = json.loads((run / "config.json").read_text()).get("model") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    args = model.get("args") if isinstance(model.get("args"), dict) else {}
+    out = {k: args[k] for k in ("keras_compatible", "imagenet_rescaling") if k in args}
+    source = model.get("weights")
+    if not isinstance(source, str) or source.lower() in ("", "none") or depth > 3:
+        return out
+    if source.lower() == "imagenet":
+        keras_weights = True
+        if "imagenet_rescaling" in entry.arguments:
+            out.setdefault("imagenet_rescaling", True)
+    elif Path(source).is_dir():
+        return {**_run_builder_args(Path(source), entry, depth + 1), **out}
+    else:
+        keras_weights = Path(source).is_file() and _is_keras_file(_weighted_layer_names(source), entry.pretrained)
+    if keras_weights and "keras_compatible" in entry.arguments:
+        out.setdefault("keras_compatible", True)
+    return out
 
 
 def _refuse_code_in_h5(path) -> None:
