@@ -157,15 +157,13 @@ def test_truncated_and_corrupt_files_are_refused_on_one_line(saved, tmp_path):
 
 def test_another_architecture_or_alpha_is_refused(saved):
     folder, _ = saved
-    for file in ("mobilenet.keras", "mobilenet.weights.h5"):
-        path = str(folder / file)
-        message = _one_line({"weights": path, "alpha": 0.5, "input_shape": (32, 32, 3)}, "does not fit")
-        assert "another architecture, alpha or depth" in message
-        _one_line({"weights": path, "alpha": 0.35, "input_shape": (32, 32, 3)}, "does not fit", "mobilenet_v2")
-        _one_line({"weights": path}, "does not fit", "lenet5")
-    assert "the file holds the model 'mobilenet_0.25_32'" in _one_line(
-        {"weights": str(folder / "mobilenet.keras"), "alpha": 0.5, "input_shape": (32, 32, 3)}, "does not fit"
-    )
+    message = _one_line({"weights": str(folder / "mobilenet.keras"), "alpha": 0.5, "input_shape": (32, 32, 3)},
+                        "does not fit")  # another alpha, mapped by name
+    assert "another architecture, alpha or depth?" in message and "holds the model 'mobilenet_0.25_32'" in message
+    path = str(folder / "mobilenet.weights.h5")  # mapped by Keras' order: another alpha or family
+    _one_line({"weights": path, "alpha": 0.5, "input_shape": (32, 32, 3)}, "does not fit")
+    _one_line({"weights": path, "alpha": 0.35, "input_shape": (32, 32, 3)}, "does not fit", "mobilenet_v2")
+    _one_line({"weights": str(folder / "lenet5.keras")}, "does not fit", "mlp")
 
 
 def _run(tmp_path, name: str, **sections):
