@@ -46,6 +46,9 @@ REPRESENTATIVE = {
     "tests/test_weights.py::test_keras_file_computes_the_keras_function[mobilenet_v3_small]",
     "tests/test_weights.py::test_keras_file_computes_the_keras_function[resnet50]",
     "tests/test_weights.py::test_optimize_fine_tunes_from_a_keras_file",
+    # Every stage (distill with --teacher-weights, channel pruning, pruning, QAT) from a run
+    # folder's weights, the manifest's weight inputs, the report's "started from", another alpha.
+    "tests/test_weights_v3.py::test_every_stage_starts_from_pretrained_weights",  # ~52 s CPU (170 s wall, load 8)
 }
 
 
