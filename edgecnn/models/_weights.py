@@ -467,8 +467,11 @@ def build_with_weights(entry, weights, kwargs: dict):
     kind = weights_format(path)
     run = _run_folder_of(path)
     if run is not None:  # a run started from Keras' weights built Keras' network: build it again
-        for key, value in _run_builder_args(run, entry).items():
-            kwargs = {key: value, **kwargs}
+        added = {k: v for k, v in _run_builder_args(run, entry).items() if k not in kwargs}
+        if added:
+            kwargs = {**added, **kwargs}
+            said = ", ".join(f"{k}={v}" for k, v in added.items())
+            _say(f"built with {said}, as the run {run} was (it started from Keras' weights)")
     if kind != "h5":
         model = entry.builder(**kwargs)
         fresh = load_v3_weights(model, path, kind)
