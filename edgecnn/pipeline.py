@@ -60,6 +60,24 @@ def check_stages(ctx: Context, active: list) -> None:
         model = stage.check(ctx, model)
 
 
+def started_from(stage_info: dict) -> dict:
+    """The weight files this run started from, for ``manifest.json``'s inputs (with their
+    sha256): ``{"weights:<file>": path}`` for the model and ``{"teacher_weights:<file>": path}``
+    for a registered teacher started from ``--teacher-weights``.
+
+    Example:
+        >>> started_from({"trained": {"weights": {"file": "/k/models/x.h5"}}})
+        {'weights:x.h5': '/k/models/x.h5'}
+    """
+    found = {}
+    for info in stage_info.values():
+        for key in ("weights", "teacher_weights"):
+            started = info.get(key) if isinstance(info, dict) else None
+            if isinstance(started, dict) and started.get("file"):
+                found[f"{key}:{Path(str(started['file'])).name}"] = str(started["file"])
+    return found
+
+
 def optimize(
     config: RunConfig,
     echo: Callable = print,
@@ -313,7 +331,8 @@ def _optimize(
     stage_dirs += ["teacher"] if any(stage.name == "distill" for stage in active) else []
     written = ["config.json", "preprocess.json", *extra_outputs, *(row["file"] for row in rows)]
     written += [Path(p).name for p in tables.values()] + ["report.md", "metrics.json"]
-    write_manifest(out, cfg, extra_inputs, outputs=written + [d for d in stage_dirs if (out / d).is_dir()])
+    inputs = {**(extra_inputs or {}), **started_from(stage_info)}
+    write_manifest(out, cfg, inputs, outputs=written + [d for d in stage_dirs if (out / d).is_dir()])
     echo("")
     for line in cpu_lines(table_rows):
         echo(line)

@@ -277,6 +277,42 @@ REPORT_COLUMNS = [
 ]
 
 
+WEIGHTS = Column("weights", "started from", str, "<")
+
+
+def weights_label(metrics: dict) -> str:
+    """Which weights a run started from, for its rows: ``"random"``, ``"imagenet 1a2b3c4d"``,
+    ``"run mobilenet-a0.50-32px 1a2b3c4d"`` or the file's name, with the first 8 hex digits
+    of the file's sha256 (``metrics.json``'s ``stages.trained.weights``).
+
+    Example:
+        >>> weights_label({"stages": {"trained": {"weights": {"source": "imagenet", "sha256": "1a2b3c4d5e"}}}})
+        'imagenet 1a2b3c4d'
+        >>> weights_label({"config": {"model": {"weights": None}}})
+        'random'
+    """
+    started = ((metrics.get("stages") or {}).get("trained") or {}).get("weights") or {}
+    source = started.get("source") or ((metrics.get("config") or {}).get("model") or {}).get("weights")
+    if not source or str(source).lower() == "none":
+        return "random"
+    digest = str(started.get("sha256") or "")[:8]
+    if str(source).lower() == "imagenet":
+        name = "imagenet"
+    elif Path(str(source)).suffix == "" and Path(str(started.get("file", ""))).name == "weights.h5":
+        name = f"run {Path(str(source)).name}"  # a run folder: its train/weights.h5
+    else:
+        name = Path(str(source)).name
+    return f"{name} {digest}".strip()
+
+
+def report_columns(rows: list) -> list:
+    """:data:`REPORT_COLUMNS`, with a ``started from`` column after the variant when any row
+    started from weights (``imagenet``, a file or a run folder) rather than at random."""
+    if not any(r.get("weights") not in (None, "random") for r in rows):
+        return list(REPORT_COLUMNS)
+    return [REPORT_COLUMNS[0], WEIGHTS, *REPORT_COLUMNS[1:]]
+
+
 def _needs_runtime(bench: dict) -> str | None:
     """The oldest TFLite runtime the model's op versions allow (from the bench's compat check)."""
     for check in (bench.get("compat") or {}).values():
@@ -315,6 +351,7 @@ def rows_from_metrics(metrics: dict, source: str = "") -> list:
             alpha=(cfg.get("model") or {}).get("alpha"),
             image_size=(cfg.get("data") or {}).get("image_size"),
             sparsity=prune.get("sparsity") if prune else None,
+            weights=weights_label(metrics),
             device=bench.get("device") or "workstation",
             threads=bench.get("threads"),
             cpu=bench.get("cpu"),
@@ -500,7 +537,7 @@ def column_key(name: str, columns: list | None = None) -> str:
         >>> column_key("median ms")
         'latency_median_ms'
     """
-    for c in columns or REPORT_COLUMNS + VARIANT_COLUMNS:
+    for c in columns or [*REPORT_COLUMNS, WEIGHTS, *VARIANT_COLUMNS]:
         if name in (c.key, c.header):
             return c.key
     return name
@@ -629,7 +666,7 @@ def write_report(rows: list, out_dir, title: str = "edgecnn report", columns: li
     Example:
         >>> write_report(load_results(["runs/sweep"]), "runs/sweep")  # doctest: +SKIP
     """
-    columns = columns or REPORT_COLUMNS
+    columns = columns or report_columns(rows)
     out_dir = Path(out_dir)
     front = {id(r) for r in pareto_front(rows)}
     for r in rows:
@@ -733,6 +770,11 @@ def _int8_lines(rows: list) -> list:
     return out
 
 
+def _started_file(metrics: dict) -> str:
+    started = ((metrics.get("stages") or {}).get("trained") or {}).get("weights") or {}
+    return f"{started['file']}, sha256 {started.get('sha256')}" if started.get("file") else ""
+
+
 def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
     """``report.md`` of one run: settings, the variants table, and one line per compression stage."""
     runtime = next((r.get("runtime") for r in rows if r.get("runtime")), cfg.bench.runtime)
@@ -740,6 +782,8 @@ def run_report_md(cfg, data, rows: list, metrics: dict, notes: list) -> str:
         f"# {cfg.model.name} (alpha {cfg.model.alpha}, {cfg.data.image_size}px) on {data.name}",
         "",
         f"- Data: {data.summary()}",
+        f"- Started from: {weights_label(metrics)}"
+        + (f" ({_started_file(metrics)})" if _started_file(metrics) else ""),
         f"- Training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, {cfg.train.optimizer} "
         f"lr {cfg.train.learning_rate} ({cfg.train.schedule})",
         f"- Latency: {cfg.bench.threads} thread(s), {cfg.bench.runs} runs after {cfg.bench.warmup} warm-up, "

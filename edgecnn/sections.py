@@ -42,7 +42,7 @@ class ModelConfig(Section):
         cli="--weights",
         metavar="WEIGHTS",
         help="Start from these weights: 'imagenet' (Keras Applications' published weights), a weight file "
-        "(.h5) or an edgecnn run folder of the same family.",
+        "(.h5, .weights.h5 or .keras, told from its content) or an edgecnn run folder of the same family.",
         default_text="random initialisation",
     )
 
@@ -52,7 +52,8 @@ class ModelConfig(Section):
             return
         if not Path(w).expanduser().exists():
             raise UserError(
-                f"{path}.weights {w!r}: no such file; give 'imagenet', 'none', a weight file (.h5) or a run folder"
+                f"{path}.weights {w!r}: no such file; give 'imagenet', 'none', "
+                "a weight file (.h5, .weights.h5, .keras) or a run folder"
             )
 
 

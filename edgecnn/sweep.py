@@ -190,7 +190,7 @@ def _run_sweep(spec: SweepSpec, echo: Callable, stop_on_error: bool) -> dict:
     from edgecnn.config import RunConfig, resolve
     from edgecnn.models import model_info
     from edgecnn.pipeline import optimize
-    from edgecnn.report import REPORT_COLUMNS, format_table, load_results, write_report
+    from edgecnn.report import format_table, load_results, report_columns, write_report
 
     points = plan(spec)
     root = Path(spec.out)
@@ -241,6 +241,6 @@ def _run_sweep(spec: SweepSpec, echo: Callable, stop_on_error: bool) -> dict:
     write_json(root / "sweep.json", {"spec": spec.__dict__, "points": status, "seconds": time.time() - started})
     if rows:
         echo("")
-        echo(format_table(rows, REPORT_COLUMNS))
+        echo(format_table(rows, report_columns(rows)))
         echo(f"\ntable: {paths.get('markdown')}  plot: {paths.get('plot')}")
     return {"points": status, "rows": rows, "paths": paths}

@@ -53,6 +53,9 @@ REPRESENTATIVE = {
     "tests/test_weights.py::test_optimize_fine_tunes_from_a_keras_file",
     # Per-op profile (bench --profile) of a real int8 and float32 export, against the bench.
     "tests/test_profile.py::test_lenet5_profile_int8_and_float32_add_up_to_the_invoke",  # ~40 s (105 s contended)
+    # Every stage (distill with --teacher-weights, channel pruning, pruning, QAT) from a run
+    # folder's weights, the manifest's weight inputs, the report's "started from", another alpha.
+    "tests/test_weights_v3.py::test_every_stage_starts_from_pretrained_weights",  # ~52 s CPU (170 s wall, load 8)
 }
 
 

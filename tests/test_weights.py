@@ -18,17 +18,26 @@ from edgecnn.models import model_info
 from edgecnn.models._weights import fetch_imagenet, imagenet_file, input_convention
 
 
-def _keras_app(name: str, **kwargs):
+def _keras_app(name: str, pixels: str = "[-1, 1]", **kwargs):
+    """Keras' model with random weights whose BatchNorm statistics are those of one batch of
+    random images (as a trained model's are of its data), then perturbed: the statistics
+    matter, and the signal reaches the output (with statistics left at 0/1, deep random
+    networks such as MobileNetV3 give the same output whatever the input)."""
     import tf_keras
 
     model = getattr(tf_keras.applications, name)(weights=None, **kwargs)
     rng = np.random.default_rng(0)
-    for layer in model.layers:  # moving statistics away from 0/1, so that they matter
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            ws = layer.get_weights()
-            ws[-2] = rng.normal(0, 0.2, ws[-2].shape).astype("float32")
-            ws[-1] = rng.uniform(0.5, 1.5, ws[-1].shape).astype("float32")
-            layer.set_weights(ws)
+    norms = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    shape = (8, *[d or 64 for d in model.input_shape[1:]])
+    batch = rng.uniform(0, 255, shape).astype("float32")
+    model(batch / 127.5 - 1 if pixels == "[-1, 1]" else batch, training=True)  # moving stats := this batch's
+    for layer in norms:
+        ws = layer.get_weights()
+        ws[-2] = (ws[-2] + rng.normal(0, 0.05, ws[-2].shape) * np.sqrt(ws[-1])).astype("float32")
+        ws[-1] = (ws[-1] * rng.uniform(0.8, 1.25, ws[-1].shape)).astype("float32")
+        layer.set_weights(ws)
     return model
 
 
@@ -38,8 +47,10 @@ def _same_function(tmp_path, app: str, name: str, size: int, pixels: str, **kwar
     x = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype("float32")
     if pixels == "[-1, 1]":
         x = x / 127.5 - 1
+    other = np.random.default_rng(2).uniform(0, 255, x.shape).astype("float32")
+    other = other / 127.5 - 1 if pixels == "[-1, 1]" else other
     for top in ({"classifier_activation": "linear"}, {"include_top": False, "pooling": "avg"}):
-        keras_model = _keras_app(app, input_shape=(size, size, 3), **kwargs, **top)
+        keras_model = _keras_app(app, pixels, input_shape=(size, size, 3), **kwargs, **top)
         path = tmp_path / f"{app}.h5"
         keras_model.save_weights(str(path))
         ours = edgecnn.create_model(name, input_shape=(size, size, 3), weights=str(path), **kwargs, **top)
@@ -47,6 +58,8 @@ def _same_function(tmp_path, app: str, name: str, size: int, pixels: str, **kwar
         assert got.shape == want.shape
         assert float(np.abs(got - want).max()) <= 1e-4, (app, top)
         assert float(np.abs(want).max()) > 1e-2  # a real signal, not two zero outputs
+        # ... that depends on the input (a network that ignores it would match anything).
+        assert float(np.abs(keras_model.predict(other, verbose=0) - want).max()) > 1e-3, (app, top)
 
 
 def test_mobilenet_keras_file_computes_the_keras_function(tmp_path, capsys):
@@ -87,26 +100,80 @@ def test_keras_file_computes_the_keras_function(tmp_path, app, name, size, pixel
     _same_function(tmp_path, app, name, size, pixels, **kwargs)
 
 
-VARIANTS = [
-    ("MobileNet", "mobilenet", {"alpha": 1.0}),
-    ("MobileNet", "mobilenet", {"alpha": 0.75}),
-    ("MobileNetV2", "mobilenet_v2", {"alpha": 1.4}),
-    ("MobileNetV3Small", "mobilenet_v3_small", {"alpha": 0.75}),
-    ("MobileNetV3Small", "mobilenet_v3_small", {"minimalistic": True}),
-    ("MobileNetV3Large", "mobilenet_v3_large", {}),
-    ("EfficientNetB1", "efficientnet_b1", {}),
-    ("EfficientNetB3", "efficientnet_b3", {}),
-    ("ResNet101", "resnet101", {}),
-    ("VGG19", "vgg19", {}),
-    ("DenseNet169", "densenet169", {}),
-]
+def _published_in_tf_keras() -> set:
+    """Every (Keras application, alpha, rows, minimalistic) Keras Applications publishes a
+    weight file for, read from tf_keras itself: MobileNet v1/V2's alpha and rows lists in
+    its code, MobileNetV3's and EfficientNet's ``WEIGHTS_HASHES``, ResNet's ``WEIGHTS_HASHES``
+    (v1 only: v2 and ResNeXt are not in edgecnn), VGG-16/19 and DenseNet-121/169/201."""
+    import re
+
+    from tf_keras.src.applications import efficientnet, mobilenet, mobilenet_v2, mobilenet_v3, resnet
+
+    def numbers(module, pattern):
+        found = re.search(pattern, inspect.getsource(module))
+        return [float(v) for v in found.group(1).split(",")]
+
+    out = set()
+    v1_alphas = numbers(mobilenet, r"alpha not in \[([^\]]+)\]")
+    v1_rows = numbers(mobilenet, r"rows not in \[([^\]]+)\]")
+    out |= {("MobileNet", a, int(r), False) for a in v1_alphas for r in v1_rows}
+    v2_alphas = numbers(mobilenet_v2, r"alpha not in \[([^\]]+)\]")
+    v2_rows = numbers(mobilenet_v2, r"rows not in \[([^\]]+)\]")
+    out |= {("MobileNetV2", a, int(r), False) for a in v2_alphas for r in v2_rows}
+    for key in mobilenet_v3.WEIGHTS_HASHES:  # "small_minimalistic_224_1.0_float"
+        parts = key.split("_")
+        out.add((f"MobileNetV3{parts[0].title()}", float(parts[-2]), int(parts[-3]), "minimalistic" in parts))
+    out |= {(f"EfficientNet{key.upper()}", 1.0, None, False) for key in efficientnet.WEIGHTS_HASHES}
+    out |= {(f"ResNet{key[6:]}", 1.0, None, False) for key in resnet.WEIGHTS_HASHES if re.fullmatch(r"resnet\d+", key)}
+    out |= {(app, 1.0, None, False) for app in ("VGG16", "VGG19", "DenseNet121", "DenseNet169", "DenseNet201")}
+    return out
+
+
+def _published_variants() -> list:
+    """(Keras app, edgecnn name, input size, pixels, kwargs) for every published file. The
+    MobileNet v1/V2 files are one per alpha and resolution: each is tested at its resolution.
+    The others are one per model (any resolution): tested at 64x64."""
+    from edgecnn.models._registry import pretrained_models
+
+    names = {model_info(n).pretrained: n for n in pretrained_models()}
+    out = []
+    for app, alpha, rows, minimalistic in sorted(_published_in_tf_keras(), key=str):
+        kwargs = {} if alpha == 1.0 and not app.startswith("MobileNetV") else {"alpha": alpha}
+        kwargs |= {"minimalistic": True} if minimalistic else {}
+        if app in ("MobileNet", "MobileNetV2"):
+            out.append((app, names[app], rows, "[-1, 1]", {**kwargs, "alpha": alpha}))
+        else:
+            out.append((app, names[app], 64, "0..255" if app.startswith(("MobileNetV3", "Eff")) else "raw", kwargs))
+    return out
+
+
+PUBLISHED = _published_variants()
+
+
+def test_every_published_variant_is_tested():
+    """The slow set's variants are exactly what tf_keras publishes (no alpha or resolution
+    missing), and each maps to its own published file name, top and no top."""
+    assert len(PUBLISHED) == len(_published_in_tf_keras()) == 16 + 30 + 6 + 8 + 3 + 2 + 3
+    files = set()
+    for _, name, size, _, kwargs in PUBLISHED:
+        args = {**kwargs, "input_shape": (size, size, 3)}
+        for top in (True, False):
+            files.add(imagenet_file(model_info(name), args, include_top=top)[0])
+    assert len(files) == 2 * len(PUBLISHED)
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.3_96_no_top.h5" in files
+    assert "mobilenet_7_5_160_tf.h5" in files and "weights_mobilenet_v3_large_224_0.75_float.h5" in files
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("app,name,kwargs", VARIANTS, ids=[f"{v[1]}-{v[2]}" for v in VARIANTS])
-def test_keras_file_variants(tmp_path, app, name, kwargs):
-    pixels = "[-1, 1]" if app in ("MobileNet", "MobileNetV2") else "0..255"
-    _same_function(tmp_path, app, name, 64, pixels, **kwargs)
+@pytest.mark.parametrize(
+    "app,name,size,pixels,kwargs",
+    PUBLISHED,
+    ids=[f"{v[1]}-{v[2]}-{'-'.join(map(str, v[4].values()))}" for v in PUBLISHED],
+)
+def test_every_published_variant_computes_the_keras_function(tmp_path, app, name, size, pixels, kwargs):
+    """Exhaustive (about 70 variants): every published alpha and resolution, with and
+    without the top."""
+    _same_function(tmp_path, app, name, size, pixels, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,12 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
     """
     from edgecnn.errors import UserError
     from edgecnn.report import (
-        REPORT_COLUMNS,
         cpu_lines,
         filter_rows,
         format_table,
         int8_speed_notes,
         load_results,
+        report_columns,
         sort_rows,
         write_report,
     )
@@ -63,7 +63,7 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
             raise UserError(str(exc)) from None
     for line in cpu_lines(rows):
         click.echo(line)
-    click.echo(format_table(rows, REPORT_COLUMNS))
+    click.echo(format_table(rows, report_columns(rows)))
     notes = [f"  {r['label']} ({r.get('device')}): {r['note']}" for r in rows if r.get("note")]
     notes += [f"  {note}" for note in int8_speed_notes(rows)]
     if notes:

@@ -11,10 +11,24 @@
   ``$KERAS_HOME/models`` (default ``~/.keras/models``), so a machine that already used
   ``keras.applications`` needs no network. Offline and not cached: one line naming the
   file, its URL and the folder to put it in.
-- a path to an HDF5 weight file: the format ``keras.applications.X(...).save_weights("x.h5")``
-  writes (the published files' format), or one written by an edgecnn model's
-  ``save_weights``. The file is read with h5py only (``layer_names`` and each layer's
-  ``weight_names``): no model is deserialised and nothing from the file runs.
+- a path to a weight file, its format told from its content (:func:`weights_format`), not
+  its name:
+
+  - an HDF5 file with ``layer_names``: the format ``keras.applications.X(...).save_weights("x.h5")``
+    writes (the published files' format), or one an edgecnn model's ``save_weights("x.h5")``
+    wrote. Read with h5py only (``layer_names`` and each layer's ``weight_names``).
+  - a Keras v3 ``.keras`` zip of the same family (``model.save("x.keras")``): its
+    ``config.json`` is read as JSON and refused, on one line, if it holds a ``Lambda`` layer,
+    a class that is not a Keras or edgecnn layer or a module to import
+    (:func:`~edgecnn.models._safe_config.unsafe_config_entry`); nothing is deserialised. The
+    arrays come from the zip's ``model.weights.h5`` with h5py, mapped onto the model by layer
+    name (the config says which layer each group of the file holds).
+  - a Keras v3 ``.weights.h5`` of the same family (``model.save_weights("x.weights.h5")``):
+    the groups Keras names after each layer's class and position (``layers/conv2d_3/vars/0``),
+    mapped by order onto the same walk of the model.
+
+  No model is deserialised and nothing from the file runs.
+- an edgecnn run folder: its ``train/weights.h5``, by layer name.
 
 A Keras Applications file is mapped onto the edgecnn network by the order of its weight
 tensors, shape by shape (edgecnn's builders build the same layers in the same order; a
@@ -126,11 +140,12 @@ def input_convention(entry, weights) -> dict:
     app = entry.pretrained
     if weights is None or str(weights).lower() in ("none", ""):
         return {}
-    if Path(weights).is_dir() and (Path(weights) / "preprocess.json").is_file():
-        # An edgecnn run folder: the convention that run was trained with.
+    run = Path(weights) if Path(weights).is_dir() else _run_folder_of(weights) if Path(weights).is_file() else None
+    if run is not None and (run / "preprocess.json").is_file():
+        # An edgecnn run folder, or a file in one: the convention that run was trained with.
         import json
 
-        spec = json.loads((Path(weights) / "preprocess.json").read_text())
+        spec = json.loads((run / "preprocess.json").read_text())
         keys = ("scale", "offset", "channel_order", "mean", "std")
         return {k: spec[k] for k in keys if spec.get(k) is not None}
     if not app:
@@ -399,6 +414,12 @@ def assign_by_name(model, layers_in_file, path) -> list[str]:
         raise UserError(
             f"{path} does not fit {model.name}: none of its layers is in the file (a file of another architecture?)"
         )
+    extra = [name for name in stored if name not in {layer.name for layer in model.layers}]
+    if extra:  # e.g. a deeper network of the family, or Keras' in-model Normalization
+        raise UserError(
+            f"{path} does not fit {model.name}: the file holds {len(extra)} layer(s) the model lacks, such as "
+            f"{extra[0]!r} (a file of another architecture, depth or builder option?)"
+        )
     keras.backend.batch_set_value(pairs)
     return fresh
 
@@ -410,7 +431,7 @@ def run_weights(folder) -> Path:
     if not path.is_file():
         raise UserError(
             f"weights {str(folder)!r} is a folder without train/weights.h5: not an edgecnn run folder "
-            "(give a run folder, 'imagenet' or a weight file .h5)"
+            "(give a run folder, 'imagenet' or a weight file: .h5, .weights.h5 or .keras)"
         )
     return path
 
@@ -439,7 +460,24 @@ def build_with_weights(entry, weights, kwargs: dict):
         path = run_weights(weights)
         run_folder = True
     else:
-        raise UserError(f"unknown weights {weights!r}: expected none, 'imagenet' or the path of a weight file (.h5)")
+        raise UserError(
+            f"unknown weights {weights!r}: expected none, 'imagenet', a run folder or the path of a weight file "
+            "(.h5, .weights.h5, .keras)"
+        )
+    kind = weights_format(path)
+    run = _run_folder_of(path)
+    if run is not None:  # a run started from Keras' weights built Keras' network: build it again
+        added = {k: v for k, v in _run_builder_args(run, entry).items() if k not in kwargs}
+        if added:
+            kwargs = {**added, **kwargs}
+            said = ", ".join(f"{k}={v}" for k, v in added.items())
+            _say(f"built with {said}, as the run {run} was (it started from Keras' weights)")
+    if kind != "h5":
+        model = entry.builder(**kwargs)
+        fresh = load_v3_weights(model, path, kind)
+        _say(f"{entry.name} from {'Keras v3 model' if kind == 'keras' else 'Keras v3 weight file'} {path}")
+        return _finish(model, weights, path, fresh)
+    _refuse_code_in_h5(path)
     layers_in_file = read_h5_weights(path)
     app = entry.pretrained
     keras_file = not run_folder and _is_keras_file(layers_in_file, app)
@@ -458,7 +496,309 @@ def build_with_weights(entry, weights, kwargs: dict):
     _say(f"{entry.name} from {source} {path}")
     if compat and args.get("keras_compatible"):
         _say(f"built with keras_compatible=True ({_COMPAT_NOTE.get(_family(app), _COMPAT_NOTE.get(app))})")
+    return _finish(model, weights, path, fresh)
+
+
+def _run_folder_of(path) -> Path | None:
+    """The edgecnn run folder a weight file belongs to (``<run>/train/weights.h5``,
+    ``<run>/train/model.keras``, or a file at the run's top), or ``None``."""
+    for folder in list(Path(path).parents)[:2]:
+        if (folder / "config.json").is_file() and (folder / "preprocess.json").is_file():
+            return folder
+    return None
+
+
+def _run_builder_args(run: Path, entry, depth: int = 0) -> dict:
+    """The builder options a run's weights need that its ``config.json`` does not spell out:
+    a run started from Keras' weights (``imagenet``, a Keras Applications file, or a run that
+    did) built ``keras_compatible=True`` (and, from ``imagenet``, EfficientNet's
+    ``imagenet_rescaling``), so its weights only compute its function in that network."""
+    import json
+
+    try:
+        model = json.loads((run / "config.json").read_text()).get("model") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    args = model.get("args") if isinstance(model.get("args"), dict) else {}
+    out = {k: args[k] for k in ("keras_compatible", "imagenet_rescaling") if k in args}
+    source = model.get("weights")
+    if not isinstance(source, str) or source.lower() in ("", "none") or depth > 3:
+        return out
+    if source.lower() == "imagenet":
+        keras_weights = True
+        if "imagenet_rescaling" in entry.arguments:
+            out.setdefault("imagenet_rescaling", True)
+    elif Path(source).is_dir():
+        return {**_run_builder_args(Path(source), entry, depth + 1), **out}
+    else:
+        keras_weights = Path(source).is_file() and _is_keras_file(_weighted_layer_names(source), entry.pretrained)
+    if keras_weights and "keras_compatible" in entry.arguments:
+        out.setdefault("keras_compatible", True)
+    return out
+
+
+def _refuse_code_in_h5(path) -> None:
+    """A whole-model ``.h5`` carries its config too: only its weights are read, but one with a
+    ``Lambda`` layer or an unknown class is refused like a ``.keras`` (it is not what
+    ``--weights`` is for, and another tool would run that code)."""
+    import json
+
+    import h5py
+
+    from edgecnn.models._safe_config import unsafe_config_entry
+
+    try:
+        with h5py.File(str(path), "r") as f:
+            text = f.attrs.get("model_config")
+        config = None if text is None else json.loads(text.decode() if isinstance(text, bytes) else str(text))
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        return  # read_h5_weights says what is wrong with the file
+    reason = unsafe_config_entry(config) if config is not None else None
+    if reason:
+        raise UserError(f"refusing the weight file {path}: {reason}")
+
+
+def _finish(model, weights, path, fresh: list[str]):
     if fresh:
         _say(f"re-initialised (not in the file or another shape): {', '.join(fresh)}")
     model._edgecnn_weights = {"source": str(weights), "file": str(path), "sha256": sha256_of(path), "fresh": fresh}
     return model
+
+
+# --- Keras v3 files: .keras zips and .weights.h5 ---------------------------------------
+
+# Budgets checked before a .keras zip is read: its config.json, and its model.weights.h5.
+_MAX_CONFIG_BYTES = 64 << 20
+_MAX_WEIGHTS_BYTES = 16 << 30
+
+
+def weights_format(path) -> str:
+    """What a weight file holds, from its content: ``"h5"`` (HDF5 with ``layer_names``:
+    ``save_weights("x.h5")``, Keras Applications' files, a whole-model ``.h5``), ``"v3"``
+    (Keras v3 ``.weights.h5``: ``layers/<class>_<n>/vars/<i>`` groups) or ``"keras"`` (a
+    ``.keras`` zip). Anything else: one line.
+
+    Example:
+        >>> weights_format("runs/mobilenet/train/weights.h5")  # doctest: +SKIP
+        'h5'
+    """
+    import zipfile
+
+    import h5py
+
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            return "keras"
+        if h5py.is_hdf5(str(path)):
+            with h5py.File(str(path), "r") as f:
+                group = f["model_weights"] if "model_weights" in f else f
+                if "layer_names" in group.attrs:
+                    return "h5"
+                if isinstance(f.get("layers"), h5py.Group) or isinstance(f.get("vars"), h5py.Group):
+                    return "v3"
+            reason = "an HDF5 file that is neither a Keras weight file (.h5) nor a Keras v3 .weights.h5"
+        else:
+            reason = "not an HDF5 file nor a .keras zip"
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    raise UserError(f"cannot read weight file {path}: {reason} (truncated or corrupt?)")
+
+
+def _keras_archive(path: Path):
+    """``(config, weights .h5 path)`` of a ``.keras`` zip; the config is checked for code
+    (:func:`~edgecnn.models._safe_config.unsafe_config_entry`) before anything else is read,
+    and ``model.weights.h5`` is copied out to a temporary file (the caller deletes it)."""
+    import json
+    import shutil
+    import tempfile
+    import zipfile
+
+    from edgecnn.models._safe_config import unsafe_config_entry
+
+    where = f"cannot read weight file {path}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = {info.filename: info for info in archive.infolist()}
+            if "config.json" not in infos or "model.weights.h5" not in infos:
+                raise UserError(f"{where}: a zip without config.json and model.weights.h5 is not a Keras v3 model")
+            if infos["config.json"].file_size > _MAX_CONFIG_BYTES:
+                size = infos["config.json"].file_size
+                raise UserError(f"{where}: its config.json declares {size} bytes (over 64 MiB)")
+            text = archive.read("config.json")
+            try:
+                config = json.loads(text.decode("utf8"))
+            except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+                raise UserError(f"{where}: config.json is not valid JSON ({str(exc)[:80]})") from None
+            if isinstance(config, dict):
+                config.pop("compile_config", None)  # never read: only the weights are used
+            reason = unsafe_config_entry(config)
+            if reason:
+                raise UserError(f"refusing the weight file {path}: {reason}")
+            info = infos["model.weights.h5"]
+            if info.file_size > _MAX_WEIGHTS_BYTES or (
+                info.compress_type != zipfile.ZIP_STORED and info.file_size > max(100 * info.compress_size, 64 << 20)
+            ):
+                raise UserError(f"{where}: model.weights.h5 declares {info.file_size} bytes (over the budget)")
+            tmp = tempfile.NamedTemporaryFile(prefix="edgecnn-weights-", suffix=".h5", delete=False)
+            with tmp, archive.open(info) as src:
+                shutil.copyfileobj(src, tmp, 1 << 20)
+            return config, Path(tmp.name)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, KeyError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise UserError(f"{where}: {reason} (truncated or corrupt?)") from None
+
+
+def _snake(cls_name: str) -> str:
+    from tf_keras.src.utils.generic_utils import to_snake_case
+
+    return to_snake_case(cls_name)
+
+
+def _numbered(names) -> list[str]:
+    """Keras v3's group names for a container of layers: the class in snake case, numbered
+    from the second of a kind (``conv2d``, ``conv2d_1``)."""
+    used, out = {}, []
+    for name in names:
+        if name in used:
+            used[name] += 1
+            out.append(f"{name}_{used[name]}")
+        else:
+            used[name] = 0
+            out.append(name)
+    return out
+
+
+def _v3_variables(model) -> list[tuple[str, object, list]]:
+    """``[(group path, top-level layer, [variables])]``: where Keras v3's ``save_weights``
+    puts each layer's own variables, found by the same walk (``saving_lib._save_state``)."""
+    from tf_keras.src.saving import saving_lib
+
+    out, visited = [], set()
+
+    def visit(obj, path, top):
+        if id(obj) in visited:
+            return
+        visited.add(id(obj))
+        if isinstance(obj, keras.layers.Layer):
+            own = list(obj._trainable_weights) + list(obj._non_trainable_weights)
+            if own:
+                out.append((path, top, own))
+        for attr, child in saving_lib._walk_trackable(obj):
+            if saving_lib._is_keras_trackable(child):
+                visit(child, f"{path}/{attr}".lstrip("/"), top if top is not None else child)
+            elif isinstance(child, (list, dict, tuple, set)):
+                items = list(child.values()) if isinstance(child, dict) else list(child)
+                items = [t for t in items if saving_lib._is_keras_trackable(t) and id(t) not in visited]
+                for t, name in zip(items, _numbered(_snake(type(t).__name__) for t in items)):
+                    visit(t, f"{path}/{attr}/{name}".lstrip("/"), top if top is not None else t)
+
+    from edgecnn._tf import keras
+
+    visit(model, "", None)
+    return out
+
+
+def _file_groups(f) -> dict[str, list]:
+    """Every ``.../vars`` group under ``layers/`` of a v3 weight file: path -> arrays in order."""
+    import h5py
+
+    found = {}
+
+    def collect(name, obj):
+        if isinstance(obj, h5py.Group) and name.endswith("vars") and (name == "vars" or name.endswith("/vars")):
+            keys = sorted(obj.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+            if keys:
+                found[name[: -len("/vars")]] = [obj[k] for k in keys]
+
+    if isinstance(f.get("layers"), h5py.Group):
+        f["layers"].visititems(lambda n, o: collect(f"layers/{n}", o))
+    return found
+
+
+def _renamed_by_config(model, config, groups: dict) -> dict[str, str]:
+    """Map the model's top-level group names to the file's, by layer name through the
+    file's ``config.json`` (``{our "layers/conv2d_3": the file's "layers/conv2d_5"}``);
+    empty if the config does not describe a functional model whose groups are in the file."""
+    layers = config.get("config", {}).get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list):
+        return {}
+    entries = [(e.get("name"), e.get("class_name")) for e in layers if isinstance(e, dict)]
+    if len(entries) != len(layers) or not all(isinstance(n, str) and isinstance(c, str) for n, c in entries):
+        return {}
+    keys = _numbered(_snake(c) for _, c in entries)
+    theirs = {name: f"layers/{key}" for (name, _), key in zip(entries, keys)}
+    ours = _numbered(_snake(type(layer).__name__) for layer in model.layers)
+    mapping = {}
+    for layer, key in zip(model.layers, ours):
+        if layer.name in theirs:
+            mapping[f"layers/{key}"] = theirs[layer.name]
+    prefixes = {"/".join(p.split("/")[:2]) for p in groups}
+    if not set(mapping.values()) & prefixes:  # groups not named as this Keras names them: by order
+        return {}
+    return mapping
+
+
+def load_v3_weights(model, path, kind: str) -> list[str]:
+    """Set ``model``'s weights from a Keras v3 file (``kind`` ``"keras"`` or ``"v3"``, see
+    :func:`weights_format`) read with h5py; returns the top layers left at their
+    initialisation (another class count). A file of another architecture or alpha, or one
+    whose layers the model lacks, is refused on one line."""
+    import h5py
+
+    from edgecnn._tf import keras
+
+    path = Path(path)
+    config, h5path = (None, path)
+    if kind == "keras":
+        config, h5path = _keras_archive(path)
+    source = ""
+    if isinstance(config, dict) and isinstance(config.get("config"), dict):
+        name = config["config"].get("name")
+        source = f" (the file holds the model {str(name)[:80]!r})" if isinstance(name, str) else ""
+    hint = f"a file of another architecture, alpha or depth?{source}"
+    try:
+        with h5py.File(str(h5path), "r") as f:
+            groups = _file_groups(f)
+            if not groups:
+                raise UserError(f"cannot read weight file {path}: no layer weights in it (truncated or corrupt?)")
+            rename = _renamed_by_config(model, config, groups) if config is not None else {}
+            pairs, fresh, used = [], [], set()
+            for group, top, variables in _v3_variables(model):
+                head, _, rest = group.partition("/")
+                head2, _, rest2 = rest.partition("/")
+                prefix = f"{head}/{head2}"
+                theirs = rename.get(prefix, prefix if not rename else None)
+                where = None if theirs is None else f"{theirs}/{rest2}".rstrip("/")
+                arrays = groups.get(where) if where else None
+                if arrays is not None:
+                    used.add(where)
+                fits = arrays is not None and len(arrays) == len(variables)
+                if fits:
+                    arrays = [np.asarray(a) for a in arrays]
+                    fits = all(_fits(a, v) for a, v in zip(arrays, variables))
+                if fits:
+                    pairs += [(v, a.reshape(tuple(v.shape))) for a, v in zip(arrays, variables)]
+                elif top is not None and top.name in _EDGECNN_TOP:
+                    if top.name not in fresh:
+                        fresh.append(top.name)
+                else:
+                    label = top.name if top is not None else group
+                    found = "not in the file" if arrays is None else "another shape or number of weights in the file"
+                    raise UserError(f"{path} does not fit {model.name}: layer {label!r} has {found} ({hint})")
+            extra = sorted(set(groups) - used)
+            if extra:
+                raise UserError(
+                    f"{path} does not fit {model.name}: the file holds weights the model lacks, "
+                    f"{len(extra)} groups such as {extra[0]!r} ({hint})"
+                )
+            if not pairs:
+                raise UserError(f"{path} does not fit {model.name}: none of its layers is in the file ({hint})")
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read weight file {path}: {reason} (truncated or corrupt?)") from None
+    finally:
+        if h5path != path:
+            h5path.unlink(missing_ok=True)
+    keras.backend.batch_set_value(pairs)
+    return fresh

@@ -111,7 +111,9 @@ def mobilenet_v3(
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     act = "relu" if minimalistic else "hard_swish"
 
-    x = conv_bn_act(inputs, 16, 3, 2, name="stem_conv", act=act)
+    # Keras' include_preprocessing: pixels 0..255 -> [-1, 1] inside the model.
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescaling")(inputs) if keras_compatible else inputs
+    x = conv_bn_act(x, 16, 3, 2, name="stem_conv", act=act)
     blocks = decode_arch(arch, width=alpha, transform=_minimalistic if minimalistic else None)
     x = build_blocks(x, blocks, act=act, se_act="relu", se_gate="hard_sigmoid")
     x = conv_bn_act(x, make_divisible(int(x.shape[-1]) * 6), 1, name="head_conv", act=act)

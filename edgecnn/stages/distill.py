@@ -65,8 +65,8 @@ class DistillConfig(Section):
         None,
         cli="--teacher-weights",
         metavar="WEIGHTS",
-        help="A registered teacher starts from these weights: 'imagenet', a weight file (.h5) or a run folder; "
-        "it is then trained on the student's data as usual.",
+        help="A registered teacher starts from these weights: 'imagenet', a weight file (.h5, .weights.h5, "
+        ".keras) or a run folder; it is then trained on the student's data as usual.",
         default_text="random initialisation",
     )
 

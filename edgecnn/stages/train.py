@@ -92,10 +92,13 @@ def train(ctx: Context) -> StageResult:
     from edgecnn.train import fit
 
     cfg = ctx.cfg
-    key = config_key("train", cfg.model, cfg.data, cfg.train, ctx.data.fingerprint(), __version__)
-    store = StageStore(ctx.out, "train", key)
     keras.utils.set_random_seed(cfg.train.seed)  # the initial weights too: same seed, same model
     model = ctx.build_model()
+    # The weight file's content is part of the key: another file at the same path retrains.
+    started = (getattr(model, "_edgecnn_weights", None) or {}).get("sha256")
+    key = config_key("train", cfg.model, cfg.data, cfg.train, ctx.data.fingerprint(), __version__,
+                     *([started] if started else []))
+    store = StageStore(ctx.out, "train", key)
     meta = store.restore(model)
     if meta is not None:
         ctx.echo(f"      reusing trained weights from {store.dir}")
