@@ -118,7 +118,9 @@ def resolve(config, entry=None):
     if cfg.train.freeze_epochs is None:
         cfg.train.freeze_epochs = int(entry.train.get("freeze_epochs", 5)) if pretrained else 0
     if cfg.train.fine_tune_lr is None:
-        cfg.train.fine_tune_lr = cfg.train.learning_rate / (10.0 if pretrained else 1.0)
+        # The training rate, warm-up included: lr / 10 leaves the backbone where it was on small
+        # data (50 images are 2 steps an epoch); see README, "The schedule".
+        cfg.train.fine_tune_lr = cfg.train.learning_rate
     cfg.validate()
     for stage in stages.model_stages():
         stage.resolve(cfg)

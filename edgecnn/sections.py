@@ -156,8 +156,9 @@ class TrainConfig(Section):
         high=10,
         low_open=True,
         high_open=True,
-        help="Learning rate of the whole network after the head-only epochs (the head phase uses --lr).",
-        default_text="--lr / 10 with --weights, --lr without",
+        help="Learning rate of the whole network after the head-only epochs (the head phase uses --lr; "
+        "BatchNorm stays in inference mode). Lower it to keep more of the pretrained weights.",
+        default_text="--lr",
     )
     tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
     seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")

@@ -335,11 +335,56 @@ def test_fine_tune_schedule_defaults_follow_the_weights(tmp_path, v1_file):
     assert (plain.train.freeze_epochs, plain.train.fine_tune_lr) == (0, plain.train.learning_rate)
     tuned = resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": str(v1_file[0])}}))
     assert tuned.train.freeze_epochs == 5
-    assert tuned.train.fine_tune_lr == pytest.approx(tuned.train.learning_rate / 10)
+    # Not lr / 10: on 50 images that leaves the backbone where it was (benchmarks/transfer.py).
+    assert tuned.train.fine_tune_lr == tuned.train.learning_rate
+    lower = {"model": {"name": "mobilenet", "weights": str(v1_file[0])}, "train": {"fine_tune_lr": 1e-4}}
+    lower = resolve(RunConfig.from_dict(lower))
+    assert lower.train.fine_tune_lr == 1e-4
     with pytest.raises(UserError, match="resnet18 has no published ImageNet weights; these have: densenet121"):
         resolve(RunConfig.from_dict({"model": {"name": "resnet18", "weights": "imagenet"}}))
     with pytest.raises(UserError, match="model.weights 'missing.h5': no such file"):
         resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": "missing.h5"}}))
+
+
+def test_fine_tune_schedule_keeps_batchnorm_statistics(tmp_path):
+    """Both phases of the --weights schedule: BatchNorm in inference mode (its pretrained
+    moving statistics untouched, as Keras' transfer-learning guide does), the head trained
+    first, then every other weight at --fine-tune-lr; the model is left all trainable."""
+    from edgecnn.config import RunConfig, resolve
+    from edgecnn.data import load_dataset
+    from edgecnn.sections import TrainConfig
+    from edgecnn.stages._base import Context, StageStore
+    from edgecnn.stages.train import fine_tune_schedule
+    from edgecnn.train import fit
+
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    data = load_dataset("digits", image_size=32, train_fraction=0.05)
+    source = edgecnn.create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=10)
+    fit(source, data, TrainConfig(epochs=1, verbose=0))  # pretrained: BatchNorm statistics of real images
+    source.save_weights(str(run / "train" / "weights.h5"))
+    cfg = resolve(
+        RunConfig.from_dict(
+            {
+                "model": {"name": "mobilenet", "alpha": 0.25, "weights": str(run)},
+                "train": {"epochs": 1, "freeze_epochs": 1, "verbose": 0, "augment": "none"},
+            }
+        )
+    )
+    assert cfg.train.fine_tune_lr == cfg.train.learning_rate
+    data.y = {s: np.minimum(y, 4) for s, y in data.y.items()}  # 5 classes: a new classifier
+    model = edgecnn.create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=5, weights=str(run))
+    assert model._edgecnn_weights["fresh"] == ["classifier"]
+    before = {w.name: np.array(w.numpy(), copy=True) for w in model.weights}  # not a view of the variable
+    lines = []
+    ctx = Context(cfg=cfg, data=data, out=tmp_path / "out", echo=lines.append, entry=model_info("mobilenet"))
+    hist = fine_tune_schedule(ctx, model, StageStore(tmp_path / "out", "train", "k"))
+    assert hist["head"]["epochs"] == 1 and hist["epochs"] == 1
+    assert "BatchNorm in inference mode" in lines[0] and "BatchNorm frozen" in lines[1]
+    moved = {w.name for w in model.weights if not np.array_equal(w.numpy(), before[w.name])}
+    assert not {n for n in moved if "moving_" in n or "_bn/" in n}  # gamma, beta and statistics as loaded
+    assert {"conv_pw_12/kernel:0", "conv_pw_13/kernel:0", "classifier/kernel:0"} <= moved  # the whole network
+    assert all(layer.trainable for layer in model.layers)
 
 
 def test_list_has_a_pretrained_column():
