@@ -258,11 +258,26 @@ class StreamDataset:
         labels = tf.constant(self.y[split])
         shape, spec = self.input_shape, self.preprocess
 
-        def read(i, k):
+        def pillow(i):
             image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
             image.set_shape(shape)
             ok.set_shape(())
-            return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
+            return image, ok
+
+        if self.cache == "none" and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
+            from edgecnn.tf_image import read_image
+
+            paths = tf.constant(self.files[split], dtype=tf.string)
+
+            def read(i, k):
+                image, ok = read_image(tf.gather(paths, i), shape[:2], shape[2], lambda: pillow(i), tf, from_path=True)
+                return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
+
+        else:
+
+            def read(i, k):
+                image, ok = pillow(i)
+                return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
 
         ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))

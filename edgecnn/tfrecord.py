@@ -173,10 +173,14 @@ class TFRecordStream(StreamDataset):
                 return np.zeros(shape, np.uint8), False
 
         def read(k, pair):
+            from edgecnn.tf_image import read_image
+
             data, y = pair
-            image, ok = tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
-            image.set_shape(shape)
-            ok.set_shape(())
+
+            def pillow():
+                return tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
+
+            image, ok = read_image(data, size, channels, pillow, tf)
             return tf_normalize(image, spec, tf), y, k, ok
 
         ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -281,4 +285,3 @@ def load_tfrecords(
     }
     name = Path(shards[0]).parent.name or "tfrecords"
     return TFRecordStream(name, shards, members, labels, classes, preprocess)
-
