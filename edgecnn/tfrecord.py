@@ -11,7 +11,8 @@ label out of range stop the run there, before training, with one line. The seede
 stratified split is then made on record numbers (the same cut as for a folder) and
 recorded in ``<run>/splits.json``. Shards are read in order (records are not randomly
 accessible): each split keeps its records by number, then a shuffle buffer mixes them.
-Images are decoded by :func:`edgecnn.device.preprocess.load_image` (Pillow), as everywhere.
+Images become the tensor :func:`edgecnn.device.preprocess.load_image` gives, as everywhere
+(through :func:`edgecnn.tf_image.read_image`: TensorFlow decode, Pillow's resize, Pillow fallback).
 """
 
 from __future__ import annotations
