@@ -29,6 +29,8 @@ def _encode(img: Image.Image, fmt, **kw) -> bytes:
 def _files():
     """(name, bytes, expected route): every colour mode and format the device side reads."""
     rgb, grey = Image.fromarray(_textured(37, 53)), Image.fromarray(_textured(41, 29, 1))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90; neither side transposes (the device does not)
     rgba = np.dstack([_textured(30, 30), RNG.integers(0, 256, (30, 30), dtype=np.uint8)])
     cases = [
         ("jpeg rgb 4:2:0", _encode(rgb, "JPEG", quality=90), JPEG),
@@ -36,6 +38,7 @@ def _files():
         ("jpeg rgb 4:2:2", _encode(rgb, "JPEG", quality=75, subsampling=1), JPEG),
         ("jpeg progressive", _encode(rgb, "JPEG", quality=85, progressive=True), JPEG),
         ("jpeg grey", _encode(grey, "JPEG", quality=90), JPEG),
+        ("jpeg exif rotated", _encode(rgb, "JPEG", quality=90, exif=exif), JPEG),
         ("jpeg 1x1", _encode(Image.fromarray(_textured(1, 1)), "JPEG"), JPEG),
         ("jpeg 1 x 300", _encode(Image.fromarray(_textured(1, 300)), "JPEG"), JPEG),
         ("jpeg big", _encode(Image.fromarray(_textured(301, 257)), "JPEG", quality=90), JPEG),
@@ -76,7 +79,7 @@ def test_probe_routes_by_content_and_header():
     jpeg = FILES[0][1]
     assert probe(jpeg[:-100]) == PILLOW  # truncated: no EOI
     assert probe(b"not an image") == PILLOW and probe(b"") == PILLOW
-    png = FILES[8][1]
+    png = next(data for name, data, _ in FILES if name == "png rgb")
     assert probe(png[:-12]) == PILLOW  # no IEND
 
 
