@@ -197,6 +197,68 @@ def _child_throughput(folder: str, images: int, rounds: int, shards: str = ""):
     print("BENCH " + json.dumps(best), flush=True)
 
 
+def _child_profile(folder: str, images: int):
+    """Child mode: CPU milliseconds per image (this process's user + system time over
+    ``images`` images, every stage in parallel as tf.data runs it) of each step of the input
+    pipeline: where the time goes."""
+    import resource
+
+    from edgecnn._tf import tf
+    from edgecnn.device.preprocess import load_image
+    from edgecnn.tf_image import decode_resize, read_image
+    from edgecnn.train import _augment_fn
+
+    files = sorted(str(f) for f in Path(folder).rglob("*.jpg"))
+    size = (224, 224)
+
+    def decode(p):
+        return tf.io.decode_jpeg(tf.io.read_file(p), channels=0, dct_method="INTEGER_ACCURATE")
+
+    def tables_for(p):  # the benchmark's files are all 256x256: the tables are constants here
+        from edgecnn.tf_image import _tables
+
+        return [tf.constant(t) for t in _tables(256, 256, *size)]
+
+    def via(resize):
+        return lambda p: decode_resize(tf.io.read_file(p), tf.constant(1), size, 3, tf, tables_for(p), resize)
+
+    def full(p):
+        return read_image(p, size, 3, lambda: (tf.zeros((*size, 3), tf.uint8), tf.constant(True)), tf, True)[0]
+
+    augment = _augment_fn("shift_flip", (*size, 3), 0)
+    steps = {
+        "read file": lambda p: tf.strings.length(tf.io.read_file(p)),
+        "TF decode (INTEGER_ACCURATE)": decode,
+        "TF decode + Pillow resize (numpy_function)": via("pillow"),
+        "TF decode + TF-op resize (gather, int32)": via("tf"),
+        "edgecnn path: header probe + TF decode + Pillow resize": full,
+        "edgecnn path + shift+flip augmentation": lambda p: augment(tf.cast(full(p), tf.float32), 0, 1)[0],
+        "before: Pillow load_image in numpy_function": lambda p: tf.numpy_function(
+            lambda q: load_image(q.decode(), size, 3), [p], tf.uint8, stateful=False
+        ),
+        "Keras: TF decode (default) + tf.image.resize": lambda p: tf.image.resize(
+            tf.io.decode_jpeg(tf.io.read_file(p), channels=3), size
+        ),
+    }
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    out = {}
+    for name, fn in steps.items():
+        ds = tf.data.Dataset.from_tensor_slices(files).map(fn, num_parallel_calls=tf.data.AUTOTUNE).batch(32)
+        it = iter(ds.repeat())
+        next(it)
+        c0, t0 = cpu(), time.time()
+        for _ in range(images // 32):
+            next(it)
+        n = images // 32 * 32
+        out[name] = {"cpu_ms": 1000 * (cpu() - c0) / n, "img_s": n / (time.time() - t0)}
+        print(f"  {name}: {out[name]['cpu_ms']:.2f} ms CPU/image, {out[name]['img_s']:.0f} img/s", flush=True)
+    print("BENCH " + json.dumps(out), flush=True)
+
+
 def throughput(folder: Path, images: int, rounds: int, shards: str = "") -> dict:
     cmd = [sys.executable, __file__, "--child-throughput", str(folder), str(images), str(rounds), shards]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
@@ -209,6 +271,8 @@ def throughput(folder: Path, images: int, rounds: int, shards: str = "") -> dict
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child-train":
         return _child_train(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-profile":
+        return _child_profile(sys.argv[2], int(sys.argv[3]))
     if len(sys.argv) > 1 and sys.argv[1] == "--child-throughput":
         return _child_throughput(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

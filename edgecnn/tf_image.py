@@ -195,21 +195,48 @@ def resize_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return index, fixed
 
 
+#: Output pixels per block of :func:`resize_blocks`.
+BLOCK = 32
+
+
+@lru_cache(maxsize=256)
+def resize_blocks(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`resize_coeffs` as blocks of :data:`BLOCK` output pixels, for a batched matmul:
+    ``(window, weight)``, ``window`` ``int32`` ``(blocks, L)`` the input pixels block ``j``
+    reads (a contiguous run, clamped into the image), ``weight`` ``float64``
+    ``(blocks, BLOCK, L)`` the fixed-point weights (0 where a tap is not used). Output pixel
+    ``j * BLOCK + o`` is ``weight[j, o] @ pixels[window[j]]``: at most ``255 * 2**22`` summed
+    from integers, exact in float64 whatever the order. Blocks past ``out_size`` are zero."""
+    index, fixed = resize_coeffs(in_size, out_size)
+    n_blocks = -(-out_size // BLOCK)
+    starts = index[::BLOCK, 0].astype(np.int64)  # first used input pixel of each block
+    used = fixed != 0
+    last = np.where(used, index, -1).max(axis=1)  # last used input pixel of each output
+    length = 1
+    for j in range(n_blocks):
+        length = max(length, int(last[j * BLOCK : (j + 1) * BLOCK].max()) - int(starts[j]) + 1)
+    window = np.minimum(starts[:, None] + np.arange(length)[None, :], in_size - 1).astype(np.int32)
+    weight = np.zeros((n_blocks, BLOCK, length), np.float64)
+    o, k = np.nonzero(used)
+    np.add.at(weight, (o // BLOCK, o % BLOCK, index[o, k] - starts[o // BLOCK]), fixed[o, k].astype(np.float64))
+    return window, weight
+
+
 def _tables(height, width, out_h, out_w):
-    hi, hw = resize_coeffs(int(width), int(out_w))
-    vi, vw = resize_coeffs(int(height), int(out_h))
+    hi, hw = resize_blocks(int(width), int(out_w))
+    vi, vw = resize_blocks(int(height), int(out_h))
     return hi, hw, vi, vw
-
-
-def _clip8(acc, tf):
-    return tf.cast(tf.clip_by_value(tf.bitwise.right_shift(acc, PRECISION_BITS), 0, 255), tf.int32)
 
 
 def pillow_resize(image, image_size, tf=None, tables=None):
     """``uint8`` ``(h, w, c)`` -> ``(out_h, out_w, c)``, bit-identical to Pillow's
     ``Image.resize((out_w, out_h), Image.BILINEAR)`` on an ``L``/``RGB`` image.
-    ``tables``: ``(hi, hw, vi, vw)`` for this image's size when known (from :func:`plan`),
-    else they are looked up (a ``numpy_function`` call)."""
+    ``tables``: :func:`resize_blocks` ``(hi, hw, vi, vw)`` for this image's size when known
+    (from :func:`plan`), else they are looked up (a ``numpy_function`` call).
+
+    Each pass gathers the input window of every block of :data:`BLOCK` outputs and takes the
+    weighted sums as one batched float64 matmul (exact: integer sums under ``2**31``), then
+    rounds (``+ 2**21``, ``>> 22``) and clips to ``uint8`` as Pillow does."""
     if tf is None:
         from edgecnn._tf import tf
     out_h, out_w = int(image_size[0]), int(image_size[1])
@@ -218,22 +245,26 @@ def pillow_resize(image, image_size, tf=None, tables=None):
         tables = tf.numpy_function(
             _tables,
             [shape[0], shape[1], np.int32(out_h), np.int32(out_w)],
-            [tf.int32, tf.int32, tf.int32, tf.int32],
+            [tf.int32, tf.float64, tf.int32, tf.float64],
             stateful=False,
         )
     hi, hw, vi, vw = tables
-    x = tf.cast(image, tf.int32)
-    half = 1 << (PRECISION_BITS - 1)
+    x = tf.cast(image, tf.float64)
+    half = float(1 << (PRECISION_BITS - 1))
+    scale = float(1 << PRECISION_BITS)
 
-    def along_rows(x, index, weight):  # gathers along axis 0 (faster than along axis 1)
-        taps = tf.gather(x, index)  # (out, k, ...)
-        return _clip8(tf.reduce_sum(taps * weight[:, :, None, None], axis=1) + half, tf)
+    def along_rows(x, window, weight, out):  # (n, m, c) -> (out, m, c)
+        n, m, c = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        taps = tf.gather(tf.reshape(x, (n, m * c)), window)  # (blocks, L, m*c)
+        sums = tf.matmul(weight, taps)  # (blocks, BLOCK, m*c), exact
+        y = tf.clip_by_value(tf.floor((sums + half) / scale), 0.0, 255.0)
+        return tf.reshape(tf.reshape(y, (-1, m * c))[:out], (out, m, c))
 
     def horizontal(x):  # (h, w, c) -> (h, out_w, c)
-        return tf.transpose(along_rows(tf.transpose(x, [1, 0, 2]), hi, hw), [1, 0, 2])
+        return tf.transpose(along_rows(tf.transpose(x, [1, 0, 2]), hi, hw, out_w), [1, 0, 2])
 
     def vertical(x):  # (h, w, c) -> (out_h, w, c)
-        return along_rows(x, vi, vw)
+        return along_rows(x, vi, vw, out_h)
 
     def h_then_v():
         y = tf.cond(shape[1] != out_w, lambda: horizontal(x), lambda: x)
@@ -323,15 +354,15 @@ def read_image(source, image_size, channels: int, fallback, tf=None, from_path: 
         from edgecnn._tf import tf
     shape = (int(image_size[0]), int(image_size[1]), int(channels))
     size = (int(image_size[0]), int(image_size[1]))
-    int32 = [tf.int32] * 5
+    types = [tf.int32, tf.int32, tf.float64, tf.int32, tf.float64]
     if from_path:
         data, route, *tables = tf.numpy_function(
-            lambda p: _read_plan(p, size), [source], [tf.string, *int32], stateful=False
+            lambda p: _read_plan(p, size), [source], [tf.string, *types], stateful=False
         )
         data = tf.reshape(data, ())
     else:
         data = source
-        route, *tables = tf.numpy_function(lambda d: plan(d, size), [data], int32, stateful=False)
+        route, *tables = tf.numpy_function(lambda d: plan(d, size), [data], types, stateful=False)
     route = tf.reshape(route, ())
 
     def fast():
