@@ -230,7 +230,7 @@ def _child_profile(folder: str, images: int):
         "read file": lambda p: tf.strings.length(tf.io.read_file(p)),
         "TF decode (INTEGER_ACCURATE)": decode,
         "TF decode + Pillow resize (numpy_function)": via("pillow"),
-        "TF decode + TF-op resize (gather, int32)": via("tf"),
+        "TF decode + TF-op resize (gathered windows x float64 weights)": via("tf"),
         "edgecnn path: header probe + TF decode + Pillow resize": full,
         "edgecnn path + shift+flip augmentation": lambda p: augment(tf.cast(full(p), tf.float32), 0, 1)[0],
         "before: Pillow load_image in numpy_function": lambda p: tf.numpy_function(
