@@ -89,7 +89,8 @@ def test_same_tensor_as_the_device_side(tmp_path, resize):
     from edgecnn._tf import tf
 
     fns = {}
-    for size in SIZES:
+    sizes = SIZES if resize == "pillow" else SIZES[::2]  # the TF-op resize is also checked on random sizes below
+    for size in sizes:
         for channels in (1, 3):
 
             def fallback(data, size=size, channels=channels):
@@ -113,7 +114,7 @@ def test_same_tensor_as_the_device_side(tmp_path, resize):
             assert bool(ok) and image.shape == expected.shape, (name, size, channels)
             assert np.array_equal(image.numpy(), expected), (name, size, channels, resize)
             checked += 1
-    assert checked == len(FILES) * len(SIZES) * 2
+    assert checked == len(FILES) * len(sizes) * 2
 
 
 def test_pillow_resize_in_tf_ops_matches_pillow_on_random_sizes():
@@ -123,7 +124,7 @@ def test_pillow_resize_in_tf_ops_matches_pillow_on_random_sizes():
 
     fn = tf.function(lambda x, size: pillow_resize(x, size, tf))
     cases = [(256, 256, 224, 224), (1, 1, 5, 7), (1, 9, 3, 1), (7, 1, 1, 1), (1000, 13, 7, 800), (208, 101, 75, 150)]
-    cases += [tuple(int(v) for v in np.r_[RNG.integers(1, 200, 2), RNG.integers(1, 150, 2)]) for _ in range(6)]
+    cases += [tuple(int(v) for v in np.r_[RNG.integers(1, 200, 2), RNG.integers(1, 150, 2)]) for _ in range(4)]
     for h, w, oh, ow in cases:
         img = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
         expected = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
