@@ -223,7 +223,8 @@ def _child_profile(folder: str, images: int):
         return lambda p: decode_resize(tf.io.read_file(p), tf.constant(1), size, 3, tf, tables_for(p), resize)
 
     def full(p):
-        return read_image(p, size, 3, lambda: (tf.zeros((*size, 3), tf.uint8), tf.constant(True)), tf, True)[0]
+        fallback = lambda: (tf.zeros((*size, 3), tf.uint8), tf.constant(True))  # noqa: E731 (never taken here)
+        return read_image(p, size, 3, fallback, tf, lambda v: v.decode())[0]
 
     augment = _augment_fn("shift_flip", (*size, 3), 0)
     steps = {

@@ -268,10 +268,10 @@ class StreamDataset:
         if self.cache == "none" and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
             from edgecnn.tf_image import read_image
 
-            paths = tf.constant(self.files[split], dtype=tf.string)
+            files = self.files[split]
 
             def read(i, k):
-                image, ok = read_image(tf.gather(paths, i), shape[:2], shape[2], lambda: pillow(i), tf, from_path=True)
+                image, ok = read_image(i, shape[:2], shape[2], lambda: pillow(i), tf, lambda i: files[int(i)])
                 return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
 
         else:

@@ -338,26 +338,27 @@ def _read_plan(path, image_size):
     """:func:`plan` of the file at ``path``, with its bytes; an unreadable file goes to Pillow
     (which reports it)."""
     try:
-        with open(path.decode() if isinstance(path, bytes) else path, "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
     except OSError:
         data = b""
     return (np.asarray(data, dtype=object), *plan(data, image_size))
 
 
-def read_image(source, image_size, channels: int, fallback, tf=None, from_path: bool = False, resize=None):
+def read_image(source, image_size, channels: int, fallback, tf=None, path_of=None, resize=None):
     """``(uint8 image, ok)`` of ``source``, encoded bytes (a string tensor) or, with
-    ``from_path``, a file's path: through TensorFlow when :func:`probe` allows it, else
+    ``path_of`` (a Python function of ``source``'s value, e.g. an index into a file list),
+    the file ``path_of(source)``: through TensorFlow when :func:`probe` allows it, else
     ``fallback()`` (the Pillow path, returning ``(image, ok)``; it reports unreadable files).
-    One ``numpy_function`` call (:func:`plan`, reading the file too with ``from_path``) per image."""
+    One ``numpy_function`` call (:func:`plan`, reading the file too with ``path_of``) per image."""
     if tf is None:
         from edgecnn._tf import tf
     shape = (int(image_size[0]), int(image_size[1]), int(channels))
     size = (int(image_size[0]), int(image_size[1]))
     types = [tf.int32, tf.int32, tf.float64, tf.int32, tf.float64]
-    if from_path:
+    if path_of is not None:
         data, route, *tables = tf.numpy_function(
-            lambda p: _read_plan(p, size), [source], [tf.string, *types], stateful=False
+            lambda v: _read_plan(path_of(v), size), [source], [tf.string, *types], stateful=False
         )
         data = tf.reshape(data, ())
     else:
