@@ -6,14 +6,15 @@ of the decoded images) and records it as ``<run>/splits.json`` (file names per s
 a rerun and every worker use the same split without reading a pixel. Images are decoded
 only as ``tf.data`` reads them.
 
-One preprocessing function everywhere: every image, in training, validation, evaluation,
-int8 calibration and on the device, is read by :func:`edgecnn.device.preprocess.load_image`
-(Pillow decode, then Pillow bilinear resize); in ``tf.data`` it runs inside
-``tf.numpy_function`` in parallel (``AUTOTUNE``; Pillow releases the GIL while it decodes
-and resizes). TensorFlow's own ``decode_jpeg`` + ``tf.image.resize`` give other pixels (a
-mean absolute difference of a few grey levels after a downscale, see
-``tests/test_stream.py``), so the training side adapts to the device side, not the
-reverse: a ``.tflite`` sees on the Pi exactly what it was evaluated on.
+One preprocessing everywhere: every image, in training, validation, evaluation, int8
+calibration and on the device, becomes the tensor :func:`edgecnn.device.preprocess.load_image`
+gives (Pillow decode, then Pillow bilinear resize). In ``tf.data`` (``cache`` ``none``) it is
+computed by :func:`edgecnn.tf_image.read_image`: TensorFlow decodes JPEG/PNG bit-identically
+to Pillow and Pillow's resampler (or its TF-op twin) resizes, in parallel (``AUTOTUNE``);
+files TensorFlow cannot decode identically (CMYK, palette, alpha, 16-bit, BMP, GIF, corrupt)
+go through ``load_image`` itself in ``tf.numpy_function``. TensorFlow's ``tf.image.resize``
+would give other pixels (``tests/test_stream.py``), so the training side adapts to the
+device side, not the reverse: a ``.tflite`` sees on the Pi exactly what it was evaluated on.
 
 The training order is the in-memory path's: each epoch a seeded permutation of the
 training *indices* (a global shuffle, not a shuffle buffer: the list of indices is small),
@@ -358,11 +359,26 @@ class StreamDataset:
         labels = tf.constant(self.y[split])
         shape, spec = self.input_shape, self.preprocess
 
-        def read(i, k):
+        def pillow(i):
             image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
             image.set_shape(shape)
             ok.set_shape(())
-            return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
+            return image, ok
+
+        if self.cache == "none" and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
+            from edgecnn.tf_image import read_image
+
+            files = self.files[split]
+
+            def read(i, k):
+                image, ok = read_image(i, shape[:2], shape[2], lambda: pillow(i), tf, lambda i: files[int(i)])
+                return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
+
+        else:
+
+            def read(i, k):
+                image, ok = pillow(i)
+                return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
 
         ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))

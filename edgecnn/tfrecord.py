@@ -11,7 +11,8 @@ label out of range stop the run there, before training, with one line. The seede
 stratified split is then made on record numbers (the same cut as for a folder) and
 recorded in ``<run>/splits.json``. Shards are read in order (records are not randomly
 accessible): each split keeps its records by number, then a shuffle buffer mixes them.
-Images are decoded by :func:`edgecnn.device.preprocess.load_image` (Pillow), as everywhere.
+Images become the tensor :func:`edgecnn.device.preprocess.load_image` gives, as everywhere
+(through :func:`edgecnn.tf_image.read_image`: TensorFlow decode, Pillow's resize, Pillow fallback).
 """
 
 from __future__ import annotations
@@ -224,10 +225,14 @@ class TFRecordStream(StreamDataset):
                 return np.zeros(shape, np.uint8), False
 
         def read(k, pair):
+            from edgecnn.tf_image import read_image
+
             data, y = pair
-            image, ok = tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
-            image.set_shape(shape)
-            ok.set_shape(())
+
+            def pillow():
+                return tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
+
+            image, ok = read_image(data, size, channels, pillow, tf)
             return tf_normalize(image, spec, tf), y, k, ok
 
         ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

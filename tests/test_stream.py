@@ -46,7 +46,7 @@ def test_same_split_and_same_tensors_as_in_memory_and_device(jpeg_folder, tmp_pa
     assert np.array_equal(streamed, mem.normalized("train"))
     device = normalize(load_image(ds.files["train"][0], (24, 24), 3)[None], ds.preprocess)[0]
     assert np.array_equal(streamed[0], device)
-    # TensorFlow's own decode + bilinear resize would not: that is why tf.data calls Pillow
+    # TensorFlow's own bilinear resize would not: that is why tf.data reproduces Pillow's (edgecnn.tf_image)
     raw = tf.io.decode_jpeg(tf.io.read_file(ds.files["train"][0]), channels=3)
     tf_side = tf.cast(tf.round(tf.image.resize(raw, (24, 24), antialias=True)), tf.uint8).numpy()
     pil_side = load_image(ds.files["train"][0], (24, 24), 3)

@@ -1,0 +1,150 @@
+"""edgecnn.tf_image: the device side's preprocessing in TensorFlow ops gives the same bits."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgecnn.device.preprocess import ImageError, load_image
+from edgecnn.tf_image import JPEG, PILLOW, PNG, probe, read_image, resize_coeffs
+
+RNG = np.random.default_rng(7)
+
+
+def _textured(h, w, c=3):
+    """Smooth colour field plus noise (JPEG sizes and resize errors like real photos)."""
+    coarse = RNG.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), dtype=np.int16)
+    img = np.clip(base + RNG.normal(0, 12, (h, w, 1)), 0, 255).astype(np.uint8)
+    return img[..., 0] if c == 1 else img
+
+
+def _encode(img: Image.Image, fmt, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _files():
+    """(name, bytes, expected route): every colour mode and format the device side reads."""
+    rgb, grey = Image.fromarray(_textured(37, 53)), Image.fromarray(_textured(41, 29, 1))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90; neither side transposes (the device does not)
+    rgba = np.dstack([_textured(30, 30), RNG.integers(0, 256, (30, 30), dtype=np.uint8)])
+    cases = [
+        ("jpeg rgb 4:2:0", _encode(rgb, "JPEG", quality=90), JPEG),
+        ("jpeg rgb 4:4:4", _encode(rgb, "JPEG", quality=95, subsampling=0), JPEG),
+        ("jpeg rgb 4:2:2", _encode(rgb, "JPEG", quality=75, subsampling=1), JPEG),
+        ("jpeg progressive", _encode(rgb, "JPEG", quality=85, progressive=True), JPEG),
+        ("jpeg grey", _encode(grey, "JPEG", quality=90), JPEG),
+        ("jpeg exif rotated", _encode(rgb, "JPEG", quality=90, exif=exif), JPEG),
+        ("jpeg 1x1", _encode(Image.fromarray(_textured(1, 1)), "JPEG"), JPEG),
+        ("jpeg 1 x 300", _encode(Image.fromarray(_textured(1, 300)), "JPEG"), JPEG),
+        ("jpeg big", _encode(Image.fromarray(_textured(301, 257)), "JPEG", quality=90), JPEG),
+        ("png rgb", _encode(rgb, "PNG"), PNG),
+        ("png grey", _encode(grey, "PNG"), PNG),
+        ("png rgb interlaced", _encode(rgb, "PNG", optimize=False), PNG),
+        # the fallback: Pillow (the device side itself) reads these
+        ("jpeg cmyk", _encode(rgb.convert("CMYK"), "JPEG"), PILLOW),
+        ("png rgba", _encode(Image.fromarray(rgba, "RGBA"), "PNG"), PILLOW),
+        ("png la", _encode(Image.fromarray(rgba, "RGBA").convert("LA"), "PNG"), PILLOW),
+        ("png palette", _encode(rgb.convert("P"), "PNG"), PILLOW),
+        ("png palette transparent", _encode(rgb.convert("P"), "PNG", transparency=3), PILLOW),
+        ("png grey tRNS", _encode(grey, "PNG", transparency=40), PILLOW),
+        ("png 16-bit", _encode(Image.fromarray(_textured(20, 24, 1).astype(np.uint16) * 257), "PNG"), PILLOW),
+        ("png 1-bit", _encode(grey.convert("1"), "PNG"), PILLOW),
+        ("bmp", _encode(rgb, "BMP"), PILLOW),
+        ("gif", _encode(rgb, "GIF"), PILLOW),
+    ]
+    return cases
+
+
+FILES = _files()
+SIZES = [(24, 24), (1, 1), (7, 300)]
+
+
+def test_resize_coeffs_are_pillows_fixed_point_tables():
+    idx, w = resize_coeffs(4, 2)  # downscale x2: support 2, five taps, weights 3/7, 3/7, 1/7
+    assert idx.tolist() == [[0, 1, 2, 3, 3], [1, 2, 3, 3, 3]]
+    assert w.tolist() == [[1797559, 1797559, 599186, 0, 0], [599186, 1797559, 1797559, 0, 0]]
+    for n_in, n_out in [(256, 224), (1, 7), (300, 1), (13, 800)]:
+        _, w = resize_coeffs(n_in, n_out)
+        assert np.all(np.abs(w.sum(axis=1) - (1 << 22)) <= w.shape[1])  # normalised rows
+
+
+def test_probe_routes_by_content_and_header():
+    for name, data, route in FILES:
+        assert probe(data) == route, name
+    jpeg = FILES[0][1]
+    assert probe(jpeg[:-100]) == PILLOW  # truncated: no EOI
+    assert probe(b"not an image") == PILLOW and probe(b"") == PILLOW
+    png = next(data for name, data, _ in FILES if name == "png rgb")
+    assert probe(png[:-12]) == PILLOW  # no IEND
+
+
+@pytest.mark.parametrize("resize", ["pillow", "tf"])
+def test_same_tensor_as_the_device_side(tmp_path, resize):
+    """Every file, size and channel count: the TF path's uint8 tensor equals load_image's."""
+    from edgecnn._tf import tf
+
+    fns = {}
+    sizes = SIZES if resize == "pillow" else SIZES[::2]  # the TF-op resize is also checked on random sizes below
+    for size in sizes:
+        for channels in (1, 3):
+
+            def fallback(data, size=size, channels=channels):
+                return tf.numpy_function(
+                    lambda d: (load_image(io.BytesIO(d), size, channels), True),
+                    [data],
+                    [tf.uint8, tf.bool],
+                    stateful=False,
+                )
+
+            fns[size, channels] = tf.function(
+                lambda d, size=size, channels=channels, fallback=fallback: read_image(
+                    d, size, channels, lambda: fallback(d), tf, resize=resize
+                )
+            )
+    checked = 0
+    for name, data, _ in FILES:
+        for (size, channels), fn in fns.items():
+            image, ok = fn(tf.constant(data))
+            expected = load_image(io.BytesIO(data), size, channels)
+            assert bool(ok) and image.shape == expected.shape, (name, size, channels)
+            assert np.array_equal(image.numpy(), expected), (name, size, channels, resize)
+            checked += 1
+    assert checked == len(FILES) * len(sizes) * 2
+
+
+def test_pillow_resize_in_tf_ops_matches_pillow_on_random_sizes():
+    """Upscale, downscale, one axis each way, 1-pixel edges, and both pass orders of Pillow 13."""
+    from edgecnn._tf import tf
+    from edgecnn.tf_image import pillow_resize
+
+    fn = tf.function(lambda x, size: pillow_resize(x, size, tf))
+    cases = [(256, 256, 224, 224), (1, 1, 5, 7), (1, 9, 3, 1), (7, 1, 1, 1), (1000, 13, 7, 800), (208, 101, 75, 150)]
+    cases += [tuple(int(v) for v in np.r_[RNG.integers(1, 200, 2), RNG.integers(1, 150, 2)]) for _ in range(4)]
+    for h, w, oh, ow in cases:
+        img = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        expected = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
+        assert np.array_equal(fn(tf.constant(img), (oh, ow)).numpy(), expected), (h, w, oh, ow)
+
+
+def test_corrupt_files_go_to_the_fallback_and_are_skipped(tmp_path):
+    """Truncated and garbage files take the Pillow path, which reports them (ok is False)."""
+    from edgecnn._tf import tf
+
+    def fallback(d):
+        def load(data):
+            try:
+                return load_image(io.BytesIO(data), (8, 8), 3), True
+            except ImageError:
+                return np.zeros((8, 8, 3), np.uint8), False
+
+        return tf.numpy_function(load, [d], [tf.uint8, tf.bool], stateful=False)
+
+    jpeg = FILES[0][1]
+    for data in (jpeg[: len(jpeg) // 2], b"\xff\xd8\xff garbage \xff\xd9", b"garbage"):
+        image, ok = read_image(tf.constant(data), (8, 8), 3, lambda d=tf.constant(data): fallback(d), tf)
+        assert not bool(ok)
