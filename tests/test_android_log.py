@@ -43,6 +43,33 @@ def test_parse_the_log_benchmark_model_prints(lenet_run):
     assert "sha256" not in old and old["runtime_version"] == "?"
 
 
+# Real variants seen in published benchmark_model output (tests/data/benchmark_model_android_gpu.log):
+# the GPU delegate's "for the whole graph" line, times in scientific notation for a slow model
+# (the C++ stream's 6 significant digits); and the same lines read from `adb logcat` behind its prefix.
+GPU_SLOW_LOG = (DATA / "benchmark_model_android_gpu.log").read_text()
+
+
+def _logcat(text: str, threadtime: bool) -> str:
+    out = []
+    for line in text.splitlines():
+        body = line.split(": ", 1)[1] if line.startswith(("INFO: ", "VERBOSE: ")) else line
+        prefix = "5395  5395 I tflite  : " if threadtime else "I/tflite  ( 5395): "
+        out.append("07-08 15:34:26.202 " + prefix + body)
+    return "\n".join(out) + "\n"
+
+
+def test_parse_scientific_times_the_gpu_delegate_and_logcat_lines():
+    (r,) = parse_benchmark_log(GPU_SLOW_LOG, "big.log", device_name="Galaxy S21")
+    assert r["delegate"] == "gpu" and r["delegated_nodes"] == [58, 60, "TfLiteGpuDelegateV2"]
+    assert r["mean_ms"] == pytest.approx(2950.34) and r["latency_statistic"] == "mean" and r["runs"] == 50
+    assert r["init_ms"] == pytest.approx(842.225) and r["first_run_ms"] == pytest.approx(3512.391)
+    assert r["memory_overall_mb"] == pytest.approx(337) and r["peak_memory_mb"] == pytest.approx(341.5)
+    assert r["model_mb"] == pytest.approx(13.9785) and r["device"] == "Galaxy S21"
+    for threadtime in (False, True):
+        (lc,) = parse_benchmark_log(_logcat(GPU_SLOW_LOG, threadtime), "logcat.txt", device_name="Galaxy S21")
+        assert lc == r
+
+
 def test_report_shows_desktop_android_and_pi_rows(lenet_run, tmp_path):
     from edgecnn.device.cli import main as device_main
 
