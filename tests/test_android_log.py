@@ -98,6 +98,9 @@ def test_report_shows_desktop_android_and_pi_rows(lenet_run, tmp_path):
     assert pixel["sha256"] == run_int8["sha256"] and pixel["tflite_accuracy"] == run_int8["tflite_accuracy"]
     assert pixel["latency_median_ms"] == pytest.approx(0.208) and pixel["latency_p90_ms"] is None
     assert pixel["runtime_label"] == "benchmark_model 2.15.0 (xnnpack)" and pixel["cpu"] is None
+    # The phone's row carries none of the workstation's CPU facts; its header line says so.
+    assert pixel["cpu_features"] is None and pixel["arch"] is None and pixel["cores"] is None
+    assert "Google Pixel 7: CPU: not recorded" in r.output
     (moto,) = by_device["moto"]
     assert moto["file"] == "model_float32.tflite" and moto["runtime_label"].endswith("(gpu)")
     assert by_device["pi5"][0]["sha256"] == run_int8["sha256"]
