@@ -201,7 +201,7 @@ def metadata_bytes(
     subgraph = _table(b, 10, {2: _offsets(b, [tensor_in]), 3: _offsets(b, [tensor_out])})
     fields = {
         0: b.CreateString(name),
-        1: b.CreateString(description + (f" Input {BGR_NOTE}." if bgr else "")),
+        1: b.CreateString(description.rstrip(".") + f". Input {BGR_NOTE}." if bgr else description),
         2: b.CreateString(version),
         3: _offsets(b, [subgraph]),
         4: b.CreateString(author),

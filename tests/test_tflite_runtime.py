@@ -38,35 +38,39 @@ OFFLINE_SIGNS = (
 )
 
 
-def _venv_dir(config, tmp_path_factory) -> Path:
-    key = hashlib.sha256((ROOT / "setup.py").read_bytes() + "\n".join(PACKAGES).encode()).hexdigest()[:12]
+def cached_venv(config, tmp_path_factory, name: str, packages: list, with_edgecnn: bool) -> Path:
+    """A virtualenv with ``packages`` (and this repo, installed as a user would, when
+    ``with_edgecnn``), kept under pytest's cache and rebuilt when setup.py or the list changes;
+    skips the test when pip cannot reach a package index."""
+    key = hashlib.sha256((ROOT / "setup.py").read_bytes() + "\n".join(packages).encode()).hexdigest()[:12]
     cache = getattr(config, "cache", None)
-    base = cache.mkdir("tflite-runtime-2.14") if cache is not None else tmp_path_factory.mktemp("venv")
-    return Path(base) / f"venv-{key}"
+    base = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp("venv")
+    venv = Path(base) / f"venv-{key}"
+    python = venv / "bin" / "python"
+    if (venv / "installed").is_file():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    extra = []
+    if with_edgecnn:  # a copy of the source tree without build outputs, so pip builds a clean wheel
+        src = venv / "src"
+        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "runs", "*.tflite", ".pytest_cache", "build"))
+        extra = [str(src)]
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", *extra, *packages], capture_output=True, text=True
+    )
+    if pip.returncode != 0:
+        if any(sign in pip.stdout + pip.stderr for sign in OFFLINE_SIGNS):
+            pytest.skip(f"pip cannot reach a package index for {' '.join(packages)}: {pip.stderr.strip()[-300:]}")
+        raise AssertionError(f"pip install failed:\n{pip.stdout}\n{pip.stderr}")
+    (venv / "installed").write_text("ok\n")
+    return venv
 
 
 @pytest.fixture(scope="session")
 def device_venv(request, tmp_path_factory) -> Path:
     """A virtualenv with edgecnn's device side and tflite-runtime 2.14 (no TensorFlow)."""
-    venv = _venv_dir(request.config, tmp_path_factory)
-    python = venv / "bin" / "python"
-    if not (venv / "installed").is_file():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        # A copy of the source tree without build outputs, so pip builds a clean wheel from it.
-        src = venv / "src"
-        shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "runs", "*.tflite", ".pytest_cache", "build"))
-        pip = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", str(src), *PACKAGES],
-            capture_output=True,
-            text=True,
-        )
-        if pip.returncode != 0:
-            if any(sign in pip.stdout + pip.stderr for sign in OFFLINE_SIGNS):
-                pytest.skip(f"pip cannot reach a package index for tflite-runtime 2.14: {pip.stderr.strip()[-300:]}")
-            raise AssertionError(f"pip install failed:\n{pip.stdout}\n{pip.stderr}")
-        (venv / "installed").write_text("ok\n")
-    return venv
+    return cached_venv(request.config, tmp_path_factory, "tflite-runtime-2.14", PACKAGES, with_edgecnn=True)
 
 
 def _device(venv: Path, *args: str) -> subprocess.CompletedProcess:
