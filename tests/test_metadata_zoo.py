@@ -52,7 +52,13 @@ def test_the_list_covers_the_zoo():
     assert {model_info(name).family for name in list_models()} == set(FAMILIES)
     assert all(model_info(name).family == family for family, (name, _) in FAMILIES.items())
     assert {f for f, (name, _) in FAMILIES.items() if model_info(name).pretrained} == {
-        "densenet", "efficientnet", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "resnet", "vgg"
+        "densenet",
+        "efficientnet",
+        "mobilenet_v1",
+        "mobilenet_v2",
+        "mobilenet_v3",
+        "resnet",
+        "vgg",
     }
 
 
@@ -110,8 +116,9 @@ def test_every_family_exports_metadata_equal_to_preprocess_json(family, tmp_path
     alone = tmp_path / "alone"
     alone.mkdir()
     for precision in ("float32", "int8"):
-        path = convert(model, tmp_path / f"model_{precision}.tflite", precision, representative=representative,
-                       metadata=spec)
+        path = convert(
+            model, tmp_path / f"model_{precision}.tflite", precision, representative=representative, metadata=spec
+        )
         md = assert_matches_preprocess(path, tmp_path / "preprocess.json")
         assert md["labels"] == [str(c) for c in data.class_names] and len(md["labels"]) == 10
         content = path.read_bytes()

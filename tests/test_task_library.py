@@ -39,10 +39,16 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="session")
 def task_venv(request, tmp_path_factory):
-    venv = cached_venv(request.config, tmp_path_factory, "tflite-support-0.4.4", ["tflite-support==0.4.4", "numpy<2"],
-                       with_edgecnn=False)
-    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import tflite_support.task.vision"],
-                           capture_output=True, text=True)
+    venv = cached_venv(
+        request.config,
+        tmp_path_factory,
+        "tflite-support-0.4.4",
+        ["tflite-support==0.4.4", "numpy<2"],
+        with_edgecnn=False,
+    )
+    probe = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import tflite_support.task.vision"], capture_output=True, text=True
+    )
     if probe.returncode != 0 and "libusb" in probe.stderr:
         pytest.skip("tflite-support's wheel needs the system library libusb-1.0 (apt-get install libusb-1.0-0)")
     assert probe.returncode == 0, probe.stderr
@@ -75,8 +81,9 @@ def test_task_library_image_classifier_reads_the_metadata_as_edgecnn_device_does
         images.append(tmp_path / f"{i}.png")
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images[-1])
     request = {str(p): [str(i) for i in images] for p in models.values()}
-    run = subprocess.run([str(task_venv / "bin" / "python"), "-c", SCRIPT, json.dumps(request)],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [str(task_venv / "bin" / "python"), "-c", SCRIPT, json.dumps(request)], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     task = json.loads(run.stdout)
     for (key, precision), path in models.items():
