@@ -349,6 +349,9 @@ def _bench_row(b: dict, source: str) -> dict:
     }
     if b.get("status") == "ok":
         delegate = f" ({b['delegate']})" if b.get("delegate") else ""
+        nodes = b.get("delegated_nodes")  # benchmark_model: "Replacing N out of M node(s) with delegate"
+        if b.get("delegate") and nodes and len(nodes) >= 2:
+            delegate = f" ({b['delegate']} {nodes[0]}/{nodes[1]} nodes)"
         row.update(
             latency_median_ms=b["median_ms"],
             latency_p90_ms=b["p90_ms"],

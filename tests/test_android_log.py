@@ -65,6 +65,9 @@ def test_parse_scientific_times_the_gpu_delegate_and_logcat_lines():
     assert r["init_ms"] == pytest.approx(842.225) and r["first_run_ms"] == pytest.approx(3512.391)
     assert r["memory_overall_mb"] == pytest.approx(337) and r["peak_memory_mb"] == pytest.approx(341.5)
     assert r["model_mb"] == pytest.approx(13.9785) and r["device"] == "Galaxy S21"
+    from edgecnn.report import _bench_row
+
+    assert _bench_row(r, "big.log")["runtime_label"] == "benchmark_model ? (gpu 58/60 nodes)"
     for threadtime in (False, True):
         (lc,) = parse_benchmark_log(_logcat(GPU_SLOW_LOG, threadtime), "logcat.txt", device_name="Galaxy S21")
         assert lc == r
@@ -97,7 +100,7 @@ def test_report_shows_desktop_android_and_pi_rows(lenet_run, tmp_path):
     run_int8 = next(x for x in metrics["rows"] if x["precision"] == "int8")
     assert pixel["sha256"] == run_int8["sha256"] and pixel["tflite_accuracy"] == run_int8["tflite_accuracy"]
     assert pixel["latency_median_ms"] == pytest.approx(0.208) and pixel["latency_p90_ms"] is None
-    assert pixel["runtime_label"] == "benchmark_model 2.15.0 (xnnpack)" and pixel["cpu"] is None
+    assert pixel["runtime_label"] == "benchmark_model 2.15.0 (xnnpack 9/9 nodes)" and pixel["cpu"] is None
     # The phone's row carries none of the workstation's CPU facts; its header line says so.
     assert pixel["cpu_features"] is None and pixel["arch"] is None and pixel["cores"] is None
     assert "Google Pixel 7: CPU: not recorded" in r.output
