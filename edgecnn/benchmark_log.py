@@ -11,7 +11,10 @@ percentiles) and a summary (``INFO: Inference timings in us: Init: ..., First in
 The log does not carry the model's SHA-256, so the README's command prints it first
 (``sha256sum`` on the phone) with the phone's name (``device: $(getprop ...)``); a log
 without them is matched to a run's ``.tflite`` by file name and size. Each
-``STARTING!`` begins one benchmark, so one log may hold several.
+``STARTING!`` begins one benchmark, so one log may hold several. The same text read from
+``adb logcat`` (the benchmark app, or a binary logging there) has each line behind logcat's
+prefix (``07-08 15:34:26.202 I/tflite  ( 5395): ...`` or the threadtime form
+``07-08 15:34:26.202  5395  5395 I tflite  : ...``); the prefix is dropped.
 
 Example:
     >>> results = parse_benchmark_log(open("android.log").read(), "android.log")  # doctest: +SKIP
@@ -32,6 +35,10 @@ COUNT = re.compile(r"count=(?P<count>\d+)(?P<rest>.*)")
 PARAM = re.compile(r"^(?:INFO: )?(?P<key>[A-Za-z#][^:\[\]]*?)\s*: \[(?P<value>[^\]]*)\]\s*$")
 SHA_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64})\s+\*?(?P<path>\S.*?)\s*$")
 DEVICE_LINE = re.compile(r"^device:\s*(?P<name>\S.*?)\s*$", re.IGNORECASE)
+LOGCAT_PREFIX = re.compile(
+    r"^(?:\d\d-\d\d\s+\d\d:\d\d:\d\d\.\d+\s+)?"
+    r"(?:\d+\s+\d+\s+[VDIWEF]\s+\S+\s*:|[VDIWEF]/[^\s(]+\s*\(\s*\d+\):)\s?"
+)
 MARKERS = ("STARTING!", "Inference timings in us:", "Graph: [", "benchmark_model")
 
 
@@ -131,7 +138,7 @@ def parse_benchmark_log(text: str, source: str = "log", device_name: str | None 
     Raises :class:`LogError` naming the log for a truncated or failed run, or a file that
     is not such a log.
     """
-    lines = text.splitlines()
+    lines = [LOGCAT_PREFIX.sub("", line) for line in text.splitlines()]
     if not looks_like_benchmark_log(text):
         raise LogError(f"{source} is not a benchmark_model log (no 'STARTING!' or 'Inference timings' line)")
     device, shas = None, {}

@@ -24,6 +24,15 @@ them, the same content ``metadata_writers.image_classifier`` writes:
 * output ``TensorMetadata``: ``FeatureProperties`` (class probabilities), ``Stats``
   0..1 for float output, and ``labels.txt`` as a ``TENSOR_AXIS_LABELS`` file.
 
+**BGR input** (Keras' caffe-style ResNet and VGG weights, ``"channel_order": "BGR"`` in
+``preprocess.json``) cannot be said in TFLite Metadata: ``ColorSpaceType`` has only
+``UNKNOWN``, ``RGB`` and ``GRAYSCALE``. Such a file says ``RGB``, gives mean/std in the
+model's (BGR) channel order, says "channels in BGR order" in the model's and the input's
+descriptions, and carries :data:`CONVENTION_FILE` (``{"channel_order": "BGR"}``) as a
+model-level ``DESCRIPTIONS`` associated file, which the Task Library and ML Model Binding
+ignore and :mod:`edgecnn.device.metadata` reads: ``edgecnn-device`` reverses the channels;
+an Android app must reverse them itself (the Task Library feeds RGB).
+
 :mod:`edgecnn.device.metadata` reads it back without TensorFlow.
 
 Example:
@@ -35,6 +44,7 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -46,7 +56,13 @@ MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
 
 # Enum and union values of metadata_schema.fbs.
-TENSOR_AXIS_LABELS = 2
+DESCRIPTIONS, TENSOR_AXIS_LABELS = 1, 2  # AssociatedFileType
+#: The model-level associated file with what the schema cannot say (the channel order).
+CONVENTION_FILE = "input_convention.json"
+BGR_NOTE = (
+    "channels in BGR order (Keras caffe-style weights): TFLite Metadata's colour space cannot say BGR, "
+    "so reverse the channels of an RGB image before normalising"
+)
 COLOR_SPACE = {3: 1, 1: 2}  # channels -> ColorSpaceType: RGB = 1, GRAYSCALE = 2
 CONTENT_FEATURE, CONTENT_IMAGE = 1, 2  # ContentProperties: FeatureProperties, ImageProperties
 PROCESS_NORMALIZATION = 1  # ProcessUnitOptions: NormalizationOptions
@@ -82,6 +98,16 @@ def normalization(spec: dict, channels: int) -> tuple[list, list]:
 
     m, s = per_channel("mean", 0.0), per_channel("std", 1.0)
     return [(mi - offset) / scale for mi in m], [si / scale for si in s]
+
+
+def is_bgr(spec: dict) -> bool:
+    """Whether ``spec`` (``preprocess.json``) feeds the model BGR channels.
+
+    Example:
+        >>> is_bgr({"channel_order": "bgr"}), is_bgr({})
+        (True, False)
+    """
+    return str(spec.get("channel_order") or "RGB").upper() == "BGR"
 
 
 def _floats(b, values) -> int:
@@ -145,9 +171,11 @@ def metadata_bytes(
         in_stats = _stats(b, [(0 - m) / s for m, s in zip(mean, std)], [(255 - m) / s for m, s in zip(mean, std)])
     elif input_type == UINT8:
         in_stats = _stats(b, [0.0], [255.0])
+    bgr = channels == 3 and is_bgr(spec)
     in_name = b.CreateString("image")
     in_desc = b.CreateString(
         f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; normalised as (pixel - mean) / std"
+        + (f"; {BGR_NOTE}" if bgr else "")
     )
     fields = {0: in_name, 1: in_desc, 3: content_in, 4: units}
     if in_stats is not None:
@@ -171,18 +199,19 @@ def metadata_bytes(
     tensor_out = _table(b, 7, fields)
 
     subgraph = _table(b, 10, {2: _offsets(b, [tensor_in]), 3: _offsets(b, [tensor_out])})
-    model = _table(
-        b,
-        8,
-        {
-            0: b.CreateString(name),
-            1: b.CreateString(description),
-            2: b.CreateString(version),
-            3: _offsets(b, [subgraph]),
-            4: b.CreateString(author),
-            7: b.CreateString(MIN_PARSER_VERSION),
-        },
-    )
+    fields = {
+        0: b.CreateString(name),
+        1: b.CreateString(description.rstrip(".") + f". Input {BGR_NOTE}." if bgr else description),
+        2: b.CreateString(version),
+        3: _offsets(b, [subgraph]),
+        4: b.CreateString(author),
+        7: b.CreateString(MIN_PARSER_VERSION),
+    }
+    if bgr:
+        conv_name = b.CreateString(CONVENTION_FILE)
+        conv_desc = b.CreateString("edgecnn's input convention beyond the metadata: the channel order (BGR).")
+        fields[6] = _offsets(b, [_table(b, 5, {0: conv_name, 1: conv_desc}, {2: ("Int8", DESCRIPTIONS)})])
+    model = _table(b, 8, fields)
     b.Finish(model, METADATA_IDENTIFIER)
     return bytes(b.Output())
 
@@ -266,6 +295,8 @@ def add_metadata(tflite: bytes, spec: dict, name: str, description: str | None =
     out.seek(0, io.SEEK_END)
     with zipfile.ZipFile(out, "a") as zf:  # on a non-zip file, "a" appends a new archive
         zf.writestr(LABELS_FILE, "\n".join(class_names) + "\n")
+        if int(shape_in[-1]) == 3 and is_bgr(spec):
+            zf.writestr(CONVENTION_FILE, json.dumps({"channel_order": "BGR"}) + "\n")
     return out.getvalue()
 
 

@@ -181,9 +181,12 @@ def cpu_lines(rows: list) -> list:
 
     seen = {}
     for r in rows:
-        if r.get("latency_median_ms") is None or not (r.get("cpu") or "cpu_features" in r):
+        if r.get("latency_median_ms") is None:
             continue
-        seen.setdefault((r.get("device"), cpu_line(r)), None)
+        if r.get("cpu") or r.get("cpu_features") is not None:
+            seen.setdefault((r.get("device"), cpu_line(r)), None)
+        elif r.get("device"):  # a benchmark_model log names no CPU
+            seen.setdefault((r.get("device"), "CPU: not recorded"), None)
     several = len({d for d, _ in seen}) > 1
     return [f"{device}: {line}" if several and device else line for device, line in seen]
 
@@ -383,6 +386,9 @@ def _bench_row(b: dict, source: str) -> dict:
     }
     if b.get("status") == "ok":
         delegate = f" ({b['delegate']})" if b.get("delegate") else ""
+        nodes = b.get("delegated_nodes")  # benchmark_model: "Replacing N out of M node(s) with delegate"
+        if b.get("delegate") and nodes and len(nodes) >= 2:
+            delegate = f" ({b['delegate']} {nodes[0]}/{nodes[1]} nodes)"
         row.update(
             latency_median_ms=b["median_ms"],
             latency_p90_ms=b["p90_ms"],
@@ -464,7 +470,8 @@ def load_results(paths, device_name: str | None = None) -> list:
         if base is not None:
             merged = dict(base)
             merged.update({k: v for k, v in row.items() if k not in ("label", "model", "file") and v is not None})
-            for key in ("latency_p90_ms", "cpu", "threads"):  # the device's, even when it has none (a log: no p90)
+            # The device's, even when it has none (a log: no p90, no CPU): never the workstation's.
+            for key in ("latency_p90_ms", "cpu", "cores", "arch", "cpu_features", "threads"):
                 merged[key] = row.get(key)
             if "note" not in row:
                 merged.pop("note", None)

@@ -83,9 +83,11 @@ def read(path) -> dict | None:
     norm = _sub(unit, 1)
     stats_in = _sub(tin, 5)
     (label_file,) = _tables(tout, 6)
+    model_files = {_string(f, 0): _scalar(f, 2, N.Int8Flags) for f in _tables(root, 6)}
     with zipfile.ZipFile(io.BytesIO(tflite)) as zf:
         names = zf.namelist()
         labels = zf.read(_string(label_file, 0)).decode().splitlines()
+        packed = {name: zf.read(name).decode() for name in model_files}
     return {
         "name": _string(root, 0),
         "description": _string(root, 1),
@@ -102,8 +104,11 @@ def read(path) -> dict | None:
         "output_content_type": _scalar(_sub(tout, 3), 0, N.Uint8Flags),
         "label_file": _string(label_file, 0),
         "label_file_type": _scalar(label_file, 2, N.Int8Flags),
+        "input_description": _string(tin, 1),
         "zip_names": names,
         "labels": labels,
+        "model_files": model_files,  # model-level associated files: {name: AssociatedFileType}
+        "model_file_text": packed,
     }
 
 
@@ -119,11 +124,42 @@ def assert_matches_preprocess(path, preprocess_json) -> dict:
     assert md["color_space"] == (1 if channels == 3 else 2)  # RGB, GRAYSCALE
     assert md["size_hw"] == tuple(spec["image_size"])
     assert md["process_unit_type"] == 1  # NormalizationOptions
-    mean = np.float32(-spec["offset"] / spec["scale"])
-    std = np.float32(1 / spec["scale"])
-    assert md["mean"] == [float(mean)] * channels and md["std"] == [float(std)] * channels
-    # (p - mean) / std reproduces preprocess.json's p * scale + offset on every pixel value.
-    pixels = np.arange(256, dtype=np.float32)
-    np.testing.assert_allclose((pixels - mean) / std, pixels * spec["scale"] + spec["offset"], rtol=1e-6, atol=1e-6)
+    # preprocess.json: x = (p * scale + offset - m) / s per channel (m, s optional: pretrained
+    # weights' conventions), in the model's channel order; the metadata: (p - mean) / std.
+    scale, offset = float(spec["scale"]), float(spec["offset"])
+    m = np.broadcast_to(np.asarray(spec.get("mean") or [0.0], np.float64), (channels,))
+    s = np.broadcast_to(np.asarray(spec.get("std") or [1.0], np.float64), (channels,))
+    np.testing.assert_allclose(md["mean"], (m - offset) / scale, rtol=1e-6)
+    np.testing.assert_allclose(md["std"], s / scale, rtol=1e-6)
+    # (p - mean) / std reproduces preprocess.json's normalisation on every pixel value.
+    pixels = np.arange(256, dtype=np.float64)[:, None]
+    want = (pixels * scale + offset - m) / s
+    got = (pixels - np.asarray(md["mean"])) / np.asarray(md["std"])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+    bgr = str(spec.get("channel_order") or "RGB").upper() == "BGR"
+    if bgr:  # the schema's colour space cannot say BGR: descriptions and a model-level file do
+        assert md["model_files"] == {"input_convention.json": 1}  # DESCRIPTIONS
+        assert json.loads(md["model_file_text"]["input_convention.json"]) == {"channel_order": "BGR"}
+        assert "BGR" in md["description"] and "BGR" in md["input_description"]
+    else:
+        assert md["model_files"] == {} and "BGR" not in md["description"]
     assert md["author"].startswith("edgecnn ") and md["min_parser_version"] == "1.0.0"
     return md
+
+
+def without_metadata(tflite: bytes) -> bytes:
+    """The same model with the ``TFLITE_METADATA`` entry and the appended zip gone (TF's
+    generated schema objects, repacked): the "same file without metadata" of the tests."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    for entry in model.metadata or []:
+        if entry.name == b"TFLITE_METADATA":
+            model.buffers[entry.buffer].data = None  # keep the buffer numbering
+    model.metadata = [e for e in model.metadata or [] if e.name != b"TFLITE_METADATA"]
+    b = flatbuffers.Builder(len(tflite))
+    b.Finish(model.Pack(b), b"TFL3")
+    out = bytes(b.Output())
+    assert metadata_buffer(out) is None
+    return out

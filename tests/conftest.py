@@ -56,6 +56,12 @@ REPRESENTATIVE = {
     # Every stage (distill with --teacher-weights, channel pruning, pruning, QAT) from a run
     # folder's weights, the manifest's weight inputs, the report's "started from", another alpha.
     "tests/test_weights_v3.py::test_every_stage_starts_from_pretrained_weights",  # ~52 s CPU (170 s wall, load 8)
+    # The device side in its own venv on tflite-runtime 2.14 (numpy<2, no TensorFlow): installs,
+    # outputs bit-identical with and without metadata, predictions equal to LiteRT's.
+    # ~30 s with the venv cached under .pytest_cache, ~60 s when pip builds it.
+    "tests/test_tflite_runtime.py::test_device_side_installs_without_tensorflow",
+    "tests/test_tflite_runtime.py::test_tflite_runtime_predicts_like_litert_with_and_without_metadata[int8]",
+    "tests/test_tflite_runtime.py::test_tflite_runtime_predicts_like_litert_with_and_without_metadata[float32]",
 }
 
 
@@ -140,3 +146,31 @@ def tiny_models(tmp_path_factory):
     from _tiny_tflite import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def digit_pngs(lenet_run, tmp_path_factory):
+    """``lenet_run``'s test split as PNGs, one folder per class (the images eval and predict both
+    read), and how many."""
+    import json
+
+    from PIL import Image
+
+    from edgecnn.data import load_dataset
+
+    out, _ = lenet_run
+    spec = json.loads((out / "preprocess.json").read_text())
+    data = load_dataset(
+        "digits",
+        image_size=spec["image_size"],
+        channels=spec["channels"],
+        seed=spec["seed"],
+        val_split=spec["val_split"],
+        test_split=spec["test_split"],
+    )
+    root = tmp_path_factory.mktemp("pngs") / "test"
+    for i, (img, label) in enumerate(zip(data.x["test"], data.y["test"])):
+        folder = root / data.class_names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
+    return root, len(data.y["test"])

@@ -43,6 +43,36 @@ def test_parse_the_log_benchmark_model_prints(lenet_run):
     assert "sha256" not in old and old["runtime_version"] == "?"
 
 
+# Real variants seen in published benchmark_model output (tests/data/benchmark_model_android_gpu.log):
+# the GPU delegate's "for the whole graph" line, times in scientific notation for a slow model
+# (the C++ stream's 6 significant digits); and the same lines read from `adb logcat` behind its prefix.
+GPU_SLOW_LOG = (DATA / "benchmark_model_android_gpu.log").read_text()
+
+
+def _logcat(text: str, threadtime: bool) -> str:
+    out = []
+    for line in text.splitlines():
+        body = line.split(": ", 1)[1] if line.startswith(("INFO: ", "VERBOSE: ")) else line
+        prefix = "5395  5395 I tflite  : " if threadtime else "I/tflite  ( 5395): "
+        out.append("07-08 15:34:26.202 " + prefix + body)
+    return "\n".join(out) + "\n"
+
+
+def test_parse_scientific_times_the_gpu_delegate_and_logcat_lines():
+    (r,) = parse_benchmark_log(GPU_SLOW_LOG, "big.log", device_name="Galaxy S21")
+    assert r["delegate"] == "gpu" and r["delegated_nodes"] == [58, 60, "TfLiteGpuDelegateV2"]
+    assert r["mean_ms"] == pytest.approx(2950.34) and r["latency_statistic"] == "mean" and r["runs"] == 50
+    assert r["init_ms"] == pytest.approx(842.225) and r["first_run_ms"] == pytest.approx(3512.391)
+    assert r["memory_overall_mb"] == pytest.approx(337) and r["peak_memory_mb"] == pytest.approx(341.5)
+    assert r["model_mb"] == pytest.approx(13.9785) and r["device"] == "Galaxy S21"
+    from edgecnn.report import _bench_row
+
+    assert _bench_row(r, "big.log")["runtime_label"] == "benchmark_model ? (gpu 58/60 nodes)"
+    for threadtime in (False, True):
+        (lc,) = parse_benchmark_log(_logcat(GPU_SLOW_LOG, threadtime), "logcat.txt", device_name="Galaxy S21")
+        assert lc == r
+
+
 def test_report_shows_desktop_android_and_pi_rows(lenet_run, tmp_path):
     from edgecnn.device.cli import main as device_main
 
@@ -70,7 +100,10 @@ def test_report_shows_desktop_android_and_pi_rows(lenet_run, tmp_path):
     run_int8 = next(x for x in metrics["rows"] if x["precision"] == "int8")
     assert pixel["sha256"] == run_int8["sha256"] and pixel["tflite_accuracy"] == run_int8["tflite_accuracy"]
     assert pixel["latency_median_ms"] == pytest.approx(0.208) and pixel["latency_p90_ms"] is None
-    assert pixel["runtime_label"] == "benchmark_model 2.15.0 (xnnpack)" and pixel["cpu"] is None
+    assert pixel["runtime_label"] == "benchmark_model 2.15.0 (xnnpack 9/9 nodes)" and pixel["cpu"] is None
+    # The phone's row carries none of the workstation's CPU facts; its header line says so.
+    assert pixel["cpu_features"] is None and pixel["arch"] is None and pixel["cores"] is None
+    assert "Google Pixel 7: CPU: not recorded" in r.output
     (moto,) = by_device["moto"]
     assert moto["file"] == "model_float32.tflite" and moto["runtime_label"].endswith("(gpu)")
     assert by_device["pi5"][0]["sha256"] == run_int8["sha256"]

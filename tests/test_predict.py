@@ -12,31 +12,6 @@ from click.testing import CliRunner
 from edgecnn.device.cli import main
 
 
-@pytest.fixture(scope="module")
-def digit_pngs(lenet_run, tmp_path_factory):
-    """The run's test split as PNGs, one folder per class (the images eval and predict both read)."""
-    from PIL import Image
-
-    from edgecnn.data import load_dataset
-
-    out, _ = lenet_run
-    spec = json.loads((out / "preprocess.json").read_text())
-    data = load_dataset(
-        "digits",
-        image_size=spec["image_size"],
-        channels=spec["channels"],
-        seed=spec["seed"],
-        val_split=spec["val_split"],
-        test_split=spec["test_split"],
-    )
-    root = tmp_path_factory.mktemp("pngs") / "test"
-    for i, (img, label) in enumerate(zip(data.x["test"], data.y["test"])):
-        folder = root / data.class_names[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
-    return root, len(data.y["test"])
-
-
 def _run(args, input=None):
     return CliRunner().invoke(main, args, input=input)
 
@@ -162,3 +137,21 @@ assert "tensorflow" not in sys.modules
     blocked = json.loads(proc.stdout)["images"][0]["top_k"]
     unblocked = json.loads(_run(["predict", str(alone), str(image), "--json"]).output)["images"][0]["top_k"]
     assert blocked == unblocked and len(blocked) == 5
+
+
+def test_a_model_that_cannot_take_images_is_one_line_and_nothing_written(tmp_path):
+    """A 4-channel input (no image has 4 channels after decoding): one line, exit 2, no output file."""
+    from PIL import Image
+
+    from edgecnn._tf import keras
+    from edgecnn.convert import convert
+
+    inp = keras.Input((8, 8, 4))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)), name="four")
+    path = convert(model, tmp_path / "four.tflite", "float32", metadata={"scale": 1 / 255, "offset": 0.0})
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(image)
+    target = tmp_path / "out.json"
+    line = _error_line(_run(["predict", str(path), str(image), "--json", "-o", str(target)]))
+    assert "takes input of shape [1, 8, 8, 4]" in line and "1 (grayscale) or 3 (RGB) channels" in line
+    assert not target.exists()

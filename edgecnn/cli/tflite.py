@@ -27,7 +27,8 @@ def bench(**flags):
 
     \b
     Also reports which ops XNNPACK runs, whether tflite_runtime 2.14 can load the model,
-    and which ops TFLite's analyzer says the mobile GPU delegate would not run.
+    and which ops TFLite's analyzer says the mobile GPU delegate would not run
+    (TensorFlow 2.19+'s analyzer no longer checks: then it says "not checked").
     Examples:
       edgecnn bench model.tflite --threads 1 --threads 2 --runs 200
       edgecnn bench model.tflite --min-time 5 --json -o bench.json

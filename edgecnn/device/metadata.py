@@ -23,6 +23,7 @@ from edgecnn.device.flatbuffer import FlatbufferError, _Reader, read_metadata_bu
 METADATA_NAME = "TFLITE_METADATA"
 COLOR_SPACES = {0: "unknown", 1: "rgb", 2: "grayscale"}
 TENSOR_AXIS_LABELS = 2
+CONVENTION_FILE = "input_convention.json"  # edgecnn.metadata.CONVENTION_FILE
 
 
 def _table(r: _Reader, table: int, index: int) -> int | None:
@@ -72,6 +73,7 @@ def parse_metadata(data: bytes) -> dict:
             "version": r.string(root, 2),
             "author": r.string(root, 4),
             "min_parser_version": r.string(root, 7),
+            "files": [{"name": r.string(f, 0), "type": r.scalar(f, 2, "<b", 0)} for f in r.tables(root, 6)],
             "inputs": [],
             "outputs": [],
         }
@@ -99,6 +101,12 @@ def read_metadata(source) -> dict | None:
     first_in = meta["inputs"][0] if meta["inputs"] else {}
     meta["mean"], meta["std"] = first_in.get("mean"), first_in.get("std")
     meta["color_space"] = first_in.get("color_space")
+    # What the schema cannot say (BGR channels), from edgecnn's model-level file.
+    meta["channel_order"] = "RGB"
+    if any(f["name"] == CONVENTION_FILE for f in meta["files"]):
+        convention = _packed_json(buf, CONVENTION_FILE)
+        if str(convention.get("channel_order", "RGB")).upper() == "BGR":
+            meta["channel_order"] = "BGR"
     meta["labels"] = None
     for out in meta["outputs"][:1]:
         for f in out["files"]:
@@ -117,12 +125,24 @@ def _packed_lines(buf: bytes, name: str) -> list | None:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _packed_json(buf: bytes, name: str) -> dict:
+    import json
+
+    lines = _packed_lines(buf, name)
+    try:
+        value = json.loads("\n".join(lines or []))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def spec_from_metadata(meta: dict) -> dict:
     """The ``preprocess.json``-style spec a model's metadata describes.
 
     ``(p - mean) / std`` becomes ``p * scale + offset``; channels with different
     means or stds keep them as ``mean``/``std`` lists after ``scale`` 1 and ``offset`` 0
-    (see :func:`edgecnn.device.preprocess.normalize`).
+    (see :func:`edgecnn.device.preprocess.normalize`); ``"channel_order": "BGR"`` when the
+    file's ``input_convention.json`` says so (the schema's colour space cannot).
 
     Example:
         >>> spec_from_metadata({"mean": [127.5] * 3, "std": [127.5] * 3, "labels": ["a", "b"]})
@@ -137,6 +157,8 @@ def spec_from_metadata(meta: dict) -> dict:
     else:
         spec["scale"], spec["offset"] = 1.0, 0.0
         spec["mean"], spec["std"] = list(mean), list(std)
+    if str(meta.get("channel_order") or "RGB").upper() == "BGR":
+        spec["channel_order"] = "BGR"
     if meta.get("labels"):
         spec["class_names"] = list(meta["labels"])
     return spec
