@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _results import update_section  # noqa: E402
 
+from edgecnn.data import write_split_images  # noqa: E402
+
 
 def _cli(name: str) -> list:
     exe = shutil.which(name)
@@ -65,27 +67,6 @@ def main_job(workdir: Path, epochs: int | None) -> tuple[Path, float]:
     t0 = time.time()
     run(cmd, timeout=3600)
     return out, time.time() - t0
-
-
-def write_pngs(run_dir: Path, root: Path) -> int:
-    from PIL import Image
-
-    from edgecnn.data import load_dataset
-
-    spec = json.loads((run_dir / "preprocess.json").read_text())
-    data = load_dataset(
-        "digits",
-        image_size=spec["image_size"],
-        channels=spec["channels"],
-        seed=spec["seed"],
-        val_split=spec["val_split"],
-        test_split=spec["test_split"],
-    )
-    for i, (img, label) in enumerate(zip(data.x["test"], data.y["test"])):
-        folder = root / data.class_names[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
-    return len(data.y["test"])
 
 
 def camera_jpegs(root: Path) -> list:
@@ -122,7 +103,7 @@ def main() -> None:
         if run_dir is None:
             run_dir, job_s = main_job(tmp, args.epochs)
         pngs = tmp / "pngs"
-        n = write_pngs(run_dir, pngs)
+        n = write_split_images(run_dir, pngs)
         photos = camera_jpegs(tmp)
         rows, photo_rows, cpu = [], [], "?"
         for precision in ("int8", "float32"):

@@ -272,6 +272,34 @@ def load_dataset(
     return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess, named=named)
 
 
+def write_split_images(run_dir, root, split: str = "test") -> int:
+    """Write the digits ``split`` of a digits run as ``root/<class>/<i>.png`` and return how many.
+
+    The split is rebuilt from the run's ``preprocess.json`` (size, channels, seed, split
+    fractions), so these are the images the run's own evaluation scored: feed them to
+    ``edgecnn-device eval --data root`` or ``predict`` to check a device against the run.
+    """
+    import json
+
+    from PIL import Image
+
+    spec = json.loads((Path(run_dir) / "preprocess.json").read_text())
+    data = load_dataset(
+        "digits",
+        image_size=spec["image_size"],
+        channels=spec["channels"],
+        seed=spec["seed"],
+        val_split=spec["val_split"],
+        test_split=spec["test_split"],
+    )
+    root = Path(root)
+    for i, (img, label) in enumerate(zip(data.x[split], data.y[split])):
+        folder = root / data.class_names[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
+    return len(data.y[split])
+
+
 def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 

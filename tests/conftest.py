@@ -152,25 +152,8 @@ def tiny_models(tmp_path_factory):
 def digit_pngs(lenet_run, tmp_path_factory):
     """``lenet_run``'s test split as PNGs, one folder per class (the images eval and predict both
     read), and how many."""
-    import json
-
-    from PIL import Image
-
-    from edgecnn.data import load_dataset
+    from edgecnn.data import write_split_images
 
     out, _ = lenet_run
-    spec = json.loads((out / "preprocess.json").read_text())
-    data = load_dataset(
-        "digits",
-        image_size=spec["image_size"],
-        channels=spec["channels"],
-        seed=spec["seed"],
-        val_split=spec["val_split"],
-        test_split=spec["test_split"],
-    )
     root = tmp_path_factory.mktemp("pngs") / "test"
-    for i, (img, label) in enumerate(zip(data.x["test"], data.y["test"])):
-        folder = root / data.class_names[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
-    return root, len(data.y["test"])
+    return root, write_split_images(out, root)
