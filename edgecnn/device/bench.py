@@ -420,17 +420,24 @@ def _load_failure_hint(model_path, runtime: str) -> str:
     return f" ({name} {version}: {describe(rep)})" if rep["compatible"] is False else ""
 
 
-def _child(argv) -> int:
+def run_child(measure_fn, argv, hint=None) -> int:
+    """A child process's body: ``measure_fn(**json argv[0])`` printed as JSON on stdout, exit 0;
+    any failure one line on stderr (plus ``hint(args)``), exit 1, for the parent to report."""
     args = json.loads(argv[0])
     try:
-        result = measure(**args)
+        result = measure_fn(**args)
     except Exception as exc:  # reported to the parent as one line
-        message = f"{exc.__class__.__name__}: {exc}"
-        hint = _load_failure_hint(args.get("model_path"), args.get("runtime", "auto"))
-        print(f"{message}{hint}".replace("\n", " "), file=sys.stderr)
+        message = f"{exc.__class__.__name__}: {exc}{hint(args) if hint else ''}"
+        print(message.replace("\n", " "), file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0
+
+
+def _child(argv) -> int:
+    return run_child(
+        measure, argv, lambda args: _load_failure_hint(args.get("model_path"), args.get("runtime", "auto"))
+    )
 
 
 if __name__ == "__main__":

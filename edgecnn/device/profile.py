@@ -677,13 +677,9 @@ def save_profile(p: dict, stem, header=()) -> dict:
 
 
 def _child(argv) -> int:
-    try:
-        result = measure_profile(**json.loads(argv[0]))
-    except Exception as exc:  # reported to the parent as one line
-        print(f"{exc.__class__.__name__}: {exc}".replace("\n", " "), file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
+    from edgecnn.device.bench import run_child
+
+    return run_child(measure_profile, argv)
 
 
 if __name__ == "__main__":
