@@ -631,7 +631,7 @@ def test_a_crash_in_the_child_is_one_line(tiny, tmp_path, monkeypatch):
     from edgecnn.device import bench
 
     crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
-    monkeypatch.setattr(bench, "child_command", lambda: crash)
+    monkeypatch.setattr(bench, "child_command", lambda module="edgecnn.device.bench": crash)
     result = bench.benchmark(tiny, warmup=0, runs=1, timeout=60)
     assert result["status"] == "crashed" and result["error"] == "the runtime crashed (SIGSEGV) running this model"
     image_folder(tmp_path / "data")

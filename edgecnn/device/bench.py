@@ -365,7 +365,21 @@ def benchmark(
         "input_path": input_path,
         "seed": seed,
     }
-    cmd = [*child_command(), json.dumps(args)]
+    return run_in_child(
+        "edgecnn.device.bench",
+        args,
+        timeout,
+        failed,
+        timed_out=f"no result within {timeout:g} s (the runtime hung or the model is too slow)",
+        crashed="running this model",
+    )
+
+
+def run_in_child(module: str, args: dict, timeout, failed, timed_out: str, crashed: str) -> dict:
+    """Run ``module``'s ``_child`` on ``args`` in a fresh process and return its JSON result, or
+    ``failed(status, error)`` when it timed out, crashed (a signal: the runtime died in native
+    code) or reported an error line. A child keeps a native crash or hang away from the caller."""
+    cmd = [*child_command(module), json.dumps(args)]
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join(
@@ -375,7 +389,7 @@ def benchmark(
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return failed("timeout", f"no result within {timeout:g} s (the runtime hung or the model is too slow)")
+        return failed("timeout", timed_out)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode == 0 and lines:
         return json.loads(lines[-1])
@@ -383,9 +397,8 @@ def benchmark(
         import signal
 
         sig = signal.Signals(-proc.returncode).name
-        return failed("crashed", f"the runtime crashed ({sig}) running this model")
-    tail = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-    return failed("error", tail)
+        return failed("crashed", f"the runtime crashed ({sig}) {crashed}")
+    return failed("error", (proc.stderr.strip().splitlines() or ["unknown error"])[-1])
 
 
 def benchmark_threads(model_path, threads=(1,), progress=None, **kwargs) -> list:

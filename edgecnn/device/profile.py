@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import json
 import os
 import struct
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -563,31 +561,20 @@ def profile(
         >>> p["invoke_ms"], p["ops_ms"], p["partitions"][0]["partition"]  # doctest: +SKIP
         (0.118, 0.109, 'XNNPACK partition 1')
     """
-    from edgecnn.device.bench import child_command
+    from edgecnn.device.bench import run_in_child
 
     def failed(status: str, error: str) -> dict:
         return {"status": status, "kind": "profile", "model": str(model_path), "threads": int(threads), "error": error}
 
     args = {"model_path": str(model_path), "threads": threads, "warmup": warmup, "runs": runs, "seed": seed}
-    cmd = [*child_command("edgecnn.device.profile"), json.dumps(args)]
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(
-            filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])
-        ),
+    return run_in_child(
+        "edgecnn.device.profile",
+        args,
+        timeout,
+        failed,
+        timed_out=f"no profile within {timeout:g} s",
+        crashed="while profiling",
     )
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return failed("timeout", f"no profile within {timeout:g} s")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode == 0 and lines:
-        return json.loads(lines[-1])
-    if proc.returncode < 0:
-        import signal
-
-        return failed("crashed", f"the runtime crashed ({signal.Signals(-proc.returncode).name}) while profiling")
-    return failed("error", (proc.stderr.strip().splitlines() or ["unknown error"])[-1])
 
 
 # --- Tables -----------------------------------------------------------------------------------
