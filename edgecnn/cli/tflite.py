@@ -27,8 +27,8 @@ def bench(**flags):
 
     \b
     Also reports which ops XNNPACK runs, whether tflite_runtime 2.14 can load the model,
-    and which ops TFLite's analyzer says the mobile GPU delegate would not run
-    (TensorFlow 2.19+'s analyzer no longer checks: then it says "not checked").
+    and which ops the mobile GPU delegate would not run (TFLite's GPU rules, gpu_compatibility.cc:
+    TensorFlow <= 2.18's analyzer, else edgecnn's port of them).
     Examples:
       edgecnn bench model.tflite --threads 1 --threads 2 --runs 200
       edgecnn bench model.tflite --min-time 5 --json -o bench.json
@@ -39,7 +39,7 @@ def bench(**flags):
 
 
 def _add_gpu_compatibility(results: list) -> None:
-    """The analyzer's GPU-delegate verdict, as one more entry of each result's ``compat``."""
+    """The GPU-delegate verdict (:func:`edgecnn.gpu_compat.gpu_compatibility`) in each result's ``compat``."""
     from edgecnn.gpu_compat import gpu_compatibility
 
     ok = [r for r in results if r.get("status") == "ok"]
