@@ -5,7 +5,7 @@ Two checkers, one report (``compatible``, ``checked``, ``unsupported``: op + rea
 **edgecnn's port of ``gpu_compatibility.cc``** (:func:`check_model`, TensorFlow-free, so the
 device side can use it too). TFLite's GPU delegate decides which nodes it takes with
 ``tflite::CheckGpuDelegateCompatibility`` (``tensorflow/lite/tools/versioning/gpu_compatibility.cc``);
-TensorFlow up to 2.18 ran the same function in its model analyzer. This module reads the
+TensorFlow up to 2.17 ran the same function in its model analyzer. This module reads the
 ``.tflite`` with the flatbuffer schema that ships with ``ai_edge_litert``
 (``ai_edge_litert.schema_py_generated``), builds for every operator of every subgraph the
 same "op signature" as ``op_signature.cc`` (input/output tensor type, shape, and "constant"
@@ -13,10 +13,13 @@ same "op signature" as ``op_signature.cc`` (input/output tensor type, shape, and
 and applies the per-op rules, with the C++ file's reasons as messages.
 
 Ported faithfully (source: tensorflow/tensorflow ``gpu_compatibility.cc`` at commit
-03a5e4e19a9c, the stored revision closest to the analyzer-era file; the exact r2.18
-revision was not pinned, and the older revision 057f8c81 differs only in ops added since:
-broadcast checks for ADD/MUL, EMBEDDING_LOOKUP, DYNAMIC_UPDATE_SLICE, STABLEHLO_CLAMP and the
-2-D SELECT_V2 rule):
+03a5e4e19a9c; the exact r2.17 revision was not pinned: the older revision 057f8c81 differs
+only in rules added since: broadcast checks for ADD/MUL, EMBEDDING_LOOKUP,
+DYNAMIC_UPDATE_SLICE, STABLEHLO_CLAMP and the 2-D SELECT_V2 rule). Checked against
+TensorFlow 2.17.1's analyzer on 13 models (the tiny float32/int8/dynamic-range conv net,
+TOPK_V2, ARG_MAX + CAST, CONV_3D, depth multiplier 2 on 1 and 3 channels, a shrinking
+STRIDED_SLICE, transpose conv, gather, reduce-max, a mixed add/mul/concat/resize/pad/pool
+net): the same flagged nodes and the same reasons on all 13 (2026-11-30, throwaway venv).
 
 - the list of supported builtin ops: any other op (TOPK_V2, CONV_3D, ARG_MAX, ...) is
   "Not supported op <NAME>";
@@ -42,15 +45,16 @@ through its quantized-model path (dequantizing int8 weights, on by default), whi
 rules take as given, as the C++ check does. Tensor data kept outside the flatbuffer
 (``Buffer.offset``, models over 2 GB) does not count as constant, as in ``op_signature.cc``.
 
-**TensorFlow's own analyzer** (TF <= 2.18): ``tf.lite.experimental.Analyzer.analyze(...,
+**TensorFlow's own analyzer** (TF <= 2.17): ``tf.lite.experimental.Analyzer.analyze(...,
 gpu_compatibility=True)`` prints, after an op it rejects, ``GPU COMPATIBILITY WARNING:
 <reason>`` (``model_analyzer.cc``); that text is captured and parsed
-(:func:`parse_analyzer_output`). **TensorFlow 2.19 and later do not check**: the GPU rules
-were taken out of the analyzer (tensorflow/tensorflow PR #74830; issue #77042), which now
-prints "Your model looks compatible with GPU delegate" for every model, TOPK_V2 included
-(LiteRT's ``_pywrap_analyzer_wrapper`` too). So from 2.19 on, or with no TensorFlow at all,
-:func:`gpu_compatibility` uses the port and its note says "checked by edgecnn's port of
-gpu_compatibility.cc (TF 2.18 rules)".
+(:func:`parse_analyzer_output`). **TensorFlow 2.18 and later do not check**: the GPU rules
+were taken out of the analyzer (tensorflow/tensorflow PR #74830, October 2024; issue
+#77042), which now prints "Your model looks compatible with GPU delegate" for every model,
+TOPK_V2 included (LiteRT's ``_pywrap_analyzer_wrapper`` too). Seen with 2.18.1 and 2.21.0;
+2.17.1 still flags TOPK_V2 (issue #77042 names 2.19, but 2.18.1 already checks nothing). So
+from 2.18 on, or with no TensorFlow at all, :func:`gpu_compatibility` uses the port and its
+note starts with :data:`PORT_NOTE`.
 
 Either verdict is static and needs confirming on the phone (``benchmark_model
 --use_gpu=true`` reports how many nodes the delegate took, and ``edgecnn report`` shows it).
@@ -70,14 +74,14 @@ OP_LINE = re.compile(r"^\s*Op#(?P<node>\d+) (?P<op>[A-Z0-9_]+)\(")
 SUBGRAPH_LINE = re.compile(r"^Subgraph#(?P<sg>\d+)")
 WARNING = "GPU COMPATIBILITY WARNING: "
 #: The last TensorFlow (major, minor) whose analyzer checks ops against the GPU delegate.
-ANALYZER_CHECKS_UNTIL = (2, 18)
+ANALYZER_CHECKS_UNTIL = (2, 17)
 
 
 def analyzer_checks_gpu(tf_version: str) -> bool:
     """Whether TensorFlow ``tf_version``'s analyzer still checks GPU compatibility.
 
     Example:
-        >>> analyzer_checks_gpu("2.18.1"), analyzer_checks_gpu("2.21.0"), analyzer_checks_gpu("2.19.0rc0")
+        >>> analyzer_checks_gpu("2.17.1"), analyzer_checks_gpu("2.18.1"), analyzer_checks_gpu("2.21.0")
         (True, False, False)
     """
     m = re.match(r"(\d+)\.(\d+)", tf_version)
@@ -118,7 +122,7 @@ def describe(flagged: list) -> str:
 # ---------------------------------------------------------------------------------------------
 # edgecnn's port of tensorflow/lite/tools/versioning/gpu_compatibility.cc (see the module docstring)
 
-PORT_NOTE = "checked by edgecnn's port of gpu_compatibility.cc (TF 2.18 rules)"
+PORT_NOTE = "checked by edgecnn's port of gpu_compatibility.cc (the rules TF <= 2.17's analyzer applied)"
 _ACT_SIGN_BIT = 5  # schema ActivationFunctionType.SIGN_BIT; NONE, RELU, RELU_N1_TO_1, RELU6, TANH pass
 _ELEMENTWISE_1 = set("ABS CEIL COS ELU EXP FLOOR GELU LOG LOGISTIC NEG RSQRT SIGN SIN SQRT SQUARE TANH".split())
 _ELEMENTWISE_2 = set(
@@ -126,6 +130,23 @@ _ELEMENTWISE_2 = set(
     "MINIMUM NOT_EQUAL POW SQUARED_DIFFERENCE SUB".split()
 )
 _CUSTOM_OK = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler")
+
+
+# TfLiteType in enum order (c_api_types.h), for the messages that print a type's number.
+_TFLITE_TYPES = (
+    "notype float32 int32 uint8 int64 string bool int16 complex64 int8 float16 float64 complex128 uint64 "
+    "resource variant uint32 uint16 int4 bfloat16"
+).split()
+
+
+def _type_name(type_) -> str:
+    """``TfLiteTypeGetName``: "FLOAT32", "INT64", ... ("NOTYPE" for an optional input)."""
+    return (type_ or "notype").upper()
+
+
+def _type_enum(type_) -> int | str:
+    t = type_ or "notype"
+    return _TFLITE_TYPES.index(t) if t in _TFLITE_TYPES else t
 
 
 class _Spec:
@@ -219,7 +240,7 @@ def _axes_int32_const(name: str, ins, idx: int) -> None:
     if not axes.is_const:
         _fail(f"{name} is only supported with constant axes.")
     if axes.type != "int32":
-        _fail(f"{name} supports int32 tensor for axes. But node has {axes.type}")
+        _fail(f"{name} supports int32 tensor for axes. But node has {_type_name(axes.type)}")
 
 
 def _num_elements(dims) -> int:
@@ -415,7 +436,7 @@ def _strided_slice(ins, outs, o) -> None:
     if o.newAxisMask:
         _fail("Slice does not support new_axis_mask.")
     if o.shrinkAxisMask:
-        _fail("Slice does not support shrink_axis_mask parameter. ")
+        _fail("Slice does not support shrink_axis_mask parameter.")  # the C++ ends with a space
     if len(ins) < 4:
         _fail("STRIDED_SLICE requires 4 inputs.")
     if len(ins[0].dims) not in (3, 4):
@@ -446,7 +467,7 @@ def _embedding_lookup(ins, outs, o) -> None:
         if value.dims[i] != out.dims[i]:
             _fail(f"Expected {value.dims[i]}, but got {out.dims[i]} for output.dim[{i}].")
     if value.type not in ("int8", "int4", "float32"):
-        _fail(f"Expected int8, int4, or float32, but got {value.type} for input #1.")
+        _fail(f"Expected int8, int4, or float32, but got {_type_name(value.type)} for input #1.")
 
 
 def _dynamic_update_slice(ins, outs, o) -> None:
@@ -460,7 +481,7 @@ def _dynamic_update_slice(ins, outs, o) -> None:
     if operand.type != update.type:
         _fail(
             "Array to update and updated slice must have the same data type, but got: array to update: "
-            f"{operand.type}, updated slice: {update.type}"
+            f"{_type_enum(operand.type)}, updated slice: {_type_enum(update.type)}"
         )
     if len(start.dims) != 1:
         _fail(f"Start indices must have be 1D, but got: {len(start.dims)}")
@@ -482,7 +503,7 @@ def _cast(ins, outs, o) -> None:
         or (i in floats and t == "bool")
         or (i in ("float32", "int32") and t in ("float32", "int32"))
     ):
-        _fail(f"Not supported Cast case. Input type: {i} and output type: {t}")
+        _fail(f"Not supported Cast case. Input type: {_type_name(i)} and output type: {_type_name(t)}")
 
 
 def _clamp(ins, outs, o) -> None:
@@ -730,8 +751,8 @@ def check_model(source) -> list:
 def gpu_compatibility(model_path) -> dict:
     """Which ops of ``model_path`` the mobile GPU delegate would not run.
 
-    With TensorFlow <= 2.18 installed, TFLite's analyzer (``gpu_compatibility=True``) is run and
-    its warnings parsed; with TensorFlow 2.19+ (whose analyzer checks nothing) or none at all,
+    With TensorFlow <= 2.17 installed, TFLite's analyzer (``gpu_compatibility=True``) is run and
+    its warnings parsed; with TensorFlow 2.18+ (whose analyzer checks nothing) or none at all,
     edgecnn's port of gpu_compatibility.cc decides (:func:`check_model`).
 
     ``compatible``: True (nothing flagged) or False (ops flagged, in ``unsupported``);

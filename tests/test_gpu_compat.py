@@ -1,5 +1,5 @@
 """``edgecnn bench``'s GPU-delegate check: edgecnn's port of TFLite's gpu_compatibility.cc, and
-TFLite's analyzer (TF <= 2.18), its stdout captured and parsed."""
+TFLite's analyzer (TF <= 2.17), its stdout captured and parsed."""
 
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ def topk_model(tmp_path_factory):
     return convert(model, tmp_path_factory.mktemp("gpu") / "topk.tflite", "float32")
 
 
-def test_topk_v2_is_flagged_although_tf_2_19_analyzer_says_compatible(topk_model):
-    """TensorFlow 2.19+'s analyzer prints "looks compatible" even for TOPK_V2 (its GPU rules
+def test_topk_v2_is_flagged_although_tf_2_18_analyzer_says_compatible(topk_model):
+    """TensorFlow 2.18+'s analyzer prints "looks compatible" even for TOPK_V2 (its GPU rules
     were removed: tensorflow/tensorflow#77042); edgecnn's port of gpu_compatibility.cc flags it."""
     import contextlib
     import io
@@ -85,7 +85,7 @@ def test_topk_v2_is_flagged_although_tf_2_19_analyzer_says_compatible(topk_model
     result = gpu_compatibility(topk_model)
     assert result["compatible"] is False and result["checked"] is True
     assert [(f["op"], f["reason"]) for f in result["unsupported"]] == [("TOPK_V2", "Not supported op TOPK_V2")]
-    if analyzer_checks_gpu(tf.__version__):  # TF <= 2.18: the analyzer itself flags it
+    if analyzer_checks_gpu(tf.__version__):  # TF <= 2.17: the analyzer itself flags it
         assert result["checked_by"] == "tensorflow analyzer"
     else:  # the known limitation, seen: the analyzer flags nothing, so the port decides
         assert WARNING_TEXT not in text and "looks compatible with GPU delegate" in text
@@ -171,7 +171,7 @@ def test_port_rules_one_op_at_a_time():
     # CAST, PAD, custom ops, ops outside the list
     assert check_op("CAST", [_t("int32")], [_t("float32")]) is None
     assert check_op("CAST", [_t("int8")], [_t("float32")]) == (
-        "Not supported Cast case. Input type: int8 and output type: float32"
+        "Not supported Cast case. Input type: INT8 and output type: FLOAT32"
     )
     assert check_op("PAD", [_t(), _t("int32", [4, 2], const=True)], [_t()]) is None
     assert "4x2 or 3x2" in check_op("PAD", [_t(), _t("int32", [5, 2], const=True)], [_t()])
