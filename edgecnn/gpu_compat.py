@@ -790,7 +790,9 @@ def _installed_tensorflow() -> str | None:
     """The installed TensorFlow's version, without importing it (None when absent)."""
     from importlib import metadata
 
-    try:
-        return metadata.version("tensorflow")
-    except metadata.PackageNotFoundError:
-        return None
+    for dist in ("tensorflow", "tensorflow-cpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
