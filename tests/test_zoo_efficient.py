@@ -329,3 +329,27 @@ def test_qat_model_and_int8_tflite_agree(name, kwargs):
     # A few output quantization steps at most, and the same predicted class.
     assert err.max() <= max(4 * step, 0.03 * spread), (err.max(), step, spread)
     assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
+
+
+@pytest.mark.parametrize("act,gate", [("relu", "hard_sigmoid"), ("swish", "sigmoid")])
+def test_qat_squeeze_excite_saves_to_h5_and_loads_back(act, gate, tmp_path):
+    """A QAT-wrapped SE block holds several fake-quantized activations in one wrapper; their
+    range variables must have distinct names, or the QAT stage's ``save_weights(.h5)`` fails
+    (it did for MobileNetV3 and EfficientNet: "name already exists")."""
+    from edgecnn.models._quant_layers import SqueezeExcite
+    from edgecnn.optimize.qat import quantize_model
+
+    def build():
+        x = inputs = keras.Input((8, 8, 16))
+        x = keras.layers.Conv2D(16, 3, padding="same")(x)
+        x = SqueezeExcite(8, act=act, gate=gate)(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return quantize_model(keras.Model(inputs, keras.layers.Dense(4)(x)))
+
+    model = build()
+    x = np.random.default_rng(0).random((2, 8, 8, 16), dtype=np.float32)
+    model(x, training=True)  # moves the activation ranges off their initial values
+    model.save_weights(tmp_path / "qat.h5")
+    other = build()
+    other.load_weights(tmp_path / "qat.h5")
+    np.testing.assert_array_equal(model(x, training=False), other(x, training=False))

@@ -73,6 +73,20 @@ def quantize_configs() -> dict:
     def activation_quantizer():
         return qk.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
 
+    class NamedActivationQuantizer(qk.quantizers.MovingAverageQuantizer):
+        """The activation quantizer, its variables named after ``prefix`` (unique per layer)."""
+
+        def __init__(self, prefix: str, **kwargs):
+            kwargs = {"num_bits": 8, "per_axis": False, "symmetric": False, "narrow_range": False, **kwargs}
+            super().__init__(**kwargs)
+            self.prefix = prefix
+
+        def build(self, tensor_shape, name, layer):
+            return super().build(tensor_shape, f"{self.prefix}_{name}", layer)
+
+        def get_config(self):
+            return {**super().get_config(), "prefix": self.prefix}
+
     class OutputQuantizeConfig(qk.QuantizeConfig):
         """Quantize the layer's output only: weightless element-wise activations, and the
         layers of :mod:`~edgecnn.models._layers` tfmot does not know (a standalone
@@ -116,7 +130,10 @@ def quantize_configs() -> dict:
             ]
 
         def get_activations_and_quantizers(self, layer):
-            return [(getattr(layer, attr), activation_quantizer()) for attr in self._activations(layer)]
+            # One wrapper holds several activations: tfmot names every one's range variables
+            # "post_activation_min/max", which HDF5 (save_weights to .h5) refuses as duplicates;
+            # the hook's name makes them unique.
+            return [(getattr(layer, attr), NamedActivationQuantizer(attr)) for attr in self._activations(layer)]
 
         def set_quantize_weights(self, layer, quantize_weights):
             layer.reduce_kernel, layer.expand_kernel = quantize_weights
@@ -125,7 +142,7 @@ def quantize_configs() -> dict:
             for attr, act in zip(self._activations(layer), quantize_activations):
                 setattr(layer, attr, act)
 
-    for cls in (OutputQuantizeConfig, PassThroughQuantizeConfig, SqueezeExciteQuantizeConfig):
+    for cls in (NamedActivationQuantizer, OutputQuantizeConfig, PassThroughQuantizeConfig, SqueezeExciteQuantizeConfig):
         custom_object(cls)
         _CONFIGS[cls.__name__] = cls
     return _CONFIGS
