@@ -7,7 +7,7 @@ fallback kept in float, sizes and latencies. Writes section ``int8-drop`` of RES
 with the CPU (and its int8 features) the latencies come from.
 
     PYTHONPATH=. python benchmarks/int8_drop.py [--epochs 3] [--only NAME ...] [--seeds 0 1 2] [--budget 0.5]
-        [--data digits|pngs|DIR] [--qat EPOCHS] [--store FILE] [--render] [--note TEXT]
+        [--data digits|pngs|DIR] [--qat EPOCHS] [--no-int16x8] [--store FILE] [--render] [--note TEXT]
 
 ``--epochs`` reduces the recipes' training (the table says so); ``--train-fraction``
 trains on part of the training split. ``--data pngs`` writes the digits as a folder of
@@ -89,7 +89,7 @@ def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
         f"train.seed={seed}",
     ]
     if not args.qat:  # the QAT rows are the QAT model's int8 against the trained float32: nothing else
-        sets += [f"convert.max_int8_drop={args.budget}", "convert.int16x8=true"]
+        sets += [f"convert.max_int8_drop={args.budget}"] + ([] if args.no_int16x8 else ["convert.int16x8=true"])
     if args.epochs:
         sets.append(f"train.epochs={args.epochs}")
     if args.train_fraction:
@@ -235,6 +235,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=0.5, help="--max-int8-drop, in points")
     ap.add_argument("--data", default="digits", help="digits, pngs (the digits as a PNG folder) or an image folder")
     ap.add_argument("--qat", type=int, default=None, metavar="EPOCHS", help="add a qat stage of EPOCHS epochs")
+    ap.add_argument("--no-int16x8", action="store_true",
+                    help="leave out the int16x8 row (a model with an op the converter cannot quantize to 16x8)")
     ap.add_argument("--store", type=Path, default=STORE, help="results kept between invocations")
     ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the stored results")
     ap.add_argument("--note", action="append", default=[], help="a line added under the table (repeatable)")
