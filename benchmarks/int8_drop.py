@@ -109,6 +109,8 @@ def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
         return {**tag, "recipe": recipe_name, "seed": seed, "error": tail, "seconds": time.time() - t0}
     metrics = json.loads((out / "metrics.json").read_text())
     last = metrics["rows"][-1]["stage"]  # the model the last stage made (trained, or qat)
+    if not args.qat and last != "trained":  # the recipe's own stages (resnet18_prune50_qat): not a ptq row
+        tag["variant"] = "+".join(dict.fromkeys(r["stage"] for r in metrics["rows"] if r["stage"] != "trained"))
     # float32 is the trained model's; int8 (and the rest) the last stage's: QAT's int8 against the float model
     rows = {r["precision"]: r for r in metrics["rows"] if r["stage"] == "trained"}
     if last != "trained":
@@ -219,7 +221,8 @@ def render(results: list, budget: float, notes: list) -> str:
         "validation split (10% of the images: about 180 for digits, so one image is 0.56 points). Drops are "
         "test-split points (float32 minus int8 .tflite accuracy; 20% of the images, one image = 0.28 points); "
         "worst layers by the quantization debugger (rmse/scale ~0.29 is rounding alone). rows: `ptq` the recipe as "
-        "written, `qatN` with a `qat` stage of N epochs before convert (its int8 row is the QAT model's). "
+        "written, `qatN` with a `qat` stage of N epochs before convert (its int8 row is the QAT model's); a recipe "
+        "with its own stages after training (`pruned+qat`) gives the last stage's int8 against the trained float32. "
         "The machine was shared with other jobs while measuring: latencies are upper bounds, ratios are indicative."
     )
     return "\n".join(lines) + "\n" + note + ("\n\n" + "\n".join(spread) if spread else "") + (
