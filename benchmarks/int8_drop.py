@@ -7,7 +7,7 @@ fallback kept in float, sizes and latencies. Writes section ``int8-drop`` of RES
 with the CPU (and its int8 features) the latencies come from.
 
     PYTHONPATH=. python benchmarks/int8_drop.py [--epochs 3] [--only NAME ...] [--seeds 0 1 2] [--budget 0.5]
-        [--data digits|pngs|DIR] [--qat EPOCHS] [--store FILE] [--render] [--note TEXT]
+        [--data digits|pngs|DIR] [--qat EPOCHS] [--no-int16x8] [--store FILE] [--render] [--note TEXT]
 
 ``--epochs`` reduces the recipes' training (the table says so); ``--train-fraction``
 trains on part of the training split. ``--data pngs`` writes the digits as a folder of
@@ -89,7 +89,7 @@ def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
         f"train.seed={seed}",
     ]
     if not args.qat:  # the QAT rows are the QAT model's int8 against the trained float32: nothing else
-        sets += [f"convert.max_int8_drop={args.budget}", "convert.int16x8=true"]
+        sets += [f"convert.max_int8_drop={args.budget}"] + ([] if args.no_int16x8 else ["convert.int16x8=true"])
     if args.epochs:
         sets.append(f"train.epochs={args.epochs}")
     if args.train_fraction:
@@ -109,6 +109,8 @@ def run(recipe: Path, seed: int, args, out: Path, tmp: Path) -> dict:
         return {**tag, "recipe": recipe_name, "seed": seed, "error": tail, "seconds": time.time() - t0}
     metrics = json.loads((out / "metrics.json").read_text())
     last = metrics["rows"][-1]["stage"]  # the model the last stage made (trained, or qat)
+    if not args.qat and last != "trained":  # the recipe's own stages (resnet18_prune50_qat): not a ptq row
+        tag["variant"] = "+".join(dict.fromkeys(r["stage"] for r in metrics["rows"] if r["stage"] != "trained"))
     # float32 is the trained model's; int8 (and the rest) the last stage's: QAT's int8 against the float model
     rows = {r["precision"]: r for r in metrics["rows"] if r["stage"] == "trained"}
     if last != "trained":
@@ -219,7 +221,8 @@ def render(results: list, budget: float, notes: list) -> str:
         "validation split (10% of the images: about 180 for digits, so one image is 0.56 points). Drops are "
         "test-split points (float32 minus int8 .tflite accuracy; 20% of the images, one image = 0.28 points); "
         "worst layers by the quantization debugger (rmse/scale ~0.29 is rounding alone). rows: `ptq` the recipe as "
-        "written, `qatN` with a `qat` stage of N epochs before convert (its int8 row is the QAT model's). "
+        "written, `qatN` with a `qat` stage of N epochs before convert (its int8 row is the QAT model's); a recipe "
+        "with its own stages after training (`pruned+qat`) gives the last stage's int8 against the trained float32. "
         "The machine was shared with other jobs while measuring: latencies are upper bounds, ratios are indicative."
     )
     return "\n".join(lines) + "\n" + note + ("\n\n" + "\n".join(spread) if spread else "") + (
@@ -235,6 +238,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=0.5, help="--max-int8-drop, in points")
     ap.add_argument("--data", default="digits", help="digits, pngs (the digits as a PNG folder) or an image folder")
     ap.add_argument("--qat", type=int, default=None, metavar="EPOCHS", help="add a qat stage of EPOCHS epochs")
+    ap.add_argument("--no-int16x8", action="store_true",
+                    help="leave out the int16x8 row (a model with an op the converter cannot quantize to 16x8)")
     ap.add_argument("--store", type=Path, default=STORE, help="results kept between invocations")
     ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the stored results")
     ap.add_argument("--note", action="append", default=[], help="a line added under the table (repeatable)")

@@ -60,7 +60,22 @@ def convert_bytes(model, precision: str = "float32", representative=None, sparse
         try:
             return converter.convert()
         except Exception as exc:  # the converter raises ConverterError, RuntimeError...
+            if precision == "int16x8":
+                _explain_int16x8(exc, model.name)
             raise RuntimeError(f"TFLite conversion to {precision} failed for {model.name}: {exc}") from exc
+
+
+def _explain_int16x8(exc: Exception, name: str) -> None:
+    """An op the converter cannot quantize to 16-bit activations (MobileNetV3's ``HARD_SWISH``)
+    is the model's limit, and leaving int16x8 out the user's choice: one line naming the ops."""
+    import re
+
+    ops = sorted(set(re.findall(r"16x8-bit not yet supported for op: '([A-Z0-9_]+)'", str(exc))))
+    if ops:
+        raise UserError(
+            f"int16x8: the TFLite converter cannot quantize {', '.join(ops)} (in {name}) to 16-bit activations; "
+            "leave out the int16x8 precision for this model"
+        ) from None
 
 
 def configure_int8(converter, representative) -> None:

@@ -477,3 +477,24 @@ def test_a_budget_below_one_validation_image_is_said(drop, budget, n, expect):
 
     line = budget_resolution(drop, budget, n)
     assert (line is None) if expect is None else (expect in line and "by chance" in line and "\n" not in line)
+
+
+def test_an_op_the_converter_cannot_quantize_to_16x8_is_one_line(tmp_path):
+    """MobileNetV3's HARD_SWISH has no 16x8 quantization in the converter: the run says which op, not a traceback."""
+    import numpy as np
+
+    from edgecnn._tf import keras
+    from edgecnn.convert import convert
+    from edgecnn.errors import UserError
+    from edgecnn.models._layers import activation
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = activation("hard_swish", name="hs")(keras.layers.Conv2D(4, 3)(inp))
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)), name="hs_net")
+    data = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
+    rep = lambda: ([row[None]] for row in data)  # noqa: E731
+    with pytest.raises(UserError, match=r"^int16x8: the TFLite converter cannot quantize HARD_SWISH \(in hs_net\) "
+                                        r"to 16-bit activations; leave out the int16x8 precision for this model$"):
+        convert(model, tmp_path / "m.tflite", "int16x8", representative=rep)
+    assert not (tmp_path / "m.tflite").exists()
