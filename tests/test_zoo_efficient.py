@@ -285,6 +285,7 @@ def _qat_vs_int8(name, **kwargs):
     from edgecnn.convert import convert_bytes
     from edgecnn.optimize.qat import quantize_model
 
+    keras.utils.set_random_seed(0)  # the same weights every run: agreement is a property of one model
     model = create_model(name, input_shape=(32, 32, 3), classes=10, classifier_activation="linear", **kwargs)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 32, 32, 3)).astype("float32")
