@@ -33,12 +33,14 @@ import numpy as np
 from edgecnn.device.arrays import check_class_names, check_labels, images_to_uint8, read_npz
 from edgecnn.device.preprocess import (
     DEFAULT_OFFSET,
+    DEFAULT_RESIZE,
     DEFAULT_SCALE,
     ImageError,
     list_image_folder,
     load_image,
     normalize,
     resize_batch,
+    resize_method,
 )
 from edgecnn.errors import UserError
 
@@ -122,22 +124,22 @@ def _digits():
     return images, d.target.astype(np.int64), [str(i) for i in range(10)]
 
 
-def _images_from_files(files, image_size, channels):
+def _images_from_files(files, image_size, channels, resize=DEFAULT_RESIZE):
     out = np.empty((len(files), image_size[0], image_size[1], channels), dtype=np.uint8)
     for i, path in enumerate(files):
         try:
-            out[i] = load_image(path, image_size, channels)
+            out[i] = load_image(path, image_size, channels, resize)
         except ImageError as exc:
             raise UserError(f"{exc}; fix or remove the file") from None
     return out
 
 
-def _folder(root, image_size, channels, data_root=None):
+def _folder(root, image_size, channels, data_root=None, resize=DEFAULT_RESIZE):
     try:
         files, labels, classes = list_image_folder(root, data_root)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return _images_from_files(files, image_size, channels), np.asarray(labels, dtype=np.int64), classes
+    return _images_from_files(files, image_size, channels, resize), np.asarray(labels, dtype=np.int64), classes
 
 
 def _npz(path):
@@ -194,6 +196,7 @@ def load_dataset(
     given = None
     named = True
     source = str(source)
+    resize = resize_method(convention)
     if source == "digits":
         x, y, classes = _digits()
         name = "digits"
@@ -208,7 +211,7 @@ def load_dataset(
                 given, classes = {}, None
                 for s in SPLITS:
                     if s in subs:
-                        xs, ys, cls = _folder(path / s, image_size, channels, data_root=path)
+                        xs, ys, cls = _folder(path / s, image_size, channels, data_root=path, resize=resize)
                         if classes is None:  # train/ defines the classes
                             classes = cls
                         elif cls != classes:
@@ -220,7 +223,7 @@ def load_dataset(
                         given[s] = (xs, ys)
                 x = y = None
             else:
-                x, y, classes = _folder(path, image_size, channels)
+                x, y, classes = _folder(path, image_size, channels, resize=resize)
         elif path.suffix.lower() == ".npz":
             x, y, names, given = _npz(path)
             named = names is not None
@@ -247,7 +250,7 @@ def load_dataset(
         raise UserError(f"data {source!r} has {len(classes)} class; classification needs at least 2")
 
     for s in SPLITS:
-        xs[s] = resize_batch(xs[s], image_size, channels)
+        xs[s] = resize_batch(xs[s], image_size, channels, resize)
     if train_fraction is not None:
         if not 0.0 < train_fraction <= 1.0:
             raise UserError(f"train_fraction must be in (0, 1], got {train_fraction}")
@@ -300,6 +303,20 @@ def write_split_images(run_dir, root, split: str = "test") -> int:
     return len(data.y[split])
 
 
+def run_convention(cfg, entry) -> dict:
+    """The input convention of a run: the one of the weights it starts from
+    (:func:`edgecnn.models._weights.input_convention`: ``scale``, ``offset``, ``channel_order``,
+    ``mean``, ``std``) plus ``data.resize`` when it is not the default; recorded in
+    ``preprocess.json`` and followed by every reader, training to device."""
+    from edgecnn.models._weights import input_convention
+
+    convention = dict(input_convention(entry, getattr(cfg.model, "weights", None)))
+    resize = getattr(cfg.data, "resize", DEFAULT_RESIZE)
+    if resize != DEFAULT_RESIZE:
+        convention["resize"] = resize
+    return convention
+
+
 def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
@@ -307,9 +324,7 @@ def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     registry entry (for its number of channels, and the input convention of
     ``cfg.model.weights``: :func:`edgecnn.models._weights.input_convention`).
     """
-    from edgecnn.models._weights import input_convention
-
-    convention = dict(input_convention(entry, getattr(cfg.model, "weights", None)))
+    convention = run_convention(cfg, entry)
     return load_dataset(
         cfg.data.source,
         image_size=cfg.data.image_size,

@@ -33,6 +33,10 @@ model-level ``DESCRIPTIONS`` associated file, which the Task Library and ML Mode
 ignore and :mod:`edgecnn.device.metadata` reads: ``edgecnn-device`` reverses the channels;
 an Android app must reverse them itself (the Task Library feeds RGB).
 
+**The resize** is not in the schema either. A model trained with ``--resize bilinear``
+(:mod:`edgecnn.device.preprocess`) records ``{"resize": "bilinear"}`` in the same file, so
+``edgecnn-device`` resizes as training did; the input's description says so too.
+
 :mod:`edgecnn.device.metadata` reads it back without TensorFlow.
 
 Example:
@@ -98,6 +102,19 @@ def normalization(spec: dict, channels: int) -> tuple[list, list]:
 
     m, s = per_channel("mean", 0.0), per_channel("std", 1.0)
     return [(mi - offset) / scale for mi in m], [si / scale for si in s]
+
+
+def convention_file(spec: dict, channels: int) -> dict:
+    """What :data:`CONVENTION_FILE` holds for ``spec``: ``channel_order`` when BGR (3 channels),
+    ``resize`` when not the default; empty when neither (no file is written)."""
+    from edgecnn.device.preprocess import resize_method
+
+    out = {}
+    if channels == 3 and is_bgr(spec):
+        out["channel_order"] = "BGR"
+    if resize_method(spec) != "antialias":
+        out["resize"] = resize_method(spec)
+    return out
 
 
 def is_bgr(spec: dict) -> bool:
@@ -172,10 +189,12 @@ def metadata_bytes(
     elif input_type == UINT8:
         in_stats = _stats(b, [0.0], [255.0])
     bgr = channels == 3 and is_bgr(spec)
+    convention = convention_file(spec, channels)
     in_name = b.CreateString("image")
     in_desc = b.CreateString(
         f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; normalised as (pixel - mean) / std"
         + (f"; {BGR_NOTE}" if bgr else "")
+        + ("; resized bilinearly without antialiasing (as tf.image.resize)" if "resize" in convention else "")
     )
     fields = {0: in_name, 1: in_desc, 3: content_in, 4: units}
     if in_stats is not None:
@@ -207,9 +226,10 @@ def metadata_bytes(
         4: b.CreateString(author),
         7: b.CreateString(MIN_PARSER_VERSION),
     }
-    if bgr:
+    if convention:
         conv_name = b.CreateString(CONVENTION_FILE)
-        conv_desc = b.CreateString("edgecnn's input convention beyond the metadata: the channel order (BGR).")
+        said = " and ".join({"channel_order": "the channel order (BGR)", "resize": "the resize"}[k] for k in convention)
+        conv_desc = b.CreateString(f"edgecnn's input convention beyond the metadata: {said}.")
         fields[6] = _offsets(b, [_table(b, 5, {0: conv_name, 1: conv_desc}, {2: ("Int8", DESCRIPTIONS)})])
     model = _table(b, 8, fields)
     b.Finish(model, METADATA_IDENTIFIER)
@@ -295,8 +315,9 @@ def add_metadata(tflite: bytes, spec: dict, name: str, description: str | None =
     out.seek(0, io.SEEK_END)
     with zipfile.ZipFile(out, "a") as zf:  # on a non-zip file, "a" appends a new archive
         zf.writestr(LABELS_FILE, "\n".join(class_names) + "\n")
-        if int(shape_in[-1]) == 3 and is_bgr(spec):
-            zf.writestr(CONVENTION_FILE, json.dumps({"channel_order": "BGR"}) + "\n")
+        convention = convention_file(spec, int(shape_in[-1]))
+        if convention:
+            zf.writestr(CONVENTION_FILE, json.dumps(convention) + "\n")
     return out.getvalue()
 
 

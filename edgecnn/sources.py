@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecnn.data import load_run_data as load_in_memory
+from edgecnn.data import run_convention
 
 
 def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: bool = True):
@@ -26,12 +27,11 @@ def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: boo
     written, and a disk cache goes into a temporary folder removed at exit.
     """
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
-    from edgecnn.models._weights import input_convention
     from edgecnn.tfrecord import is_pattern, load_tfrecords
 
     d = cfg.data
-    # The input convention of the weights the model starts from (the same as data.load_run_data's).
-    convention = dict(input_convention(entry, getattr(cfg.model, "weights", None)))
+    # The input convention of the weights the model starts from, and the resize (as data.load_run_data's).
+    convention = run_convention(cfg, entry)
     norm = {
         "scale": convention.pop("scale", DEFAULT_SCALE),
         "offset": convention.pop("offset", DEFAULT_OFFSET),

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.device.preprocess import ImageError, list_image_folder, load_image, normalize
+from edgecnn.device.preprocess import ImageError, list_image_folder, load_image, normalize, resize_method
 from edgecnn.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -225,6 +225,11 @@ class StreamDataset:
     def input_shape(self) -> tuple:
         return (*self.image_size, self.channels)
 
+    @property
+    def resize(self) -> str:
+        """How images are resized (the spec's ``"resize"``, see :mod:`edgecnn.device.preprocess`)."""
+        return resize_method(self.preprocess)
+
     def read_units(self, split: str) -> int:
         """How many parts of ``split`` can be read on their own (here: its files). A multi-worker
         run splits the data by these when there are at least as many as workers."""
@@ -267,7 +272,7 @@ class StreamDataset:
             xs, ys = [], []
             for f, y in zip(files[start : start + batch], labels[start : start + batch]):
                 try:
-                    xs.append(load_image(f, self.image_size, self.channels))
+                    xs.append(load_image(f, self.image_size, self.channels, self.resize))
                     ys.append(y)
                 except ImageError:
                     self.skipped.add(f)
@@ -284,7 +289,7 @@ class StreamDataset:
         def gen():
             for f in files:
                 try:
-                    image = load_image(f, self.image_size, self.channels)
+                    image = load_image(f, self.image_size, self.channels, self.resize)
                 except ImageError:
                     self.skipped.add(f)
                     continue
@@ -332,7 +337,7 @@ class StreamDataset:
 
     def _loader(self, split: str):
         """``index -> (uint8 image, ok)`` for ``split``, through the disk cache when there is one."""
-        files, size, channels = self.files[split], self.image_size, self.channels
+        files, size, channels, resize = self.files[split], self.image_size, self.channels, self.resize
         shape = (*size, channels)
         cache = None
         if self.cache == "disk" and self.cache_dir is not None:
@@ -345,8 +350,8 @@ class StreamDataset:
             index = int(index)
             try:
                 if cache is not None:
-                    return cache.get(index, lambda: load_image(files[index], size, channels)), True
-                return load_image(files[index], size, channels), True
+                    return cache.get(index, lambda: load_image(files[index], size, channels, resize)), True
+                return load_image(files[index], size, channels, resize), True
             except ImageError:
                 self.skipped.add(files[index])
                 return np.zeros(shape, np.uint8), False
@@ -371,7 +376,9 @@ class StreamDataset:
             files = self.files[split]
 
             def read(i, k):
-                image, ok = read_image(i, shape[:2], shape[2], lambda: pillow(i), tf, lambda i: files[int(i)])
+                image, ok = read_image(
+                    i, shape[:2], shape[2], lambda: pillow(i), tf, lambda i: files[int(i)], method=self.resize
+                )
                 return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
 
         else:
@@ -559,12 +566,12 @@ def load_stream(
         chosen = "none"
     name = root.name or str(root)
     if chosen == "memory":
-        xs = {s: decode_all(files[s], image_size, channels) for s in SPLITS}
+        xs = {s: decode_all(files[s], image_size, channels, resize_method(preprocess)) for s in SPLITS}
         return Dataset(name=name, x=xs, y=labels, class_names=list(classes), preprocess=preprocess)
     return StreamDataset(name, files, labels, classes, preprocess, cache=chosen, cache_dir=cache_dir)
 
 
-def decode_all(files, image_size, channels: int) -> np.ndarray:
+def decode_all(files, image_size, channels: int, resize: str = "antialias") -> np.ndarray:
     """Decode ``files`` into one ``uint8`` array, several at a time (Pillow releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -572,7 +579,7 @@ def decode_all(files, image_size, channels: int) -> np.ndarray:
 
     def one(i):
         try:
-            out[i] = load_image(files[i], image_size, channels)
+            out[i] = load_image(files[i], image_size, channels, resize)
         except ImageError as exc:
             raise UserError(f"{exc}; fix or remove the file") from None
 
@@ -660,7 +667,7 @@ class ArrayStream(StreamDataset):
     def _image(self, i: int) -> np.ndarray:
         from edgecnn.device.preprocess import resize_batch
 
-        return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels)[0]
+        return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels, self.resize)[0]
 
     def _loader(self, split: str):
         index = self.index[split]

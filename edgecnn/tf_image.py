@@ -308,9 +308,14 @@ def _pillow_resize_array(image, out_h, out_w):
     )
 
 
-def decode_resize(data, route, image_size, channels: int, tf=None, tables=None, resize: str | None = None):
+def decode_resize(
+    data, route, image_size, channels: int, tf=None, tables=None, resize: str | None = None, method: str = "antialias"
+):
     """Encoded ``data`` (a JPEG or PNG that :func:`probe` routed to TensorFlow, ``route``
-    its result) -> ``uint8`` ``(h, w, channels)``, the tensor ``load_image`` gives.
+    its result) -> ``uint8`` ``(h, w, channels)``, the tensor ``load_image(..., method)`` gives.
+
+    ``method`` ``"bilinear"``: TensorFlow's ``ResizeBilinear`` (half-pixel centres), rounded
+    half to even, which :func:`edgecnn.device.preprocess.bilinear_resize` reproduces bit for bit.
 
     ``resize``: ``"pillow"`` (Pillow's C resampler on the TF-decoded array, in a
     ``numpy_function``) or ``"tf"`` (:func:`pillow_resize`, TensorFlow ops); both give the
@@ -324,7 +329,12 @@ def decode_resize(data, route, image_size, channels: int, tf=None, tables=None, 
         lambda: tf.io.decode_png(data, channels=0),
     )
     image = _to_channels(image, int(channels), tf)
-    if (resize or RESIZE) == "tf":
+    if method == "bilinear":
+        out = tf.raw_ops.ResizeBilinear(
+            images=image[None], size=[out_h, out_w], align_corners=False, half_pixel_centers=True
+        )[0]
+        out = tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+    elif (resize or RESIZE) == "tf":
         out = pillow_resize(image, image_size, tf, tables)
     else:
         out = tf.numpy_function(
@@ -345,7 +355,7 @@ def _read_plan(path, image_size):
     return (np.asarray(data, dtype=object), *plan(data, image_size))
 
 
-def read_image(source, image_size, channels: int, fallback, tf=None, path_of=None, resize=None):
+def read_image(source, image_size, channels: int, fallback, tf=None, path_of=None, resize=None, method="antialias"):
     """``(uint8 image, ok)`` of ``source``, encoded bytes (a string tensor) or, with
     ``path_of`` (a Python function of ``source``'s value, e.g. an index into a file list),
     the file ``path_of(source)``: through TensorFlow when :func:`probe` allows it, else
@@ -367,7 +377,7 @@ def read_image(source, image_size, channels: int, fallback, tf=None, path_of=Non
     route = tf.reshape(route, ())
 
     def fast():
-        return decode_resize(data, route, image_size, channels, tf, tables, resize), tf.constant(True)
+        return decode_resize(data, route, image_size, channels, tf, tables, resize, method), tf.constant(True)
 
     def slow():
         image, ok = fallback()

@@ -215,11 +215,12 @@ class TFRecordStream(StreamDataset):
         from edgecnn.stream import tf_normalize
 
         size, channels, shape, spec = self.image_size, self.channels, self.input_shape, self.preprocess
+        resize = self.resize
         skipped = self.skipped
 
         def load(data, k):
             try:
-                return load_image(io.BytesIO(data), size, channels), True
+                return load_image(io.BytesIO(data), size, channels, resize), True
             except ImageError:
                 skipped.add(f"record {int(k)}")
                 return np.zeros(shape, np.uint8), False
@@ -232,7 +233,7 @@ class TFRecordStream(StreamDataset):
             def pillow():
                 return tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
 
-            image, ok = read_image(data, size, channels, pillow, tf)
+            image, ok = read_image(data, size, channels, pillow, tf, method=resize)
             return tf_normalize(image, spec, tf), y, k, ok
 
         ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -403,14 +403,14 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
         (32, 32, 3)
     """
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name, load_labelled
-    from edgecnn.device.preprocess import normalize, read_spec
+    from edgecnn.device.preprocess import normalize, read_spec, resize_method
 
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
     probe_in_child(model_path, threads, runtime)
     spec = read_spec(model_path, preprocess_path)
     h, w, c, k = classifier_shape(model_path, runtime, spec)
-    x, y, data_names = load_labelled(data, (h, w), c)
+    x, y, data_names = load_labelled(data, (h, w), c, resize_method(spec))
     if len(y) == 0:
         raise UserError(f"{data} holds no labelled images")
     y, names = labels_by_name(y, data_names, spec.get("class_names"), k, data, model_path)

@@ -189,7 +189,7 @@ def evaluate_tflite(
     return metrics
 
 
-def load_labelled(source, image_size, channels: int) -> tuple:
+def load_labelled(source, image_size, channels: int, resize: str = "antialias") -> tuple:
     """Labelled ``uint8`` images from an image folder or an ``.npz``, sized for the model.
 
     A folder has one subfolder per class (or a ``test/`` subfolder laid out that way,
@@ -211,7 +211,7 @@ def load_labelled(source, image_size, channels: int) -> tuple:
     if path.is_dir():
         folder = path / "test" if (path / "test").is_dir() else path
         files, labels, classes = list_image_folder(folder, data_root=path)
-        x = np.stack([load_image(f, image_size, channels) for f in files])
+        x = np.stack([load_image(f, image_size, channels, resize) for f in files])
         return x, np.asarray(labels, dtype=np.int64), classes
     if path.suffix.lower() == ".npz":
         arrays = read_npz(path)
@@ -223,7 +223,7 @@ def load_labelled(source, image_size, channels: int) -> tuple:
         else:
             have = ", ".join(arrays) or "none"
             raise DataError(f"{path} needs arrays x and y (or x_test and y_test); it has {have}")
-        x = resize_batch(x, image_size, channels)
+        x = resize_batch(x, image_size, channels, resize)
         return x, y, check_class_names(arrays.get("class_names"), str(path))
     if not path.exists():
         raise DataError(f"data {source!r} does not exist: give an image folder or an .npz file")

@@ -107,6 +107,8 @@ def read_metadata(source) -> dict | None:
         convention = _packed_json(buf, CONVENTION_FILE)
         if str(convention.get("channel_order", "RGB")).upper() == "BGR":
             meta["channel_order"] = "BGR"
+        if convention.get("resize") is not None:
+            meta["resize"] = str(convention["resize"])
     meta["labels"] = None
     for out in meta["outputs"][:1]:
         for f in out["files"]:
@@ -159,6 +161,8 @@ def spec_from_metadata(meta: dict) -> dict:
         spec["mean"], spec["std"] = list(mean), list(std)
     if str(meta.get("channel_order") or "RGB").upper() == "BGR":
         spec["channel_order"] = "BGR"
+    if meta.get("resize"):
+        spec["resize"] = meta["resize"]
     if meta.get("labels"):
         spec["class_names"] = list(meta["labels"])
     return spec

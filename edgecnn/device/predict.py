@@ -94,10 +94,8 @@ def predict_images(
     input channels, a model without preprocessing (no ``preprocess.json``, no metadata),
     and an image that cannot be read; nothing is returned half done.
     """
-    from PIL import Image
-
     from edgecnn.device.evaluate import dequantize_output, quantize_input
-    from edgecnn.device.preprocess import normalize, read_spec
+    from edgecnn.device.preprocess import normalize, read_spec, resize_image, resize_method
     from edgecnn.device.runtime import load_interpreter
 
     interpreter, runtime_name, runtime_version = load_interpreter(model_path, num_threads=threads, runtime=runtime)
@@ -118,6 +116,7 @@ def predict_images(
         spec = read_spec(model_path, preprocess_path, required=True)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    resize = resize_method(spec)
     num_classes = int(np.prod(out["shape"][1:]))
     names = [str(n) for n in spec.get("class_names") or []]
     if names and len(names) != num_classes:
@@ -129,8 +128,8 @@ def predict_images(
         t0 = time.perf_counter()
         img = _decode(source, c)
         t1 = time.perf_counter()
-        arr = np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.uint8)
-        arr = arr[..., None] if c == 1 else arr
+        arr = np.asarray(img, dtype=np.uint8)
+        arr = resize_image(arr.reshape(*arr.shape[:2], -1), (h, w), resize)
         x = quantize_input(normalize(arr[None], spec), inp)
         t2 = time.perf_counter()
         interpreter.set_tensor(inp["index"], x)

@@ -1,0 +1,110 @@
+"""``--resize bilinear``: Keras' resize (no antialiasing), the same bits in training and on the device."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edgecnn.device.preprocess import DataError, bilinear_resize, load_image, normalize, read_spec, resize_batch
+
+
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((256, 256, 3), (224, 224)),
+        ((8, 8, 1), (32, 32)),
+        ((1, 1, 3), (5, 7)),
+        ((37, 91, 3), (224, 160)),
+        ((500, 333, 1), (96, 96)),
+        ((17, 1024, 3), (224, 224)),
+        ((224, 224, 3), (224, 224)),
+    ],
+)
+def test_numpy_twin_is_tensorflows_resize_bit_for_bit(shape, size):
+    from edgecnn._tf import tf
+
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, shape).astype(np.uint8)
+    keras_side = tf.image.resize(image, size, method="bilinear", antialias=False).numpy()  # float32, unrounded
+    assert np.array_equal(bilinear_resize(image, size), np.clip(np.round(keras_side), 0, 255).astype(np.uint8))
+
+
+def _folder(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "imgs"
+    rng = np.random.default_rng(3)
+    for c in range(3):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(8):
+            img = rng.integers(0, 120, (41, 53, 3)).astype(np.uint8)
+            img[..., c] += 100
+            if i % 4 == 0:  # grey PNG, RGB PNG, JPEG: every route of the TF reader
+                Image.fromarray(img[..., 0]).save(root / f"c{c}" / f"{i}.png")
+            elif i % 4 == 1:
+                Image.fromarray(img).save(root / f"c{c}" / f"{i}.png")
+            else:
+                Image.fromarray(img).save(root / f"c{c}" / f"{i}.jpg", quality=90)
+    return root
+
+
+def test_stream_and_device_give_the_same_tensor_with_bilinear(tmp_path):
+    from edgecnn._tf import tf
+    from edgecnn.data import load_dataset
+    from edgecnn.stream import load_stream
+
+    root = _folder(tmp_path)
+    conv = {"resize": "bilinear"}
+    ds = load_stream(root, (24, 24), 3, seed=0, cache="none", run_dir=tmp_path / "run", convention=conv)
+    assert ds.preprocess["resize"] == "bilinear" and ds.resize == "bilinear"
+    n = len(ds.y["train"])
+    order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
+    streamed = np.stack([x.numpy() for x, _, _ in ds.tf_split("train", order, tf)])
+    device = np.stack(
+        [normalize(load_image(f, (24, 24), 3, "bilinear")[None], ds.preprocess)[0] for f in ds.files["train"]]
+    )
+    assert np.array_equal(streamed, device)
+    antialiased = np.stack([normalize(load_image(f, (24, 24), 3)[None], ds.preprocess)[0] for f in ds.files["train"]])
+    assert not np.array_equal(streamed, antialiased)  # the option changes the pixels
+    # the in-memory path (decoded up front) and a disk-cached stream read the same
+    mem = load_dataset(str(root), image_size=24, channels=3, seed=0, convention=conv)
+    assert np.array_equal(mem.normalized("train"), device)
+    cached = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run2", convention=conv)
+    assert np.array_equal(np.stack([x.numpy() for x, _, _ in cached.tf_split("train", order, tf)]), device)
+    # grey models: the TF side's RGB->L and the device's convert("L") then the same resize
+    grey = load_stream(root, (16, 16), 1, seed=0, cache="none", run_dir=tmp_path / "run3", convention=conv)
+    g = np.stack([x.numpy() for x, _, _ in grey.tf_split("train", order, tf)])
+    assert np.array_equal(
+        g,
+        np.stack(
+            [normalize(load_image(f, (16, 16), 1, "bilinear")[None], grey.preprocess)[0] for f in grey.files["train"]]
+        ),
+    )
+    # an .npz's arrays go through the same resize
+    x = np.stack([load_image(f, (41, 53), 3) for f in ds.files["train"][:3]])
+    assert np.array_equal(resize_batch(x, (24, 24), 3, "bilinear")[0], bilinear_resize(x[0], (24, 24)))
+
+
+def test_metadata_carries_the_resize_and_a_bad_one_is_refused(tmp_path, tiny_models):
+    from edgecnn.device.metadata import read_metadata, spec_from_metadata
+    from edgecnn.metadata import add_metadata
+
+    raw = tiny_models["float32"].read_bytes()
+    spec = {
+        "scale": 1 / 127.5,
+        "offset": -1.0,
+        "channels": 3,
+        "image_size": [16, 16],
+        "class_names": ["a", "b", "c", "d"],
+        "resize": "bilinear",
+    }
+    model = tmp_path / "m.tflite"
+    model.write_bytes(add_metadata(raw, spec, "m"))
+    assert spec_from_metadata(read_metadata(model))["resize"] == "bilinear"
+    assert read_spec(model)["resize"] == "bilinear"  # no preprocess.json: from the metadata alone
+    plain = tmp_path / "p.tflite"
+    plain.write_bytes(add_metadata(raw, {**spec, "resize": "antialias"}, "p"))
+    assert "resize" not in read_spec(plain)
+    (tmp_path / "preprocess.json").write_text(json.dumps({**spec, "resize": "nearest"}))
+    with pytest.raises(DataError, match="'resize' must be one of antialias, bilinear"):
+        read_spec(model)
