@@ -371,24 +371,27 @@ class StreamDataset:
             return image, ok
 
         if self.cache == "none" and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
-            from edgecnn.tf_image import read_image
+            from edgecnn.tf_image import read_batched
 
-            files = self.files[split]
-
-            def read(i, k):
-                image, ok = read_image(
-                    i, shape[:2], shape[2], lambda: pillow(i), tf, lambda i: files[int(i)], method=self.resize
-                )
-                return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
-
+            files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
+            ds = read_batched(
+                indices,
+                shape[:2],
+                shape[2],
+                lambda i, data, k: pillow(i),
+                tf,
+                lambda i: files[i],
+                self.resize,
+                then=lambda image: tf_normalize(image, spec, tf),
+            )
         else:
 
             def read(i, k):
                 image, ok = pillow(i)
-                return tf_normalize(image, spec, tf), tf.gather(labels, i), k, ok
+                return tf_normalize(image, spec, tf), ok, i, k
 
-        ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
+            ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.filter(lambda x, ok, i, k: ok).map(lambda x, ok, i, k: (x, tf.gather(labels, i), k))
 
 
 def tf_normalize(image, spec: dict, tf):

@@ -213,6 +213,7 @@ class TFRecordStream(StreamDataset):
 
     def _decode(self, tf, records):
         from edgecnn.stream import tf_normalize
+        from edgecnn.tf_image import read_batched
 
         size, channels, shape, spec = self.image_size, self.channels, self.input_shape, self.preprocess
         resize = self.resize
@@ -225,19 +226,20 @@ class TFRecordStream(StreamDataset):
                 skipped.add(f"record {int(k)}")
                 return np.zeros(shape, np.uint8), False
 
-        def read(k, pair):
-            from edgecnn.tf_image import read_image
+        def pillow(data, k):
+            return tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
 
-            data, y = pair
-
-            def pillow():
-                return tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
-
-            image, ok = read_image(data, size, channels, pillow, tf, method=resize)
-            return tf_normalize(image, spec, tf), y, k, ok
-
-        ds = records.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.filter(lambda x, y, k, ok: ok).map(lambda x, y, k, ok: (x, y, k))
+        keys = records.map(lambda k, pair: (pair[0], pair[1], k))
+        ds = read_batched(
+            keys,
+            size,
+            channels,
+            lambda key, data, y, k: pillow(data, k),
+            tf,
+            method=resize,
+            then=lambda image: tf_normalize(image, spec, tf),
+        )
+        return ds.filter(lambda x, ok, data, y, k: ok).map(lambda x, ok, data, y, k: (x, y, k))
 
     def tf_train(self, tf, seed: int, epoch_fn=None):
         """The training records, shuffled in a buffer (reshuffled each epoch), decoded. The

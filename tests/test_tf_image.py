@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from edgecnn.device.preprocess import ImageError, load_image
-from edgecnn.tf_image import JPEG, PILLOW, PNG, probe, read_image, resize_coeffs
+from edgecnn.tf_image import JPEG, PILLOW, PNG, probe, read_image
 
 RNG = np.random.default_rng(7)
 
@@ -64,15 +64,6 @@ FILES = _files()
 SIZES = [(24, 24), (1, 1), (7, 300)]
 
 
-def test_resize_coeffs_are_pillows_fixed_point_tables():
-    idx, w = resize_coeffs(4, 2)  # downscale x2: support 2, five taps, weights 3/7, 3/7, 1/7
-    assert idx.tolist() == [[0, 1, 2, 3, 3], [1, 2, 3, 3, 3]]
-    assert w.tolist() == [[1797559, 1797559, 599186, 0, 0], [599186, 1797559, 1797559, 0, 0]]
-    for n_in, n_out in [(256, 224), (1, 7), (300, 1), (13, 800)]:
-        _, w = resize_coeffs(n_in, n_out)
-        assert np.all(np.abs(w.sum(axis=1) - (1 << 22)) <= w.shape[1])  # normalised rows
-
-
 def test_probe_routes_by_content_and_header():
     for name, data, route in FILES:
         assert probe(data) == route, name
@@ -83,19 +74,19 @@ def test_probe_routes_by_content_and_header():
     assert probe(png[:-12]) == PILLOW  # no IEND
 
 
-@pytest.mark.parametrize("resize", ["pillow", "tf"])
-def test_same_tensor_as_the_device_side(tmp_path, resize):
+@pytest.mark.parametrize("method", ["antialias", "bilinear"])
+def test_same_tensor_as_the_device_side(tmp_path, method):
     """Every file, size and channel count: the TF path's uint8 tensor equals load_image's."""
     from edgecnn._tf import tf
 
     fns = {}
-    sizes = SIZES if resize == "pillow" else SIZES[::2]  # the TF-op resize is also checked on random sizes below
+    sizes = SIZES
     for size in sizes:
         for channels in (1, 3):
 
             def fallback(data, size=size, channels=channels):
                 return tf.numpy_function(
-                    lambda d: (load_image(io.BytesIO(d), size, channels), True),
+                    lambda d: (load_image(io.BytesIO(d), size, channels, method), True),
                     [data],
                     [tf.uint8, tf.bool],
                     stateful=False,
@@ -103,32 +94,18 @@ def test_same_tensor_as_the_device_side(tmp_path, resize):
 
             fns[size, channels] = tf.function(
                 lambda d, size=size, channels=channels, fallback=fallback: read_image(
-                    d, size, channels, lambda: fallback(d), tf, resize=resize
+                    d, size, channels, lambda: fallback(d), tf, method=method
                 )
             )
     checked = 0
     for name, data, _ in FILES:
         for (size, channels), fn in fns.items():
             image, ok = fn(tf.constant(data))
-            expected = load_image(io.BytesIO(data), size, channels)
+            expected = load_image(io.BytesIO(data), size, channels, method)
             assert bool(ok) and image.shape == expected.shape, (name, size, channels)
-            assert np.array_equal(image.numpy(), expected), (name, size, channels, resize)
+            assert np.array_equal(image.numpy(), expected), (name, size, channels, method)
             checked += 1
     assert checked == len(FILES) * len(sizes) * 2
-
-
-def test_pillow_resize_in_tf_ops_matches_pillow_on_random_sizes():
-    """Upscale, downscale, one axis each way, 1-pixel edges, and both pass orders of Pillow 13."""
-    from edgecnn._tf import tf
-    from edgecnn.tf_image import pillow_resize
-
-    fn = tf.function(lambda x, size: pillow_resize(x, size, tf))
-    cases = [(256, 256, 224, 224), (1, 1, 5, 7), (1, 9, 3, 1), (7, 1, 1, 1), (1000, 13, 7, 800), (208, 101, 75, 150)]
-    cases += [tuple(int(v) for v in np.r_[RNG.integers(1, 200, 2), RNG.integers(1, 150, 2)]) for _ in range(4)]
-    for h, w, oh, ow in cases:
-        img = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        expected = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
-        assert np.array_equal(fn(tf.constant(img), (oh, ow)).numpy(), expected), (h, w, oh, ow)
 
 
 def test_corrupt_files_go_to_the_fallback_and_are_skipped(tmp_path):
