@@ -383,6 +383,8 @@ class StreamDataset:
                 lambda i: files[i],
                 self.resize,
                 then=lambda image: tf_normalize(image, spec, tf),
+                name_of=lambda i, k: files[int(i)],
+                on_drop=self.skipped.add,
             )
         else:
 

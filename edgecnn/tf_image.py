@@ -215,6 +215,43 @@ def plan_bytes(datas) -> np.ndarray:
     return np.asarray([probe(bytes(d)) for d in datas], dtype=np.int32)
 
 
+class _Drops:
+    """Which planned items a pass over a pipeline dropped because TensorFlow's decoder raised
+    on them (a file the header check let through, with corrupt entropy data).
+
+    Items are numbered per pass (a ``scan``, so every iterator starts at 0) as they are
+    planned, and noted in order as they come out of ``ignore_errors`` (every map before it is
+    deterministic): a number passed over was dropped, and so is whatever is still planned
+    when the pass ends. A pass abandoned midway (``take``) reports nothing for its tail."""
+
+    def __init__(self, name_of, on_drop):
+        import threading
+
+        self.name_of, self.on_drop = name_of, on_drop
+        self.planned: dict = {}
+        self.lock = threading.Lock()
+
+    def plan(self, start, key, *rest) -> np.ndarray:
+        start = int(start)
+        with self.lock:
+            if start == 0:  # a new pass: what an abandoned one left planned is forgotten
+                self.planned.clear()
+            for i, values in enumerate(zip(key, *rest)):
+                self.planned[start + i] = values
+        return np.arange(start, start + len(key), dtype=np.int64)
+
+    def seen(self, seq) -> np.int64:
+        """``seq`` came out; ``-1``: the pass ended."""
+        seq = int(seq)
+        with self.lock:
+            dropped = [s for s in self.planned if seq < 0 or s < seq]
+            names = [self.name_of(*self.planned.pop(s)) for s in sorted(dropped)]
+            self.planned.pop(seq, None)
+        for name in names:
+            self.on_drop(name)
+        return np.int64(seq)
+
+
 def read_batched(
     keys,
     image_size,
@@ -224,34 +261,56 @@ def read_batched(
     path_of=None,
     method: str = "antialias",
     then=None,
+    name_of=None,
+    on_drop=None,
     plan_batch: int = 64,
 ):
-    """``keys`` (a dataset of ``(key, *rest)``) -> ``(uint8 image, ok, key, *rest)``: the files
+    """``keys`` (a dataset of ``(key, *rest)``) -> ``(image, ok, key, *rest)``: the files
     ``path_of(keys)`` (a numpy array of keys -> their paths) or, without ``path_of``, the
     encoded bytes ``key`` itself, read and probed ``plan_batch`` at a time in one
     ``numpy_function``, then decoded and resized in parallel by :func:`routed`
-    (``fallback(key, data, *rest)``: the Pillow path), and ``then(image)`` (e.g. the
-    normalisation) in the same step. Order is kept."""
+    (``fallback(key, data, *rest)``: the Pillow path) to ``uint8``, and ``then(image)`` (e.g.
+    the normalisation) in the same step. Order is kept; items with ``ok`` False (unreadable
+    files, and one marker at the end of each pass) are for the caller to filter out.
+
+    A file the header check lets through but TensorFlow's decoder refuses (corrupt entropy
+    data) is dropped, never an error mid-epoch: ``on_drop(name_of(key, *rest))`` is called
+    for it (``name_of`` gets numpy values) as the pipeline passes it."""
     if tf is None:
         from edgecnn._tf import tf
+    drops = _Drops(name_of or (lambda key, *rest: str(key)), on_drop or (lambda name: None))
 
-    def plan(key, *rest):
+    def plan_py(start, key, *rest):
         if path_of is not None:
-            data, route = tf.numpy_function(
-                lambda k: plan_files(path_of(k)), [key], [tf.string, tf.int32], stateful=False
-            )
+            data, route = plan_files(path_of(key))
         else:
-            data, route = key, tf.numpy_function(plan_bytes, [key], tf.int32, stateful=False)
-        data.set_shape([None])
-        route.set_shape([None])
-        return (data, route, key, *rest)
+            data, route = key, plan_bytes(key)
+        return data, route, drops.plan(start, key, *rest)
 
-    def read(data, route, key, *rest):
+    def count(start, batch):
+        return start + tf.cast(tf.shape(batch[0])[0], tf.int64), (start, batch)
+
+    def plan(start, batch):
+        data, route, seq = tf.numpy_function(plan_py, [start, *batch], [tf.string, tf.int32, tf.int64])
+        for t in (data, route, seq):
+            t.set_shape([None])
+        return (data, route, seq, *batch)
+
+    def read(data, route, seq, key, *rest):
         image, ok = routed(data, route, image_size, channels, lambda: fallback(key, data, *rest), tf, method)
-        return (then(image) if then is not None else image, ok, key, *rest)
+        return (then(image) if then is not None else image, ok, seq, key, *rest)
 
-    planned = keys.batch(plan_batch).map(plan, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-    return planned.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def note(image, ok, seq, *rest):
+        noted = tf.numpy_function(drops.seen, [seq], tf.int64)
+        with tf.control_dependencies([noted]):
+            return (tf.identity(image), ok, *rest)
+
+    batched = keys.map(lambda *item: item).batch(plan_batch).scan(tf.constant(0, tf.int64), count)
+    decoded = batched.map(plan).unbatch().map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoded = decoded.ignore_errors()
+    end = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), decoded.element_spec)
+    end = (end[0], tf.constant(False), tf.constant(-1, tf.int64), *end[3:])  # the end of a pass
+    return decoded.concatenate(tf.data.Dataset.from_tensors(end)).map(note)
 
 
 def read_image(source, image_size, channels: int, fallback, tf=None, path_of=None, method="antialias"):

@@ -238,6 +238,8 @@ class TFRecordStream(StreamDataset):
             tf,
             method=resize,
             then=lambda image: tf_normalize(image, spec, tf),
+            name_of=lambda data, y, k: f"record {int(k)}",
+            on_drop=skipped.add,
         )
         return ds.filter(lambda x, ok, data, y, k: ok).map(lambda x, ok, data, y, k: (x, y, k))
 

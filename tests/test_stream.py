@@ -301,3 +301,53 @@ def test_a_streamed_split_slices_from_its_start(jpeg_folder, tmp_path):
     assert np.array_equal(val[:4], everything[:4]) and len(val[:1000]) == len(val) == len(everything)
     with pytest.raises(TypeError, match="split\\[:n\\]"):
         val[2:5]
+
+
+def _corrupt_jpegs(n: int) -> list:
+    """JPEGs whose headers pass edgecnn.tf_image.probe but whose entropy data makes libjpeg
+    (TensorFlow's decoder and Pillow's alike) give up."""
+    import io
+
+    from PIL import Image
+
+    from edgecnn.tf_image import PILLOW, probe
+
+    rng, found = np.random.default_rng(0), []
+    for trial in range(2000):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3)).astype(np.uint8)).save(buf, "JPEG", quality=90)
+        data = bytearray(buf.getvalue())
+        start, r = data.index(b"\xff\xda"), np.random.default_rng(trial)
+        for _ in range(5):
+            data[int(r.integers(start + 20, len(data) - 2))] = int(r.integers(0, 256))
+        data = bytes(data)
+        if probe(data) == PILLOW:
+            continue
+        try:
+            Image.open(io.BytesIO(data)).convert("RGB").load()
+        except OSError:
+            found.append(data)
+            if len(found) == n:
+                return found
+    raise AssertionError("no corrupt JPEG found")
+
+
+def test_a_file_tensorflows_decoder_refuses_is_skipped_and_named_not_an_error(jpeg_folder, tmp_path):
+    from edgecnn._tf import tf
+
+    bad = [jpeg_folder / "c0" / f"zz{j}.jpg" for j in range(2)]
+    for path, data in zip(bad, _corrupt_jpegs(2)):
+        path.write_bytes(data)
+    ds = load_stream(jpeg_folder, (24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache="none")
+    n = len(ds.y["train"])
+    order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
+    pipeline = ds.tf_split("train", order, tf)
+    # a pass abandoned midway (take) names nothing it did not read
+    list(pipeline.take(3))
+    first = list(pipeline.take(3))
+    assert len(first) == 3 and ds.skipped == set()
+    got = list(pipeline)  # a whole pass: every good file, in order, and no error
+    assert len(got) == n - 2
+    assert ds.skipped == {str(p) for p in bad}
+    good = [f for f in ds.files["train"] if f not in ds.skipped]
+    assert np.array_equal(got[0][0].numpy(), normalize(load_image(good[0], (24, 24), 3)[None], ds.preprocess)[0])

@@ -110,11 +110,15 @@ def test_a_corrupt_image_in_a_record_is_skipped_and_counted(shards, tmp_path):
             records.append(
                 {k: v.bytes_list.value[0] if v.bytes_list.value else v.int64_list.value[0] for k, v in feats.items()}
             )
-    first_train = int(good.members["train"][0])
+    from test_stream import _corrupt_jpegs
+
+    first_train, second_train = (int(m) for m in good.members["train"][:2])
     records[first_train]["image/encoded"] = b"\x89PNG not really"
+    records[second_train]["image/encoded"] = _corrupt_jpegs(1)[0]  # passes the header check, TF's decoder refuses it
     bad = tmp_path / "bad"
     bad.mkdir()
     _write(bad / "all.tfrecord", records)
     ds = load_tfrecords(str(bad / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
     train = list(ds.tf_train(tf, 0).as_numpy_iterator())
-    assert len(train) == len(ds.y["train"]) - 1 and ds.skipped == {f"record {first_train}"}
+    assert len(train) == len(ds.y["train"]) - 2
+    assert ds.skipped == {f"record {first_train}", f"record {second_train}"}
