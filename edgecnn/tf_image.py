@@ -143,14 +143,16 @@ def _pillow_resize_array(image, out_h, out_w):
     )
 
 
-def decode_resize(data, route, image_size, channels: int, tf=None, method: str = "antialias"):
+def decode_resize(data, route, image_size, channels: int, tf=None, method: str = "antialias", as_float=False):
     """Encoded ``data`` (a JPEG or PNG that :func:`probe` routed to TensorFlow, ``route``
     its result) -> ``uint8`` ``(h, w, channels)``, the tensor ``load_image(..., method)`` gives.
 
     ``method`` ``"antialias"``: Pillow's own resampler on the TF-decoded array (a
     ``numpy_function``; Pillow releases the GIL while it resamples). ``"bilinear"``:
     TensorFlow's ``ResizeBilinear`` (half-pixel centres) rounded half to even, which
-    :func:`edgecnn.device.preprocess.bilinear_resize` reproduces bit for bit."""
+    :func:`edgecnn.device.preprocess.bilinear_resize` reproduces bit for bit. ``as_float``:
+    the same values as ``float32`` (bilinear: the rounded resize itself, which lies in
+    0..255 already, so no clip and no round trip through ``uint8``)."""
     if tf is None:
         from edgecnn._tf import tf
     out_h, out_w = int(image_size[0]), int(image_size[1])
@@ -164,17 +166,21 @@ def decode_resize(data, route, image_size, channels: int, tf=None, method: str =
         out = tf.raw_ops.ResizeBilinear(
             images=image[None], size=[out_h, out_w], align_corners=False, half_pixel_centers=True
         )[0]
-        out = tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+        # Interpolating between values in 0..255 stays in 0..255 in float32 too (tl + (tr - tl) * dx
+        # rounds to at most tr): the clip only guards the cast.
+        out = tf.round(out) if as_float else tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
     else:
         out = tf.numpy_function(
             _pillow_resize_array, [image, np.int32(out_h), np.int32(out_w)], tf.uint8, stateful=False
         )
+        out = tf.cast(out, tf.float32) if as_float else out
     out.set_shape((out_h, out_w, int(channels)))
     return out
 
 
-def routed(data, route, image_size, channels: int, fallback, tf=None, method: str = "antialias"):
-    """``(uint8 image, ok)`` of encoded ``data`` whose :func:`probe` result is ``route``:
+def routed(data, route, image_size, channels: int, fallback, tf=None, method: str = "antialias", as_float=False):
+    """``(uint8 image, ok)`` (``as_float``: its values as ``float32``) of encoded ``data`` whose
+    :func:`probe` result is ``route``:
     :func:`decode_resize` in TensorFlow kernels, or ``fallback()`` (the device side's
     ``load_image`` in a ``numpy_function``, returning ``(image, ok)``; it reports unreadable
     files) for :data:`PILLOW`."""
@@ -183,11 +189,12 @@ def routed(data, route, image_size, channels: int, fallback, tf=None, method: st
     shape = (int(image_size[0]), int(image_size[1]), int(channels))
 
     def fast():
-        return decode_resize(data, route, image_size, channels, tf, method), tf.constant(True)
+        return decode_resize(data, route, image_size, channels, tf, method, as_float), tf.constant(True)
 
     def slow():
         image, ok = fallback()
-        return tf.reshape(image, shape), tf.reshape(ok, ())
+        image = tf.reshape(image, shape)
+        return tf.cast(image, tf.float32) if as_float else image, tf.reshape(ok, ())
 
     image, ok = tf.cond(tf.equal(route, PILLOW), slow, fast)
     image.set_shape(shape)
@@ -270,8 +277,9 @@ def read_batched(
     encoded bytes ``key`` itself, read and probed ``plan_batch`` at a time in one
     ``numpy_function``, then decoded and resized in parallel by :func:`routed`
     (``fallback(key, data, *rest)``: the Pillow path) to ``uint8``, and ``then(image)`` (e.g.
-    the normalisation) in the same step. Order is kept; items with ``ok`` False (unreadable
-    files, and one marker at the end of each pass) are for the caller to filter out.
+    the normalisation; it gets the pixel values as ``float32``) in the same step. Order is
+    kept; items with ``ok`` False (unreadable files, and one marker at the end of each pass)
+    are for the caller to filter out.
 
     A file the header check lets through but TensorFlow's decoder refuses (corrupt entropy
     data) is dropped, never an error mid-epoch: ``on_drop(name_of(key, *rest))`` is called
@@ -297,8 +305,9 @@ def read_batched(
         return (data, route, seq, *batch)
 
     def read(data, route, seq, key, *rest):
-        image, ok = routed(data, route, image_size, channels, lambda: fallback(key, data, *rest), tf, method)
-        return (then(image) if then is not None else image, ok, seq, key, *rest)
+        as_float = then is not None
+        image, ok = routed(data, route, image_size, channels, lambda: fallback(key, data, *rest), tf, method, as_float)
+        return (then(image) if as_float else image, ok, seq, key, *rest)
 
     def note(image, ok, seq, *rest):
         noted = tf.numpy_function(drops.seen, [seq], tf.int64)
