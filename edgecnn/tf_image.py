@@ -156,12 +156,16 @@ def decode_resize(data, route, image_size, channels: int, tf=None, method: str =
     if tf is None:
         from edgecnn._tf import tf
     out_h, out_w = int(image_size[0]), int(image_size[1])
+    # For RGB, the decoders replicate a grey file's channel as Pillow's convert("RGB") does;
+    # grey output needs Pillow's own RGB -> L formula (libjpeg would take the Y channel).
+    want = 3 if int(channels) == 3 else 0
     image = tf.cond(
         tf.equal(route, JPEG),
-        lambda: tf.io.decode_jpeg(data, channels=0, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_png(data, channels=0),
+        lambda: tf.io.decode_jpeg(data, channels=want, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(data, channels=want),
     )
-    image = _to_channels(image, int(channels), tf)
+    if want == 0:
+        image = _to_channels(image, int(channels), tf)
     if method == "bilinear":
         out = tf.raw_ops.ResizeBilinear(
             images=image[None], size=[out_h, out_w], align_corners=False, half_pixel_centers=True
@@ -227,9 +231,10 @@ class _Drops:
     on them (a file the header check let through, with corrupt entropy data).
 
     Items are numbered per pass (a ``scan``, so every iterator starts at 0) as they are
-    planned, and noted in order as they come out of ``ignore_errors`` (every map before it is
-    deterministic): a number passed over was dropped, and so is whatever is still planned
-    when the pass ends. A pass abandoned midway (``take``) reports nothing for its tail."""
+    planned, and come out of ``ignore_errors`` in order (every map before it is
+    deterministic). A ``scan`` after it compares each number with the previous one: only a
+    jump (numbers passed over: dropped) or the end of the pass calls Python. A pass abandoned
+    midway (``take``) reports nothing for its tail."""
 
     def __init__(self, name_of, on_drop):
         import threading
@@ -247,13 +252,14 @@ class _Drops:
                 self.planned[start + i] = values
         return np.arange(start, start + len(key), dtype=np.int64)
 
-    def seen(self, seq) -> np.int64:
-        """``seq`` came out; ``-1``: the pass ended."""
-        seq = int(seq)
+    def jump(self, last, seq) -> np.int64:
+        """Item ``seq`` came out right after ``last``; ``seq`` -1: the pass ended after ``last``."""
+        last, seq = int(last), int(seq)
         with self.lock:
-            dropped = [s for s in self.planned if seq < 0 or s < seq]
-            names = [self.name_of(*self.planned.pop(s)) for s in sorted(dropped)]
-            self.planned.pop(seq, None)
+            gone = [s for s in self.planned if s > last and (seq < 0 or s < seq)]
+            names = [self.name_of(*self.planned[s]) for s in sorted(gone)]
+            for s in [s for s in self.planned if seq < 0 or s <= seq]:
+                del self.planned[s]
         for name in names:
             self.on_drop(name)
         return np.int64(seq)
@@ -309,17 +315,20 @@ def read_batched(
         image, ok = routed(data, route, image_size, channels, lambda: fallback(key, data, *rest), tf, method, as_float)
         return (then(image) if as_float else image, ok, seq, key, *rest)
 
-    def note(image, ok, seq, *rest):
-        noted = tf.numpy_function(drops.seen, [seq], tf.int64)
+    def note(last, item):  # Python only when numbers were passed over, and at the end of a pass
+        image, ok, seq, *rest = item
+        jumped = tf.logical_or(tf.not_equal(seq, last + 1), seq < 0)
+        noted = tf.cond(jumped, lambda: tf.numpy_function(drops.jump, [last, seq], tf.int64), lambda: seq)
         with tf.control_dependencies([noted]):
-            return (tf.identity(image), ok, *rest)
+            return seq, (tf.identity(image), ok, *rest)
 
     batched = keys.map(lambda *item: item).batch(plan_batch).scan(tf.constant(0, tf.int64), count)
     decoded = batched.map(plan).unbatch().map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     decoded = decoded.ignore_errors()
     end = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), decoded.element_spec)
     end = (end[0], tf.constant(False), tf.constant(-1, tf.int64), *end[3:])  # the end of a pass
-    return decoded.concatenate(tf.data.Dataset.from_tensors(end)).map(note)
+    passed = decoded.concatenate(tf.data.Dataset.from_tensors(end))
+    return passed.scan(tf.constant(-1, tf.int64), note)
 
 
 def read_image(source, image_size, channels: int, fallback, tf=None, path_of=None, method="antialias"):
