@@ -108,3 +108,34 @@ def test_metadata_carries_the_resize_and_a_bad_one_is_refused(tmp_path, tiny_mod
     (tmp_path / "preprocess.json").write_text(json.dumps({**spec, "resize": "nearest"}))
     with pytest.raises(DataError, match="'resize' must be one of antialias, bilinear"):
         read_spec(model)
+
+
+def test_optimize_records_the_resize_and_the_device_follows_it(tmp_path, monkeypatch):
+    """`edgecnn optimize --resize bilinear`: preprocess.json and the .tflite's metadata say so, and
+    edgecnn-device, given the .tflite alone, evaluates the test images as the run did."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+    from edgecnn.device.evaluate import evaluate_tflite
+
+    monkeypatch.chdir(tmp_path)
+    root = _folder(tmp_path)
+    args = ["optimize", "lenet5", "--data", str(root), "--image-size", "32", "--resize", "bilinear"]
+    result = CliRunner().invoke(main, [*args, "--epochs", "1", "--no-bench", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    spec = json.loads((tmp_path / "run" / "preprocess.json").read_text())
+    assert spec["resize"] == "bilinear"
+    alone = tmp_path / "device" / "model_float32.tflite"
+    alone.parent.mkdir()
+    alone.write_bytes((tmp_path / "run" / "model_float32.tflite").read_bytes())
+    device_spec = read_spec(alone)
+    assert device_spec["from"] == "metadata" and device_spec["resize"] == "bilinear"
+    # the run's test split, read by the device side from the metadata alone: the run's own accuracy
+    test = json.loads((tmp_path / "run" / "splits.json").read_text())["splits"]["test"]
+    x = np.stack([load_image(root / f, (32, 32), 1, device_spec["resize"]) for f, _ in test])
+    y = np.asarray([label for _, label in test])
+    device = evaluate_tflite(alone, normalize(x, device_spec), y)["accuracy"]
+    run = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert device == next(r["tflite_accuracy"] for r in run["rows"] if r["precision"] == "float32")
+    bad = CliRunner().invoke(main, [*args[:-1], "nearest", "--epochs", "1", "--out", "run2"])
+    assert bad.exit_code == 2 and "'nearest' is not one of 'antialias', 'bilinear'" in bad.output
