@@ -37,7 +37,8 @@ reports them; a training split with nothing readable stops the run with one line
 
 Several workers (``--strategy multiworker``) split a stream by file: each reads only every
 n-th file of the recorded split (:meth:`StreamDataset.worker_part`; TFRecord shards are
-assigned by tf.data's ``AutoShardPolicy.FILE``), see :func:`edgecnn.train.make_datasets`.
+assigned as ``AutoShardPolicy.FILE`` would, shard ``j`` to worker ``j % workers``), see
+:func:`edgecnn.train.make_datasets`.
 ``EDGECNN_TRACE_READS=FILE`` makes the pipelines note every file they read (for tests).
 """
 
@@ -358,8 +359,9 @@ class StreamDataset:
 
         return load
 
-    def tf_split(self, split: str, indices, tf):
-        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files filtered out."""
+    def tf_split(self, split: str, indices, tf, part=(1, 0)):
+        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files filtered out
+        (``part``: unused here, ``indices`` are already the worker's part; see TFRecordStream)."""
         load = self._loader(split)
         labels = tf.constant(self.y[split])
         shape, spec = self.input_shape, self.preprocess

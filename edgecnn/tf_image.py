@@ -325,9 +325,12 @@ def read_batched(
     batched = keys.map(lambda *item: item).batch(plan_batch).scan(tf.constant(0, tf.int64), count)
     decoded = batched.map(plan).unbatch().map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     decoded = decoded.ignore_errors()
-    end = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), decoded.element_spec)
-    end = (end[0], tf.constant(False), tf.constant(-1, tf.int64), *end[3:])  # the end of a pass
-    passed = decoded.concatenate(tf.data.Dataset.from_tensors(end))
+    image_spec = decoded.element_spec[0]
+
+    def end_of_pass(*item):  # one marker after the last item (made from the source, not from tensors)
+        return (tf.zeros(image_spec.shape, image_spec.dtype), tf.constant(False), tf.constant(-1, tf.int64), *item)
+
+    passed = decoded.concatenate(keys.take(1).map(end_of_pass))
     return passed.scan(tf.constant(-1, tf.int64), note)
 
 

@@ -93,13 +93,17 @@ def _spec(tf, with_image: bool = True):
     return spec
 
 
-def _by_shard(tf, files):
+def _by_shard(tf, files, part=(1, 0)):
     """``(record, shard number, record number in its shard)`` of every record, shard by shard.
 
-    A dataset of file names flat-mapped into ``TFRecordDataset``: the form tf.data's
-    ``AutoShardPolicy.FILE`` recognises, so a multi-worker run gives each worker its own shards.
+    ``part`` ``(workers, index)``: only the shards ``index::workers`` (what tf.data's
+    ``AutoShardPolicy.FILE`` would give that worker; edgecnn assigns them itself, since the
+    pipeline's per-pass numbering, a ``scan``, hides the files from tf.data's rewrite).
     """
     names = tf.data.Dataset.from_tensor_slices((list(files), tf.range(len(files), dtype=tf.int64)))
+    workers, index = part
+    if workers > 1:
+        names = names.shard(workers, index)
     return names.flat_map(lambda path, j: tf.data.TFRecordDataset(path).enumerate().map(lambda n, r: (r, j, n)))
 
 
@@ -169,23 +173,24 @@ class TFRecordStream(StreamDataset):
         self.counts = np.asarray(counts if counts is not None else [total] + [0] * (len(self.shards) - 1))
 
     def read_units(self, split: str) -> int:
-        """The shards: a multi-worker run gives each worker its own (``AutoShardPolicy.FILE``)."""
+        """The shards: a multi-worker run gives each worker its own (shard ``j`` to worker ``j % workers``)."""
         return len(self.shards)
 
     def worker_counts(self, split: str, workers: int) -> list:
-        """Records of ``split`` per worker: tf.data's FILE sharding gives shard ``j`` to worker ``j % workers``."""
+        """Records of ``split`` per worker: shard ``j`` goes to worker ``j % workers``."""
         edges = np.concatenate([[0], np.cumsum(self.counts)])
         per_shard = np.diff(np.searchsorted(np.asarray(self.members[split]), edges))
         return [int(per_shard[i::workers].sum()) for i in range(workers)]
 
     def worker_part(self, split: str, workers: int, index: int) -> np.ndarray:
-        return np.arange(len(self.y[split]))  # shards are assigned by tf.data, not by index
+        return np.arange(len(self.y[split]))  # shards are assigned in _records (part), not by index
 
     def traced(self, split: str, order, tf):
         return order  # traced in _records, where the shard of each record is known
 
-    def _records(self, split: str, tf):
-        """``(record number, (image bytes, label))`` of ``split``'s records, in shard order."""
+    def _records(self, split: str, tf, part=(1, 0)):
+        """``(record number, (image bytes, label))`` of ``split``'s records, in shard order
+        (``part`` ``(workers, index)``: only that worker's shards)."""
         from edgecnn.stream import trace_writer
 
         total = int(self.counts.sum())
@@ -193,7 +198,7 @@ class TFRecordStream(StreamDataset):
         mask[self.members[split]] = True
         offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         mask_t, offsets_t, spec = tf.constant(mask), tf.constant(offsets), _spec(tf)
-        ds = _by_shard(tf, self.shards).filter(lambda r, j, n: tf.gather(mask_t, tf.gather(offsets_t, j) + n))
+        ds = _by_shard(tf, self.shards, part).filter(lambda r, j, n: tf.gather(mask_t, tf.gather(offsets_t, j) + n))
         write = trace_writer()
         if write is not None:
             names = [os.path.basename(f) for f in self.shards]
@@ -208,7 +213,6 @@ class TFRecordStream(StreamDataset):
             f = tf.io.parse_single_example(r, spec)
             return tf.gather(offsets_t, j) + n, (f["image/encoded"], f["image/class/label"])
 
-        # No enumerate() here: a RangeDataset beside the shards would stop AutoShardPolicy.FILE.
         return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def _decode(self, tf, records):
@@ -243,19 +247,19 @@ class TFRecordStream(StreamDataset):
         )
         return ds.filter(lambda x, ok, data, y, k: ok).map(lambda x, ok, data, y, k: (x, y, k))
 
-    def tf_train(self, tf, seed: int, epoch_fn=None):
+    def tf_train(self, tf, seed: int, epoch_fn=None, part=(1, 0)):
         """The training records, shuffled in a buffer (reshuffled each epoch), decoded. The
         augmentation counter of a record is its number plus the epoch (``epoch_fn``) times
         the number of records, so each epoch draws new shifts, as the in-memory path does."""
         total = int(self.counts.sum())
-        records = self._records("train", tf).shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        records = self._records("train", tf, part).shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
         decoded = self._decode(tf, records)
         if epoch_fn is None:
             return decoded
         return decoded.map(lambda x, y, k: (x, y, k + total * tf.cast(epoch_fn(), tf.int64)))
 
-    def tf_split(self, split: str, indices, tf):
-        return self._decode(tf, self._records(split, tf))
+    def tf_split(self, split: str, indices, tf, part=(1, 0)):
+        return self._decode(tf, self._records(split, tf, part))
 
     def read_batches(self, split: str, batch: int = 64):
         from edgecnn._tf import tf

@@ -144,11 +144,13 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
     Several workers (``shard`` = ``(workers, index)``, :func:`edgecnn.distribute.input_shard`)
     split the data *by file* when there are at least as many files as workers: each worker
     reads only its own files (``data.worker_part``), shuffles them each epoch and hands its
-    batches to its replicas. For TFRecord shards this is ``AutoShardPolicy.FILE`` (tf.data
-    assigns the shards); for an image folder or a memory-mapped array, whose images are read
-    by index, the indices are split here (every ``workers``-th file of the split, fixed for
-    the run) and TensorFlow's auto-sharding is off. With fewer files than workers, every
-    worker reads everything and keeps its part of each batch (``AutoShardPolicy.DATA``).
+    batches to its replicas: TFRecord shards are assigned as ``AutoShardPolicy.FILE`` would
+    (shard ``j`` to worker ``j % workers``, by the stream itself: the pipeline's per-pass
+    numbering hides the files from tf.data's rewrite); for an image folder or a
+    memory-mapped array, whose images are read by index, the indices are split here (every
+    ``workers``-th file of the split, fixed for the run). TensorFlow's auto-sharding is off.
+    With fewer files than workers, every worker reads everything and keeps its part of each
+    batch (``AutoShardPolicy.DATA``).
     """
     workers, worker = shard
     policy = tf.data.experimental.AutoShardPolicy
@@ -157,7 +159,7 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
         epoch_fn = lambda: tf.constant(0, tf.int64)  # noqa: E731
     seed = int(config.seed)
 
-    def options_for(split_by_file: bool, tf_assigns_files: bool):
+    def options_for(split_by_file: bool, tf_assigns_files: bool = False):
         options = tf.data.Options()
         if not split_by_file:
             options.experimental_distribute.auto_shard_policy = policy.DATA
@@ -165,8 +167,9 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
             options.experimental_distribute.auto_shard_policy = policy.FILE if tf_assigns_files else policy.OFF
         return options
 
-    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer; tf.data assigns the shards
-        train = data.tf_train(tf, seed, epoch_fn).with_options(options_for(by_file, True))
+    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer; each worker its own shards
+        part = shard if by_file else (1, 0)
+        train = data.tf_train(tf, seed, epoch_fn, part=part).with_options(options_for(by_file, False))
     else:
         total = len(data.y["train"])
         own = data.worker_part("train", workers, worker) if by_file else np.arange(total)
@@ -193,10 +196,11 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
     val = None
     if len(data.y["val"]):
         val_by_file = workers > 1 and data.read_units("val") >= workers
-        val_options = options_for(val_by_file, hasattr(data, "tf_train"))
+        val_options = options_for(val_by_file, False)
         own = data.worker_part("val", workers, worker) if val_by_file else np.arange(len(data.y["val"]))
         order = tf.data.Dataset.from_tensor_slices((tf.constant(own, tf.int64), tf.range(len(own), dtype=tf.int64)))
-        val = data.tf_split("val", data.traced("val", order.with_options(val_options), tf), tf)
+        part = shard if val_by_file else (1, 0)
+        val = data.tf_split("val", data.traced("val", order.with_options(val_options), tf), tf, part=part)
         if val_by_file:
             val = _even(val, data.worker_counts("val", workers))
         val = val.with_options(val_options).map(lambda x, y, k: (x, y))
