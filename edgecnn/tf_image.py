@@ -7,8 +7,9 @@ to ``L``/``RGB``, then resize (``Image.resize(size, BILINEAR)``, or with ``"resi
 TensorFlow kernels and gives the same ``uint8`` tensor:
 
 * **Decode.** JPEG with ``tf.io.decode_jpeg(dct_method="INTEGER_ACCURATE")`` (libjpeg's
-  ``JDCT_ISLOW`` with fancy upsampling, what Pillow uses), PNG with ``tf.io.decode_png``,
-  both at the file's own channel count.
+  ``JDCT_ISLOW`` with fancy upsampling, what Pillow uses), PNG with ``tf.io.decode_png``:
+  straight to 3 channels for an RGB model (the decoders replicate a grey file as Pillow's
+  ``convert("RGB")`` does), at the file's own channel count for a grey one.
 * **Colour.** Grey to RGB replicates; RGB to grey is Pillow's ``convert("L")``:
   ``(R*19595 + G*38470 + B*7471 + 0x8000) >> 16``.
 * **Resize.** ``"antialias"``: Pillow's own C resampler on the decoded array (one
