@@ -173,8 +173,9 @@ def render(results: list, budget: float, notes: list) -> str:
         ]
         mine = [r for r in results if r["data"] == data]
         for r in sorted(mine, key=lambda r: (r["recipe"], r["variant"], r["seed"])):
-            if "error" in r:
-                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {r['error']} |" + " |" * 16)
+            if "error" in r:  # the error's first line, without the run folder's local paths
+                err = r["error"].split(" (traceback in ")[0]
+                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {err} |" + " |" * 16)
                 continue
             names = r["float_layers"][:4] + (["..."] if len(r["float_layers"]) > 4 else [])
             fl = f"{len(r['float_layers'])}/{r['measured'] or '?'}: " + ", ".join(names) if r["float_layers"] else "-"
