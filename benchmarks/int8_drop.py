@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,24 +42,19 @@ DEFAULT = ["lenet5_digits", "mlp_digits_int8", "mobilenet_v1_050_int8", "mobilen
 
 
 STORE = ROOT / "runs" / "int8_drop" / "results.json"
-PNG_ROOT = Path(tempfile.gettempdir()) / "edgecnn_int8_drop" / "digits_png64"
+PNG_ROOT = Path(tempfile.gettempdir()) / "edgecnn_int8_drop" / "digits_64x64_rgb"
 
 
 def digits_pngs(root: Path = PNG_ROOT, size: int = 64) -> Path:
-    """The sklearn digits as ``root/<class>/<i>.png``, RGB, upscaled to ``size`` (written once)."""
+    """The sklearn digits as ``root/<class>/<i>.png``, RGB, upscaled to ``size`` (written once), by
+    :func:`edgecnn.data.write_split_images` (``split="all"``: the pixels of the in-memory digits)."""
     if (root / "9").is_dir():
         return root
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
+    from edgecnn.data import write_split_images
 
-    d = load_digits()
     tmp = root.with_name(root.name + ".tmp")
-    for i, (img, label) in enumerate(zip(d.images, d.target)):
-        folder = tmp / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        g = Image.fromarray((img * (255 / 16)).astype(np.uint8)).resize((size, size), Image.BILINEAR)
-        Image.merge("RGB", (g, g, g)).save(folder / f"{i:04d}.png")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_split_images(None, tmp, "all", image_size=size, channels=3)
     os.replace(tmp, root)
     return root
 
@@ -177,8 +173,9 @@ def render(results: list, budget: float, notes: list) -> str:
         ]
         mine = [r for r in results if r["data"] == data]
         for r in sorted(mine, key=lambda r: (r["recipe"], r["variant"], r["seed"])):
-            if "error" in r:
-                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {r['error']} |" + " |" * 16)
+            if "error" in r:  # the error's first line, without the run folder's local paths
+                err = r["error"].split(" (traceback in ")[0]
+                lines.append(f"| {r['recipe']} | {r['variant']} | {r['seed']} | failed: {err} |" + " |" * 16)
                 continue
             names = r["float_layers"][:4] + (["..."] if len(r["float_layers"]) > 4 else [])
             fl = f"{len(r['float_layers'])}/{r['measured'] or '?'}: " + ", ".join(names) if r["float_layers"] else "-"

@@ -275,32 +275,56 @@ def load_dataset(
     return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess, named=named)
 
 
-def write_split_images(run_dir, root, split: str = "test") -> int:
+def write_split_images(run_dir, root, split: str = "test", *, image_size=None, channels=None) -> int:
     """Write the digits ``split`` of a digits run as ``root/<class>/<i>.png`` and return how many.
 
     The split is rebuilt from the run's ``preprocess.json`` (size, channels, seed, split
     fractions), so these are the images the run's own evaluation scored: feed them to
     ``edgecnn-device eval --data root`` or ``predict`` to check a device against the run.
+
+    ``split="all"`` writes every digit, unsplit, in scikit-learn's order (``<i>`` is its
+    index): an image folder for a run to split itself. ``image_size`` (an int or ``(h, w)``)
+    and ``channels`` replace the run's; without a run (``run_dir`` None, ``split="all"``
+    only) both are needed. The pixels are the in-memory ``digits`` source's at that size.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     n = write_split_images(None, Path(tmp), "all", image_size=8, channels=1)
+        ...     per_class = {p.name: len(list(p.iterdir())) for p in Path(tmp).iterdir()}
+        >>> n, per_class["0"], sorted(per_class)[:3]
+        (1797, 178, ['0', '1', '2'])
     """
     import json
 
     from PIL import Image
 
-    spec = json.loads((Path(run_dir) / "preprocess.json").read_text())
-    data = load_dataset(
-        "digits",
-        image_size=spec["image_size"],
-        channels=spec["channels"],
-        seed=spec["seed"],
-        val_split=spec["val_split"],
-        test_split=spec["test_split"],
-    )
+    spec = json.loads((Path(run_dir) / "preprocess.json").read_text()) if run_dir is not None else {}
+    image_size = spec.get("image_size") if image_size is None else image_size
+    channels = spec.get("channels") if channels is None else channels
+    if image_size is None or channels is None:
+        raise ValueError("write_split_images: without a run, give image_size and channels")
+    if split == "all":
+        data = load_dataset("digits", image_size=image_size, channels=channels, val_split=0.0, test_split=0.0)
+        x, y = data.x["train"], data.y["train"]  # no split: every image, in the source's order
+    elif run_dir is None:
+        raise ValueError(f"write_split_images: split {split!r} needs the run whose split it is")
+    else:
+        data = load_dataset(
+            "digits",
+            image_size=image_size,
+            channels=channels,
+            seed=spec["seed"],
+            val_split=spec["val_split"],
+            test_split=spec["test_split"],
+        )
+        x, y = data.x[split], data.y[split]
     root = Path(root)
-    for i, (img, label) in enumerate(zip(data.x[split], data.y[split])):
+    for i, (img, label) in enumerate(zip(x, y)):
         folder = root / data.class_names[label]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
-    return len(data.y[split])
+    return len(y)
 
 
 def run_convention(cfg, entry) -> dict:

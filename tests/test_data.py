@@ -77,3 +77,24 @@ def test_unreadable_image_names_the_file(image_folder):
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(UserError, match="broken.jpg"):
         load_dataset(str(image_folder), image_size=16)
+
+
+def test_write_split_images_all_is_every_digit_at_the_given_size(tmp_path):
+    """``split="all"`` (benchmarks/int8_drop.py's PNG folder): every digit, unsplit, in scikit-learn's order,
+    the in-memory source's pixels at the size and channels asked for; without a run, a split needs one."""
+    from PIL import Image
+
+    from edgecnn.data import write_split_images
+
+    n = write_split_images(None, tmp_path / "all", "all", image_size=16, channels=3)
+    ref = load_dataset("digits", image_size=16, channels=3, val_split=0.0, test_split=0.0)
+    assert n == 1797 == len(ref.y["train"])
+    files = sorted((tmp_path / "all").glob("*/*.png"))
+    assert len(files) == 1797 and sorted({f.parent.name for f in files}) == [str(i) for i in range(10)]
+    for i in (0, 1, 900, 1796):
+        img = np.asarray(Image.open(tmp_path / "all" / str(ref.y["train"][i]) / f"{i:04d}.png"))
+        assert img.shape == (16, 16, 3) and np.array_equal(img, ref.x["train"][i])
+    with pytest.raises(ValueError, match="needs the run"):
+        write_split_images(None, tmp_path / "x", "test", image_size=16, channels=3)
+    with pytest.raises(ValueError, match="image_size and channels"):
+        write_split_images(None, tmp_path / "x", "all")
