@@ -101,3 +101,38 @@ def test_qat_model_converts_to_int8(name, tmp_path):
     interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], np.int8))
     interpreter.invoke()
     assert interpreter.get_tensor(outputs[0]["index"]).shape == (1, CLASSES)
+
+
+@pytest.mark.slow
+def test_trained_densenet_qat_model_converts_to_int8(tmp_path):
+    """After QAT training, an AveragePooling2D's output range drifts from its input's; TFLite's int8
+    AVERAGE_POOL_2D needs one scale for both, and used to refuse DenseNet's transition blocks
+    ("quantization parameters violate the same scale constraint"). The pooling passes its input's
+    scale through instead (edgecnn.optimize.qat.quantize_model)."""
+    from edgecnn._tf import keras
+    from edgecnn.convert import convert
+    from edgecnn.models import create_model
+    from edgecnn.optimize.qat import quantize_model
+
+    keras.utils.set_random_seed(0)
+    qat = quantize_model(create_model("densenet121", alpha=0.25, input_shape=(32, 32, 3), classes=10))
+    qat.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (64, 32, 32, 3)).astype(np.float32)
+    qat.fit(x, rng.integers(0, 10, 64), epochs=1, batch_size=32, verbose=0)
+
+    def representative():
+        for row in x[:8]:
+            yield [row[None]]
+
+    path = convert(qat, tmp_path / "densenet_qat_int8.tflite", "int8", representative=representative)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    q_scale, q_zero = inp["quantization"]
+    interpreter.set_tensor(inp["index"], np.clip(np.round(x[:1] / q_scale + q_zero), -128, 127).astype(np.int8))
+    interpreter.invoke()
+    int8_top = int(np.argmax(interpreter.get_tensor(out["index"])))
+    assert int8_top == int(np.argmax(qat(x[:1], training=False)))  # the same class as the QAT Keras model

@@ -46,11 +46,18 @@ def quantize_model(model, scheme=None):
         scheme: a tfmot ``QuantizeScheme``; default 8-bit, or e.g.
             ``Default8BitPrunePreserveQuantizeScheme()`` to keep pruning's zeros.
     """
+    from edgecnn.models._quant_layers import quantize_configs
+
     q = tfmot().quantization.keras
 
     def annotate(layer):
         if isinstance(layer, keras.layers.InputLayer):
             return layer
+        if type(layer) is keras.layers.AveragePooling2D:
+            # TFLite's int8 AVERAGE_POOL_2D keeps its input's scale; tfmot's default gives the pooled
+            # output a range of its own, and the converter refuses the model when the two differ
+            # ("quantization parameters violate the same scale constraint", DenseNet's transitions).
+            return q.quantize_annotate_layer(layer, quantize_config=quantize_configs()["PassThroughQuantizeConfig"]())
         config = getattr(layer, "quantize_config", None)
         if callable(config):
             return q.quantize_annotate_layer(layer, quantize_config=config())
