@@ -344,7 +344,8 @@ class StreamDataset:
         if self.cache == "disk" and self.cache_dir is not None:
             cache = self._caches.get(split)
             if cache is None:
-                key = hashlib.sha256("\n".join(files).encode() + repr(shape).encode()).hexdigest()[:12]
+                # the resize is in the key: a rerun with another --resize must not read the old pixels
+                key = hashlib.sha256("\n".join(files).encode() + repr((shape, resize)).encode()).hexdigest()[:12]
                 cache = self._caches[split] = _DiskCache(self.cache_dir / f"{split}-{key}.u8", len(files), shape)
 
         def load(index):

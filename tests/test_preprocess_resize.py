@@ -71,6 +71,12 @@ def test_stream_and_device_give_the_same_tensor_with_bilinear(tmp_path):
     assert np.array_equal(mem.normalized("train"), device)
     cached = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run2", convention=conv)
     assert np.array_equal(np.stack([x.numpy() for x, _, _ in cached.tf_split("train", order, tf)]), device)
+    # the same run folder's disk cache, filled with the default resize first, is not read back for bilinear
+    (tmp_path / "run4").mkdir()
+    first = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run4")
+    assert np.array_equal(np.stack([x.numpy() for x, _, _ in first.tf_split("train", order, tf)]), antialiased)
+    again = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run4", convention=conv)
+    assert np.array_equal(np.stack([x.numpy() for x, _, _ in again.tf_split("train", order, tf)]), device)
     # grey models: the TF side's RGB->L and the device's convert("L") then the same resize
     grey = load_stream(root, (16, 16), 1, seed=0, cache="none", run_dir=tmp_path / "run3", convention=conv)
     g = np.stack([x.numpy() for x, _, _ in grey.tf_split("train", order, tf)])
