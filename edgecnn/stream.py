@@ -8,13 +8,15 @@ only as ``tf.data`` reads them.
 
 One preprocessing everywhere: every image, in training, validation, evaluation, int8
 calibration and on the device, becomes the tensor :func:`edgecnn.device.preprocess.load_image`
-gives (Pillow decode, then Pillow bilinear resize). In ``tf.data`` (``cache`` ``none``) it is
-computed by :func:`edgecnn.tf_image.read_image`: TensorFlow decodes JPEG/PNG bit-identically
-to Pillow and Pillow's resampler (or its TF-op twin) resizes, in parallel (``AUTOTUNE``);
-files TensorFlow cannot decode identically (CMYK, palette, alpha, 16-bit, BMP, GIF, corrupt)
-go through ``load_image`` itself in ``tf.numpy_function``. TensorFlow's ``tf.image.resize``
-would give other pixels (``tests/test_stream.py``), so the training side adapts to the
-device side, not the reverse: a ``.tflite`` sees on the Pi exactly what it was evaluated on.
+gives (Pillow decode, then the run's resize). In ``tf.data`` (``cache`` ``none`` and
+``disk``) it is computed by :func:`edgecnn.tf_image.read_batched`: TensorFlow decodes
+JPEG/PNG bit-identically to Pillow, then Pillow's resampler (``antialias``) or TensorFlow's
+``ResizeBilinear`` (``bilinear``, which the device twins in numpy) resizes, in parallel
+(``AUTOTUNE``); files TensorFlow cannot decode identically (CMYK, palette, alpha, 16-bit,
+BMP, GIF, corrupt) go through ``load_image`` itself. TensorFlow's antialiased
+``tf.image.resize`` would give other pixels (``tests/test_stream.py``), so the training side
+adapts to the device side, not the reverse: a ``.tflite`` sees on the Pi exactly what it
+was evaluated on.
 
 The training order is the in-memory path's: each epoch a seeded permutation of the
 training *indices* (a global shuffle, not a shuffle buffer: the list of indices is small),
@@ -179,17 +181,27 @@ class _DiskCache:
         self.fd = os.open(self.path, os.O_RDWR)
         self.lock = threading.Lock()
 
-    def get(self, index: int, load):
-        offset = index * self.size
-        if self.filled[index]:
-            return np.frombuffer(os.pread(self.fd, self.size, offset), dtype=np.uint8).reshape(self.shape)
-        image = load()
-        os.pwrite(self.fd, np.ascontiguousarray(image).tobytes(), offset)
+    def lookup(self, index: int):
+        """The stored bytes of image ``index``, or ``None`` when it is not stored yet."""
+        index = int(index)
+        return os.pread(self.fd, self.size, index * self.size) if self.filled[index] else None
+
+    def put(self, index: int, image) -> None:
+        index = int(index)
+        os.pwrite(self.fd, np.ascontiguousarray(image, dtype=np.uint8).tobytes(), index * self.size)
         self.filled[index] = True
         if self.filled.all() and not self.done_marker.is_file():
             with self.lock:
-                os.fsync(self.fd)
-                self.done_marker.write_text("complete\n")
+                if not self.done_marker.is_file():
+                    os.fsync(self.fd)
+                    self.done_marker.write_text("complete\n")
+
+    def get(self, index: int, load):
+        stored = self.lookup(index)
+        if stored is not None:
+            return np.frombuffer(stored, dtype=np.uint8).reshape(self.shape)
+        image = load()
+        self.put(index, image)
         return image
 
 
@@ -336,17 +348,23 @@ class StreamDataset:
 
     # -- tf.data ---------------------------------------------------------------------------
 
+    def _disk_cache(self, split: str):
+        """The split's :class:`_DiskCache` (``cache`` ``disk``), else ``None``."""
+        if self.cache != "disk" or self.cache_dir is None:
+            return None
+        cache = self._caches.get(split)
+        if cache is None:
+            files, shape = self.files[split], self.input_shape
+            # the resize is in the key: a rerun with another --resize must not read the old pixels
+            key = hashlib.sha256("\n".join(files).encode() + repr((shape, self.resize)).encode()).hexdigest()[:12]
+            cache = self._caches[split] = _DiskCache(self.cache_dir / f"{split}-{key}.u8", len(files), shape)
+        return cache
+
     def _loader(self, split: str):
         """``index -> (uint8 image, ok)`` for ``split``, through the disk cache when there is one."""
         files, size, channels, resize = self.files[split], self.image_size, self.channels, self.resize
         shape = (*size, channels)
-        cache = None
-        if self.cache == "disk" and self.cache_dir is not None:
-            cache = self._caches.get(split)
-            if cache is None:
-                # the resize is in the key: a rerun with another --resize must not read the old pixels
-                key = hashlib.sha256("\n".join(files).encode() + repr((shape, resize)).encode()).hexdigest()[:12]
-                cache = self._caches[split] = _DiskCache(self.cache_dir / f"{split}-{key}.u8", len(files), shape)
+        cache = self._disk_cache(split)
 
         def load(index):
             index = int(index)
@@ -361,41 +379,46 @@ class StreamDataset:
         return load
 
     def tf_split(self, split: str, indices, tf, part=(1, 0)):
-        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files filtered out
+        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files left out
         (``part``: unused here, ``indices`` are already the worker's part; see TFRecordStream)."""
-        load = self._loader(split)
         labels = tf.constant(self.y[split])
-        shape, spec = self.input_shape, self.preprocess
-
-        def pillow(i):
-            image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
-            image.set_shape(shape)
-            ok.set_shape(())
-            return image, ok
-
-        if self.cache == "none" and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
+        spec = self.preprocess
+        if self.cache in ("none", "disk") and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
             from edgecnn.tf_image import read_batched
 
             files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
+            size, channels, resize = self.image_size, self.channels, self.resize
+
+            def pillow(i, data, k):
+                try:
+                    return load_image(files[int(i)], size, channels, resize)
+                except ImageError:
+                    self.skipped.add(files[int(i)])
+                    return None
+
             ds = read_batched(
                 indices,
-                shape[:2],
-                shape[2],
-                lambda i, data, k: pillow(i),
+                size,
+                channels,
+                pillow,
                 tf,
                 lambda i: files[i],
-                self.resize,
+                resize,
                 then=lambda image: tf_normalize(image, spec, tf),
                 name_of=lambda i, k: files[int(i)],
                 on_drop=self.skipped.add,
+                cache=self._disk_cache(split),
             )
-        else:
+            return ds.map(lambda x, i, k: (x, tf.gather(labels, i), k))
+        load, shape = self._loader(split), self.input_shape
 
-            def read(i, k):
-                image, ok = pillow(i)
-                return tf_normalize(image, spec, tf), ok, i, k
+        def read(i, k):
+            image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
+            image.set_shape(shape)
+            ok.set_shape(())
+            return tf_normalize(image, spec, tf), ok, i, k
 
-            ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.filter(lambda x, ok, i, k: ok).map(lambda x, ok, i, k: (x, tf.gather(labels, i), k))
 
 

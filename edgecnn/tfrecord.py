@@ -12,7 +12,7 @@ stratified split is then made on record numbers (the same cut as for a folder) a
 recorded in ``<run>/splits.json``. Shards are read in order (records are not randomly
 accessible): each split keeps its records by number, then a shuffle buffer mixes them.
 Images become the tensor :func:`edgecnn.device.preprocess.load_image` gives, as everywhere
-(through :func:`edgecnn.tf_image.read_image`: TensorFlow decode, Pillow's resize, Pillow fallback).
+(through :func:`edgecnn.tf_image.read_batched`: TensorFlow decode, the run's resize, Pillow fallback).
 """
 
 from __future__ import annotations
@@ -219,33 +219,30 @@ class TFRecordStream(StreamDataset):
         from edgecnn.stream import tf_normalize
         from edgecnn.tf_image import read_batched
 
-        size, channels, shape, spec = self.image_size, self.channels, self.input_shape, self.preprocess
+        size, channels, spec = self.image_size, self.channels, self.preprocess
         resize = self.resize
         skipped = self.skipped
 
-        def load(data, k):
+        def pillow(key, data, y, k):
             try:
-                return load_image(io.BytesIO(data), size, channels, resize), True
+                return load_image(io.BytesIO(data), size, channels, resize)
             except ImageError:
                 skipped.add(f"record {int(k)}")
-                return np.zeros(shape, np.uint8), False
-
-        def pillow(data, k):
-            return tf.numpy_function(load, [data, k], [tf.uint8, tf.bool], stateful=False)
+                return None
 
         keys = records.map(lambda k, pair: (pair[0], pair[1], k))
         ds = read_batched(
             keys,
             size,
             channels,
-            lambda key, data, y, k: pillow(data, k),
+            pillow,
             tf,
             method=resize,
             then=lambda image: tf_normalize(image, spec, tf),
             name_of=lambda data, y, k: f"record {int(k)}",
             on_drop=skipped.add,
         )
-        return ds.filter(lambda x, ok, data, y, k: ok).map(lambda x, ok, data, y, k: (x, y, k))
+        return ds.map(lambda x, data, y, k: (x, y, k))
 
     def tf_train(self, tf, seed: int, epoch_fn=None, part=(1, 0)):
         """The training records, shuffled in a buffer (reshuffled each epoch), decoded. The

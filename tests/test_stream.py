@@ -1,6 +1,8 @@
 """Streamed image folders (edgecnn.stream): the same split, the same pixels, bounded reads."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +99,61 @@ def test_disk_cache_gives_the_same_tensors(jpeg_folder, tmp_path):
     assert np.array_equal(first, _train_images(plain, tf)) and np.array_equal(second, first)
     mem = load_stream(jpeg_folder, (24, 24), 3, cache="memory", run_dir=run)
     assert not getattr(mem, "streamed", False) and np.array_equal(mem.normalized("train"), first)
+
+
+@pytest.mark.parametrize("resize,cache", [("antialias", "none"), ("bilinear", "none"), ("antialias", "disk")])
+def test_files_pillow_reads_stream_as_the_device_reads_them(tmp_path, resize, cache):
+    """CMYK, palette, alpha, 16-bit, BMP and GIF files take the Pillow path inside the batched
+    reader and come out as the device side's tensors, in order, grey and RGB; an unreadable
+    one is left out and named. With the disk cache, the first pass fills it and the second
+    reads it back: the same tensors."""
+    from PIL import Image
+
+    from edgecnn._tf import tf
+
+    rng = np.random.default_rng(3)
+    rgb = Image.fromarray(rng.integers(0, 256, (30, 34, 3)).astype(np.uint8))
+    alpha = rng.integers(0, 256, (30, 34, 1)).astype(np.uint8)
+    images = {
+        "a.jpg": (rgb, {"quality": 90}),
+        "b_cmyk.jpg": (rgb.convert("CMYK"), {}),
+        "c_palette.png": (rgb.convert("P"), {"transparency": 3}),
+        "d_rgba.png": (Image.fromarray(np.concatenate([np.asarray(rgb), alpha], -1), "RGBA"), {}),
+        "e_16bit.png": (Image.fromarray(rng.integers(0, 65535, (20, 24)).astype(np.uint16)), {}),
+        "f.bmp": (rgb, {}),
+        "g.gif": (rgb, {}),
+        "h_grey.png": (rgb.convert("L"), {}),
+        "i_grey.jpg": (rgb.convert("L"), {"quality": 80}),
+    }
+    for c in range(2):
+        (tmp_path / "imgs" / f"c{c}").mkdir(parents=True)
+        for name, (img, kw) in images.items():
+            img.save(tmp_path / "imgs" / f"c{c}" / name, **kw)
+    (tmp_path / "imgs" / "c1" / "z_bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    conv = {"resize": resize}
+    for size, channels in (((17, 21), 3), ((9, 9), 1)):
+        run, root = tmp_path / f"run{channels}", tmp_path / f"imgs{channels}"
+        shutil.copytree(tmp_path / "imgs", root)
+        bad = root / "c1" / "z_bad.png"
+        ds = load_stream(
+            root, size, channels, seed=0, val_split=0.0, test_split=0.0, cache=cache, run_dir=run,
+            convention=conv,
+        )
+        n = len(ds.y["train"])
+        order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
+        pipeline = ds.tf_split("train", order, tf)
+        good = [(f, y) for f, y in zip(ds.files["train"], ds.y["train"]) if f != str(bad)]
+        expected = [normalize(load_image(f, size, channels, resize)[None], ds.preprocess)[0] for f, _ in good]
+        for epoch in range(2 if cache == "disk" else 1):
+            streamed = [(x.numpy(), int(y)) for x, y, _ in pipeline]
+            assert ds.skipped == {str(bad)} and len(streamed) == len(good) == n - 1
+            for (x, y), (f, want_y), want_x in zip(streamed, good, expected):
+                assert y == want_y and np.array_equal(x, want_x), (f, channels, epoch)
+            if cache == "disk" and epoch == 0:  # the second pass reads the cache, not the files
+                for f, _ in good:
+                    Path(f).write_bytes(b"gone")
+        if cache == "disk":
+            assert list(run.rglob("*.complete")) == []  # the unreadable file is never stored
 
 
 def test_corrupt_file_is_skipped_and_counted(jpeg_folder, tmp_path):
