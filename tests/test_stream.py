@@ -389,13 +389,16 @@ def _corrupt_jpegs(n: int) -> list:
     raise AssertionError("no corrupt JPEG found")
 
 
-def test_a_file_tensorflows_decoder_refuses_is_skipped_and_named_not_an_error(jpeg_folder, tmp_path):
+@pytest.mark.parametrize("cache", ["none", "disk"])
+def test_a_file_tensorflows_decoder_refuses_is_skipped_and_named_not_an_error(jpeg_folder, tmp_path, cache):
     from edgecnn._tf import tf
 
     bad = [jpeg_folder / "c0" / f"zz{j}.jpg" for j in range(2)]
     for path, data in zip(bad, _corrupt_jpegs(2)):
         path.write_bytes(data)
-    ds = load_stream(jpeg_folder, (24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache="none")
+    ds = load_stream(
+        jpeg_folder, (24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache=cache, run_dir=tmp_path / "run"
+    )
     n = len(ds.y["train"])
     order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
     pipeline = ds.tf_split("train", order, tf)
@@ -408,3 +411,8 @@ def test_a_file_tensorflows_decoder_refuses_is_skipped_and_named_not_an_error(jp
     assert ds.skipped == {str(p) for p in bad}
     good = [f for f in ds.files["train"] if f not in ds.skipped]
     assert np.array_equal(got[0][0].numpy(), normalize(load_image(good[0], (24, 24), 3)[None], ds.preprocess)[0])
+    if cache == "disk":  # the second pass reads the stored images and still leaves the refused files out
+        ds.skipped.clear()
+        again = list(pipeline)
+        assert len(again) == n - 2 and ds.skipped == {str(p) for p in bad}
+        assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(got, again))
