@@ -47,6 +47,7 @@ assigned as ``AutoShardPolicy.FILE`` would, shard ``j`` to worker ``j % workers`
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -195,14 +196,6 @@ class _DiskCache:
                 if not self.done_marker.is_file():
                     os.fsync(self.fd)
                     self.done_marker.write_text("complete\n")
-
-    def get(self, index: int, load):
-        stored = self.lookup(index)
-        if stored is not None:
-            return np.frombuffer(stored, dtype=np.uint8).reshape(self.shape)
-        image = load()
-        self.put(index, image)
-        return image
 
 
 class StreamDataset:
@@ -360,66 +353,37 @@ class StreamDataset:
             cache = self._caches[split] = _DiskCache(self.cache_dir / f"{split}-{key}.u8", len(files), shape)
         return cache
 
-    def _loader(self, split: str):
-        """``index -> (uint8 image, ok)`` for ``split``, through the disk cache when there is one."""
-        files, size, channels, resize = self.files[split], self.image_size, self.channels, self.resize
-        shape = (*size, channels)
-        cache = self._disk_cache(split)
-
-        def load(index):
-            index = int(index)
-            try:
-                if cache is not None:
-                    return cache.get(index, lambda: load_image(files[index], size, channels, resize)), True
-                return load_image(files[index], size, channels, resize), True
-            except ImageError:
-                self.skipped.add(files[index])
-                return np.zeros(shape, np.uint8), False
-
-        return load
-
     def tf_split(self, split: str, indices, tf, part=(1, 0)):
         """``(index, k)`` -> ``(float image, label, k)`` with unreadable files left out
         (``part``: unused here, ``indices`` are already the worker's part; see TFRecordStream)."""
         labels = tf.constant(self.y[split])
         spec = self.preprocess
-        if self.cache in ("none", "disk") and type(self)._loader is StreamDataset._loader:  # TF kernels, same tensor
-            from edgecnn.tf_image import read_batched
+        from edgecnn.tf_image import read_batched
 
-            files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
-            size, channels, resize = self.image_size, self.channels, self.resize
+        files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
+        size, channels, resize = self.image_size, self.channels, self.resize
 
-            def pillow(i, data, k):
-                try:
-                    return load_image(files[int(i)], size, channels, resize)
-                except ImageError:
-                    self.skipped.add(files[int(i)])
-                    return None
+        def pillow(i, data, k):  # the file's bytes are read already
+            try:
+                return load_image(io.BytesIO(data), size, channels, resize)
+            except ImageError:
+                self.skipped.add(files[int(i)])
+                return None
 
-            ds = read_batched(
-                indices,
-                size,
-                channels,
-                pillow,
-                tf,
-                lambda i: files[i],
-                resize,
-                then=lambda image: tf_normalize(image, spec, tf),
-                name_of=lambda i, k: files[int(i)],
-                on_drop=self.skipped.add,
-                cache=self._disk_cache(split),
-            )
-            return ds.map(lambda x, i, k: (x, tf.gather(labels, i), k))
-        load, shape = self._loader(split), self.input_shape
-
-        def read(i, k):
-            image, ok = tf.numpy_function(load, [i], [tf.uint8, tf.bool], stateful=False)
-            image.set_shape(shape)
-            ok.set_shape(())
-            return tf_normalize(image, spec, tf), ok, i, k
-
-        ds = indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.filter(lambda x, ok, i, k: ok).map(lambda x, ok, i, k: (x, tf.gather(labels, i), k))
+        ds = read_batched(
+            indices,
+            size,
+            channels,
+            pillow,
+            tf,
+            lambda i: files[i],
+            resize,
+            then=lambda image: tf_normalize(image, spec, tf),
+            name_of=lambda i, k: files[int(i)],
+            on_drop=self.skipped.add,
+            cache=self._disk_cache(split),
+        )
+        return ds.map(lambda x, i, k: (x, tf.gather(labels, i), k))
 
 
 def tf_normalize(image, spec: dict, tf):
@@ -700,9 +664,17 @@ class ArrayStream(StreamDataset):
 
         return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels, self.resize)[0]
 
-    def _loader(self, split: str):
-        index = self.index[split]
-        return lambda i: (self._image(int(index[int(i)])), True)
+    def tf_split(self, split: str, indices, tf, part=(1, 0)):
+        """``(index, k)`` -> ``(float image, label, k)``: the array's images, resized by
+        ``resize_batch`` in a ``numpy_function`` (they are decoded already and never unreadable)."""
+        index, labels, shape, spec = self.index[split], tf.constant(self.y[split]), self.input_shape, self.preprocess
+
+        def read(i, k):
+            image = tf.numpy_function(lambda j: self._image(int(index[int(j)])), [i], tf.uint8, stateful=False)
+            image.set_shape(shape)
+            return tf_normalize(image, spec, tf), tf.gather(labels, i), k
+
+        return indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def read_batches(self, split: str, batch: int = 64):
         idx, y = self.index[split], self.y[split]
