@@ -201,22 +201,23 @@ def as_png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def plan(datas, fallback) -> tuple[list, list]:
-    """``(kept, encoded)``: for each encoded image in ``datas`` that is readable, its position
-    and what :func:`decode_resize` should decode. A file :func:`probe` routes to TensorFlow is
-    kept as it is; any other goes to ``fallback(i)`` (the device side's ``load_image``, here, in
-    Python, at the final size), whose image is passed on as a PNG (:func:`as_png`), or which
-    returns ``None`` for an unreadable file (it reports it): that one is left out."""
-    kept, encoded = [], []
-    for i, data in enumerate(datas):
-        if probe(data) == PILLOW:
-            image = fallback(i)
-            if image is None:
-                continue
-            data = as_png(np.asarray(image, dtype=np.uint8))
-        kept.append(i)
-        encoded.append(data)
-    return kept, encoded
+def plan(data: bytes, fallback, store=None):
+    """What :func:`decode_resize` should be given for the encoded image ``data``:
+    ``(encoded, raw)``, or ``None`` for an unreadable file. A file :func:`probe` routes to
+    TensorFlow goes as it is; any other goes to ``fallback()`` (the device side's
+    ``load_image``, here, in Python, at the final size; ``None`` for an unreadable file, which
+    it reports). Its image goes on as a PNG (:func:`as_png`), or, with ``store`` (a disk
+    cache's ``put``), is stored and goes on as its raw ``uint8`` bytes (``raw`` True)."""
+    if probe(data) != PILLOW:
+        return data, False
+    image = fallback()
+    if image is None:
+        return None
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    if store is None:
+        return as_png(image), False
+    store(image)
+    return image.tobytes(), True
 
 
 class _Drops:
@@ -303,32 +304,26 @@ def read_batched(
     shape = (int(image_size[0]), int(image_size[1]), int(channels))
 
     def plan_py(seq, key, *rest):
-        if cache is None:
-            datas = [_read(p) for p in path_of(key)] if path_of is not None else [bytes(d) for d in key]
-            kept, encoded = plan(datas, lambda i: fallback(key[i], datas[i], *(r[i] for r in rest)))
-            stored = np.zeros(len(kept), dtype=bool)
-        else:  # stored images as they are; the others read, probed, and the fallback's stored at once
-            kept, encoded, stored = [], [], []
-            for i, k in enumerate(key):
-                data = cache.lookup(k)
-                hit = data is not None
-                if not hit:
-                    data = _read(path_of(key[i : i + 1])[0]) if path_of is not None else bytes(k)
-                    if probe(data) == PILLOW:
-                        image = fallback(k, data, *(r[i] for r in rest))
-                        if image is None:
-                            continue
-                        cache.put(k, image)
-                        data, hit = np.ascontiguousarray(image, dtype=np.uint8).tobytes(), True
-                kept.append(i)
-                encoded.append(data)
-                stored.append(hit)
-            stored = np.asarray(stored, dtype=bool)
+        paths = path_of(key) if path_of is not None else None
+        kept, encoded, raw = [], [], []
+        for i, k in enumerate(key):
+            item = None if cache is None else cache.lookup(k)
+            if item is not None:  # stored pixels
+                item = item, True
+            else:
+                data = _read(paths[i]) if paths is not None else bytes(k)
+                store = None if cache is None else (lambda image, k=k: cache.put(k, image))
+                item = plan(data, lambda k=k, data=data, i=i: fallback(k, data, *(r[i] for r in rest)), store)
+                if item is None:
+                    continue
+            kept.append(i)
+            encoded.append(item[0])
+            raw.append(item[1])
         if len(kept) < len(key):
             drops.forget(np.delete(seq, kept))
         kept = np.asarray(kept, dtype=np.int64)
-        out = (np.asarray(encoded + [b""], dtype=object)[:-1], seq[kept], key[kept], *(r[kept] for r in rest))
-        return (*out[:2], stored, *out[2:])
+        encoded = np.asarray(encoded + [b""], dtype=object)[:-1]
+        return (encoded, seq[kept], np.asarray(raw, dtype=bool), key[kept], *(r[kept] for r in rest))
 
     def count(start, batch):  # numbers each item of the pass and registers it, in order
         seq = tf.numpy_function(drops.register, [start, *batch], tf.int64)
@@ -388,8 +383,8 @@ def read_image(source, image_size, channels: int, fallback, tf=None, path_of=Non
 
     def plan_one(value):
         data = _read(path_of(value)) if path_of is not None else bytes(value)
-        kept, encoded = plan([data], lambda i: fallback(data))
-        return (encoded[0], True) if kept else (b"", False)
+        item = plan(data, lambda: fallback(data))
+        return (item[0], True) if item is not None else (b"", False)
 
     data, ok = tf.numpy_function(plan_one, [source], [tf.string, tf.bool], stateful=False)
     data, ok = tf.reshape(data, ()), tf.reshape(ok, ())
