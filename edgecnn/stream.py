@@ -8,8 +8,9 @@ only as ``tf.data`` reads them.
 
 One preprocessing everywhere: every image, in training, validation, evaluation, int8
 calibration and on the device, becomes the tensor :func:`edgecnn.device.preprocess.load_image`
-gives (Pillow decode, then the run's resize). In ``tf.data`` (``cache`` ``none`` and
-``disk``) it is computed by :func:`edgecnn.tf_image.read_batched`: TensorFlow decodes
+gives (Pillow decode, then the run's resize). In ``tf.data`` it is computed by
+:func:`edgecnn.tf_image.read_files` (``cache`` ``none``: every file's headers checked once,
+then no Python per file) or :func:`~edgecnn.tf_image.read_batched` (``disk``): TensorFlow decodes
 JPEG/PNG bit-identically to Pillow, then Pillow's resampler (``antialias``) or TensorFlow's
 ``ResizeBilinear`` (``bilinear``, which the device twins in numpy) resizes, in parallel
 (``AUTOTUNE``); files TensorFlow cannot decode identically (CMYK, palette, alpha, 16-bit,
@@ -107,14 +108,14 @@ def memory_budget() -> int:
     return budget
 
 
-def _progress(stream=None):
+def _progress(stream=None, what: str = "listing files"):
     stream = stream or sys.stderr
     shown = [False]
 
     def report(count: int, done: bool = False):
         if count >= PROGRESS_FROM and (done or count % 2000 == 0):
             shown[0] = True
-            stream.write(f"\r      listing files: {count:,}" + ("\n" if done else ""))
+            stream.write(f"\r      {what}: {count:,}" + ("\n" if done else ""))
             stream.flush()
         elif done and shown[0]:
             stream.write("\n")
@@ -214,6 +215,7 @@ class StreamDataset:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.skipped: set = set()
         self._caches: dict = {}
+        self._routes: dict = {}
 
     @property
     def num_classes(self) -> int:
@@ -353,12 +355,40 @@ class StreamDataset:
             cache = self._caches[split] = _DiskCache(self.cache_dir / f"{split}-{key}.u8", len(files), shape)
         return cache
 
-    def tf_split(self, split: str, indices, tf, part=(1, 0)):
-        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files left out
-        (``part``: unused here, ``indices`` are already the worker's part; see TFRecordStream)."""
+    def routes(self, split: str, own=None) -> np.ndarray:
+        """Per file of ``split``: 1 where TensorFlow decodes it exactly as the device side does
+        (:func:`edgecnn.tf_image.probe_file`, the headers only), 0 where the device side's
+        reader must, for the positions ``own`` (default: all; a worker checks only its own
+        files); -1 for files not checked (not to be read). Checked once per run, in parallel,
+        with progress from 10,000 files."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from edgecnn.tf_image import JPEG, PNG, probe_file
+
+        files = self.files[split]
+        known = self._routes.setdefault(split, np.full(len(files), -1, dtype=np.int8))  # -1: not checked yet
+        todo = np.arange(len(files)) if own is None else np.asarray(own, dtype=np.int64)
+        todo = todo[known[todo] < 0]
+        if len(todo):
+            report = _progress(what=f"checking {split} file headers")
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for start in range(0, len(todo), 2000):  # a chunk at a time: no future per file held
+                    chunk = todo[start : start + 2000]
+                    found = pool.map(lambda i: probe_file(files[i]) in (JPEG, PNG), chunk)
+                    known[chunk] = np.fromiter(found, dtype=np.int8, count=len(chunk))
+                    report(start + len(chunk))
+            report(len(todo), done=True)
+        return known.copy()
+
+    def tf_split(self, split: str, indices, tf, part=(1, 0), own=None, batch=None, augment=None):
+        """``(index, k)`` -> ``(float image, label, k)`` with unreadable files left out,
+        ``augment(image, k)``-ed and in batches of ``batch`` where given (see :func:`finish`).
+        ``own``: the positions ``indices`` may hold (default: the whole split), whose headers
+        are checked before the pipeline is built (:meth:`routes`). ``part``: unused here
+        (``indices`` are already the worker's part; see TFRecordStream)."""
         labels = tf.constant(self.y[split])
         spec = self.preprocess
-        from edgecnn.tf_image import read_batched
+        from edgecnn.tf_image import read_batched, read_bytes, read_files
 
         files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
         size, channels, resize = self.image_size, self.channels, self.resize
@@ -370,20 +400,33 @@ class StreamDataset:
                 self.skipped.add(files[int(i)])
                 return None
 
+        def normalized(image, i=None, k=None):
+            x = tf_normalize(image, spec, tf)
+            return x if augment is None or k is None else augment(x, k)
+
+        common = dict(name_of=lambda i, k: files[int(i)], on_drop=self.skipped.add)
+        cache = self._disk_cache(split)
+        if cache is None:  # no Python per file: the headers are checked once, here
+            routes = self.routes(split, own)
+            by_path = lambda i, k: pillow(i, read_bytes(files[int(i)]), k)  # noqa: E731
+            extra = lambda i: tf.gather(labels, i)  # noqa: E731
+            ds = read_files(
+                indices, files, routes, size, channels, by_path, tf, resize, normalized, extra, batch=batch, **common
+            )
+            return ds.map(lambda x, i, k, y: (x, y, k))
         ds = read_batched(
-            indices,
-            size,
-            channels,
-            pillow,
-            tf,
-            lambda i: files[i],
-            resize,
-            then=lambda image: tf_normalize(image, spec, tf),
-            name_of=lambda i, k: files[int(i)],
-            on_drop=self.skipped.add,
-            cache=self._disk_cache(split),
+            indices, size, channels, pillow, tf, lambda i: files[i], resize, then=normalized, cache=cache, **common
         )
-        return ds.map(lambda x, i, k: (x, tf.gather(labels, i), k))
+        return finish(ds.map(lambda x, i, k: (x, tf.gather(labels, i), k)), tf, batch, augment)
+
+
+def finish(ds, tf, batch=None, augment=None):
+    """``(x, y, k)`` items -> ``augment(x, k)`` (in parallel; the counter ``k`` seeds its
+    draws), then in batches of ``batch``: what every ``tf_split`` gives for its ``batch`` and
+    ``augment`` where they are not part of the read itself."""
+    if augment is not None:
+        ds = ds.map(lambda x, y, k: (augment(x, k), y, k), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds if batch is None else ds.batch(batch)
 
 
 def tf_normalize(image, spec: dict, tf):
@@ -664,9 +707,10 @@ class ArrayStream(StreamDataset):
 
         return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels, self.resize)[0]
 
-    def tf_split(self, split: str, indices, tf, part=(1, 0)):
+    def tf_split(self, split: str, indices, tf, part=(1, 0), own=None, batch=None, augment=None):
         """``(index, k)`` -> ``(float image, label, k)``: the array's images, resized by
-        ``resize_batch`` in a ``numpy_function`` (they are decoded already and never unreadable)."""
+        ``resize_batch`` in a ``numpy_function`` (they are decoded already and never unreadable),
+        then :func:`finish`."""
         index, labels, shape, spec = self.index[split], tf.constant(self.y[split]), self.input_shape, self.preprocess
 
         def read(i, k):
@@ -674,7 +718,7 @@ class ArrayStream(StreamDataset):
             image.set_shape(shape)
             return tf_normalize(image, spec, tf), tf.gather(labels, i), k
 
-        return indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return finish(indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), tf, batch, augment)
 
     def read_batches(self, split: str, batch: int = 64):
         idx, y = self.index[split], self.y[split]

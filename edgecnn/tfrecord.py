@@ -255,8 +255,12 @@ class TFRecordStream(StreamDataset):
             return decoded
         return decoded.map(lambda x, y, k: (x, y, k + total * tf.cast(epoch_fn(), tf.int64)))
 
-    def tf_split(self, split: str, indices, tf, part=(1, 0)):
-        return self._decode(tf, self._records(split, tf, part))
+    def tf_split(self, split: str, indices, tf, part=(1, 0), own=None, batch=None, augment=None):
+        """The split's records in shard order, decoded, then :func:`~edgecnn.stream.finish`
+        (``indices`` and ``own`` unused: ``part`` picks the worker's shards)."""
+        from edgecnn.stream import finish
+
+        return finish(self._decode(tf, self._records(split, tf, part)), tf, batch, augment)
 
     def read_batches(self, split: str, batch: int = 64):
         from edgecnn._tf import tf

@@ -24,6 +24,7 @@ from edgecnn import distribute
 from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
 from edgecnn.sections import TrainConfig
+from edgecnn.stream import finish
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -76,18 +77,38 @@ def _augment_fn(kind: str, image_shape, seed: int):
     h, w = image_shape[0], image_shape[1]
     pad_h, pad_w = max(1, h // 16), max(1, w // 16)
     flip = kind == "shift_flip"
+    limit = tf.constant([2 * pad_h + 1, 2 * pad_w + 1, 1], tf.int32)
 
     def augment(x, y, k):
-        # Shift by up to 1/16 of the size (edge-replicated padding, then a random crop).
-        # Stateless ops seeded by (seed, sample counter): a resumed run draws the same shifts.
+        # Shift by up to 1/16 of the size, edges mirrored: what padding with tf.pad(SYMMETRIC) and
+        # a tf.image.stateless_random_crop give, drawn the same way, built from slices (one copy
+        # per axis; MirrorPad and the crop cost several times that). Stateless ops seeded by
+        # (seed, sample counter): a resumed run draws the same shifts.
         s = tf.stack([tf.cast(seed, tf.int64), tf.cast(k, tf.int64)])
-        x = tf.pad(x, [[pad_h, pad_h], [pad_w, pad_w], [0, 0]], mode="SYMMETRIC")
-        x = tf.image.stateless_random_crop(x, [h, w, image_shape[2]], seed=s)
-        if flip:
-            x = tf.image.stateless_random_flip_left_right(x, seed=s + 1)
+        offset = tf.random.stateless_uniform([3], seed=s, maxval=tf.int32.max, dtype=tf.int32) % limit
+        shape = x.shape
+        x = _mirror_shift(x, offset[0] - pad_h, 0, h)
+        x = tf.ensure_shape(_mirror_shift(x, offset[1] - pad_w, 1, w), shape)  # sliced sizes are dynamic
+        if flip:  # tf.image.stateless_random_flip_left_right's draw
+            mirrored = tf.random.stateless_uniform([], seed=s + 1, minval=0, maxval=1.0) < 0.5
+            x = tf.cond(mirrored, lambda: tf.reverse(x, [1]), lambda: x)
         return x, y
 
     return augment
+
+
+def _mirror_shift(x, d, axis: int, n: int):
+    """Rows (``axis`` 0) or columns (1) ``d .. d + n - 1`` of ``x`` padded symmetrically
+    (``d`` in ``-n .. n``): the part of ``x`` still in view, and the mirrored strip that fills
+    the rest."""
+    a, b = tf.maximum(0, -d), tf.maximum(0, d)
+
+    def part(start, stop):
+        begin = tf.stack([start if i == axis else 0 for i in range(3)])
+        size = tf.stack([stop - start if i == axis else -1 for i in range(3)])
+        return tf.slice(x, begin, size)
+
+    return tf.concat([tf.reverse(part(0, a), [axis]), part(b, n - a), tf.reverse(part(n - b, n), [axis])], axis)
 
 
 def resolve_augment(kind: str, dataset_name: str) -> str:
@@ -167,9 +188,17 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
             options.experimental_distribute.auto_shard_policy = policy.FILE if tf_assigns_files else policy.OFF
         return options
 
+    augment_fn = None
+    if augment != "none":
+        draw = _augment_fn(augment, data.input_shape, seed)
+        augment_fn = lambda x, k: draw(x, None, k)[0]  # noqa: E731
+    batch = config.batch_size
     if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer; each worker its own shards
         part = shard if by_file else (1, 0)
         train = data.tf_train(tf, seed, epoch_fn, part=part).with_options(options_for(by_file, False))
+        if by_file:
+            train = _even(train, data.worker_counts("train", workers))
+        train = finish(train, tf, batch, augment_fn)
     else:
         total = len(data.y["train"])
         own = data.worker_part("train", workers, worker) if by_file else np.arange(total)
@@ -185,14 +214,13 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
             return tf.data.Dataset.from_tensor_slices((tf.gather(own_t, perm), counter))
 
         order = tf.data.Dataset.range(1).flat_map(epoch_order).with_options(options_for(by_file, False))
-        train = data.tf_split("train", data.traced("train", order, tf), tf)
-    if by_file:
-        train = _even(train, data.worker_counts("train", workers))
-    if augment != "none":
-        train = train.map(_augment_fn(augment, data.input_shape, seed), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        train = train.map(lambda x, y, k: (x, y))
-    train = train.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+        # Batched by the read itself (read and batching fuse; a batch that raises is read again
+        # item by item), except where a worker's part is first evened out item by item.
+        traced = data.traced("train", order, tf)
+        train = data.tf_split("train", traced, tf, own=own, batch=None if by_file else batch, augment=augment_fn)
+        if by_file:
+            train = _even(train, data.worker_counts("train", workers)).batch(batch)
+    train = train.map(lambda x, y, k: (x, y)).prefetch(tf.data.AUTOTUNE)
     val = None
     if len(data.y["val"]):
         val_by_file = workers > 1 and data.read_units("val") >= workers
@@ -200,11 +228,11 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
         own = data.worker_part("val", workers, worker) if val_by_file else np.arange(len(data.y["val"]))
         order = tf.data.Dataset.from_tensor_slices((tf.constant(own, tf.int64), tf.range(len(own), dtype=tf.int64)))
         part = shard if val_by_file else (1, 0)
-        val = data.tf_split("val", data.traced("val", order.with_options(val_options), tf), tf, part=part)
+        traced, val_batch = data.traced("val", order.with_options(val_options), tf), max(batch, 64)
+        val = data.tf_split("val", traced, tf, part=part, own=own, batch=None if val_by_file else val_batch)
         if val_by_file:
-            val = _even(val, data.worker_counts("val", workers))
-        val = val.with_options(val_options).map(lambda x, y, k: (x, y))
-        val = val.batch(max(config.batch_size, 64)).prefetch(tf.data.AUTOTUNE)
+            val = _even(val, data.worker_counts("val", workers)).batch(val_batch)
+        val = val.with_options(val_options).map(lambda x, y, k: (x, y)).prefetch(tf.data.AUTOTUNE)
     return train, val
 
 

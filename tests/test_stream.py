@@ -389,6 +389,53 @@ def _corrupt_jpegs(n: int) -> list:
     raise AssertionError("no corrupt JPEG found")
 
 
+def test_file_names_beyond_ascii_stream(jpeg_folder, tmp_path):
+    """Paths go to TensorFlow as the file system's bytes: accented and CJK names stream too."""
+    from edgecnn._tf import tf
+
+    for i, path in enumerate(sorted(jpeg_folder.rglob("0[0-2].jpg"))):
+        path.rename(path.with_name(["é ü.jpg", "漢字.jpg", "ß ø.jpg"][i % 3]))
+    ds = load_stream(jpeg_folder, (24, 24), 3, seed=0, cache="none", run_dir=tmp_path / "run")
+    streamed = _train_images(ds, tf)
+    assert len(streamed) == len(ds.y["train"]) and not ds.skipped
+    device = np.stack([load_image(f, (24, 24), 3) for f in ds.files["train"]])
+    assert np.array_equal(streamed, normalize(device, ds.preprocess))
+
+
+def test_a_batch_that_raises_is_read_again_item_by_item(jpeg_folder, tmp_path):
+    """Batched by the read (``batch``: map and batch fuse), a file TensorFlow's decoder refuses
+    loses its whole batch: the batch's items are read again by the device side's reader, the
+    good ones go out ahead of the next batch (or at the end of the pass), so the items and
+    their order are the item-by-item pipeline's; the refused file is named, and a pass
+    abandoned midway names no file it did not try."""
+    from edgecnn._tf import tf
+
+    bad = [jpeg_folder / "c0" / f"zz{j}.jpg" for j in range(2)]
+    for path, data in zip(bad, _corrupt_jpegs(2)):
+        path.write_bytes(data)
+    ds = load_stream(
+        jpeg_folder, (24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache="none", run_dir=tmp_path / "run"
+    )
+    files = ds.files["train"]
+    worst = [files.index(str(p)) for p in bad]
+    rest = [i for i in range(len(files)) if i not in worst]
+    order = rest[:5] + worst[:1] + rest[5:] + worst[1:]  # one refused file in the middle, one in the last batch
+    keys = tf.data.Dataset.from_tensor_slices((tf.constant(order, tf.int64), tf.range(len(order), dtype=tf.int64)))
+    item_by_item = list(ds.tf_split("train", keys, tf))
+    assert ds.skipped == {str(p) for p in bad}
+    ds.skipped.clear()
+    batched = ds.tf_split("train", keys, tf, batch=4)
+    list(batched.take(1))
+    assert ds.skipped <= {str(bad[0])}  # what the pipeline read ahead (and found refused), nothing else
+    ds.skipped.clear()
+    got = list(batched)
+    assert ds.skipped == {str(p) for p in bad}
+    assert any(len(y) != 4 for _, y, _ in got[:-1])  # a lost batch's good items went out with another
+    for j, name in enumerate(("image", "label", "k")):
+        expected = np.stack([item[j].numpy() for item in item_by_item])
+        assert np.array_equal(np.concatenate([batch[j].numpy() for batch in got]), expected), name
+
+
 @pytest.mark.parametrize("cache", ["none", "disk"])
 def test_a_file_tensorflows_decoder_refuses_is_skipped_and_named_not_an_error(jpeg_folder, tmp_path, cache):
     from edgecnn._tf import tf

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from edgecnn.device.preprocess import ImageError, load_image
-from edgecnn.tf_image import JPEG, PILLOW, PNG, probe, read_image
+from edgecnn.tf_image import JPEG, PILLOW, PNG, probe, probe_file, read_image
 
 RNG = np.random.default_rng(7)
 
@@ -72,6 +72,32 @@ def test_probe_routes_by_content_and_header():
     assert probe(b"not an image") == PILLOW and probe(b"") == PILLOW
     png = next(data for name, data, _ in FILES if name == "png rgb")
     assert probe(png[:-12]) == PILLOW  # no IEND
+
+
+def test_probe_file_reads_the_headers_and_the_end_only_and_agrees_with_probe(tmp_path):
+    """``probe_file`` reads a file's first ``head`` bytes and its last 12: at any ``head``
+    (headers cut anywhere, inside a segment, a chunk or the frame header) it answers as
+    ``probe`` of the whole file, and reads the rest only when the headers run on."""
+    rgb = Image.fromarray(_textured(37, 53))
+    grey = np.asarray(Image.fromarray(_textured(41, 29, 1)))
+    comment = _encode(rgb, "JPEG", quality=90, comment=b"x" * 3000)  # a long COM segment before the frame
+    trns_late = _encode(Image.fromarray(grey), "PNG", transparency=40, pnginfo=_text_chunk(3000))
+    cases = [*FILES, ("jpeg long comment", comment, JPEG), ("png tRNS after a long chunk", trns_late, PILLOW)]
+    cases += [("jpeg truncated", comment[:-100], PILLOW), ("png without IEND", trns_late[:-12], PILLOW)]
+    for name, data, route in cases:
+        path = tmp_path / "f.bin"
+        path.write_bytes(data)
+        for head in (16, 30, 200, 1000, 2999, 3050, len(data) - 1, len(data), 1 << 16):
+            assert probe_file(path, head=head) == route, (name, head)
+    assert probe_file(tmp_path / "missing.jpg") == PILLOW
+
+
+def _text_chunk(n: int):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "y" * n)
+    return info
 
 
 @pytest.mark.parametrize("method", ["antialias", "bilinear"])
