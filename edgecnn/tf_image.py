@@ -254,9 +254,11 @@ class _Drops:
     Items are numbered per pass (a ``scan``, so every iterator starts afresh) and registered in
     order, a batch at a time, before they are read; they come out of ``ignore_errors`` in
     order (every map before it is deterministic). A ``scan`` after it compares each number
-    with the previous one: only a jump (numbers passed over: dropped) or the end of the pass
-    calls Python. An item the Pillow fallback found unreadable is reported by the fallback and
-    forgotten here. A pass abandoned midway (``take``) reports nothing for its tail.
+    with the previous one: only a jump (numbers passed over: dropped), every 4,096 items (what
+    came out is forgotten, so the register stays short) and the end of the pass call Python
+    (a batched reader checks a batch at a time: :func:`read_files`). An item the Pillow
+    fallback found unreadable is reported by the fallback and forgotten here. A pass abandoned
+    midway (``take``) reports nothing for its tail.
 
     A number carries its pass (``pass << 40 | position``), and each pass has its own register:
     an abandoned iterator still reading ahead never touches a later pass's items. The registers
@@ -351,9 +353,10 @@ def _passed(decoded, keys, drops: _Drops, tf):
         marker = (tf.zeros(image_spec.shape, image_spec.dtype), tf.constant(-1, tf.int64), *item)
         return (*marker, *(tf.zeros(s.shape, s.dtype) for s in added))
 
-    def note(last, item):  # Python only when numbers were passed over, and at the end of a pass
+    def note(last, item):  # Python where numbers were passed over, every 4,096 items (the register), at the end
         image, seq, *rest = item
         jumped = tf.logical_or(tf.not_equal(seq, last + 1), seq < 0)
+        jumped = tf.logical_or(jumped, tf.not_equal(seq // 4096, last // 4096))
         noted = tf.cond(jumped, lambda: tf.numpy_function(drops.jump, [last, seq], tf.int64), lambda: seq)
         with tf.control_dependencies([noted]):
             return seq, (tf.identity(image), seq, *rest)
