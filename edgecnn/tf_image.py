@@ -318,16 +318,10 @@ class _Drops:
         return lost
 
     def jump(self, last, seq) -> np.int64:
-        """Item ``seq`` came out right after ``last``; ``seq`` -1: the pass ended after ``last``."""
-        last, seq = int(last), int(seq)
-        with self.lock:
-            planned = self._planned(seq, last)
-            gone = [s for s in planned if s > last and (seq < 0 or s < seq)]
-            names = [self.name_of(*planned[s]) for s in sorted(gone)]
-            for s in [s for s in planned if seq < 0 or s <= seq]:
-                del planned[s]
-        for name in names:
-            self.on_drop(name)
+        """Item ``seq`` came out right after ``last`` (``seq`` -1: the pass ended after
+        ``last``): the items between them were dropped, and are named."""
+        for _, values in self.lost(last, [seq]):
+            self.on_drop(self.name_of(*values))
         return np.int64(seq)
 
 
