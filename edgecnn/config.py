@@ -81,6 +81,13 @@ RunConfig = dataclasses.make_dataclass(
 )
 
 
+# Fine-tuning from --weights, unless the family says otherwise (its registry entry's ``train``):
+# chosen on real photos (benchmarks/transfer_photos.py), not on digits.
+FINE_TUNE_LR = 1e-4  # the whole network, after the head phase (Adam, warm-up and cosine decay)
+FINE_TUNE_EPOCHS = 15  # the whole network's epochs when --epochs is not given
+HEAD_EPOCHS = 30  # the head phase's most epochs; it stops when validation loss stops improving
+
+
 def resolve(config, entry=None):
     """Fill the ``None`` settings from the model family's defaults; check ranges.
 
@@ -110,17 +117,19 @@ def resolve(config, entry=None):
             f"{entry.name} needs images of at least {entry.min_size}x{entry.min_size}, "
             f"got --image-size {cfg.data.image_size}"
         )
-    if cfg.train.epochs is None:
-        cfg.train.epochs = int(entry.train.get("epochs", 20))
+    pretrained = str(cfg.model.weights or "none").lower() != "none"
+    if cfg.train.epochs is None:  # from weights: the fine-tuning phase's epochs
+        cfg.train.epochs = int(entry.train.get("fine_tune_epochs", FINE_TUNE_EPOCHS) if pretrained
+                               else entry.train.get("epochs", 20))
     if cfg.train.learning_rate is None:
         cfg.train.learning_rate = float(entry.train.get("learning_rate", 1e-3))
-    pretrained = str(cfg.model.weights or "none").lower() != "none"
-    if cfg.train.freeze_epochs is None:
-        cfg.train.freeze_epochs = int(entry.train.get("freeze_epochs", 5)) if pretrained else 0
+    if cfg.train.freeze_epochs is None:  # at most; the head phase stops when validation loss does
+        cfg.train.freeze_epochs = int(entry.train.get("freeze_epochs", HEAD_EPOCHS)) if pretrained else 0
     if cfg.train.fine_tune_lr is None:
-        # The training rate, warm-up included: lr / 10 leaves the backbone where it was on small
-        # data (50 images are 2 steps an epoch); see README, "The schedule".
-        cfg.train.fine_tune_lr = cfg.train.learning_rate
+        # Low, per family: on real photos a fine-tuning rate of --lr (2e-3) wrecked the ImageNet
+        # features of MobileNet v1 (28% test where 1e-4 gave 79%); benchmarks/RESULTS.md,
+        # "Transfer learning on real photos".
+        cfg.train.fine_tune_lr = float(entry.train.get("fine_tune_lr", FINE_TUNE_LR))
     cfg.validate()
     for stage in stages.model_stages():
         stage.resolve(cfg)

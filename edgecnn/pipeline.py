@@ -36,7 +36,15 @@ from typing import Callable
 from edgecnn._io import run_lock, write_json, write_text
 from edgecnn.config import RunConfig, resolve, run_folder
 from edgecnn.errors import UserError
-from edgecnn.report import VARIANT_COLUMNS, cpu_lines, format_table, int8_speed_notes, run_report_md, save_table
+from edgecnn.report import (
+    VARIANT_COLUMNS,
+    cpu_lines,
+    format_table,
+    int8_speed_notes,
+    near_chance_lines,
+    run_report_md,
+    save_table,
+)
 from edgecnn.sources import load_run_data
 from edgecnn.stages import Context, StageResult, StageStore, config_key, model_stages
 from edgecnn.stages.export import export_and_measure
@@ -310,6 +318,9 @@ def _optimize(
         "config": cfg.to_dict(),
         "distribute": dist,
     }
+    warnings = ctx.warnings + near_chance_lines(rows, data.num_classes)
+    if warnings:  # a run that did not learn says so, in metrics.json, the table and the terminal
+        metrics["warnings"] = warnings
     skipped = sorted(getattr(data, "skipped", ()))
     if skipped:  # a streamed folder skips unreadable images rather than stopping mid-epoch
         metrics["skipped_files"] = skipped
@@ -321,7 +332,7 @@ def _optimize(
         out / "table",
         title=f"{cfg.model.name} on {data.name}",
         header=cpu_lines(table_rows),
-        footer=int8_speed_notes(table_rows),
+        footer=[*int8_speed_notes(table_rows), *warnings],
     )
     notes = [stage.notes(stage_info[stage.row]) for stage in active if stage.row in stage_info]
     write_text(out / "report.md", run_report_md(cfg, data, table_rows, metrics, notes))
@@ -337,7 +348,7 @@ def _optimize(
     for line in cpu_lines(table_rows):
         echo(line)
     echo(format_table(table_rows, VARIANT_COLUMNS))
-    for note in int8_speed_notes(table_rows):
+    for note in [*int8_speed_notes(table_rows), *warnings]:
         echo(note)
     echo(f"\nrun folder: {out}  ({metrics['seconds']:.0f} s)")
     return metrics

@@ -147,6 +147,39 @@ def save_table(rows: list, columns: list, stem, title: str | None = None, header
     return paths
 
 
+# --- Results that are not what they seem ----------------------------------------------------
+
+# A test accuracy within this fraction of the way from chance (1 / classes) to 100% is "near chance".
+NEAR_CHANCE = 0.1
+
+
+def near_chance_lines(rows: list, num_classes: int) -> list:
+    """One warning line when any row's ``.tflite`` test accuracy is near chance (within
+    :data:`NEAR_CHANCE` of the way from ``1 / num_classes`` to 1); marks those rows
+    ``near_chance: True``. A table that would otherwise look normal then says the model has
+    not learned the task.
+
+    Example:
+        >>> rows = [{"variant": "float32", "tflite_accuracy": 0.25}, {"variant": "int8", "tflite_accuracy": 0.8}]
+        >>> near_chance_lines(rows, 5)
+        ['warning: near chance (20.0% for 5 classes): float32 25.0% on the test split; the model has not learned these classes: check the labels and the data, or lower --lr / --fine-tune-lr']
+        >>> rows[0]["near_chance"], "near_chance" in rows[1]
+        (True, False)
+    """
+    if num_classes < 2:
+        return []
+    chance = 1.0 / num_classes
+    bar = chance + NEAR_CHANCE * (1.0 - chance)
+    low = [r for r in rows if isinstance(r.get("tflite_accuracy"), float) and r["tflite_accuracy"] <= bar]
+    for r in low:
+        r["near_chance"] = True
+    if not low:
+        return []
+    which = ", ".join(f"{r['variant']} {100 * r['tflite_accuracy']:.1f}%" for r in low)
+    return [f"warning: near chance ({100 * chance:.1f}% for {num_classes} classes): {which} on the test split; the "
+            "model has not learned these classes: check the labels and the data, or lower --lr / --fine-tune-lr"]
+
+
 # --- Speed explained by the CPU -------------------------------------------------------------
 
 # int8 must run at least this many times faster than float32 (median latency) to count as faster.

@@ -124,7 +124,8 @@ class TrainConfig(Section):
 
     key = "train"
 
-    epochs: int | None = setting(None, cli="--epochs", low=0, help="Training epochs.", default_text="per family")
+    epochs: int | None = setting(None, cli="--epochs", low=0, help="Training epochs (from --weights: of the whole "
+                                 "network, after the head phase).", default_text="per family; 15 from --weights")
     batch_size: int = setting(32, cli="--batch-size", low=1, help="Images per step (across replicas).")
     optimizer: str = setting(
         "adam", cli="--optimizer", choices=OPTIMIZERS, help="adam, sgd (Nesterov momentum 0.9) or rmsprop."
@@ -154,9 +155,10 @@ class TrainConfig(Section):
         None,
         cli="--freeze-epochs",
         low=0,
-        help="Fine-tuning from --weights: first train only the new head this many epochs, the backbone "
-        "frozen (BatchNorm in inference mode), then the whole network for --epochs.",
-        default_text="5 with --weights, 0 without",
+        help="Fine-tuning from --weights: first train only the new head, at most this many epochs (it stops "
+        "when validation loss stops improving; on the frozen backbone's features, computed once), then the "
+        "whole network for --epochs. 0: no head phase.",
+        default_text="30 with --weights, 0 without",
     )
     fine_tune_lr: float | None = setting(
         None,
@@ -165,9 +167,9 @@ class TrainConfig(Section):
         high=10,
         low_open=True,
         high_open=True,
-        help="Learning rate of the whole network after the head-only epochs (the head phase uses --lr; "
-        "BatchNorm stays in inference mode). Lower it to keep more of the pretrained weights.",
-        default_text="--lr",
+        help="Learning rate of the whole network after the head phase (the head phase uses --lr; "
+        "BatchNorm stays in inference mode). Low, so that the pretrained features survive.",
+        default_text="1e-4 (per family)",
     )
     tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
     seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")

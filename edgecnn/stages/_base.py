@@ -63,6 +63,7 @@ class Context:
     strategy: object = None
     teacher_key: str | None = None
     wrap_student: Callable | None = None
+    warnings: list = field(default_factory=list)  # lines for metrics.json's "warnings" and the table's footer
 
     def scope(self):
         """The ``tf.distribute`` scope every model-producing stage builds, wraps, compiles and fits in.
