@@ -150,12 +150,15 @@ def spec_from_metadata(meta: dict) -> dict:
         >>> spec_from_metadata({"mean": [127.5] * 3, "std": [127.5] * 3, "labels": ["a", "b"]})
         {'scale': 0.00784313725490196, 'offset': -1.0, 'class_names': ['a', 'b']}
     """
-    from edgecnn.device.preprocess import normalization_spec
-
     mean, std = meta.get("mean"), meta.get("std")
     if not mean or not std or len(mean) != len(std) or any(s == 0 for s in std):
         raise ValueError("the model's metadata has no usable normalisation (mean/std)")
-    spec = normalization_spec(mean, std)
+    spec: dict = {}
+    if len(set(mean)) == 1 and len(set(std)) == 1:
+        spec["scale"], spec["offset"] = 1.0 / std[0], -mean[0] / std[0]
+    else:
+        spec["scale"], spec["offset"] = 1.0, 0.0
+        spec["mean"], spec["std"] = list(mean), list(std)
     if str(meta.get("channel_order") or "RGB").upper() == "BGR":
         spec["channel_order"] = "BGR"
     if meta.get("resize"):
