@@ -163,10 +163,12 @@ def _check_model_args(args: dict, entry) -> None:
 
 
 def check_paths(cfg, allow_outside: bool = False, where=lambda path: path) -> None:
-    """The files a run reads must exist, and its folder must stay under the working directory.
+    """The files a run reads must exist, and its folder must be one that can be written
+    (and, unless ``allow_outside``, stay under the working directory: see :func:`check_out_path`).
 
-    Both doors into the pipeline call this before any work: ``edgecnn optimize`` and a
-    recipe. ``where(path)`` prefixes errors with the place a setting came from (a recipe's
+    Both doors into the pipeline call this before any work: ``edgecnn optimize`` (its
+    ``--out`` typed by the user, so ``allow_outside=True``) and a recipe (its ``out:`` from a
+    file). ``where(path)`` prefixes errors with the place a setting came from (a recipe's
     line). Each stage checks the files of its own section (a teacher file, for instance).
     """
     source = cfg.data.source
@@ -187,7 +189,13 @@ def check_paths(cfg, allow_outside: bool = False, where=lambda path: path) -> No
 
 
 def check_out_path(out, allow_outside: bool = False, where: str = "") -> Path:
-    """Refuse an output folder that escapes the working directory (``..``, or elsewhere) unless allowed.
+    """An output folder that can be written, refused in one line when it exists as a file or
+    cannot be created; and, unless ``allow_outside``, when it escapes the working directory
+    (``..``, an absolute path elsewhere, a symbolic link out of it).
+
+    A folder typed on the command line (``--out``) goes wherever the user says
+    (``allow_outside=True``); the guard is for a path read from a recipe file, which may come
+    from someone else. ``where`` names the place: ``--out``, or a recipe's line.
 
     Example:
         >>> check_out_path("runs/x")
@@ -196,25 +204,50 @@ def check_out_path(out, allow_outside: bool = False, where: str = "") -> Path:
         Traceback (most recent call last):
         ...
         edgecnn.errors.UserError: out '../../etc' contains '..'; ...
+        >>> check_out_path("/tmp/edgecnn-run", allow_outside=True, where="--out")
+        PosixPath('/tmp/edgecnn-run')
     """
     p = Path(str(out)).expanduser()
+    flag = where.startswith("--") and "=" not in where  # "--out", not "--set out=..." or "r.yaml line 2"
+    label = "out" if not where or where == "out" else where if flag else f"{where}: out"
     if allow_outside:
+        _check_writable_folder(p, f"{label} {str(out)!r}")
         return p
-    hint = "; write runs under the working directory, or pass --allow-outside if you mean it"
-    where = f"{where}: out" if where and where != "out" else "out"
+    hint = "; keep a recipe's out under the working directory, or pass --allow-outside if you mean it"
     if ".." in p.parts:
-        raise UserError(f"{where} {str(out)!r} contains '..'{hint}")
+        raise UserError(f"{label} {str(out)!r} contains '..'{hint}")
     cwd = Path.cwd().resolve()
     full = Path(os.path.normpath(os.path.join(str(cwd), str(p))))
     if full != cwd and cwd not in full.parents:
-        raise UserError(f"{where} {str(out)!r} is outside the working directory {cwd}{hint}")
+        raise UserError(f"{label} {str(out)!r} is outside the working directory {cwd}{hint}")
     if full == cwd:
-        raise UserError(f"{where}: the output folder cannot be the working directory itself{hint}")
+        raise UserError(f"{label}: the output folder cannot be the working directory itself{hint}")
     # A symbolic link inside the tree that leads out of it is an escape too.
     real = Path(os.path.realpath(full))
     if real != full and cwd not in real.parents and Path(os.path.realpath(cwd)) not in real.parents:
-        raise UserError(f"{where} {str(out)!r} leads to {real} through a symbolic link{hint}")
+        raise UserError(f"{label} {str(out)!r} leads to {real} through a symbolic link{hint}")
+    _check_writable_folder(p, f"{label} {str(out)!r}")
     return p
+
+
+def _check_writable_folder(path: Path, label: str) -> None:
+    """``path`` is a folder this process can write in, or can be made one (its nearest
+    existing parent is a folder it can write in); else one :class:`UserError` line."""
+    full = Path(os.path.abspath(path))
+    if full.is_dir():
+        if not os.access(full, os.W_OK | os.X_OK):
+            raise UserError(f"{label} cannot be written: no permission to write in {full}")
+        return
+    if os.path.lexists(full):
+        what = "a file" if full.is_file() else "a link to nothing" if full.is_symlink() else "not a folder"
+        raise UserError(f"{label} is {what}; give a folder (it is created if missing)")
+    parent = full.parent
+    while not os.path.lexists(parent):
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{label} cannot be created: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{label} cannot be created: no permission to write in {parent}")
 
 
 def run_name(model: str, alpha, image_size, args: dict | None = None, source: str = "digits", sparsity=None) -> str:

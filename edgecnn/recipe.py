@@ -564,6 +564,8 @@ def parse_recipe(
 
     Every mistake raises :class:`~edgecnn.errors.UserError` whose one line names the key
     and where it was set (``"r.yaml line 12: unknown key train.epoch (did you mean epochs?)"``).
+    ``allow_outside`` lets the recipe's ``out:`` leave the working directory; an ``out`` set
+    in ``overrides`` (``--set out=...``, typed by the user) may anyway.
 
     Example:
         >>> parse_recipe("train: {epoch: 3}", "r.yaml")
@@ -628,7 +630,9 @@ def parse_recipe(
     except UserError as exc:
         raise UserError(_locate(str(exc), where)) from None
     if check_files:
-        check_paths(cfg, allow_outside, where.of)  # its errors name the place already
+        # The guard is for an out: read from the file; --set out=... is typed by the user.
+        typed_out = any(key == "out" for key, _ in parsed)
+        check_paths(cfg, allow_outside or typed_out, where.of)  # its errors name the place already
     try:
         resolved = resolve(cfg)
     except UserError as exc:

@@ -65,3 +65,36 @@ def test_optimize_builder_arguments_from_flags():
     assert bad.exit_code == 2 and "--arg expects KEY=VALUE" in bad.output
     bad = runner.invoke(main, ["list", "efficientnet", "--phi", "99"])
     assert bad.exit_code == 2 and "phi must be between" in bad.output
+
+
+def test_optimize_writes_an_out_typed_outside_the_working_directory(tmp_path, monkeypatch):
+    """--out is typed by the user: it goes anywhere, no --allow-outside (a recipe's out: is still guarded)."""
+    work, out = tmp_path / "work", tmp_path / "elsewhere" / "run"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    args = ["optimize", "mlp", "--epochs", "1", "--train-fraction", "0.2", "--no-bench", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "metrics.json").is_file() and (out / "model_float32.tflite").is_file()
+    assert not any(work.iterdir())
+    # Still refused in one line: an --out that is a file, or under one.
+    (tmp_path / "a_file").write_text("x")
+    for bad, message in ((tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "run", "cannot be created")):
+        for command in (["optimize", "mlp", "--no-bench"], ["sweep", "--models", "mlp"], ["report", str(out)]):
+            r = CliRunner().invoke(main, [*command, "--out", str(bad)])
+            assert r.exit_code == 2 and message in r.output, (command, r.output)
+            assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_a_recipe_out_outside_the_working_directory_is_still_refused(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    recipe = work / "r.yaml"
+    recipe.write_text(f"model: {{name: mlp}}\ntrain: {{epochs: 1}}\nout: {tmp_path / 'elsewhere'}\n")
+    r = CliRunner().invoke(main, ["run", str(recipe), "--check"])
+    assert r.exit_code == 2 and "r.yaml line 3: out" in r.output and "is outside the working directory" in r.output
+    assert "--allow-outside" in r.output and len(r.output.strip().splitlines()) == 1
+    assert CliRunner().invoke(main, ["run", str(recipe), "--check", "--allow-outside"]).exit_code == 0
+    typed = CliRunner().invoke(main, ["run", str(recipe), "--check", "--set", f"out={tmp_path / 'mine'}"])
+    assert typed.exit_code == 0, typed.output

@@ -2,6 +2,7 @@
 
 Its flags are derived from the settings declarations (:mod:`edgecnn.cli.options`); only
 ``--arg``/``--phi`` (builder arguments), ``--out`` and ``--allow-outside`` are its own.
+``--out`` goes wherever it says (the working-directory guard is for a recipe's ``out:``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ def model_arg_options() -> list:
 
 def out_options(f):
     """``--out`` and ``--allow-outside``: where the run folder goes."""
-    f = click.option("--allow-outside", is_flag=True, help="Allow an --out folder outside the working directory.")(f)
+    f = click.option(
+        "--allow-outside",
+        is_flag=True,
+        expose_value=False,
+        help="Kept for compatibility: --out may be anywhere; only a recipe's out (edgecnn run) needs it.",
+    )(f)
     return click.option(
         "--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<model>-<settings>/)."
     )(f)
@@ -93,7 +99,7 @@ def out_options(f):
 @out_options
 @model_arg_options()[1]
 @model_arg_options()[0]
-def optimize(model, allow_outside, **flags):
+def optimize(model, **flags):
     """Train MODEL on the data, export it to TFLite, and measure every variant.
 
     \b
@@ -111,5 +117,6 @@ def optimize(model, allow_outside, **flags):
 
     config = config_from_flags(model, flags)
     flag_of = {path: flag.flag for flag in declared_flags().values() for path in flag.paths}
-    check_paths(config, allow_outside, where=lambda path: flag_of.get(path, f"--{path}"))
+    # --out is typed by the user: it goes where they say (the guard is for a recipe's out).
+    check_paths(config, allow_outside=True, where=lambda path: flag_of.get(path, f"--{path}"))
     run(config, echo=click.echo)

@@ -37,6 +37,7 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
       edgecnn report runs/mobilenet-a0.50-32px pi4.json --filter "mobilenet*"
       edgecnn report runs/lenet5-32px android.log pi.json --device-name "Pixel 7"
     """
+    from edgecnn.config import check_out_path
     from edgecnn.errors import UserError
     from edgecnn.report import (
         cpu_lines,
@@ -49,6 +50,7 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
         write_report,
     )
 
+    check_out_path(out, allow_outside=True, where="--out")  # anywhere it can be written, said before any work
     try:
         rows = load_results(sources, device_name=device_name)
     except ValueError as exc:

@@ -21,7 +21,11 @@ from edgecnn.cli._main import main
     help="Override a setting after the recipe (repeatable): --set train.epochs=5 --set vars.seed=1.",
 )
 @click.option("--check", is_flag=True, help="Validate the recipe, print the resolved settings, run nothing.")
-@click.option("--allow-outside", is_flag=True, help="Allow an 'out' folder outside the working directory.")
+@click.option(
+    "--allow-outside",
+    is_flag=True,
+    help="Allow the recipe's out: folder outside the working directory (--set out=... may be anywhere).",
+)
 def run(recipe, overrides, check, allow_outside):
     """Run RECIPE.yaml: defaults, then the recipe, then --set overrides.
 

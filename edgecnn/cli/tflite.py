@@ -16,6 +16,7 @@ from edgecnn.device.cli import (
     eval_options,
     finish_eval,
     probe_in_child,
+    read_preprocessing,
     run_bench,
 )
 
@@ -59,12 +60,15 @@ def _add_gpu_compatibility(results: list) -> None:
     is_flag=True,
     help="MODEL is a run folder (or its model.keras): print the int8 error per layer on its validation images.",
 )
-def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split, int8_debug):
+def eval_cmd(
+    model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split, int8_debug, **flags
+):
     """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
 
     \b
-    Class folders (or an .npz's class_names) are matched to the class names in the
-    model's preprocess.json, so a class missing from the data keeps its index.
+    Class folders (or an .npz's class_names) are matched to the model's class names
+    (preprocess.json, metadata or --labels; case and _/space ignored), so a class missing
+    from the data keeps its index.
 
     \b
     With --int8-debug, MODEL is a run folder: TFLite's quantization debugger compares each
@@ -79,13 +83,14 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
 
     from edgecnn.data import load_dataset
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
-    from edgecnn.device.preprocess import CONVENTION_KEYS, DEFAULT_OFFSET, DEFAULT_SCALE, read_spec
+    from edgecnn.device.preprocess import CONVENTION_KEYS, DEFAULT_OFFSET, DEFAULT_SCALE, fit_to_model
 
     probe_in_child(model_path, threads, runtime)
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
-    spec = read_spec(model_path, preprocess_path)
+    spec = read_preprocessing(model_path, preprocess_path, **flags)
     h, w, c, k = classifier_shape(model_path, runtime, spec)
+    model_names, skip = fit_to_model(spec, c, k, model_path)
     # The same seeded split as training, so "test" means images the model never saw.
     split_args = {"val_split": spec.get("val_split", 0.1), "test_split": spec.get("test_split", 0.2)}
     if split == "all":
@@ -102,10 +107,10 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     )
     s = "train" if split == "all" else split
     # Labels by class name, not folder position: a class missing from the data keeps its index.
-    y, names = labels_by_name(
-        ds.y[s], ds.class_names if ds.named else None, spec.get("class_names"), k, data, model_path
+    y, names = labels_by_name(ds.y[s], ds.class_names if ds.named else None, model_names, k - skip, data, model_path)
+    metrics = evaluate_tflite(
+        model_path, ds.normalized(s), y, num_threads=threads, runtime=runtime, background_class=bool(skip)
     )
-    metrics = evaluate_tflite(model_path, ds.normalized(s), y, num_threads=threads, runtime=runtime)
     metrics["split"] = split
     finish_eval(metrics, model_path, data, names, as_json, output)
 

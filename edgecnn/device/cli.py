@@ -290,6 +290,108 @@ def bench(**flags):
     run_bench(**flags)
 
 
+class PerChannel(click.ParamType):
+    """One number, or three comma-separated ones (R, G, B): ``127.5`` or ``123.675,116.28,103.53``."""
+
+    name = "V[,V,V]"
+
+    def __init__(self, nonzero: bool = False):
+        self.nonzero = nonzero
+
+    def convert(self, value, param, ctx):
+        import math
+
+        if isinstance(value, tuple):
+            return value
+        try:
+            values = tuple(float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not one number or three comma-separated numbers", param, ctx)
+        if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
+            self.fail(f"{value!r}: give one finite number, or three comma-separated (one per channel)", param, ctx)
+        if self.nonzero and 0.0 in values:
+            self.fail(f"{value!r}: cannot divide by 0", param, ctx)
+        return values
+
+
+def preprocessing_options(f):
+    """``--labels``, ``--mean``, ``--std`` and ``--background-class``: the preprocessing of a
+    model that has neither TFLite Metadata nor a ``preprocess.json`` (the published ImageNet
+    MobileNets with their ``labels.txt``), or that overrides what they say.
+
+    Example:
+        >>> @click.command()
+        ... @preprocessing_options
+        ... def my_predict(**flags): spec = read_preprocessing("m.tflite", None, **flags)
+    """
+    options = [
+        click.option(
+            "--labels",
+            "labels_path",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Class names, one a line in output order (labels.txt); overrides the preprocess.json's or metadata's.",
+        ),
+        click.option(
+            "--mean",
+            type=PerChannel(),
+            default=None,
+            help="With --std, the normalisation (pixel - mean) / std on 0..255 pixels, one value or R,G,B; "
+            "overrides the preprocess.json's or metadata's. Default 0.",
+        ),
+        click.option(
+            "--std",
+            type=PerChannel(nonzero=True),
+            default=None,
+            help="See --mean (--mean 127.5 --std 127.5: inputs in [-1, 1]). Default 1.",
+        ),
+        click.option(
+            "--background-class",
+            is_flag=True,
+            help="Output 0 is a background class with no label (TF-slim ImageNet models: 1001 outputs, "
+            "1000 labels); it is left out and labels count from output 1.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def read_preprocessing(
+    model_path,
+    preprocess_path=None,
+    labels_path=None,
+    mean=None,
+    std=None,
+    background_class: bool = False,
+    required: bool = False,
+) -> dict:
+    """The preprocessing of ``model_path``: its ``preprocess.json`` or metadata
+    (:func:`~edgecnn.device.preprocess.read_spec`), then the flags of
+    :func:`preprocessing_options` over it (:func:`~edgecnn.device.preprocess.override_spec`).
+
+    ``required``: without ``--mean``/``--std``, a model with neither ``preprocess.json`` nor
+    metadata is one :class:`UserError` line naming the flags, not a guess.
+
+    Example:
+        >>> spec = read_preprocessing("mobilenet_v1.tflite", labels_path="labels.txt", mean=(127.5,),
+        ...                           std=(127.5,), background_class=True)  # doctest: +SKIP
+    """
+    from edgecnn.device.preprocess import override_spec, read_labels, read_spec
+
+    given = mean is not None or std is not None
+    try:
+        spec = read_spec(model_path, preprocess_path, required=required and not given)
+    except ValueError as exc:  # metadata without a usable normalisation
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{model_path}: {exc}") from None
+    names = read_labels(labels_path) if labels_path else None
+    return override_spec(
+        spec, class_names=names, labels_from=labels_path, mean=mean, std=std, background_class=background_class
+    )
+
+
 def eval_options(f):
     """Flags shared by both ``eval`` commands.
 
@@ -305,8 +407,10 @@ def eval_options(f):
             "preprocess_path",
             type=click.Path(dir_okay=False),
             default=None,
-            help="preprocess.json of the run (default: the one beside the model, else pixels/127.5-1).",
+            help="preprocess.json of the run (default: the one beside the model, else its metadata, "
+            "else pixels/127.5-1).",
         ),
+        preprocessing_options,
         click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True),
         click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True),
         click.option(
@@ -391,30 +495,36 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
 @main.command("eval")
 @eval_options
 @click.option("--data", required=True, help="An image folder (one subfolder per class) or an .npz (x, y).")
-def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data):
+def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, **flags):
     """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
 
     \b
-    Class folders (or an .npz's class_names) are matched to the class names in the
-    model's preprocess.json, so a class missing from the data keeps its index.
+    Class folders (or an .npz's class_names) are matched to the model's class names
+    (preprocess.json, metadata or --labels; case and _/space ignored), so a class missing
+    from the data keeps its index. A model without metadata (a published ImageNet MobileNet):
+      edgecnn-device eval mobilenet_v1.tflite --data val/ --labels labels.txt \\
+          --mean 127.5 --std 127.5 --background-class
 
     Example:
         >>> model_input_shape("model_int8.tflite")  # doctest: +SKIP
         (32, 32, 3)
     """
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name, load_labelled
-    from edgecnn.device.preprocess import normalize, read_spec, resize_method
+    from edgecnn.device.preprocess import fit_to_model, normalize, resize_method
 
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
     probe_in_child(model_path, threads, runtime)
-    spec = read_spec(model_path, preprocess_path)
+    spec = read_preprocessing(model_path, preprocess_path, **flags)
     h, w, c, k = classifier_shape(model_path, runtime, spec)
+    model_names, skip = fit_to_model(spec, c, k, model_path)
     x, y, data_names = load_labelled(data, (h, w), c, resize_method(spec))
     if len(y) == 0:
         raise UserError(f"{data} holds no labelled images")
-    y, names = labels_by_name(y, data_names, spec.get("class_names"), k, data, model_path)
-    metrics = evaluate_tflite(model_path, normalize(x, spec), y, num_threads=threads, runtime=runtime)
+    y, names = labels_by_name(y, data_names, model_names, k - skip, data, model_path)
+    metrics = evaluate_tflite(
+        model_path, normalize(x, spec), y, num_threads=threads, runtime=runtime, background_class=bool(skip)
+    )
     finish_eval(metrics, model_path, data, names, as_json, output)
 
 
@@ -429,31 +539,37 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
     default=None,
     help="preprocess.json of the run (default: the one beside the model, else the model's metadata).",
 )
+@preprocessing_options
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
 @click.option("--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions and timings as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
-def predict(model_path, images, top_k, preprocess_path, threads, runtime, device_name, as_json, output):
+def predict(model_path, images, top_k, preprocess_path, threads, runtime, device_name, as_json, output, **flags):
     """Top-k labels of IMAGE files, folders, or - (stdin: one image's bytes, or paths one a line).
 
-    Each image is timed: decode, resize (with normalisation) and invoke.
+    Each image is timed: decode, resize (with normalisation) and invoke. A model with
+    neither metadata nor preprocess.json takes its preprocessing from --mean/--std (and
+    --labels, --background-class); the input size is the model's.
 
     \b
       edgecnn-device predict model_int8.tflite shot.jpg --top-k 3
       rpicam-still -n -o - | edgecnn-device predict model_int8.tflite -
       find photos -name '*.jpg' | edgecnn-device predict model_int8.tflite - --json
+      edgecnn-device predict mobilenet_v1.tflite shot.jpg --labels labels.txt \\
+          --mean 127.5 --std 127.5 --background-class
     """
     from edgecnn._io import sha256_file
     from edgecnn.device.bench import machine_info
     from edgecnn.device.predict import collect_images, predict_images
+    from edgecnn.device.runtime import check_model_file
 
     if device_name:
         os.environ["EDGECNN_DEVICE"] = device_name
     sources = collect_images(images, click.get_binary_stream("stdin") if "-" in images else None)
-    result = predict_images(
-        model_path, sources, top_k=top_k, preprocess_path=preprocess_path, threads=threads, runtime=runtime
-    )
+    check_model_file(model_path)  # a missing model is that, not "no metadata"
+    spec = read_preprocessing(model_path, preprocess_path, **flags, required=True)
+    result = predict_images(model_path, sources, top_k=top_k, threads=threads, runtime=runtime, spec=spec)
     result.update(model=str(model_path), sha256=sha256_file(model_path), size_bytes=os.path.getsize(model_path))
     result.update(machine_info())
     if output:

@@ -156,9 +156,18 @@ def classification_metrics(scores: np.ndarray, y: np.ndarray, num_classes: int |
 
 
 def evaluate_tflite(
-    model_path, x: np.ndarray, y: np.ndarray, num_threads: int = 1, runtime: str = "auto", batch_size: int = 64
+    model_path,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_threads: int = 1,
+    runtime: str = "auto",
+    batch_size: int = 64,
+    background_class: bool = False,
 ) -> dict:
     """Accuracy of the ``.tflite`` at ``model_path`` on float inputs ``x`` and labels ``y``.
+
+    ``background_class``: output 0 is a class without a label (the TF-slim ImageNet models'
+    1001 outputs); it is dropped before ranking, and ``y`` counts the other outputs.
 
     Example:
         >>> evaluate_tflite("model_int8.tflite", ds.normalized("test"), ds.y["test"])["accuracy"]  # doctest: +SKIP
@@ -182,6 +191,8 @@ def evaluate_tflite(
         if len(y) != len(x):
             raise DataError(f"{len(x)} inputs but {len(y)} labels")
         scores = predict(interpreter, x, batch_size=batch_size)
+    if background_class:
+        scores, k = scores[:, 1:], k - 1
     if y.size and (y.min() < 0 or y.max() >= k):
         raise DataError(f"labels go up to {int(y.max())}, but {model_path} scores {k} classes (0..{k - 1})")
     metrics = classification_metrics(scores, y, num_classes=k)
@@ -230,12 +241,24 @@ def load_labelled(source, image_size, channels: int, resize: str = "antialias") 
     raise DataError(f"data {source!r} is neither an image folder nor an .npz file")
 
 
+def class_key(name) -> str:
+    """A class name as folders and labels files both spell it: case and ``_``/space runs ignored.
+
+    Example:
+        >>> class_key("Great_White  shark") == class_key("great white shark")
+        True
+    """
+    return " ".join(str(name).replace("_", " ").casefold().split())
+
+
 def labels_by_name(y, data_names, model_names, num_classes: int, data, model_path) -> tuple:
     """The labels ``y`` (indices into ``data_names``) as indices of the model's classes.
 
-    Folder names are matched to the model's class names (``preprocess.json``), so a class
-    missing from the data keeps its index; a data class the model does not know is
-    refused on one line. ``data_names=None`` (an ``.npz`` without ``class_names``) or
+    Folder names are matched to the model's class names (``preprocess.json``, metadata or a
+    labels file), so a class missing from the data keeps its index: the same name first,
+    else the same ignoring case and with ``_`` for a space (folder ``great_white_shark`` is
+    label ``great white shark``; the first of equal names wins). A data class the model does
+    not know is refused on one line. ``data_names=None`` (an ``.npz`` without ``class_names``) or
     ``model_names=None`` (no ``preprocess.json``): labels are used as class indices.
     Returns ``(labels, class names to show)``.
 
@@ -252,12 +275,17 @@ def labels_by_name(y, data_names, model_names, num_classes: int, data, model_pat
                 "give the preprocess.json of this model (--preprocess)"
             )
     if data_names is not None and model_names is not None:
-        unknown = [n for n in data_names if n not in model_names]
+        exact, loose = {}, {}
+        for i, name in enumerate(model_names):
+            exact.setdefault(name, i)
+            loose.setdefault(class_key(name), i)
+        found = [exact.get(str(n), loose.get(class_key(n))) for n in data_names]
+        unknown = [n for n, i in zip(data_names, found) if i is None]
         if unknown:
             shown = ", ".join(repr(n) for n in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
             known = ", ".join(model_names[:12]) + (" ..." if len(model_names) > 12 else "")
             raise DataError(f"{data} has class(es) {shown} that {model_path} does not know (its classes: {known})")
-        index = np.asarray([model_names.index(n) for n in data_names], dtype=np.int64)
+        index = np.asarray(found, dtype=np.int64)
         return (index[y] if y.size else y), model_names
     if y.size and y.max() >= num_classes:
         raise DataError(f"{data} has labels up to {int(y.max())}, but {model_path} scores {num_classes} classes")

@@ -87,15 +87,23 @@ def predict_images(
     threads: int = 1,
     runtime: str = "auto",
     progress=None,
+    spec: dict | None = None,
 ) -> dict:
     """Top-``top_k`` labels and scores, and per-step timing, for each image in ``sources``.
 
+    ``spec`` is the preprocessing to use (see :func:`edgecnn.device.preprocess.override_spec`
+    for one built from flags); without it, :func:`~edgecnn.device.preprocess.read_spec`
+    reads ``preprocess_path``, the ``preprocess.json`` beside the model or its metadata.
+    With ``"background_class"`` in the spec, output 0 is left out and ``index`` counts the
+    labels (output ``index + 1``).
+
     Raises :class:`UserError` for a model that is not an image classifier with 1 or 3
     input channels, a model without preprocessing (no ``preprocess.json``, no metadata),
+    preprocessing that does not fit the model (:func:`~edgecnn.device.preprocess.fit_to_model`)
     and an image that cannot be read; nothing is returned half done.
     """
     from edgecnn.device.evaluate import dequantize_output, quantize_input
-    from edgecnn.device.preprocess import normalize, read_spec, resize_image, resize_method
+    from edgecnn.device.preprocess import fit_to_model, normalize, read_spec, resize_image, resize_method
     from edgecnn.device.runtime import load_interpreter
 
     interpreter, runtime_name, runtime_version = load_interpreter(model_path, num_threads=threads, runtime=runtime)
@@ -112,15 +120,15 @@ def predict_images(
         interpreter.allocate_tensors()
         inp = interpreter.get_input_details()[0]
     h, w, c = shape[1:]
-    try:
-        spec = read_spec(model_path, preprocess_path, required=True)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    if spec is None:
+        try:
+            spec = read_spec(model_path, preprocess_path, required=True)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     resize = resize_method(spec)
-    num_classes = int(np.prod(out["shape"][1:]))
-    names = [str(n) for n in spec.get("class_names") or []]
-    if names and len(names) != num_classes:
-        raise UserError(f"{model_path} has {num_classes} outputs but its preprocessing names {len(names)} classes")
+    outputs = int(np.prod(out["shape"][1:]))
+    names, skip = fit_to_model(spec, c, outputs, model_path)
+    num_classes = outputs - skip
     names = names or [str(i) for i in range(num_classes)]
     k = min(int(top_k), num_classes)
     results = []
@@ -136,7 +144,7 @@ def predict_images(
         interpreter.invoke()
         scores = interpreter.get_tensor(out["index"]).copy()
         t3 = time.perf_counter()
-        scores = dequantize_output(scores, out).reshape(-1)
+        scores = dequantize_output(scores, out).reshape(-1)[skip:]
         order = np.argsort(-scores, kind="stable")[:k]
         results.append(
             {
@@ -160,7 +168,9 @@ def predict_images(
         "runtime_version": runtime_version,
         "threads": int(threads),
         "input_shape": shape,
-        "preprocess": {k2: v for k2, v in spec.items() if k2 in ("scale", "offset", "mean", "std", "from")},
+        "preprocess": {
+            k2: v for k2, v in spec.items() if k2 in ("scale", "offset", "mean", "std", "from", "background_class")
+        },
         "images": results,
         "timing_ms": timing,
     }

@@ -116,6 +116,8 @@ def read_spec(model_path, explicit=None, required: bool = False) -> dict:
             channels = spec.get("channels")
             if channels is not None and channels not in (1, 3):
                 raise DataError(f"{path}: 'channels' must be 1 or 3, got {channels!r}")
+            if not isinstance(spec.get("background_class", False), bool):
+                raise DataError(f"{path}: 'background_class' must be true or false, got {spec['background_class']!r}")
             return spec
         if explicit:
             raise DataError(f"preprocessing file {path} does not exist")
@@ -133,9 +135,159 @@ def read_spec(model_path, explicit=None, required: bool = False) -> dict:
     if required:
         raise UserError(
             f"{model_path} has no TFLite Metadata and no preprocess.json beside it; "
-            "pass --preprocess with the run's preprocess.json (or export with metadata)"
+            "pass --preprocess with the run's preprocess.json (or export with metadata), "
+            "or give the normalisation as --mean and --std (with --labels, --background-class as needed)"
         )
     return {"scale": DEFAULT_SCALE, "offset": DEFAULT_OFFSET}
+
+
+#: A labels file larger than this is refused before it is read (10,000 labels of 400 bytes).
+MAX_LABELS_BYTES = 4_000_000
+#: The spec keys that say how pixels are normalised (see :func:`normalize`).
+NORMALIZATION_KEYS = ("scale", "offset", "mean", "std")
+
+
+def read_labels(path) -> list:
+    """Class names from a labels text file, one a line (the usual ``labels.txt``), in output order.
+
+    Surrounding spaces and blank lines at the end are ignored; a blank line before the last
+    label (which would leave an output without a name) is refused, as are an empty file,
+    a file that is not UTF-8 and more than :data:`MAX_CLASSES` labels, each with one
+    :class:`DataError` line.
+
+    Example:
+        >>> read_labels("mobilenet_v1_1.0_224/labels.txt")[:3]  # doctest: +SKIP
+        ['background', 'tench', 'goldfish']
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"labels file {path} " + ("is not a file" if p.exists() else "does not exist"))
+    try:
+        if p.stat().st_size > MAX_LABELS_BYTES:
+            raise DataError(f"labels file {path} is over {MAX_LABELS_BYTES:,} bytes; it should hold one label per line")
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"labels file {path} is not UTF-8 text (one label per line)") from None
+    except OSError as exc:
+        raise DataError(f"cannot read labels file {path}: {exc.strerror or exc}") from None
+    labels = [line.strip() for line in text.splitlines()]
+    while labels and not labels[-1]:
+        labels.pop()
+    if not labels:
+        raise DataError(f"labels file {path} is empty; it should hold one label per line")
+    if "" in labels:
+        raise DataError(f"labels file {path}: line {labels.index('') + 1} is blank; give one label per line")
+    if len(labels) > MAX_CLASSES:
+        raise DataError(f"labels file {path} has {len(labels):,} labels, over the limit of {MAX_CLASSES:,}")
+    return labels
+
+
+def normalization_spec(mean, std) -> dict:
+    """``(p - mean) / std`` on 0..255 pixels as spec keys (see :func:`normalize`).
+
+    One value each (or the same value for every channel) becomes ``scale`` and ``offset``;
+    per-channel values stay ``mean``/``std`` lists after ``scale`` 1 and ``offset`` 0. A
+    single value is repeated to the other's length. Raises ``ValueError`` quoting the values
+    for a zero or non-finite std, a non-finite mean, or lengths that do not match.
+
+    Example:
+        >>> normalization_spec([127.5], [127.5])
+        {'scale': 0.00784313725490196, 'offset': -1.0}
+        >>> normalization_spec([123.675, 116.28, 103.53], [58.395])["std"]
+        [58.395, 58.395, 58.395]
+    """
+    import math
+
+    mean, std = [float(v) for v in mean], [float(v) for v in std]
+    if not mean or not std or not all(math.isfinite(v) for v in mean + std) or 0.0 in std:
+        raise ValueError(f"mean {mean} and std {std} are not a normalisation (finite numbers, std not 0)")
+    if len(mean) != len(std):
+        if min(len(mean), len(std)) != 1:
+            raise ValueError(f"mean {mean} and std {std} have different numbers of channels")
+        n = max(len(mean), len(std))
+        mean, std = (mean * n if len(mean) == 1 else mean), (std * n if len(std) == 1 else std)
+    if len(set(mean)) == 1 and len(set(std)) == 1:
+        return {"scale": 1.0 / std[0], "offset": -mean[0] / std[0]}
+    return {"scale": 1.0, "offset": 0.0, "mean": mean, "std": std}
+
+
+def override_spec(
+    spec: dict,
+    *,
+    class_names=None,
+    labels_from=None,
+    mean=None,
+    std=None,
+    background_class: bool = False,
+) -> dict:
+    """A copy of ``spec`` with what the user said instead (the device CLI's ``--labels``,
+    ``--mean``, ``--std``, ``--background-class``).
+
+    ``mean`` or ``std`` (one value or one per channel; the other defaults to 0 or 1)
+    replaces the whole normalisation (:data:`NORMALIZATION_KEYS`) with ``(p - mean) / std``;
+    the channel order and resize method stay the spec's. ``class_names`` replaces the
+    spec's (``labels_from`` names their file in errors); ``background_class`` says output 0
+    is a class without a label (see :func:`fit_to_model`).
+
+    Example:
+        >>> override_spec({"scale": 1 / 255, "offset": 0.0}, mean=[127.5], std=[127.5])
+        {'scale': 0.00784313725490196, 'offset': -1.0, 'from': 'flags'}
+    """
+    out = dict(spec)
+    if mean is not None or std is not None:
+        for key in NORMALIZATION_KEYS:
+            out.pop(key, None)
+        out.update(normalization_spec([0.0] if mean is None else mean, [1.0] if std is None else std))
+        out["from"] = "flags"
+    if class_names is not None:
+        out["class_names"] = [str(n) for n in class_names]
+        if labels_from is not None:
+            out["labels_from"] = str(labels_from)
+    if background_class:
+        out["background_class"] = True
+    return out
+
+
+def fit_to_model(spec: dict, channels: int, outputs: int, model_path) -> tuple:
+    """``(class names or None, outputs to skip)`` for a model with ``channels`` input channels
+    and ``outputs`` scores: the spec's normalisation and labels checked against the model.
+
+    With ``"background_class"``, output 0 is a class without a label (the TF-slim ImageNet
+    models: 1001 outputs, 1000 labels): it is skipped (1), and the labels may count one
+    less than the outputs or name the background first (it is then dropped). Without it,
+    the labels must count the outputs. A per-channel normalisation that does not fit the
+    channels, or labels that fit neither way, is one :class:`DataError` line.
+
+    Example:
+        >>> fit_to_model({"class_names": ["cat", "dog"], "background_class": True}, 3, 3, "m.tflite")
+        (['cat', 'dog'], 1)
+    """
+    per_channel = {key: spec[key] for key in ("mean", "std") if isinstance(spec.get(key), (list, tuple))}
+    n = max([len(v) for v in per_channel.values()], default=1)
+    if n not in (1, channels):
+        shown = ", ".join(f"{key} {list(v)}" for key, v in per_channel.items())
+        raise DataError(
+            f"{model_path} takes {channels}-channel input, but its normalisation has {n} values per channel "
+            f"({shown}); give one value" + ("" if channels == 1 else f" or {channels}")
+        )
+    skip = 1 if spec.get("background_class") else 0
+    if outputs - skip < 1:
+        raise DataError(f"{model_path} has {outputs} output(s); with a background class it has no class left")
+    names = spec.get("class_names")
+    if names is None:
+        return None, skip
+    names = [str(n) for n in names]
+    source = spec.get("labels_from") or "its preprocessing"
+    if skip and len(names) == outputs:
+        return names[1:], skip  # the labels name the background too (labels.txt of the TF Hub MobileNets)
+    if len(names) == outputs - skip:
+        return names, skip
+    hint = (
+        "; if output 0 is a background class (as in the TF-slim ImageNet models), add --background-class"
+        if not skip and len(names) == outputs - 1
+        else f" (it needs {outputs} labels, or {outputs - 1} with --background-class)"
+    )
+    raise DataError(f"{model_path} scores {outputs} classes but {source} names {len(names)}{hint}")
 
 
 def _eight_bit(img):
