@@ -61,9 +61,8 @@ def keras_script(split_file: str, data_root: str, model: str, head_epochs: int, 
                  seed: int, weights: str, out: str) -> dict:
     """What a user writes by hand: the Keras transfer-learning tutorial, on edgecnn's split."""
     import numpy as np
-    import tf_keras as keras
-
     import tensorflow as tf
+    import tf_keras as keras
 
     _, alpha, size, app, module = MODELS[model]
     keras.utils.set_random_seed(seed)

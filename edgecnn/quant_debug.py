@@ -82,14 +82,14 @@ class Int8Debug:
 
     def __init__(self, model, representative, images: np.ndarray):
         from edgecnn._tf import tf
-        from edgecnn.convert import configure_int8, inference_model
+        from edgecnn.convert import configure_int8, inference_model, tflite_converter
         from edgecnn.optimize.prune import strip_pruning_if_wrapped
 
-        model = inference_model(strip_pruning_if_wrapped(model))
         images = np.asarray(images, dtype=np.float32)
         if not len(images):
             raise UserError("the int8 debugger needs validation images; this run has none (data.val_split 0)")
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter = tflite_converter(model)  # the shared export inside convert.exported_once
+        model = inference_model(strip_pruning_if_wrapped(model))
         configure_int8(converter, representative)
         self._images = images
         self._output_name = model.output_names[0] if len(model.outputs) == 1 else None

@@ -50,7 +50,9 @@ REPRESENTATIVE = {
     # biases, name map) give Keras' function; the fine-tuning schedule through the pipeline.
     "tests/test_weights.py::test_keras_file_computes_the_keras_function[mobilenet_v3_small]",
     "tests/test_weights.py::test_keras_file_computes_the_keras_function[resnet50]",
-    "tests/test_weights.py::test_optimize_fine_tunes_from_a_keras_file",
+    # Real ImageNet weights on real photos (../shared/data): the head phase, then fine-tuning,
+    # an accuracy floor well above chance; replaces test_optimize_fine_tunes_from_a_keras_file.
+    "tests/test_transfer_photos.py::test_fine_tuning_real_weights_on_real_photos_is_well_above_chance",
     # Per-op profile (bench --profile) of a real int8 and float32 export, against the bench.
     "tests/test_profile.py::test_lenet5_profile_int8_and_float32_add_up_to_the_invoke",  # ~40 s (105 s contended)
     # Every stage (distill with --teacher-weights, channel pruning, pruning, QAT) from a run

@@ -75,3 +75,18 @@ def test_a_killed_stage_resumes_only_its_own_settings(tmp_path):
     assert StageStore(tmp_path, "pruned", "key-b").load() is None
     assert not (first.dir / "_backup").exists()
     assert (first.dir / "pending.key").read_text().strip() == "key-b"
+
+
+def test_a_model_near_chance_says_so(tmp_path):
+    """An untrained model prints a table like any other: the run says it is near chance, in
+    metrics.json, the saved table and the terminal, rather than passing it off as a result."""
+    out = tmp_path / "mlp"
+    cfg = RunConfig.from_dict({"model": {"name": "mlp"}, "train": {"epochs": 0, "verbose": 0},
+                               "bench": {"enabled": False}, "out": str(out)})
+    lines = []
+    metrics = optimize(cfg, echo=lines.append)
+    assert metrics["rows"][0]["tflite_accuracy"] <= 0.19  # 10 classes: within 10% of chance
+    (warning,) = metrics["warnings"]
+    assert warning.startswith("warning: near chance (10.0% for 10 classes): float32 ")
+    assert warning in lines and warning in (out / "table.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["rows"][0]["near_chance"] is True

@@ -332,29 +332,28 @@ def test_fine_tune_schedule_defaults_follow_the_weights(tmp_path, v1_file):
     from edgecnn.config import RunConfig, resolve
 
     plain = resolve(RunConfig.from_dict({"model": {"name": "mobilenet"}}))
-    assert (plain.train.freeze_epochs, plain.train.fine_tune_lr) == (0, plain.train.learning_rate)
+    assert (plain.train.freeze_epochs, plain.train.epochs) == (0, 30)
     tuned = resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": str(v1_file[0])}}))
-    assert tuned.train.freeze_epochs == 5
-    # Not lr / 10: on 50 images that leaves the backbone where it was (benchmarks/transfer.py).
-    assert tuned.train.fine_tune_lr == tuned.train.learning_rate
-    lower = {"model": {"name": "mobilenet", "weights": str(v1_file[0])}, "train": {"fine_tune_lr": 1e-4}}
+    # At most 30 head epochs (it stops early), then 15 of the whole network at 1e-4: --lr (2e-3)
+    # wrecked the ImageNet features on real photos (benchmarks/RESULTS.md, transfer_photos).
+    assert (tuned.train.freeze_epochs, tuned.train.epochs, tuned.train.fine_tune_lr) == (30, 15, 1e-4)
+    assert tuned.train.learning_rate == plain.train.learning_rate  # the head phase's rate
+    lower = {"model": {"name": "mobilenet", "weights": str(v1_file[0])}, "train": {"fine_tune_lr": 3e-5}}
     lower = resolve(RunConfig.from_dict(lower))
-    assert lower.train.fine_tune_lr == 1e-4
+    assert lower.train.fine_tune_lr == 3e-5
     with pytest.raises(UserError, match="resnet18 has no published ImageNet weights; these have: densenet121"):
         resolve(RunConfig.from_dict({"model": {"name": "resnet18", "weights": "imagenet"}}))
     with pytest.raises(UserError, match="model.weights 'missing.h5': no such file"):
         resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "weights": "missing.h5"}}))
 
 
-def test_fine_tune_schedule_keeps_batchnorm_statistics(tmp_path):
-    """Both phases of the --weights schedule: BatchNorm in inference mode (its pretrained
-    moving statistics untouched, as Keras' transfer-learning guide does), the head trained
-    first, then every other weight at --fine-tune-lr; the model is left all trainable."""
+def _fine_tune_setup(tmp_path, **train):
+    """A MobileNet 0.25 'pretrained' for one epoch on digits (real BatchNorm statistics), and a
+    5-class model started from it through --weights RUN_FOLDER, with its Context."""
     from edgecnn.config import RunConfig, resolve
     from edgecnn.data import load_dataset
     from edgecnn.sections import TrainConfig
-    from edgecnn.stages._base import Context, StageStore
-    from edgecnn.stages.train import fine_tune_schedule
+    from edgecnn.stages._base import Context
     from edgecnn.train import fit
 
     run = tmp_path / "run"
@@ -363,28 +362,82 @@ def test_fine_tune_schedule_keeps_batchnorm_statistics(tmp_path):
     source = edgecnn.create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=10)
     fit(source, data, TrainConfig(epochs=1, verbose=0))  # pretrained: BatchNorm statistics of real images
     source.save_weights(str(run / "train" / "weights.h5"))
-    cfg = resolve(
-        RunConfig.from_dict(
-            {
-                "model": {"name": "mobilenet", "alpha": 0.25, "weights": str(run)},
-                "train": {"epochs": 1, "freeze_epochs": 1, "verbose": 0, "augment": "none"},
-            }
-        )
-    )
-    assert cfg.train.fine_tune_lr == cfg.train.learning_rate
+    settings = {"epochs": 1, "freeze_epochs": 1, "verbose": 0, "augment": "none", **train}
+    cfg = resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "alpha": 0.25, "weights": str(run)},
+                                       "train": settings}))
     data.y = {s: np.minimum(y, 4) for s, y in data.y.items()}  # 5 classes: a new classifier
     model = edgecnn.create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=5, weights=str(run))
     assert model._edgecnn_weights["fresh"] == ["classifier"]
-    before = {w.name: np.array(w.numpy(), copy=True) for w in model.weights}  # not a view of the variable
     lines = []
     ctx = Context(cfg=cfg, data=data, out=tmp_path / "out", echo=lines.append, entry=model_info("mobilenet"))
+    return ctx, model, lines
+
+
+def test_fine_tune_schedule_keeps_batchnorm_statistics(tmp_path):
+    """Both phases of the --weights schedule: BatchNorm in inference mode (its pretrained
+    moving statistics untouched, as Keras' transfer-learning guide does), the head trained
+    first on the frozen backbone's features, then every other weight at --fine-tune-lr; the
+    model is left all trainable."""
+    from edgecnn.stages._base import StageStore
+    from edgecnn.stages.train import fine_tune_schedule
+
+    ctx, model, lines = _fine_tune_setup(tmp_path, fine_tune_lr=1e-3)
+    before = {w.name: np.array(w.numpy(), copy=True) for w in model.weights}  # not a view of the variable
     hist = fine_tune_schedule(ctx, model, StageStore(tmp_path / "out", "train", "k"))
-    assert hist["head"]["epochs"] == 1 and hist["epochs"] == 1
-    assert "BatchNorm in inference mode" in lines[0] and "BatchNorm frozen" in lines[1]
+    assert hist["head"]["epochs"] == 1 and hist["head"]["cached_features"] and hist["epochs"] == 1
+    assert "frozen backbone's features" in lines[0] and "BatchNorm frozen" in lines[2]
     moved = {w.name for w in model.weights if not np.array_equal(w.numpy(), before[w.name])}
     assert not {n for n in moved if "moving_" in n or "_bn/" in n}  # gamma, beta and statistics as loaded
-    assert {"conv_pw_12/kernel:0", "conv_pw_13/kernel:0", "classifier/kernel:0"} <= moved  # the whole network
+    if hist["chosen"] == "fine-tune":
+        assert {"conv_pw_12/kernel:0", "conv_pw_13/kernel:0", "classifier/kernel:0"} <= moved  # the whole network
+    else:  # the head phase validated better: only the classifier moved
+        assert moved == {"classifier/kernel:0", "classifier/bias:0"}
+    assert len(hist["phases"]["head_val_accuracy"]) == 1 and len(hist["phases"]["fine_tune_val_accuracy"]) == 1
     assert all(layer.trainable for layer in model.layers)
+
+
+def test_fine_tuning_that_validates_worse_keeps_the_head_phase_model(tmp_path):
+    """A fine-tuning rate that wrecks the pretrained features (as --lr did on real photos):
+    the best epoch is chosen over both phases, the head-phase model is kept and a line says so."""
+    from edgecnn.stages._base import StageStore
+    from edgecnn.stages.train import fine_tune_schedule
+
+    ctx, model, lines = _fine_tune_setup(tmp_path, freeze_epochs=20, fine_tune_lr=5.0)
+    loaded = {w.name: np.array(w.numpy(), copy=True) for w in model.weights if "classifier" not in w.name}
+    hist = fine_tune_schedule(ctx, model, StageStore(tmp_path / "out", "train", "k"))
+    assert hist["chosen"] == "head"
+    assert hist["best_val_accuracy"] < hist["head"]["best_val_accuracy"]
+    assert any(line.startswith("      kept the head-phase model: fine-tuning reached") for line in lines)
+    for w in model.weights:  # the backbone exactly as loaded
+        if w.name in loaded:
+            np.testing.assert_array_equal(w.numpy(), loaded[w.name], err_msg=w.name)
+
+
+def test_head_tail_is_the_chain_after_the_first_head_layer():
+    from edgecnn._tf import keras
+    from edgecnn.stages.train import head_tail
+
+    model = edgecnn.create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=5)
+    assert [layer.name for layer in head_tail(model, {"classifier"})] == ["classifier", "predictions"]
+    x = keras.Input((8,))
+    a, b = keras.layers.Dense(4, name="a")(x), keras.layers.Dense(4, name="b")(x)
+    branched = keras.Model(x, keras.layers.Add(name="sum")([a, b]))
+    assert head_tail(branched, {"a"}) is None  # 'sum' has two inputs: no chain to train alone
+    assert head_tail(model, {"nothing"}) is None
+
+
+def test_few_images_per_class_with_weights_is_warned(tmp_path):
+    from types import SimpleNamespace
+
+    from edgecnn.stages.train import few_images_warning
+
+    lines, warnings = [], []
+    data = SimpleNamespace(y={"train": np.array([0] * 30 + [1] * 7)}, class_names=["cat", "dog"], num_classes=2)
+    ctx = SimpleNamespace(data=data, echo=lines.append, warnings=warnings)
+    line = few_images_warning(ctx)
+    assert line.startswith("warning: class dog has only 7 training image(s)") and lines == warnings == [line]
+    data.y["train"] = np.array([0] * 30 + [1] * 20)
+    assert few_images_warning(ctx) is None
 
 
 def test_list_has_a_pretrained_column():
@@ -422,7 +475,8 @@ def test_optimize_fine_tunes_from_a_keras_file(tmp_path):
     lines = []
     metrics = optimize(cfg, echo=lines.append)
     text = "\n".join(lines)
-    assert "head phase: classifier only, 1 epochs" in text and "fine-tune phase: the whole network" in text
+    assert "head phase: classifier on the frozen backbone's features" in text
+    assert "fine-tune phase: the whole network" in text
     weights = metrics["stages"]["trained"]["weights"]
     assert weights["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert not (tmp_path / "run" / "train" / "head").exists()

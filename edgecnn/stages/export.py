@@ -47,7 +47,7 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
     ``convert.max_int8_drop`` an ``int8_mixed`` row right after it when int8 loses more
     validation accuracy than the budget.
     """
-    from edgecnn.convert import convert
+    from edgecnn.convert import exported_once
     from edgecnn.models._profile import count_macs, count_params
     from edgecnn.optimize.prune import strip_pruning_if_wrapped
 
@@ -62,6 +62,14 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
         "macs": count_macs(result.model),
         "keras_accuracy": keras_accuracy,
     }
+    with exported_once(result.model):  # one SavedModel for every conversion of this model
+        return _export_rows(ctx, result, base, counts)
+
+
+def _export_rows(ctx: Context, result: StageResult, base: dict, counts: dict) -> list:
+    from edgecnn.convert import convert
+
+    cfg = ctx.cfg
     rows, paths = [], {}
     prefix = "model" if result.name == TRAINED else result.name
     for precision in result.precisions:
