@@ -161,7 +161,7 @@ def near_chance_lines(rows: list, num_classes: int) -> list:
 
     Example:
         >>> rows = [{"variant": "float32", "tflite_accuracy": 0.25}, {"variant": "int8", "tflite_accuracy": 0.8}]
-        >>> near_chance_lines(rows, 5)[0][:61]
+        >>> near_chance_lines(rows, 5)[0][:60]
         'warning: near chance (20.0% for 5 classes): float32 25.0% on'
         >>> rows[0]["near_chance"], "near_chance" in rows[1]
         (True, False)
