@@ -1,7 +1,9 @@
 """Tables and plots: the terminal, Markdown, CSV and JSON views of the same rows.
 
 A row is a flat dict (one variant of one model); a :class:`Column` says how to show one
-key. Every writer is atomic.
+key. The table writers (``Column``, ``format_table``, ``to_markdown``, ``to_csv``,
+``save_table``) live in :mod:`edgecnn.device.tables` and are re-exported here. Every
+writer is atomic.
 
 Example:
     >>> print(format_table([{"variant": "int8", "size_bytes": 295144}], [VARIANT, SIZE]))
@@ -12,15 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgecnn._io import write_json, write_text
+# The table writer is the device side's (its profile prints tables, and device/ imports nothing
+# from here); re-exported so ``from edgecnn.report import format_table`` keeps working.
+from edgecnn.device.tables import Column, format_table, save_table, to_csv, to_markdown  # noqa: F401
 
 
 def human_bytes(n) -> str:
@@ -63,22 +64,6 @@ def _delta(v):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}"
 
 
-@dataclass(frozen=True)
-class Column:
-    """How a row key is shown: header, formatter, alignment."""
-
-    key: str
-    header: str
-    fmt: Callable = str
-    align: str = ">"
-
-    def show(self, row: dict) -> str:
-        value = row.get(self.key)
-        if value is None:
-            return "-"
-        return self.fmt(value) if self.fmt is not str else str(value)
-
-
 MODEL = Column("model", "model", str, "<")
 VARIANT = Column("variant", "variant", str, "<")
 STAGE = Column("stage", "stage", str, "<")
@@ -95,56 +80,6 @@ LAT_MEDIAN = Column("latency_median_ms", "median ms", _fmt(".3f"))
 LAT_P90 = Column("latency_p90_ms", "p90 ms", _fmt(".3f"))
 
 VARIANT_COLUMNS = [VARIANT, SIZE, SIZE_GZ, PARAMS, NONZERO, MACS, KERAS_ACC, TFLITE_ACC, DELTA, LAT_MEDIAN, LAT_P90]
-
-
-def format_table(rows: list, columns: list) -> str:
-    """A plain-text table that lines up in any terminal (ASCII only)."""
-    cells = [[c.header for c in columns]] + [[c.show(r) for c in columns] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-
-    def line(values):
-        parts = [f"{v:{c.align}{w}}" for v, c, w in zip(values, columns, widths)]
-        return "  ".join(parts).rstrip()
-
-    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in cells[1:]]
-    return "\n".join(out)
-
-
-def to_markdown(rows: list, columns: list) -> str:
-    """The same table in GitHub Markdown."""
-    head = "| " + " | ".join(c.header for c in columns) + " |"
-    sep = "|" + "|".join("---:" if c.align == ">" else "---" for c in columns) + "|"
-    body = ["| " + " | ".join(c.show(r) for c in columns) + " |" for r in rows]
-    return "\n".join([head, sep, *body])
-
-
-def to_csv(rows: list, keys: list | None = None) -> str:
-    """CSV with raw (unformatted) values; nested values are left out."""
-    keys = keys or sorted({k for r in rows for k, v in r.items() if not isinstance(v, (dict, list))})
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: r.get(k) for k in keys})
-    return buf.getvalue()
-
-
-def save_table(rows: list, columns: list, stem, title: str | None = None, header=(), footer=()) -> dict:
-    """Write ``stem.md``, ``stem.csv`` and ``stem.json``; returns their paths.
-
-    ``header`` lines go above the Markdown table (the CPU, :func:`cpu_lines`), ``footer``
-    lines below it (notes such as :func:`int8_speed_notes`).
-    """
-    stem = Path(stem)
-    md = (f"# {title}\n\n" if title else "") + "".join(f"{h}\n\n" for h in header)
-    md += to_markdown(rows, columns) + "\n" + "".join(f"\n{f}\n" for f in footer)
-    paths = {
-        "markdown": write_text(stem.with_suffix(".md"), md),
-        "csv": write_text(stem.with_suffix(".csv"), to_csv(rows)),
-        "json": write_json(stem.with_suffix(".json"), rows),
-    }
-    return paths
 
 
 # --- Results that are not what they seem ----------------------------------------------------

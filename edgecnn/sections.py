@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
 from edgecnn.device.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
-from edgecnn.device.runtime import RUNTIMES
+from edgecnn.device.runtime import AUTO_ORDER, RUNTIMES
 from edgecnn.distribute import STRATEGIES
 from edgecnn.errors import UserError
 from edgecnn.settings import Section, setting
@@ -251,5 +251,10 @@ class BenchConfig(Section):
     threads: int = setting(1, cli="--threads", low=1, high=256, help="Interpreter threads.")
     warmup: int = setting(DEFAULT_WARMUP, low=0, help="Untimed runs first.")
     runs: int = setting(DEFAULT_RUNS, cli="--runs", low=1, help="Timed runs per benchmark.")
-    runtime: str = setting("auto", cli="--runtime", choices=("auto", *RUNTIMES), help="TFLite runtime.")
+    runtime: str = setting(
+        "auto",
+        cli="--runtime",
+        choices=("auto", *RUNTIMES),
+        help=f"TFLite runtime; auto tries {', then '.join(AUTO_ORDER)}, tensorflow only when named.",
+    )
     timeout: float = setting(300.0, low=0, low_open=True, help="Seconds before a benchmark is given up.")

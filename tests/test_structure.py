@@ -176,3 +176,139 @@ assert "- clustered: 8 clusters per layer" in pathlib.Path("runs/c/report.md").r
     )
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+# --- device/ is sealed: what runs on the Pi imports itself, errors and _io, and nothing else ---
+
+DEVICE = PACKAGE / "device"
+# The edgecnn modules that edgecnn/device/*.py may import, at module level or inside a function.
+DEVICE_MAY_IMPORT = ("edgecnn.device", "edgecnn.errors", "edgecnn._io")
+# Beside the standard library, the third-party packages device/ may import, and in which files
+# ("*": any). The TFLite runtimes themselves (ai_edge_litert, tflite_runtime) are imported by
+# name through importlib in runtime.py (see test_the_device_runtimes_are_the_tflite_ones).
+DEVICE_THIRD_PARTY = {
+    "numpy": "*",
+    "PIL": "*",  # Pillow: image decoding (preprocess.py, predict.py)
+    "click": {"cli.py"},  # the edgecnn-device command line
+    # The one exception, stated here: TensorFlow's tf.lite.Interpreter, and only when a user
+    # names it (--runtime tensorflow; `auto` never picks it), imported inside a function of
+    # runtime.py, never at module level.
+    "tensorflow": {"runtime.py"},
+}
+# Imported inside a function only: a module-level import would load it on every device import.
+DEVICE_FUNCTION_LOCAL_ONLY = {"tensorflow"}
+
+
+def _imports(path: Path) -> list:
+    """``[(line, module, module_level)]`` for every import in ``path``, anywhere in its tree
+    (functions, try blocks, ``if`` branches), relative imports resolved. ``from a import b``
+    gives ``a.b`` when that is an edgecnn module file, else ``a``."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text(), filename=str(path))
+    module_level = set()  # run on import: outside any function body (if/try/class bodies included)
+
+    def run_on_import(node):
+        module_level.add(id(node))
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                run_on_import(child)
+
+    run_on_import(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.module == "__future__":
+                continue
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            targets = []
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").is_file() or (
+                    ROOT / Path(*sub.split(".")) / "__init__.py"
+                ).is_file()
+                targets.append(sub if is_module else base)
+        else:
+            continue
+        found += [(node.lineno, t, id(node) in module_level) for t in targets]
+    return found
+
+
+def _is_edgecnn(module: str) -> bool:
+    return module == "edgecnn" or module.startswith("edgecnn.")
+
+
+def _allowed(module: str, allowed) -> bool:
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+def test_device_imports_only_itself_errors_and_io():
+    """edgecnn/device/ is what runs on a Raspberry Pi: it imports edgecnn.device.*, edgecnn.errors
+    and edgecnn._io, nothing else of edgecnn, function-local imports included (ARCHITECTURE.md)."""
+    files = sorted(DEVICE.glob("*.py"))
+    assert len(files) > 10
+    leaks = [
+        f"{path.relative_to(ROOT)}:{line}: imports {module}"
+        for path in files
+        for line, module, _ in _imports(path)
+        if _is_edgecnn(module) and not _allowed(module, DEVICE_MAY_IMPORT)
+    ]
+    assert leaks == [], "device/ imports outside itself, edgecnn.errors and edgecnn._io:\n" + "\n".join(leaks)
+
+
+def test_device_third_party_imports_are_listed():
+    stdlib = getattr(sys, "stdlib_module_names", None)
+    if stdlib is None:  # pragma: no cover - Python 3.9
+        pytest.skip("Python < 3.10 has no sys.stdlib_module_names to tell the standard library by")
+    leaks = []
+    for path in sorted(DEVICE.glob("*.py")):
+        for line, module, module_level in _imports(path):
+            top = module.split(".")[0]
+            if top == "edgecnn" or top in stdlib:
+                continue
+            where = DEVICE_THIRD_PARTY.get(top)
+            if where is None or (where != "*" and path.name not in where):
+                leaks.append(f"{path.relative_to(ROOT)}:{line}: imports {module}")
+            elif module_level and top in DEVICE_FUNCTION_LOCAL_ONLY:
+                leaks.append(f"{path.relative_to(ROOT)}:{line}: imports {module} at module level")
+    # The leaves device/ imports use what device/ has: numpy (_io.py), click (errors.usage_line).
+    for name in ("errors.py", "_io.py"):
+        for line, module, _ in _imports(PACKAGE / name):
+            top = module.split(".")[0]
+            if top not in stdlib and top not in ("edgecnn", "numpy", "click"):
+                leaks.append(f"edgecnn/{name}:{line}: imports {module}")
+    assert leaks == [], "device/ imports a package it may not:\n" + "\n".join(leaks)
+
+
+def test_the_device_runtimes_are_the_tflite_ones():
+    from edgecnn.device.runtime import _MODULES, AUTO_ORDER, RUNTIMES
+
+    # The modules runtime.py imports by name (importlib): the two TFLite runtimes and, only
+    # when named, TensorFlow's tf.lite (allowed in DEVICE_THIRD_PARTY for runtime.py alone).
+    assert {m.split(".")[0] for m, _dist in _MODULES.values()} == {"ai_edge_litert", "tflite_runtime", "tensorflow"}
+    assert set(_MODULES) == set(RUNTIMES)
+    assert AUTO_ORDER == ("litert", "tflite_runtime")  # `auto` never picks TensorFlow
+
+
+def test_errors_and_io_are_leaves():
+    """edgecnn.errors imports nothing of edgecnn, edgecnn._io only edgecnn.errors, and the
+    package root (run by every ``import edgecnn.device...``) nothing at import time."""
+    may = {"errors.py": (), "_io.py": ("edgecnn.errors",)}
+    leaks = [
+        f"edgecnn/{name}:{line}: imports {module}"
+        for name, allowed in may.items()
+        for line, module, _ in _imports(PACKAGE / name)
+        if _is_edgecnn(module) and not _allowed(module, allowed)
+    ]
+    # edgecnn/__init__.py re-exports lazily: its imports sit inside __getattr__.
+    leaks += [
+        f"edgecnn/__init__.py:{line}: imports {module} at import time"
+        for line, module, module_level in _imports(PACKAGE / "__init__.py")
+        if module_level and module != "os"
+    ]
+    assert leaks == [], "\n".join(leaks)

@@ -21,10 +21,11 @@ import sys
 import click
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
-from edgecnn.device.runtime import RUNTIMES
+from edgecnn.device.runtime import AUTO_ORDER, RUNTIMES
 from edgecnn.errors import UserError, usage_line
 
 RUNTIME_CHOICES = ["auto", *RUNTIMES]
+RUNTIME_HELP = f"TFLite runtime; auto tries {', then '.join(AUTO_ORDER)}, tensorflow only when named."
 
 
 class DeviceGroup(click.Group):
@@ -74,7 +75,9 @@ def bench_options(f):
             show_default=True,
             help="Keep timing at least this long (s).",
         ),
-        click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True),
+        click.option(
+            "--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP
+        ),
         click.option(
             "--input",
             "input_path",
@@ -412,7 +415,9 @@ def eval_options(f):
         ),
         preprocessing_options,
         click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True),
-        click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True),
+        click.option(
+            "--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP
+        ),
         click.option(
             "--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name)."
         ),
@@ -541,7 +546,7 @@ def eval_cmd(model_path, preprocess_path, threads, runtime, device_name, as_json
 )
 @preprocessing_options
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
-@click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(RUNTIME_CHOICES), default="auto", show_default=True, help=RUNTIME_HELP)
 @click.option("--device-name", default=None, help="Label for the results (default: $EDGECNN_DEVICE or host name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions and timings as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")

@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.device.tables import Column, format_table, save_table
 from edgecnn.errors import UserError
 
 # LiteRtProfilerEventType (litert/c/litert_profiler_event.h).
@@ -591,8 +592,6 @@ PROFILE_KEYS = (
 
 
 def _columns():
-    from edgecnn.report import Column
-
     ms = Column("ms", "ms/run", lambda v: f"{v:.4f}")
     pct = Column("pct", "% invoke", lambda v: f"{v:.1f}")
     ops = [Column("op", "op type", str, "<"), Column("kernel", "kernel", str, "<"), Column("count", "count"), ms, pct]
@@ -632,8 +631,6 @@ def format_profile(p: dict) -> str:
     Example:
         >>> print(format_profile(profile("model_int8.tflite")))  # doctest: +SKIP
     """
-    from edgecnn.report import format_table
-
     ops, parts = _columns()
     head = f"per-op profile ({p.get('api', API)}, {p['threads']} thread(s), {p['runs']} runs"
     if p.get("run_median_ms") is not None:
@@ -652,8 +649,6 @@ def save_profile(p: dict, stem, header=()) -> dict:
     Example:
         >>> save_profile(p, "bench_profile", header=[cpu_line(p)])  # doctest: +SKIP
     """
-    from edgecnn.report import save_table
-
     ops, parts = _columns()
     header = [*header, summary_line(p)]
     stem = str(stem)

@@ -1,7 +1,11 @@
-"""Find and open a TFLite interpreter: LiteRT, then ``tflite_runtime``, then TensorFlow.
+"""Find and open a TFLite interpreter: LiteRT, then ``tflite_runtime``; TensorFlow only when named.
 
-numpy only; TensorFlow is imported only when it is the runtime asked for (or the last
-fallback), so this module runs on a Raspberry Pi with just a TFLite runtime installed.
+``auto`` tries :data:`AUTO_ORDER` (LiteRT, then ``tflite_runtime``) and never TensorFlow.
+TensorFlow's ``tf.lite.Interpreter`` is a runtime only when asked for by name (``runtime=
+"tensorflow"``, ``--runtime tensorflow``); it is then imported directly, the one
+TensorFlow import under ``device/`` (``tests/test_structure.py`` allows it here and
+nowhere else). numpy only otherwise, so this module runs on a Raspberry Pi with just a
+TFLite runtime installed.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import importlib
 import importlib.metadata
 import io
 import sys
+import warnings
 from pathlib import Path
 
 from edgecnn._io import quiet_native_stderr
 from edgecnn.errors import UserError
 
 RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
+# What ``auto`` tries, in order. TensorFlow is left out on purpose: it is chosen only by name.
+AUTO_ORDER = ("litert", "tflite_runtime")
 _MODULES = {
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
@@ -99,9 +106,14 @@ def runtime_failure(runtime: str, exc: BaseException) -> RuntimeUnavailable:
 
 def _interpreter_class(runtime: str):
     if runtime == "tensorflow":
-        # ``tensorflow.lite`` the module is not ``tf.lite`` the API namespace (no Interpreter there).
-        from edgecnn._tf import tf
-
+        # Only when named (never by ``auto``); a direct import, not edgecnn._tf, which is outside
+        # the sealed device/ (tests/test_structure.py). ``tensorflow.lite`` the module is not
+        # ``tf.lite`` the API namespace (no Interpreter there).
+        try:
+            with quiet_native_stderr():
+                import tensorflow as tf
+        except ImportError as exc:
+            raise runtime_failure(runtime, exc) from None
         return tf.lite.Interpreter
     # numpy 2 prints a long banner (with a stack) when an extension built for numpy 1.x is
     # imported: it is kept back, and shown only if the import works after all.
@@ -126,10 +138,13 @@ def resolve_runtime(runtime: str = "auto") -> str:
     """
     installed = available_runtimes()
     if runtime == "auto":
-        for name in RUNTIMES:
+        for name in AUTO_ORDER:
             if name in installed:
                 return name
-        raise RuntimeUnavailable("no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime)")
+        tf_too = "; TensorFlow is installed: choose --runtime tensorflow to use it" if "tensorflow" in installed else ""
+        raise RuntimeUnavailable(
+            f"no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime){tf_too}"
+        )
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
     if runtime not in installed:
@@ -186,7 +201,10 @@ def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", de
         resolver = getattr(module, "OpResolverType", None)
         if resolver is not None:
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    with quiet_native_stderr():
+    with quiet_native_stderr(), warnings.catch_warnings():
+        # TensorFlow's own Interpreter warns that it is deprecated in favour of LiteRT: it was
+        # chosen by name, so the warning tells the user nothing new.
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
         try:
             interpreter = cls(**kwargs)
             interpreter.allocate_tensors()
