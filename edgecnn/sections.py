@@ -255,6 +255,6 @@ class BenchConfig(Section):
         "auto",
         cli="--runtime",
         choices=("auto", *RUNTIMES),
-        help=f"TFLite runtime; auto tries {', then '.join(AUTO_ORDER)}, tensorflow only when named.",
+        help=f"TFLite runtime; auto tries {', then '.join(AUTO_ORDER)}.",
     )
     timeout: float = setting(300.0, low=0, low_open=True, help="Seconds before a benchmark is given up.")

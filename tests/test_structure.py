@@ -292,7 +292,8 @@ def test_the_device_runtimes_are_the_tflite_ones():
     # when named, TensorFlow's tf.lite (allowed in DEVICE_THIRD_PARTY for runtime.py alone).
     assert {m.split(".")[0] for m, _dist in _MODULES.values()} == {"ai_edge_litert", "tflite_runtime", "tensorflow"}
     assert set(_MODULES) == set(RUNTIMES)
-    assert AUTO_ORDER == ("litert", "tflite_runtime")  # `auto` never picks TensorFlow
+    # `auto`: LiteRT, tflite_runtime, then TensorFlow (the project's decision), explicitly last
+    assert AUTO_ORDER == ("litert", "tflite_runtime", "tensorflow")
 
 
 def test_errors_and_io_are_leaves():

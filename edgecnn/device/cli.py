@@ -25,7 +25,7 @@ from edgecnn.device.runtime import AUTO_ORDER, RUNTIMES
 from edgecnn.errors import UserError, usage_line
 
 RUNTIME_CHOICES = ["auto", *RUNTIMES]
-RUNTIME_HELP = f"TFLite runtime; auto tries {', then '.join(AUTO_ORDER)}, tensorflow only when named."
+RUNTIME_HELP = f"TFLite runtime; auto tries {', then '.join(AUTO_ORDER)}."
 
 
 class DeviceGroup(click.Group):

@@ -1,11 +1,12 @@
-"""Find and open a TFLite interpreter: LiteRT, then ``tflite_runtime``; TensorFlow only when named.
+"""Find and open a TFLite interpreter: LiteRT, then ``tflite_runtime``, then TensorFlow.
 
-``auto`` tries :data:`AUTO_ORDER` (LiteRT, then ``tflite_runtime``) and never TensorFlow.
-TensorFlow's ``tf.lite.Interpreter`` is a runtime only when asked for by name (``runtime=
-"tensorflow"``, ``--runtime tensorflow``); it is then imported directly, the one
-TensorFlow import under ``device/`` (``tests/test_structure.py`` allows it here and
-nowhere else). numpy only otherwise, so this module runs on a Raspberry Pi with just a
-TFLite runtime installed.
+``auto`` tries :data:`AUTO_ORDER`: LiteRT, then ``tflite_runtime`` (what many Pis still
+have), and TensorFlow's ``tf.lite.Interpreter`` last, as the project decided. The
+TensorFlow fallback is explicit: it is the last entry of :data:`AUTO_ORDER`, and it is
+imported directly (``import tensorflow``, inside the one function that opens it), the one
+TensorFlow import under ``device/`` (``tests/test_structure.py`` allows it here and nowhere
+else). numpy only otherwise, so this module runs on a Raspberry Pi with just a TFLite
+runtime installed.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from edgecnn._io import quiet_native_stderr
 from edgecnn.errors import UserError
 
 RUNTIMES = ("litert", "tflite_runtime", "tensorflow")
-# What ``auto`` tries, in order. TensorFlow is left out on purpose: it is chosen only by name.
-AUTO_ORDER = ("litert", "tflite_runtime")
+# What ``auto`` tries, in order; TensorFlow last, only where neither TFLite runtime is installed.
+AUTO_ORDER = ("litert", "tflite_runtime", "tensorflow")
 _MODULES = {
     "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
     "tflite_runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
@@ -141,10 +142,7 @@ def resolve_runtime(runtime: str = "auto") -> str:
         for name in AUTO_ORDER:
             if name in installed:
                 return name
-        tf_too = "; TensorFlow is installed: choose --runtime tensorflow to use it" if "tensorflow" in installed else ""
-        raise RuntimeUnavailable(
-            f"no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime){tf_too}"
-        )
+        raise RuntimeUnavailable("no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime)")
     if runtime not in RUNTIMES:
         raise RuntimeUnavailable(f"unknown runtime {runtime!r}; choose auto or one of {', '.join(RUNTIMES)}")
     if runtime not in installed:
