@@ -125,7 +125,7 @@ class TrainConfig(Section):
     key = "train"
 
     epochs: int | None = setting(None, cli="--epochs", low=0, help="Training epochs (from --weights: of the whole "
-                                 "network, after the head phase).", default_text="per family; 15 from --weights")
+                                 "network, after the head phase).", default_text="per family; 10 from --weights")
     batch_size: int = setting(32, cli="--batch-size", low=1, help="Images per step (across replicas).")
     optimizer: str = setting(
         "adam", cli="--optimizer", choices=OPTIMIZERS, help="adam, sgd (Nesterov momentum 0.9) or rmsprop."
@@ -169,7 +169,7 @@ class TrainConfig(Section):
         high_open=True,
         help="Learning rate of the whole network after the head phase (the head phase uses --lr; "
         "BatchNorm stays in inference mode). Low, so that the pretrained features survive.",
-        default_text="1e-4 (per family)",
+        default_text="4e-4 (per family)",
     )
     tensorboard: bool = setting(False, cli="--tensorboard", help="Write TensorBoard logs into the run folder.")
     seed: int = setting(0, cli="--seed", help="Seed for splits, shuffling and initialisation.")

@@ -47,7 +47,7 @@ def test_fine_tuning_real_weights_on_real_photos_is_well_above_chance(tmp_path, 
     metrics = optimize(cfg, echo=lines.append)
     text = "\n".join(lines)
     assert "head phase: classifier on the frozen backbone's features" in text
-    assert "fine-tune phase: the whole network (BatchNorm frozen), 4 epochs at lr 0.0001" in text
+    assert "fine-tune phase: the whole network (BatchNorm frozen), 4 epochs at lr 0.0004" in text
     accuracy = {r["precision"]: r["tflite_accuracy"] for r in metrics["rows"]}
     assert accuracy["float32"] >= 0.6 and accuracy["int8"] >= 0.6, accuracy
     trained = metrics["stages"]["trained"]

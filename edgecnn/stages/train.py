@@ -159,7 +159,7 @@ def fine_tune_schedule(ctx: Context, model, store: StageStore) -> dict:
        ``train.learning_rate``, trained until validation loss stops improving (at most
        ``train.freeze_epochs`` epochs; :func:`_head_phase`).
     2. The whole network for ``train.epochs`` at ``train.fine_tune_lr`` (low: the family's
-       ``fine_tune_lr``, 1e-4 with Adam; a high rate wrecks pretrained features on real
+       ``fine_tune_lr``, 4e-4 with Adam; a high rate wrecks pretrained features on real
        photos, benchmarks/RESULTS.md "Transfer learning on real photos"), BatchNorm kept in
        inference mode (its statistics are not re-estimated from a few hundred images), the
        best validation epoch kept.
