@@ -223,7 +223,54 @@ def render(rows: list, args) -> str:
             verdicts.append(line)
     out.append("")
     out.extend(verdicts)
+    out += ["", "Curves, seed 0 (validation accuracy per epoch for edgecnn's two phases; the script has no "
+            "validation split, so its training accuracy):", ""]
+    for r in sorted(rows, key=lambda r: (r["folder"], r["arm"])):
+        if r["seed"] != 0 or "error" in r or r["arm"] == "scratch":
+            continue
+        for phase, curve in (r.get("curves") or {}).items():
+            if curve:
+                out.append(f"- {r['folder']} {r['arm']} {phase}: " + " ".join(f"{100 * v:.0f}" for v in curve))
+        if r.get("chosen"):
+            out.append(f"- {r['folder']} edgecnn kept the {r['chosen']} model")
     return "\n".join(out)
+
+
+def plot(rows: list, path: Path) -> Path | None:
+    """A PNG of mean int8 and float32 test accuracy per folder and arm (the script's float32
+    as a line), saved atomically beside RESULTS.md."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    folders = sorted({r["folder"] for r in rows})
+    arms = [a for a in ("edgecnn", "keras", "scratch") if any(r["arm"] == a for r in rows)]
+    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(folders), 4))
+    width = 0.8 / max(1, len(arms))
+    for j, arm in enumerate(arms):
+        for precision, alpha in (("float32", 0.35), ("int8", 1.0)):
+            means = []
+            for folder in folders:
+                vals = [r.get(precision) for r in rows if r["folder"] == folder and r["arm"] == arm
+                        and r.get(precision) is not None]
+                means.append(100 * statistics.mean(vals) if vals else 0.0)
+            xs = [i + (j - (len(arms) - 1) / 2) * width for i in range(len(folders))]
+            ax.bar(xs, means, width * (0.9 if precision == "float32" else 0.55), alpha=alpha,
+                   color=f"C{j}", label=f"{arm} {precision}")
+    ax.set_xticks(range(len(folders)), folders)
+    ax.set_ylabel("test accuracy, mean over seeds (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Transfer learning on real photos: edgecnn vs a Keras script vs scratch")
+    ax.legend(fontsize=7, ncol=len(arms), loc="lower center")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 
 def main(argv=None):
@@ -268,7 +315,9 @@ def main(argv=None):
     print(body)
     if not args.no_write:
         note = (args.note.strip() + "\n\n") if args.note.strip() else ""
-        update_section("transfer_photos", "Transfer learning on real photos", note + body)
+        png = plot(rows, Path(__file__).resolve().parent / "transfer_photos.png")
+        picture = f"\n\n![transfer on real photos]({png.name})" if png else ""
+        update_section("transfer_photos", "Transfer learning on real photos", note + body + picture)
 
 
 if __name__ == "__main__":

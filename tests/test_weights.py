@@ -424,6 +424,11 @@ def test_head_tail_is_the_chain_after_the_first_head_layer():
     branched = keras.Model(x, keras.layers.Add(name="sum")([a, b]))
     assert head_tail(branched, {"a"}) is None  # 'sum' has two inputs: no chain to train alone
     assert head_tail(model, {"nothing"}) is None
+    # What Keras' no-top files leave fresh: VGG's fully connected layers, MobileNetV3's conv_head.
+    vgg = edgecnn.create_model("vgg16", input_shape=(32, 32, 3), classes=5)
+    assert [layer.name for layer in head_tail(vgg, {"fc1", "fc2", "classifier"})][:2] == ["fc1", "fc1_relu"]
+    v3 = edgecnn.create_model("mobilenet_v3_small", input_shape=(32, 32, 3), classes=5)
+    assert head_tail(v3, {"conv_head", "classifier"})[0].name == "conv_head"
 
 
 def test_few_images_per_class_with_weights_is_warned(tmp_path):
