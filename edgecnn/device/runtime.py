@@ -181,11 +181,15 @@ def check_model_file(path) -> bytes:
     return data
 
 
-def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", delegate: bool = True):
+def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", delegate: bool = True,
+                     preserve_all_tensors: bool = False):
     """Open ``model_path`` with the chosen runtime and allocate its tensors.
 
     Returns ``(interpreter, runtime_name, runtime_version)``. ``delegate=False`` disables
-    the default XNNPACK delegate (reference kernels only).
+    the default XNNPACK delegate (reference kernels only). ``preserve_all_tensors=True``
+    keeps every intermediate tensor readable after ``invoke`` (``get_tensor``), for looking
+    inside a model (``edgecnn show``); it implies ``delegate=False``, since a delegated
+    partition does not write its inner tensors.
 
     Example:
         >>> it, name, version = load_interpreter("model_int8.tflite", num_threads=2)  # doctest: +SKIP
@@ -194,6 +198,9 @@ def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", de
     name = resolve_runtime(runtime)
     cls = _interpreter_class(name)
     kwargs = {"model_path": str(model_path), "num_threads": int(num_threads)}
+    if preserve_all_tensors:
+        kwargs["experimental_preserve_all_tensors"] = True
+        delegate = False
     if not delegate:
         module = importlib.import_module(cls.__module__)
         resolver = getattr(module, "OpResolverType", None)
@@ -203,6 +210,8 @@ def load_interpreter(model_path, num_threads: int = 1, runtime: str = "auto", de
         # TensorFlow's own Interpreter warns that it is deprecated in favour of LiteRT: it was
         # chosen by name, so the warning tells the user nothing new.
         warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+        # Asked for by name: the warning that it costs memory and is for debugging tells nothing new.
+        warnings.filterwarnings("ignore", message=r".*experimental_preserve_all_tensors")
         try:
             interpreter = cls(**kwargs)
             interpreter.allocate_tensors()
