@@ -52,15 +52,34 @@ def head_tail(model, head: set) -> list | None:
 
 
 def _split_features(features, data, split: str, batch_size: int = 64):
-    """``features``' outputs on a split (inference mode), read in batches as evaluation does."""
+    """``features``' outputs on a split (inference mode) and their labels, read in batches as
+    evaluation does (a streamed split yields its labels with its images: an unreadable file
+    is left out of both)."""
     import numpy as np
 
     x = data.normalized(split)
     if hasattr(x, "batches"):  # a streamed split
-        parts = [np.asarray(features(xb, training=False)) for xb, _ in x.batches(batch_size)]
+        pairs = [(np.asarray(features(xb, training=False)), np.asarray(yb)) for xb, yb in x.batches(batch_size)]
     else:
-        parts = [np.asarray(features(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0,))
+        y = np.asarray(data.y[split])
+        pairs = [(np.asarray(features(x[i : i + batch_size], training=False)), y[i : i + batch_size])
+                 for i in range(0, len(x), batch_size)]
+    if not pairs:
+        return np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+    return np.concatenate([f for f, _ in pairs]), np.concatenate([y for _, y in pairs])
+
+
+# The cached features of the head phase may take at most this much memory; a larger set (VGG's
+# 25,088 flattened features per image on tens of thousands of images) trains the head through
+# the whole network instead.
+HEAD_FEATURES_BUDGET = 1 << 30
+
+
+def _features_fit(tail: list, data) -> bool:
+    import numpy as np
+
+    size = int(np.prod([d for d in tail[0].input.shape[1:] if d is not None]))
+    return 4 * size * (len(data.y["train"]) + len(data.y["val"])) <= HEAD_FEATURES_BUDGET
 
 
 def _train_head_on_features(ctx: Context, model, tail: list, epochs: int) -> dict:
@@ -72,16 +91,15 @@ def _train_head_on_features(ctx: Context, model, tail: list, epochs: int) -> dic
     :data:`HEAD_PATIENCE`, up to ``epochs``), the best epoch kept. The head is trained as
     a copy and its weights copied back. No augmentation in this phase (it would change the
     features); the fine-tuning phase has it."""
-    import numpy as np
-
     from edgecnn._tf import keras
     from edgecnn.train import _sparse_ce
 
     cfg, data = ctx.cfg, ctx.data
     features = keras.Model(model.inputs, tail[0].input)
-    x_train, y_train = _split_features(features, data, "train"), np.asarray(data.y["train"])
-    has_val = len(data.y["val"]) > 0
-    val = (_split_features(features, data, "val"), np.asarray(data.y["val"])) if has_val else None
+    x_train, y_train = _split_features(features, data, "train")
+    val = _split_features(features, data, "val") if len(data.y["val"]) else None
+    has_val = val is not None and len(val[1]) > 0
+    val = val if has_val else None
     inputs = keras.Input(x_train.shape[1:])
     copies, x = [], inputs
     for layer in tail:
@@ -132,6 +150,7 @@ def _head_phase(ctx: Context, model, head: set, store: StageStore) -> dict:
         except (OSError, ValueError):
             return {"epochs": 0, "reused": True}
     tail = None if is_multi_worker(ctx.strategy) else head_tail(model, head)
+    tail = tail if tail is not None and _features_fit(tail, ctx.data) else None
     names = ", ".join(sorted(head))
     if tail is not None:
         ctx.echo(f"      head phase: {names} on the frozen backbone's features (one pass), up to "
