@@ -274,6 +274,9 @@ def explain_run(path, top: int = EXPLAIN_TOP, threads: int = 1, runtime: str = "
     how = {"threads": threads, "runtime": runtime, "warmup": warmup, "runs": runs, "output_name": output_name}
     ranking, validation = _rank(run, debug, rows, data, top, how, echo)
     notes = [p["note"] for p in profiles.values() if p.get("note")] + list(debug.notes)
+    listed = {r["layer"] for r in rows}
+    notes += [f"layer {d['layer']}: measured by the debugger, but no op of {INT8_FILE} or {FLOAT_FILE} writes it"
+              for d in debug.layers if d["layer"] not in listed]
     return {
         "run": str(run),
         "rows": rows,
