@@ -342,14 +342,6 @@ def debug_run(path) -> dict:
         >>> from edgecnn.report import format_layers
         >>> print(format_layers(debug_run("runs/mobilenet-a0.50-32px")))  # doctest: +SKIP
     """
-    import json
-
-    from edgecnn._tf import keras
-    from edgecnn.config import RunConfig, resolve
-    from edgecnn.models import model_info
-    from edgecnn.models._layers import CUSTOM_OBJECTS
-    from edgecnn.sources import load_run_data
-
     path = Path(path)
     if path.is_dir():
         run, model_file = path, path / "train" / "model.keras"
@@ -358,24 +350,54 @@ def debug_run(path) -> dict:
         model_file = path
     else:
         raise UserError(f"{path}: the int8 debugger takes a run folder or a model.keras inside one")
+    cfg, data, model = load_run(run, model_file)
+    debug = run_debugger(cfg, data, model)
+    return {"run": str(run), "model_file": str(model_file), **debug.summary()}
+
+
+def load_run(run, model_file=None) -> tuple:
+    """``(cfg, data, model)`` of the run folder ``run``: its resolved :class:`edgecnn.config.RunConfig`,
+    its data (:func:`edgecnn.sources.load_run_data`, the run's own splits) and its trained
+    Keras model (``model_file``, default ``<run>/train/model.keras``). Anything missing or
+    unreadable is a :class:`UserError` (one line).
+
+    Example:
+        >>> cfg, data, model = load_run("runs/mobilenet-a0.50-32px")  # doctest: +SKIP
+    """
+    import json
+
+    from edgecnn._tf import keras
+    from edgecnn.config import RunConfig, resolve
+    from edgecnn.models import model_info
+    from edgecnn.models._layers import CUSTOM_OBJECTS
+    from edgecnn.sources import load_run_data
+
+    run = Path(run)
+    model_file = Path(model_file) if model_file is not None else run / "train" / "model.keras"
     if not (run / "config.json").is_file():
         raise UserError(f"{run} holds no config.json: not a run folder")
     if not model_file.is_file():
         raise UserError(f"{model_file} not found (the run saved no full Keras model)")
     try:
-        cfg = resolve(RunConfig.from_dict(json.loads((run / "config.json").read_text())),
-                      model_info(json.loads((run / "config.json").read_text())["model"]["name"]))
+        raw = json.loads((run / "config.json").read_text())
+        cfg = resolve(RunConfig.from_dict(raw), model_info(raw["model"]["name"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{run / 'config.json'}: cannot be read back ({_first_line(exc)})") from None
-    data = load_run_data(cfg, model_info(cfg.model.name))
+    data = load_run_data(cfg, model_info(cfg.model.name), run_dir=run, chief=False)
     try:
         with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
             model = keras.models.load_model(model_file, compile=False, safe_mode=True)
     except Exception as exc:  # corrupt file, unknown layer...
         raise UserError(f"cannot load {model_file}: {_first_line(exc)}") from None
+    return cfg, data, model
+
+
+def run_debugger(cfg, data, model) -> Int8Debug:
+    """:class:`Int8Debug` of a loaded run (:func:`load_run`) with the run's calibration and up to
+    :data:`DEBUG_SAMPLES` validation images, as the export step computes it; a debugger
+    that cannot work on the model is a :class:`UserError`."""
     try:
-        debug = Int8Debug(model, data.representative(cfg.convert.calibration_samples, seed=cfg.data.seed),
-                          data.normalized("val")[:DEBUG_SAMPLES])
+        return Int8Debug(model, data.representative(cfg.convert.calibration_samples, seed=cfg.data.seed),
+                         data.normalized("val")[:DEBUG_SAMPLES])
     except RuntimeError as exc:
         raise UserError(str(exc)) from None
-    return {"run": str(run), "model_file": str(model_file), **debug.summary()}

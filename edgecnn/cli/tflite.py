@@ -60,8 +60,22 @@ def _add_gpu_compatibility(results: list) -> None:
     is_flag=True,
     help="MODEL is a run folder (or its model.keras): print the int8 error per layer on its validation images.",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="MODEL is a run folder (or its int8 .tflite): per layer, the int8 error beside the op's time in float32 "
+    "and int8 and whether XNNPACK runs it; then what keeping each of the worst layers in float buys and costs.",
+)
+@click.option(
+    "--explain-top",
+    type=click.IntRange(0, 64),
+    default=3,
+    show_default=True,
+    help="With --explain: how many of the worst layers are kept in float, one at a time.",
+)
 def eval_cmd(
-    model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split, int8_debug, **flags
+    model_path, preprocess_path, threads, runtime, device_name, as_json, output, data, split, int8_debug, explain,
+    explain_top, **flags
 ):
     """Accuracy (top-1, top-5) and confusion matrix of MODEL.tflite on labelled images.
 
@@ -74,11 +88,24 @@ def eval_cmd(
     With --int8-debug, MODEL is a run folder: TFLite's quantization debugger compares each
     int8 layer with float on the run's validation images and prints the worst layers.
       edgecnn eval runs/mobilenet-a0.50-32px --int8-debug
+
+    \b
+    With --explain, MODEL is a run folder: one row per layer joins the debugger's int8 error,
+    the op's time in model_float32.tflite and model_int8.tflite (LiteRT's profiler, as
+    bench --profile) and whether XNNPACK runs it; then each of the --explain-top worst
+    layers is kept in float alone, and its validation accuracy and time are measured.
+    Saved as RUN/explain.{md,csv,json} and RUN/explain_full.json.
+      edgecnn eval runs/mobilenet-a0.50-32px --explain
     """
     import os
 
+    if int8_debug and explain:
+        raise click.UsageError("--int8-debug and --explain are two reports: choose one")
     if int8_debug:
         _int8_debug(model_path, as_json, output)
+        return
+    if explain:
+        _explain(model_path, explain_top, threads, runtime, as_json, output)
         return
 
     from edgecnn.data import load_dataset
@@ -126,3 +153,20 @@ def _int8_debug(path, as_json: bool, output) -> None:
     click.echo(json.dumps(summary, indent=2) if as_json else format_layers(summary))  # printed before written
     if output:
         write_json(output, summary)
+
+
+def _explain(path, top: int, threads: int, runtime: str, as_json: bool, output) -> None:
+    import json
+
+    from edgecnn._io import run_lock, write_json
+    from edgecnn.explain import explain_run, find_run, format_explain, save_explain
+
+    run = find_run(path)
+    with run_lock(run, "edgecnn eval --explain"):
+        result = explain_run(run, top=top, threads=threads, runtime=runtime,
+                             echo=lambda line: click.echo(line, err=as_json))
+        click.echo(json.dumps(result, indent=2) if as_json else format_explain(result))  # printed before written
+        paths = save_explain(result, run)
+    if output:
+        write_json(output, result)
+    click.echo(f"saved: {paths['markdown']}, .csv, .json and {paths['full'].name}", err=as_json)

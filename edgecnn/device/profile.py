@@ -21,7 +21,8 @@ Each XNNPACK partition is matched with the model's operators between two default
 ones (a chain of layers, the CNN case): the partition table lists its TFLite ops
 (``CONV_2D x2, TANH``). When every partition holds one XNNPACK operator per TFLite op, in
 order (a ``Static Reshape`` XNNPACK inserts of its own aside, :func:`align_ops`), the per-op
-table names them by TFLite op too; otherwise every row keeps its XNNPACK name
+table names them by TFLite op too and gives each its TFLite node index (``node``, as a
+default-kernel op has; :mod:`edgecnn.explain` joins on it); otherwise every row keeps its XNNPACK name
 (``Convolution (NHWC, QC8) IGEMM``). Times come in whole microseconds per
 op, so on a model of many sub-microsecond ops the per-op sum falls short of the invoke;
 runs preempted on a busy machine (invoke over :data:`OUTLIER_FACTOR` times the median)
@@ -285,6 +286,8 @@ def summarize(events: list, model_ops: list | None = None, outlier_factor: float
         >>> [(r["partition"], r["tflite_ops"]) for r in s["partitions"]]  # doctest: +NORMALIZE_WHITESPACE
         [('XNNPACK partition 1', 'CONV_2D'), ('AVERAGE_POOL_2D (node 1)', 'AVERAGE_POOL_2D'),
          ('XNNPACK partition 2', 'FULLY_CONNECTED')]
+        >>> [(n["node"], n["op"]) for n in s["nodes"]]
+        [(0, 'CONV_2D'), (1, 'AVERAGE_POOL_2D'), (2, 'FULLY_CONNECTED')]
     """
     all_runs = split_runs(events)
     invokes = [r[0][2] for r in all_runs]
@@ -397,16 +400,19 @@ def _name_delegated_ops(nodes: list, model_ops: list | None) -> dict:
     if not model_ops:
         return {}
     fallback = {n["node"] for n in nodes if n["kernel"] == DEFAULT_KERNELS}
-    groups, current = [], []
+    groups, indices, current, current_idx = [], [], [], []
     for i, name in enumerate(model_ops):
         if i in fallback:
             if current:
                 groups.append(current)
-            current = []
+                indices.append(current_idx)
+            current, current_idx = [], []
         else:
             current.append(name)
+            current_idx.append(i)
     if current:
         groups.append(current)
+        indices.append(current_idx)
     partitions: dict = {}
     for n in nodes:
         if n["kernel"] == XNNPACK:
@@ -418,13 +424,15 @@ def _name_delegated_ops(nodes: list, model_ops: list | None) -> dict:
         for label, group in zip(partitions, groups)
     }
     aligned = []
-    for members, group in zip(partitions.values(), groups):
+    for members, group, index in zip(partitions.values(), groups, indices):
         members = sorted(members, key=lambda n: n["xnnpack_index"])
-        aligned.append((members, align_ops([n["tag"] for n in members], group)))
-    if all(names is not None for _, names in aligned):  # one table speaks one language
-        for members, names in aligned:
+        aligned.append((members, align_ops([n["tag"] for n in members], group), iter(index)))
+    if all(names is not None for _, names, _ in aligned):  # one table speaks one language
+        for members, names, index in aligned:
             for node, name in zip(members, names):
                 node["op"] = name
+                # The model's node index, as a default-kernel op has (None for XNNPACK's own reshape).
+                node["node"] = None if name == "RESHAPE (XNNPACK)" else next(index)
     return named
 
 
