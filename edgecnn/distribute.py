@@ -17,7 +17,10 @@ Strategies (``--strategy`` / ``train.strategy``):
 The batch size a user gives is the *global* batch: each step, the batch is split over the
 replicas; in-memory data is auto-sharded by element (``AutoShardPolicy.DATA``, set in
 :func:`edgecnn.train.make_datasets`); streamed data is sharded by file, so that each worker
-reads only its own files (see :func:`edgecnn.train.make_datasets`). The chief (task ``chief``, or ``worker`` 0 when the
+reads only its own files (see :func:`edgecnn.train.make_datasets`). Every worker learns the
+epoch when a pass over the data starts (:class:`edgecnn.train.EpochCounter`), so the order
+and augmentation of each epoch derive from ``(seed, epoch, worker)``, as in one process.
+The chief (task ``chief``, or ``worker`` 0 when the
 cluster has no chief) is the only process that writes the run folder, converts and
 benchmarks; the other workers write what they must into a temporary folder that is removed
 (the same scheme Keras' own callbacks use), and checkpoints go through Keras'

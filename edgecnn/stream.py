@@ -74,7 +74,8 @@ TRACE_ENV = "EDGECNN_TRACE_READS"
 
 def trace_writer():
     """With ``EDGECNN_TRACE_READS=FILE`` in the environment, a function that appends a line to
-    FILE for every file (or shard record) the training and validation pipelines read; else
+    FILE for every file (or shard record) the training and validation pipelines read
+    (``split<TAB>file or shard<TAB>k``, ``k`` the item's augmentation counter); else
     ``None``. For checking what a worker of a multi-worker run reads (``tests/test_distribute.py``)."""
     path = os.environ.get(TRACE_ENV)
     if not path:
@@ -263,11 +264,11 @@ class StreamDataset:
         if write is None:
             return order
 
-        def note(i):
-            write(f"{split}\t{self._unit_name(split, int(i))}")
+        def note(i, k):
+            write(f"{split}\t{self._unit_name(split, int(i))}\t{int(k)}")
             return i
 
-        return order.map(lambda i, k: (tf.ensure_shape(tf.numpy_function(note, [i], tf.int64), ()), k))
+        return order.map(lambda i, k: (tf.ensure_shape(tf.numpy_function(note, [i, k], tf.int64), ()), k))
 
     def normalized(self, split: str) -> LazySplit:
         """The split as a :class:`LazySplit` (read in batches by the evaluators)."""

@@ -107,6 +107,26 @@ def _by_shard(tf, files, part=(1, 0)):
     return names.flat_map(lambda path, j: tf.data.TFRecordDataset(path).enumerate().map(lambda n, r: (r, j, n)))
 
 
+def _shuffled(ds, buffer: int, seeds, tf):
+    """``ds.shuffle(buffer, reshuffle_each_iteration=False)`` with its two seeds given as tensors
+    (drawn per epoch inside the pipeline). ``Dataset.shuffle`` takes a tensor seed, but its
+    Python seed logic then fails when the global seed is 0 (``seeds == (0, 0)`` on a tensor);
+    this is the op it builds, with the seeds passed through."""
+    spec = ds.element_spec
+    flat = tf.nest.flatten(spec)
+    variant = tf.raw_ops.ShuffleDatasetV3(
+        input_dataset=tf.data.experimental.to_variant(ds),
+        buffer_size=tf.constant(buffer, tf.int64),
+        seed=seeds[0],
+        seed2=seeds[1],
+        seed_generator=tf.raw_ops.DummySeedGenerator(),
+        output_types=[s.dtype for s in flat],
+        output_shapes=[s.shape for s in flat],
+        reshuffle_each_iteration=False,
+    )
+    return tf.data.experimental.from_variant(variant, spec)
+
+
 def scan(files) -> tuple[np.ndarray, list, np.ndarray]:
     """Labels of every record (in shard order), the class names and the number of records
     in each shard, checked; decodes no image."""
@@ -186,34 +206,42 @@ class TFRecordStream(StreamDataset):
         return np.arange(len(self.y[split]))  # shards are assigned in _records (part), not by index
 
     def traced(self, split: str, order, tf):
-        return order  # traced in _records, where the shard of each record is known
+        return order  # traced in _noted, where the shard of each record is known
 
-    def _records(self, split: str, tf, part=(1, 0)):
-        """``(record number, (image bytes, label))`` of ``split``'s records, in shard order
-        (``part`` ``(workers, index)``: only that worker's shards)."""
-        from edgecnn.stream import trace_writer
-
+    def _records(self, split: str, tf, part=(1, 0), first=0):
+        """``(k, (image bytes, label))`` of ``split``'s records, in shard order (``part``
+        ``(workers, index)``: only that worker's shards); ``k``: ``first`` + the record's number."""
         total = int(self.counts.sum())
         mask = np.zeros(total, dtype=bool)
         mask[self.members[split]] = True
         offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         mask_t, offsets_t, spec = tf.constant(mask), tf.constant(offsets), _spec(tf)
         ds = _by_shard(tf, self.shards, part).filter(lambda r, j, n: tf.gather(mask_t, tf.gather(offsets_t, j) + n))
-        write = trace_writer()
-        if write is not None:
-            names = [os.path.basename(f) for f in self.shards]
+        ds = ds.map(lambda r, j, n: (r, first + tf.gather(offsets_t, j) + n))
 
-            def note(j):
-                write(f"{split}\t{names[int(j)]}")
-                return j
-
-            ds = ds.map(lambda r, j, n: (r, tf.ensure_shape(tf.numpy_function(note, [j], tf.int64), ()), n))
-
-        def parse(r, j, n):
+        def parse(r, k):
             f = tf.io.parse_single_example(r, spec)
-            return tf.gather(offsets_t, j) + n, (f["image/encoded"], f["image/class/label"])
+            return k, (f["image/encoded"], f["image/class/label"])
 
         return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def _noted(self, split: str, records, tf):
+        """``records`` noting each record as it is read (its shard and ``k``, in the order read)
+        when :func:`~edgecnn.stream.trace_writer` is on."""
+        from edgecnn.stream import trace_writer
+
+        write = trace_writer()
+        if write is None:
+            return records
+        total, names = int(self.counts.sum()), [os.path.basename(f) for f in self.shards]
+        starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+
+        def note(k):
+            shard = int(np.searchsorted(starts, int(k) % total, side="right")) - 1
+            write(f"{split}\t{names[shard]}\t{int(k)}")
+            return k
+
+        return records.map(lambda k, pair: (tf.ensure_shape(tf.numpy_function(note, [k], tf.int64), ()), pair))
 
     def _decode(self, tf, records):
         from edgecnn.stream import tf_normalize
@@ -245,22 +273,33 @@ class TFRecordStream(StreamDataset):
         return ds.map(lambda x, data, y, k: (x, y, k))
 
     def tf_train(self, tf, seed: int, epoch_fn=None, part=(1, 0)):
-        """The training records, shuffled in a buffer (reshuffled each epoch), decoded. The
-        augmentation counter of a record is its number plus the epoch (``epoch_fn``) times
-        the number of records, so each epoch draws new shifts, as the in-memory path does."""
+        """The training records (``part``: the worker's shards), shuffled in a buffer, decoded.
+
+        Each pass reads the epoch (``epoch_fn``, default 0) when it starts: the buffer's seed
+        derives from ``(seed, epoch, worker)`` and the augmentation counter of a record is its
+        number plus the epoch times the number of records, so each epoch reads a new order and
+        draws new shifts, as the in-memory path does, and a resumed run reads what an
+        uninterrupted one would have."""
         total = int(self.counts.sum())
-        records = self._records("train", tf, part).shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-        decoded = self._decode(tf, records)
+        workers, index = part
         if epoch_fn is None:
-            return decoded
-        return decoded.map(lambda x, y, k: (x, y, k + total * tf.cast(epoch_fn(), tf.int64)))
+            epoch_fn = lambda: tf.constant(0, tf.int64)  # noqa: E731
+
+        def epoch_records(_):
+            epoch = tf.cast(epoch_fn(), tf.int64)
+            mixed = tf.stack([tf.constant(seed, tf.int64), epoch * workers + index])
+            seeds = tf.random.stateless_uniform([2], mixed, minval=0, maxval=2**31 - 1, dtype=tf.int64)
+            records = _shuffled(self._records("train", tf, part, first=epoch * total), SHUFFLE_BUFFER, seeds, tf)
+            return self._noted("train", records, tf)
+
+        return self._decode(tf, tf.data.Dataset.range(1).flat_map(epoch_records))
 
     def tf_split(self, split: str, indices, tf, part=(1, 0), own=None, batch=None, augment=None):
         """The split's records in shard order, decoded, then :func:`~edgecnn.stream.finish`
         (``indices`` and ``own`` unused: ``part`` picks the worker's shards)."""
         from edgecnn.stream import finish
 
-        return finish(self._decode(tf, self._records(split, tf, part)), tf, batch, augment)
+        return finish(self._decode(tf, self._noted(split, self._records(split, tf, part), tf)), tf, batch, augment)
 
     def read_batches(self, split: str, batch: int = 64):
         from edgecnn._tf import tf

@@ -121,10 +121,11 @@ def resolve_augment(kind: str, dataset_name: str) -> str:
 def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=None, shard=(1, 0)):
     """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.Dataset`.
 
-    ``epoch_fn`` returns the current epoch as an int64 tensor when the training data is
-    read (e.g. from the optimizer's step counter): the order and augmentation of each epoch
-    are then a pure function of ``(seed, epoch)``, so a run resumed after a kill sees
-    exactly the batches an uninterrupted run would have seen. ``shard``: ``(workers, index)``
+    ``epoch_fn`` returns the current epoch as an int64 tensor when a pass over the training
+    data starts (:class:`EpochCounter`'s ``read``; ``None``: always epoch 0): the order and
+    augmentation of each epoch are then a pure function of ``(seed, epoch, worker)``, so each
+    epoch draws anew, and a run resumed after a kill sees exactly the batches an uninterrupted
+    run would have seen. ``shard``: ``(workers, index)``
     of this process in a multi-worker run (:func:`edgecnn.distribute.input_shard`), by which
     a streamed source is split by file (see :func:`_stream_datasets`).
     """
@@ -209,7 +210,9 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
 
         def epoch_order(_):
             epoch = tf.cast(epoch_fn(), tf.int64)
-            perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+            # Each worker shuffles its own part by (seed, epoch, worker): (seed, epoch) for one worker.
+            draw = epoch * step + first
+            perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, draw]))
             counter = epoch * total + first + step * tf.range(n, dtype=tf.int64)
             return tf.data.Dataset.from_tensor_slices((tf.gather(own_t, perm), counter))
 
@@ -246,6 +249,38 @@ def _even(ds, counts):
     global batch size and split among all replicas of the cluster, so its own cardinality
     would tell Keras ``workers`` times too few steps per epoch."""
     return ds.repeat().take(max(counts)).filter(lambda *item: True)
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """The epoch Keras is starting, for the input pipeline: ``read()`` gives it as an int64 tensor
+    that the training data reads at the start of each pass (see :func:`make_datasets`).
+
+    A plain variable on this process's CPU, outside any strategy (a distributed variable, such
+    as the optimizer's step counter under a strategy, cannot be read by ``tf.data``), set in
+    ``on_epoch_begin``. Keras creates a new iterator over a finite dataset for every epoch and
+    reads its first batch after ``on_epoch_begin``, so each pass sees its own epoch; a run
+    resumed by ``BackupAndRestore`` starts at the epoch Keras restored.
+
+    Example:
+        >>> epoch = EpochCounter()
+        >>> train, val = make_datasets(data, config, "shift", epoch_fn=epoch.read)  # doctest: +SKIP
+        >>> model.fit(train, epochs=3, callbacks=[epoch])                           # doctest: +SKIP
+    """
+
+    def __init__(self):
+        super().__init__()
+        from tensorflow.python.ops.resource_variable_ops import ResourceVariable
+
+        # Constructed directly, not through tf.Variable: a strategy's scope would distribute it.
+        with tf.init_scope(), tf.device("/cpu:0"):
+            self.variable = ResourceVariable(tf.constant(0, tf.int64), trainable=False, name="edgecnn_epoch")
+
+    def read(self):
+        """The current epoch (an int64 scalar tensor)."""
+        return self.variable.read_value()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(int(epoch))
 
 
 class _RestoreBest(keras.callbacks.Callback):
@@ -345,13 +380,6 @@ def fit(
     augment = resolve_augment(config.augment, data.name)
     steps = math.ceil(len(data.y["train"]) / config.batch_size)
 
-    def epoch_fn():
-        # The epoch being read, from the optimizer's step counter (restored on resume).
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None:
-            return tf.constant(0, tf.int64)
-        return tf.cast(optimizer.iterations, tf.int64) // steps
-
     if compile_model:
         if loss is None:
             loss = _sparse_ce(data.num_classes, config.label_smoothing)
@@ -361,17 +389,12 @@ def fit(
                 loss=loss,
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             )
-    # Built after compile: the data order reads the optimizer's step counter, which must exist
-    # when tf.data traces the epoch function (before compile it would be a constant 0, giving
-    # every epoch the same order and the same augmentation).
-    train, val = make_datasets(
-        data,
-        config,
-        augment,
-        epoch_fn=None if tf.distribute.has_strategy() else epoch_fn,
-        shard=distribute.input_shard(strategy),
-    )
-    callbacks = list(extra_callbacks)
+    # Every pass of the training data reads the epoch that Keras is starting (on every worker,
+    # under every strategy, resumed runs included): its order and augmentation are a pure
+    # function of (seed, epoch, worker).
+    epoch = EpochCounter()
+    train, val = make_datasets(data, config, augment, epoch_fn=epoch.read, shard=distribute.input_shard(strategy))
+    callbacks = [epoch, *extra_callbacks]
     resuming = out_dir is not None and (Path(out_dir) / "_backup").is_dir()
     best_dir = Path(out_dir) / "_best" if out_dir is not None else None
     best = _RestoreBest(folder=best_dir, resume=resuming) if (keep_best and val is not None) else None

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgecnn import distribute
@@ -24,6 +25,7 @@ from edgecnn.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_SCRIPT = Path(__file__).resolve().parent / "_distributed_worker.py"
+EPOCHS_SCRIPT = Path(__file__).resolve().parent / "_distributed_epochs.py"
 LAUNCH_TIMEOUT = 480  # seconds; a healthy run takes well under a minute on 2 idle cores
 
 
@@ -142,6 +144,66 @@ def test_fit_refuses_a_model_built_outside_the_named_strategy(digits):
     model = create_model("lenet5", input_shape=digits.input_shape, classes=10)
     with pytest.raises(UserError, match=r"inside edgecnn.distribute.get_strategy\('mirrored'\).scope\(\)"):
         fit(model, digits, TrainConfig(epochs=1, strategy="mirrored", verbose=0))
+
+
+@pytest.mark.parametrize("kind", ["memory", "folder", "tfrecord"])
+def test_each_epoch_reads_a_new_order_with_new_shifts_and_the_same_epoch_again(kind, digits, image_folder, tmp_path):
+    """The training pipeline reads the epoch when a pass starts (what :class:`EpochCounter`
+    gives every worker): epoch 1 differs from epoch 0, and epoch 0 read again is epoch 0."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+    from edgecnn.stream import load_stream
+    from edgecnn.tfrecord import load_tfrecords
+    from edgecnn.train import EpochCounter, TrainConfig, make_datasets
+
+    data = digits
+    if kind == "folder":
+        data = load_stream(image_folder, (8, 8), 3, cache="none", val_split=0.25, test_split=0.25)
+    elif kind == "tfrecord":
+        packed = CliRunner().invoke(main, ["data", "pack", str(image_folder), str(tmp_path / "s"), "--shards", "3"])
+        assert packed.exit_code == 0, packed.output
+        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), (8, 8), 3, val_split=0.25, test_split=0.25)
+    epoch = EpochCounter()
+    train, _ = make_datasets(data, TrainConfig(batch_size=8), "shift_flip", epoch_fn=epoch.read)
+
+    def read(e):
+        epoch.on_epoch_begin(e)
+        return np.concatenate([x for x, _ in train.as_numpy_iterator()])
+
+    first, second, again = read(0), read(1), read(0)
+    assert first.shape == second.shape and not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_a_fit_stopped_after_an_epoch_resumes_with_that_epochs_batches(digits, tmp_path):
+    """Killed at the end of epoch 1 (before its checkpoint), a rerun resumes at epoch 1 and
+    trains it exactly as the uninterrupted run did: the pipeline read the restored epoch."""
+    from edgecnn._tf import keras
+    from edgecnn.models import create_model
+    from edgecnn.train import TrainConfig, fit
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterTheSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise Killed
+
+    config = TrainConfig(epochs=3, batch_size=64, verbose=0)
+
+    def train(out, callbacks=()):
+        keras.utils.set_random_seed(config.seed)
+        model = create_model("lenet5", input_shape=digits.input_shape, classes=10)
+        return fit(model, digits, config, out_dir=out, extra_callbacks=callbacks)["history"]["loss"]
+
+    uninterrupted = train(tmp_path / "a")
+    with pytest.raises(Killed):
+        train(tmp_path / "b", [KillAfterTheSecondEpoch()])
+    assert (tmp_path / "b" / "_backup").is_dir()
+    resumed = train(tmp_path / "b")
+    assert len(resumed) == 2 and resumed[0] == uninterrupted[1]  # bit for bit
 
 
 def test_write_dir_gives_non_chiefs_a_temporary_folder_that_disappears(monkeypatch, tmp_path):
@@ -318,7 +380,7 @@ def _reads(path: Path) -> dict:
     """split -> set of files (or shards) a worker's pipelines read, from its EDGECNN_TRACE_READS file."""
     reads: dict = {}
     for line in path.read_text().splitlines():
-        split, name = line.split("\t")
+        split, name, _k = line.split("\t")
         reads.setdefault(split, set()).add(name)
     return reads
 
@@ -373,6 +435,48 @@ def test_two_workers_on_tfrecord_shards_read_disjoint_shards(digits_folder, tmp_
         assert chief[split] | worker[split] == names and len(chief[split]) == len(worker[split]) == 2
 
 
+def _epochs(trace: Path, span: int, by_record: bool) -> dict:
+    """epoch -> the training items a worker read that epoch, in the order read: file names
+    (``by_record``: shard record numbers), from its trace (the epoch is ``k // span``)."""
+    epochs: dict = {}
+    for line in trace.read_text().splitlines():
+        split, name, k = line.split("\t")
+        if split == "train":
+            epochs.setdefault(int(k) // span, []).append(int(k) % span if by_record else name)
+    return epochs
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_workers_read_a_new_order_and_new_draws_each_epoch(digits_folder, tmp_path):
+    """Three epochs on two workers, on an image folder and on TFRecord shards: each epoch, a
+    worker reads its own part (disjoint from the other's) in a new order, with new augmentation
+    counters (``k``: the draws are a function of ``(seed, k)``); a rerun with the same seed (in
+    the same processes, to keep CI's slow step short) ends with the same weights."""
+    from click.testing import CliRunner
+
+    from edgecnn.cli import main
+
+    shards = tmp_path / "shards"
+    packed = CliRunner().invoke(main, ["data", "pack", str(digits_folder), str(shards), "--shards", "4"])
+    assert packed.exit_code == 0, packed.output
+    argv = [sys.executable, str(EPOCHS_SCRIPT), str(tmp_path), str(digits_folder), str(shards / "*.tfrecord")]
+    _check_ok(_launch(lambda index: argv, tmp_path))
+    results = [json.loads((tmp_path / f"result{i}.json").read_text()) for i in range(2)]
+    for source in ("folder", "shards"):
+        runs = [results[i][source][run] for i in range(2) for run in ("first", "again")]
+        assert len(set(runs)) == 1, "the workers agree, and a rerun with the same seed gives the same weights"
+        span = results[0][source]["span"]
+        parts = [_epochs(tmp_path / f"{source}{i}_first.txt", span, source == "shards") for i in range(2)]
+        assert parts == [_epochs(tmp_path / f"{source}{i}_again.txt", span, source == "shards") for i in range(2)]
+        for epochs in parts:
+            assert sorted(epochs) == [0, 1, 2], "every epoch has its own augmentation counters"
+            assert len({tuple(items) for items in epochs.values()}) == 3, "each epoch reads a new order"
+            assert set(epochs[0]) == set(epochs[1]) == set(epochs[2])  # ... of the same part
+        for epoch in range(3):
+            assert set(parts[0][epoch]).isdisjoint(parts[1][epoch]), f"both workers read the same items in {epoch}"
+
+
 @pytest.mark.parametrize("kind", ["folder", "tfrecord"])
 def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder, tmp_path, monkeypatch):
     """The pipelines two workers build, each auto-sharded as tf.distribute does it: disjoint
@@ -400,7 +504,7 @@ def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder
         assert int(train.cardinality()) == int(val.cardinality()) == -2  # tf.data.UNKNOWN_CARDINALITY
         train, val = _AutoShardDataset(train, 2, worker, 2), _AutoShardDataset(val, 2, worker, 2)
         sizes.append((sum(len(y) for _, y in train), sum(len(y) for _, y in val)))
-        reads.append({tuple(line.split("\t")) for line in trace.read_text().splitlines()})
+        reads.append({tuple(line.split("\t")[:2]) for line in trace.read_text().splitlines()})
     assert sizes[0] == sizes[1]  # evened out: the same number of steps on both workers
     assert reads[0].isdisjoint(reads[1])
     if kind == "tfrecord":

@@ -318,6 +318,29 @@ def test_npz_object_arrays_are_refused_from_the_header(tmp_path):
         read_npz(tmp_path / "obj.npz")
 
 
+def npy_long_header(dims: int = 5_000) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_2_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (1,) * dims})
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "blob, words",
+    [
+        (npy_bytes((10**6, 10**6), descr="<f4"), "may hold 2,147,483,648 bytes"),  # 4 * 10^12 bytes declared
+        (npy_long_header(), "no valid .npy header"),  # a header over numpy's 10,000-byte limit for untrusted files
+        (npy_bytes((3,), descr="|O", payload=b"\x80\x04junk"), "pickled Python objects"),
+    ],
+    ids=["declared-size", "header-size", "objects"],
+)
+@pytest.mark.parametrize("device", [False, True], ids=["edgecnn", "edgecnn-device"])
+def test_bench_input_npy_is_held_to_the_npz_budget(tiny, tmp_path, blob, words, device):
+    """``bench --input x.npy``: the budget of ``.npz`` data, checked from the header before any
+    child process starts; over it, one ``error:`` line and exit 2."""
+    (tmp_path / "x.npy").write_bytes(blob)
+    refused(["bench", tiny, "--input", tmp_path / "x.npy", "--runs", "2"], tmp_path, "x.npy", words, device=device)
+
+
 def rng_images(n=8, dtype=np.float32, low=0.0, high=1.0):
     return np.random.default_rng(0).uniform(low, high, (n, 16, 16, 3)).astype(dtype)
 

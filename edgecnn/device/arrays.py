@@ -1,4 +1,5 @@
-"""``.npz`` datasets read safely: sizes checked from the headers, values against a convention.
+"""``.npz`` datasets (and ``.npy`` inputs) read safely: sizes checked from the headers, values
+against a convention.
 
 numpy only (it runs on the device). The conventions, the same for training
 (:mod:`edgecnn.data`) and evaluation (``edgecnn eval``, ``edgecnn-device eval``):
@@ -8,7 +9,9 @@ numpy only (it runs on the device). The conventions, the same for training
   :data:`MAX_NPZ_BYTES` (2 GiB) in all is refused, and so is an array over 64 MiB that
   declares more than :data:`MAX_COMPRESSION_RATIO` (100) times its compressed size (a
   zip bomb; an ``np.savez`` file, uncompressed, is never refused for this). Object
-  arrays (pickles) are refused.
+  arrays (pickles) are refused. A ``.npy`` input (``bench --input``) is held to the same
+  budget (:func:`check_npy`): a header of at most :data:`MAX_HEADER_BYTES`, no objects, at
+  most :data:`MAX_NPZ_BYTES` declared.
 * **Images** ``x`` of shape ``(N, H, W)`` or ``(N, H, W, C)``: ``uint8`` is 0..255 as is;
   another integer type must hold values in 0..255; a float type must hold values in
   [0, 1] (up to half a grey level, 1/510, outside, for rounding), which are scaled by 255.
@@ -28,31 +31,69 @@ from edgecnn.device.preprocess import MAX_CLASSES, DataError
 
 MAX_NPZ_BYTES = 2 * 1024**3
 MAX_COMPRESSION_RATIO = 100
+MAX_HEADER_BYTES = 10_000
 _RATIO_FLOOR = 64 * 1024**2
 _FLOAT_SLACK = 0.5 / 255.0
 
 
-def _declared(npz: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple:
-    """``(shape, dtype)`` of one ``.npy`` member, read from its header only."""
+def _header(fp) -> tuple:
+    """``(shape, dtype)`` from a ``.npy`` header at ``fp``, the header at most
+    :data:`MAX_HEADER_BYTES` long (numpy's own limit for untrusted files)."""
     fmt = np.lib.format
+    version = fmt.read_magic(fp)
+    if version == (1, 0):
+        shape, _order, dtype = fmt.read_array_header_1_0(fp, max_header_size=MAX_HEADER_BYTES)
+    elif version == (2, 0):
+        shape, _order, dtype = fmt.read_array_header_2_0(fp, max_header_size=MAX_HEADER_BYTES)
+    else:
+        shape, _order, dtype = fmt._read_array_header(fp, version, max_header_size=MAX_HEADER_BYTES)
+    return tuple(int(d) for d in shape), dtype
+
+
+def _first_line(exc) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _declared(npz: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple:
+    """``(name, shape, dtype)`` of one ``.npy`` member, read from its header only."""
     name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
     try:
         with npz.open(info) as fp:
-            version = fmt.read_magic(fp)
-            if version == (1, 0):
-                shape, _order, dtype = fmt.read_array_header_1_0(fp, max_header_size=10_000)
-            elif version == (2, 0):
-                shape, _order, dtype = fmt.read_array_header_2_0(fp, max_header_size=10_000)
-            else:
-                shape, _order, dtype = fmt._read_array_header(fp, version, max_header_size=10_000)
+            shape, dtype = _header(fp)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
-        raise DataError(f"cannot read {path}: array {name!r} has no valid .npy header ({exc})") from None
+        raise DataError(f"cannot read {path}: array {name!r} has no valid .npy header ({_first_line(exc)})") from None
     if dtype.hasobject:
         raise DataError(
             f"{path} holds pickled Python objects ({name!r}), which edgecnn refuses to load; "
             "save plain arrays with np.savez"
         )
-    return name, tuple(int(d) for d in shape), dtype
+    return name, shape, dtype
+
+
+def check_npy(path) -> tuple:
+    """``(shape, dtype)`` of the ``.npy`` file at ``path``, read from its header only and held
+    to an ``.npz``'s budget: a header of at most :data:`MAX_HEADER_BYTES`, no pickled
+    objects, at most :data:`MAX_NPZ_BYTES` declared. Raises :class:`DataError` naming the file.
+
+    Example:
+        >>> check_npy("image.npy")  # doctest: +SKIP
+        ((224, 224, 3), dtype('float32'))
+    """
+    try:
+        with open(path, "rb") as fp:
+            shape, dtype = _header(fp)
+    except OSError as exc:
+        raise DataError(f"cannot read input {path}: {exc.strerror or _first_line(exc)}") from None
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise DataError(f"cannot read input {path}: no valid .npy header ({_first_line(exc)})") from None
+    if dtype.hasobject:
+        raise DataError(f"{path} holds pickled Python objects, which edgecnn refuses to load; save it with np.save")
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if size > MAX_NPZ_BYTES:
+        raise DataError(
+            f"{path} declares shape {shape} {dtype} ({size:,} bytes); a .npy input may hold {MAX_NPZ_BYTES:,} bytes"
+        )
+    return shape, dtype
 
 
 def read_npz(path) -> dict:

@@ -284,8 +284,10 @@ def load_input(path, detail: dict) -> np.ndarray:
     Example:
         >>> load_input("image.npy", interpreter.get_input_details()[0])  # doctest: +SKIP
     """
+    from edgecnn.device.arrays import check_npy
     from edgecnn.device.evaluate import quantize_input
 
+    check_npy(path)  # the header and the declared size first, as for .npz data
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

@@ -159,6 +159,10 @@ def run_bench(
     check_model_file(model_path)
     if input_path and not os.path.isfile(input_path):
         raise UserError(f"input file {input_path} does not exist")
+    if input_path:
+        from edgecnn.device.arrays import check_npy
+
+        check_npy(input_path)  # over the budget: one line, before any child process starts
     threads = list(threads) or [1]
 
     def progress(i, n, t):
