@@ -24,7 +24,7 @@ Nothing needs the network: ``--weights imagenet`` reads Keras' cache, where
 Usage:
     python benchmarks/transfer_photos.py --data ../shared/data/flowers_dev --seeds 3
     python benchmarks/transfer_photos.py --data A --data B --seeds 3 --arms edgecnn keras
-    python benchmarks/transfer_photos.py --render     # RESULTS.md from the stored rows only
+    python benchmarks/transfer_photos.py --render --note-file NOTE.md   # RESULTS.md from the stored rows
 
 Rows are kept in ``<out>/rows.jsonl`` (one per arm, folder and seed): a rerun skips the rows
 it has, so a killed run resumes, and ``--render`` rewrites RESULTS.md's section from them.
@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import update_section  # noqa: E402
+from _results import command, update_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_MODELS = ROOT.parent / "shared" / "data" / "keras_models"
@@ -262,9 +262,9 @@ def plot(rows: list, path: Path) -> Path | None:
                    color=f"C{j}", label=f"{arm} {precision}")
     ax.set_xticks(range(len(folders)), folders)
     ax.set_ylabel("test accuracy, mean over seeds (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 118)
     ax.set_title("Transfer learning on real photos: edgecnn vs a Keras script vs scratch")
-    ax.legend(fontsize=7, ncol=len(arms), loc="lower center")
+    ax.legend(fontsize=7, ncol=len(arms), loc="upper center")
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -288,13 +288,14 @@ def main(argv=None):
     p.add_argument("--out", default="runs/transfer_photos")
     p.add_argument("--render", action="store_true", help="Only rewrite RESULTS.md from the stored rows.")
     p.add_argument("--no-write", action="store_true", help="Do not touch RESULTS.md.")
-    p.add_argument("--note", default="", help="A paragraph written above the table.")
+    p.add_argument("--note-file", default=None, help="A Markdown file written above the table.")
     args = p.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     store = out / "rows.jsonl"
     rows = [json.loads(line) for line in store.read_text().splitlines() if line.strip()] if store.is_file() else []
     if not args.render:
+        (out / "command.txt").write_text(command() + "\n")  # what --render names as the measuring command
         for folder in map(Path, args.data):
             folder = folder.resolve()
             digest = folder_hash(folder)
@@ -314,10 +315,12 @@ def main(argv=None):
     body = render(rows, args)
     print(body)
     if not args.no_write:
-        note = (args.note.strip() + "\n\n") if args.note.strip() else ""
+        note = Path(args.note_file).read_text().strip() + "\n\n" if args.note_file else ""
         png = plot(rows, Path(__file__).resolve().parent / "transfer_photos.png")
         picture = f"\n\n![transfer on real photos]({png.name})" if png else ""
-        update_section("transfer_photos", "Transfer learning on real photos", note + body + picture)
+        measured = (out / "command.txt").read_text().strip() if (out / "command.txt").is_file() else None
+        cmd = f"{measured} (rendered by {command()})" if measured and args.render else None
+        update_section("transfer_photos", "Transfer learning on real photos", note + body + picture, cmd=cmd)
 
 
 if __name__ == "__main__":

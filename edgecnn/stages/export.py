@@ -92,8 +92,26 @@ def _export_rows(ctx: Context, result: StageResult, base: dict, counts: dict) ->
     return rows
 
 
+# Calibration images decoded once per run and kept for every conversion and the debugger, when
+# they take at most this much memory (200 images at 224x224x3 float32: 120 MB).
+CALIBRATION_CACHE_BYTES = 256 << 20
+
+
 def _representative(ctx: Context):
-    return ctx.data.representative(ctx.cfg.convert.calibration_samples, seed=ctx.cfg.data.seed)
+    """The calibration images, decoded once for the run's int8 conversions and the debugger
+    (each would otherwise decode them again) when they fit :data:`CALIBRATION_CACHE_BYTES`."""
+    import numpy as np
+
+    kept = getattr(ctx, "_calibration", None)
+    if kept is not None:
+        return kept
+    samples = ctx.cfg.convert.calibration_samples
+    draw = ctx.data.representative(samples, seed=ctx.cfg.data.seed)
+    if 4 * samples * int(np.prod(ctx.data.input_shape)) > CALIBRATION_CACHE_BYTES:
+        return draw
+    images = list(draw())
+    ctx._calibration = lambda: iter(images)
+    return ctx._calibration
 
 
 def _measure(ctx: Context, path: Path, precision: str, label: str, base: dict) -> dict:
