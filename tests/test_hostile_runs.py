@@ -183,7 +183,9 @@ def test_an_unwritable_out_is_one_line(case, tmp_path, monkeypatch):
         else:
             result = edgecnn("optimize", "lenet5", *TRAIN, "--out", "ro" if case == "read-only folder" else "afile/run")
     assert result.exit_code == 2
-    one_line_error(result.stderr, "exists and is not a folder" if case.startswith("recipe") else "cannot write to")
+    words = {"read-only folder": "cannot write to", "parent is a file": "cannot be created",
+             "recipe out is a file": "is a file; give a folder"}
+    one_line_error(result.stderr, words[case])  # refused before any work (config.check_out_path)
     assert snapshot(tmp_path) == before
 
 

@@ -159,9 +159,13 @@ def _head_phase(ctx: Context, model, head: set, store: StageStore) -> dict:
         hist = _train_head_on_features(ctx, model, tail, cfg.train.freeze_epochs)
     else:
         ctx.echo(f"      head phase: {names} only, up to {cfg.train.freeze_epochs} epochs at lr "
-                 f"{cfg.train.learning_rate:g} (backbone frozen, BatchNorm in inference mode)")
-        hist = fit(model, ctx.data, dataclasses.replace(cfg.train, patience=HEAD_PATIENCE), out_dir=store.dir / "head",
-                   epochs=cfg.train.freeze_epochs, learning_rate=cfg.train.learning_rate)
+                 f"{cfg.train.learning_rate:g}, no augmentation (backbone frozen, BatchNorm in inference mode)")
+        # As on cached features: a constant rate and no augmentation (the features do not change
+        # between epochs there), so a multi-worker run's head learns as one process's does.
+        same = dataclasses.replace(cfg.train, patience=HEAD_PATIENCE, schedule="constant", warmup_epochs=0.0,
+                                   augment="none")
+        hist = fit(model, ctx.data, same, out_dir=store.dir / "head", epochs=cfg.train.freeze_epochs,
+                   learning_rate=cfg.train.learning_rate)
     acc = hist.get("best_val_accuracy")
     ctx.echo(f"      head phase: {hist['epochs']} epochs" + (f", best validation accuracy {acc:.4f}" if acc is not None
                                                               else ""))
