@@ -31,7 +31,6 @@ SUMMARY = re.compile(
     r"Inference timings in us: Init: (?P<init>[\d.e+-]+), First inference: (?P<first>[\d.e+-]+), "
     r"Warmup \(avg\): (?P<warmup>[\d.e+-]+|-?nan), Inference \(avg\): (?P<avg>[\d.e+-]+)"
 )
-COUNT = re.compile(r"count=(?P<count>\d+)(?P<rest>.*)")
 PARAM = re.compile(r"^(?:INFO: )?(?P<key>[A-Za-z#][^:\[\]]*?)\s*: \[(?P<value>[^\]]*)\]\s*$")
 SHA_LINE = re.compile(r"^(?P<sha>[0-9a-f]{64})\s+\*?(?P<path>\S.*?)\s*$")
 DEVICE_LINE = re.compile(r"^device:\s*(?P<name>\S.*?)\s*$", re.IGNORECASE)

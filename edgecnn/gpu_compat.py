@@ -129,7 +129,6 @@ _ELEMENTWISE_2 = set(
     "ATAN2 DIV EQUAL FLOOR_DIV FLOOR_MOD GREATER GREATER_EQUAL LOGICAL_AND LESS LESS_EQUAL MAXIMUM "
     "MINIMUM NOT_EQUAL POW SQUARED_DIFFERENCE SUB".split()
 )
-_CUSTOM_OK = ("Convolution2DTransposeBias", "MaxPoolingWithArgmax2D", "MaxUnpooling2D", "Resampler")
 
 
 # TfLiteType in enum order (c_api_types.h), for the messages that print a type's number.

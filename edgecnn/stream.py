@@ -61,7 +61,6 @@ from edgecnn.device.preprocess import ImageError, list_image_folder, load_image,
 from edgecnn.errors import UserError
 
 SPLITS = ("train", "val", "test")
-CACHES = ("auto", "memory", "disk", "none")
 # The in-memory path holds each image as uint8, then as float32 twice (the normalized numpy
 # array and the tf.constant made of it): 9 bytes per pixel channel; measured 10.6-10.7
 # (benchmarks/cache_budget.py, 224 px), so the estimate takes 11.

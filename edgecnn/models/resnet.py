@@ -32,7 +32,6 @@ CONFIGS = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 _WIDTHS = (64, 128, 256, 512)
-_EXPANSION = {"basic": 1, "bottleneck": 4}
 _TRAIN = {"epochs": 30, "learning_rate": 1e-3}
 
 

@@ -40,6 +40,3 @@ def model_stages() -> list:
     return list(_STAGES)
 
 
-def stage_named(name: str):
-    """The registered stage whose ``name`` (recipe key) or ``row`` is ``name``, else ``None``."""
-    return next((s for s in model_stages() if name in (s.name, s.row)), None)
