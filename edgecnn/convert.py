@@ -44,6 +44,7 @@ def inference_model(model):
 
 # id(model) -> (model, SavedModel folder) while an :func:`exported_once` block is open.
 _EXPORTED: dict = {}
+_KERAS_MODEL = 2  # ConversionMetadata's ModelType.KERAS_MODEL (TF_SAVED_MODEL is 1)
 
 
 @contextlib.contextmanager
@@ -54,8 +55,9 @@ def exported_once(model):
     TensorFlow's ``from_keras_model`` saves the model as a SavedModel and converts that; the
     save is half of a conversion's time (about 5-8 s of 9-15 s for a MobileNet), and a run
     converts each model two to four times. This saves it once, exactly as TensorFlow does
-    (same options, so the same tensor names and the same bytes), and :func:`tflite_converter`
-    converts from that folder. The model must not change inside the block. If the save fails,
+    (same options, so the same tensor names), and :func:`tflite_converter` converts from that
+    folder, recording a Keras model as the source as ``from_keras_model`` does: the files are
+    byte-identical. The model must not change inside the block. If the save fails,
     each conversion saves on its own, as before.
 
     Example:
@@ -84,7 +86,10 @@ def tflite_converter(model):
     so a successor converter replaces this one function."""
     shared = _EXPORTED.get(id(model))
     if shared is not None and shared[0] is model:
-        return tf.lite.TFLiteConverter.from_saved_model(shared[1])
+        converter = tf.lite.TFLiteConverter.from_saved_model(shared[1])
+        with contextlib.suppress(AttributeError):  # the file records a Keras model, as from_keras_model's does:
+            converter._metadata.environment.modelType = _KERAS_MODEL  # then the bytes are the same
+        return converter
     return tf.lite.TFLiteConverter.from_keras_model(inference_model(strip_pruning_if_wrapped(model)))
 
 

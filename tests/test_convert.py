@@ -51,3 +51,23 @@ def test_inference_model_drops_auxiliary_outputs(small_model):
     aux = keras.layers.Dense(10, name="aux")(small_model.layers[-4].output)
     two = keras.Model(small_model.inputs, [small_model.output, aux])
     assert len(inference_model(two).outputs) == 1
+
+
+def test_one_shared_export_gives_the_same_bytes_as_converting_each_time():
+    """``exported_once`` saves the model once for every conversion of it: the files are the
+    very bytes ``from_keras_model`` writes, float32 and int8 alike."""
+    import numpy as np
+
+    from edgecnn import create_model
+    from edgecnn.convert import convert_bytes, exported_once
+
+    model = create_model("lenet5", input_shape=(32, 32, 1), classes=3)
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 1, 32, 32, 1)).astype("float32")
+
+    def rep():
+        return ([x[i]] for i in range(len(x)))
+
+    alone = [convert_bytes(model, "float32"), convert_bytes(model, "int8", rep)]
+    with exported_once(model):
+        shared = [convert_bytes(model, "float32"), convert_bytes(model, "int8", rep)]
+    assert shared == alone
