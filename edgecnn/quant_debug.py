@@ -358,25 +358,23 @@ def debug_run(path) -> dict:
 def load_run(run, model_file=None) -> tuple:
     """``(cfg, data, model)`` of the run folder ``run``: its resolved :class:`edgecnn.config.RunConfig`,
     its data (:func:`edgecnn.sources.load_run_data`, the run's own splits) and its trained
-    Keras model (``model_file``, default ``<run>/train/model.keras``). Anything missing or
-    unreadable is a :class:`UserError` (one line).
+    Keras model (:func:`load_run_model`). Anything missing or unreadable is a
+    :class:`UserError` (one line). ``debug_run``, ``eval --explain`` and ``edgecnn show`` all
+    read a finished run through here.
 
     Example:
         >>> cfg, data, model = load_run("runs/mobilenet-a0.50-32px")  # doctest: +SKIP
     """
     import json
 
-    from edgecnn._tf import keras
     from edgecnn.config import RunConfig, resolve
     from edgecnn.models import model_info
-    from edgecnn.models._layers import CUSTOM_OBJECTS
     from edgecnn.sources import load_run_data
 
     run = Path(run)
-    model_file = Path(model_file) if model_file is not None else run / "train" / "model.keras"
     if not (run / "config.json").is_file():
         raise UserError(f"{run} holds no config.json: not a run folder")
-    if not model_file.is_file():
+    if model_file is not None and not Path(model_file).is_file():
         raise UserError(f"{model_file} not found (the run saved no full Keras model)")
     try:
         raw = json.loads((run / "config.json").read_text())
@@ -384,12 +382,35 @@ def load_run(run, model_file=None) -> tuple:
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{run / 'config.json'}: cannot be read back ({_first_line(exc)})") from None
     data = load_run_data(cfg, model_info(cfg.model.name), run_dir=run, chief=False)
+    return cfg, data, load_run_model(run, cfg, data, model_file)
+
+
+def load_run_model(run, cfg, data, model_file=None):
+    """The run's trained float Keras model: ``model_file`` when given; else
+    ``train/model.keras``, or, where that is missing or does not load, the architecture
+    rebuilt from ``cfg`` with ``train/weights.h5``. :class:`UserError` when none loads."""
+    from edgecnn._tf import keras
+    from edgecnn.models import create_model
+    from edgecnn.models._layers import CUSTOM_OBJECTS
+
+    run = Path(run)
+    weights = None if model_file is not None else run / "train" / "weights.h5"
+    model_file = Path(model_file) if model_file is not None else run / "train" / "model.keras"
+    if model_file.is_file():
+        try:
+            with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
+                return keras.models.load_model(model_file, compile=False, safe_mode=True)
+        except Exception as exc:  # corrupt file, unknown layer...
+            if weights is None or not weights.is_file():
+                raise UserError(f"cannot load {model_file}: {_first_line(exc)}") from None
+    if weights is None or not weights.is_file():
+        raise UserError(f"{run / 'train'} holds neither model.keras nor weights.h5: no trained model")
+    args = {k: v for k, v in cfg.model.args.items() if k != "weights"}
     try:
-        with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
-            model = keras.models.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:  # corrupt file, unknown layer...
-        raise UserError(f"cannot load {model_file}: {_first_line(exc)}") from None
-    return cfg, data, model
+        return create_model(cfg.model.name, alpha=cfg.model.alpha, input_shape=tuple(data.input_shape),
+                            classes=data.num_classes, weights=str(weights), **args)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot rebuild {cfg.model.name} from {weights}: {_first_line(exc)}") from None
 
 
 def run_debugger(cfg, data, model) -> Int8Debug:

@@ -326,7 +326,7 @@ def _read_json(path: Path, what: str) -> dict:
 def check_run(run) -> dict:
     """What :func:`show_run` needs from a run folder, checked before any work: the folder,
     ``config.json``, ``metrics.json`` (a finished run), ``preprocess.json`` and the float32
-    row's file. Returns ``{"run", "config", "metrics", "preprocess", "rows"}``, ``rows`` by
+    row's file. Returns ``{"run", "metrics", "preprocess", "rows"}``, ``rows`` by
     variant. Raises :class:`UserError` (one line) on anything missing.
 
     Example:
@@ -345,7 +345,7 @@ def check_run(run) -> dict:
     if not (run / "metrics.json").is_file():
         raise UserError(f"{run} holds no metrics.json: the run did not finish (run it again to complete it)")
     metrics = _read_json(run / "metrics.json", "run the pipeline again to rewrite it")
-    config = _read_json(run / "config.json", "not a run folder")
+    _read_json(run / "config.json", "not a run folder")  # checked before any work; load_run reads it
     spec = _read_json(run / "preprocess.json", "run the pipeline again") if (run / "preprocess.json").is_file() else {}
     rows = {r.get("variant"): r for r in metrics.get("rows") or [] if isinstance(r, dict)}
     if "float32" not in rows:
@@ -354,33 +354,7 @@ def check_run(run) -> dict:
         listed = run / str(rows.get(variant, {}).get("file"))
         if variant in rows and not listed.is_file():
             raise UserError(f"{listed} is missing (listed in metrics.json's {variant} row)")
-    return {"run": run, "config": config, "metrics": metrics, "preprocess": spec, "rows": rows}
-
-
-def load_run_model(run: Path, cfg, input_shape: tuple, classes: int):
-    """The run's trained float Keras model: ``train/model.keras``, else the architecture
-    rebuilt from ``config.json`` with ``train/weights.h5``. :class:`UserError` when neither loads."""
-    from edgecnn._tf import keras
-    from edgecnn.models import create_model
-    from edgecnn.models._layers import CUSTOM_OBJECTS
-
-    model_file, weights = run / "train" / "model.keras", run / "train" / "weights.h5"
-    if model_file.is_file():
-        try:
-            with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
-                return keras.models.load_model(model_file, compile=False, safe_mode=True)
-        except Exception as exc:  # corrupt file, unknown layer...
-            if not weights.is_file():
-                raise UserError(f"cannot load {model_file}: {str(exc).splitlines()[0][:200]}") from None
-    if not weights.is_file():
-        raise UserError(f"{run / 'train'} holds neither model.keras nor weights.h5: no trained model to show")
-    args = dict(cfg.model.args)
-    args.pop("weights", None)
-    try:
-        return create_model(cfg.model.name, alpha=cfg.model.alpha, input_shape=input_shape, classes=classes,
-                            weights=str(weights), **args)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot rebuild {cfg.model.name} from {weights}: {str(exc).splitlines()[0][:200]}") from None
+    return {"run": run, "metrics": metrics, "preprocess": spec, "rows": rows}
 
 
 def _output_shape(layer):
@@ -767,21 +741,12 @@ def show_run(run, out=None, layers: list | None = None, images: int = 4, seed: i
 
 
 def _show(found: dict, out: Path, layers, images: int, seed: int, echo: Callable) -> dict:
-    from edgecnn.config import RunConfig, resolve
-    from edgecnn.models import model_info
-    from edgecnn.sources import load_run_data
+    from edgecnn.quant_debug import load_run
 
     run, rows, spec = found["run"], found["rows"], found["preprocess"]
-    try:
-        cfg = RunConfig.from_dict(found["config"])
-        entry = model_info(cfg.model.name)
-        cfg = resolve(cfg, entry)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{run / 'config.json'}: cannot be read back ({str(exc).splitlines()[0][:200]})") from None
     echo(f"[1/5] loading the model and the test split of {run}")
-    data = load_run_data(cfg, entry, run_dir=run, chief=False)
+    _, data, model = load_run(run)  # the same reading of a finished run as eval --explain
     names = list(spec.get("class_names") or data.class_names)
-    model = load_run_model(run, cfg, tuple(data.input_shape), data.num_classes)
     layers = check_layers(model, layers) if layers else default_layers(model)
     x, y, positions = pick_images(data, images, seed)
     paths = {}
