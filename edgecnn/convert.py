@@ -79,26 +79,30 @@ def exported_once(model):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def tflite_converter(model):
-    """TensorFlow's TFLite converter for ``model`` (pruning wrappers and auxiliary outputs
-    dropped; QAT wrappers stay, the converter reads them): from the shared SavedModel inside
-    :func:`exported_once`, else from the Keras model. Every conversion in edgecnn starts here,
-    so a successor converter replaces this one function."""
+def tflite_converter(model, prepared=None):
+    """TensorFlow's TFLite converter for ``model``: from the shared SavedModel inside
+    :func:`exported_once`, else from ``prepared``, the model to export (pruning wrappers and
+    auxiliary outputs dropped, QAT wrappers kept: the converter reads them; made from
+    ``model`` when not given). Every conversion in edgecnn starts here, so a successor
+    converter replaces this one function."""
     shared = _EXPORTED.get(id(model))
     if shared is not None and shared[0] is model:
         converter = tf.lite.TFLiteConverter.from_saved_model(shared[1])
         with contextlib.suppress(AttributeError):  # the file records a Keras model, as from_keras_model's does:
             converter._metadata.environment.modelType = _KERAS_MODEL  # then the bytes are the same
         return converter
-    return tf.lite.TFLiteConverter.from_keras_model(inference_model(strip_pruning_if_wrapped(model)))
+    if prepared is None:
+        prepared = inference_model(strip_pruning_if_wrapped(model))
+    return tf.lite.TFLiteConverter.from_keras_model(prepared)
 
 
 def convert_bytes(model, precision: str = "float32", representative=None, sparse: bool = False) -> bytes:
     """Convert a Keras model to TFLite flatbuffer bytes (see :func:`convert`)."""
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    converter = tflite_converter(model)
-    model = inference_model(strip_pruning_if_wrapped(model))
+    prepared = inference_model(strip_pruning_if_wrapped(model))  # stripped once: it copies a pruned model
+    converter = tflite_converter(model, prepared)
+    model = prepared
     if precision == "float32" and sparse:
         converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     elif precision == "float16":

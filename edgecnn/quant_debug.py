@@ -88,8 +88,9 @@ class Int8Debug:
         images = np.asarray(images, dtype=np.float32)
         if not len(images):
             raise UserError("the int8 debugger needs validation images; this run has none (data.val_split 0)")
-        converter = tflite_converter(model)  # the shared export inside convert.exported_once
-        model = inference_model(strip_pruning_if_wrapped(model))
+        prepared = inference_model(strip_pruning_if_wrapped(model))
+        converter = tflite_converter(model, prepared)  # the shared export inside convert.exported_once
+        model = prepared
         configure_int8(converter, representative)
         self._images = images
         self._output_name = model.output_names[0] if len(model.outputs) == 1 else None
