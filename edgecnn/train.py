@@ -472,6 +472,24 @@ def _sparse_ce(num_classes: int, label_smoothing: float):
     return loss
 
 
+def split_batches(data, split: str, batch_size: int, images=None):
+    """``(images, labels)`` of ``split`` a batch at a time, in order: a streamed split as it
+    reads (an unreadable file is left out of both), an in-memory one sliced. ``images``:
+    ``data.normalized(split)`` when the caller has it already.
+
+    Example:
+        >>> [len(y) for _, y in split_batches(data, "test", 128)]  # doctest: +SKIP
+        [128, 128, 104]
+    """
+    x = data.normalized(split) if images is None else images
+    if hasattr(x, "batches"):
+        yield from x.batches(batch_size)
+        return
+    y = np.asarray(data.y[split])
+    for i in range(0, len(x), batch_size):
+        yield x[i : i + batch_size], y[i : i + batch_size]
+
+
 def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> float:
     """Top-1 accuracy of a Keras model (first output) on a split, in inference mode.
 
@@ -487,22 +505,16 @@ def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> f
     x, y = data.normalized(split), data.y[split]
     if not len(y):
         return float("nan")
-    if hasattr(x, "batches"):  # a streamed split: read and score a batch at a time
+    multi = distribute.is_multi_worker(getattr(model, "_distribution_strategy", None) or distribute.current_strategy())
+    if hasattr(x, "batches") or multi:  # a streamed split, or one worker scoring it all: a batch at a time
         right = total = 0
-        for xb, yb in x.batches(batch_size):
+        for xb, yb in split_batches(data, split, batch_size, x):
             out = model(xb, training=False)
             out = np.asarray(out[0] if isinstance(out, (list, tuple)) else out)
             right += int((np.argmax(out, axis=-1) == yb).sum())
             total += len(yb)
         return right / max(1, total)
-    if distribute.is_multi_worker(getattr(model, "_distribution_strategy", None) or distribute.current_strategy()):
-        parts = []
-        for i in range(0, len(x), batch_size):
-            out = model(x[i : i + batch_size], training=False)
-            parts.append(np.asarray(out[0] if isinstance(out, (list, tuple)) else out))
-        preds = np.concatenate(parts)
-    else:
-        preds = model.predict(x, batch_size=batch_size, verbose=0)
+    preds = model.predict(x, batch_size=batch_size, verbose=0)
     if isinstance(preds, (list, tuple)):
         preds = preds[0]
     return float((np.argmax(preds, axis=-1) == y).mean())

@@ -52,18 +52,14 @@ def head_tail(model, head: set) -> list | None:
 
 
 def _split_features(features, data, split: str, batch_size: int = 64):
-    """``features``' outputs on a split (inference mode) and their labels, read in batches as
-    evaluation does (a streamed split yields its labels with its images: an unreadable file
-    is left out of both)."""
+    """``features``' outputs on a split (inference mode) and their labels, read as evaluation
+    reads (:func:`edgecnn.train.split_batches`)."""
     import numpy as np
 
-    x = data.normalized(split)
-    if hasattr(x, "batches"):  # a streamed split
-        pairs = [(np.asarray(features(xb, training=False)), np.asarray(yb)) for xb, yb in x.batches(batch_size)]
-    else:
-        y = np.asarray(data.y[split])
-        pairs = [(np.asarray(features(x[i : i + batch_size], training=False)), y[i : i + batch_size])
-                 for i in range(0, len(x), batch_size)]
+    from edgecnn.train import split_batches
+
+    pairs = [(np.asarray(features(xb, training=False)), np.asarray(yb))
+             for xb, yb in split_batches(data, split, batch_size)]
     if not pairs:
         return np.zeros((0,), np.float32), np.zeros((0,), np.int64)
     return np.concatenate([f for f, _ in pairs]), np.concatenate([y for _, y in pairs])
