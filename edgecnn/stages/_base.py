@@ -64,6 +64,7 @@ class Context:
     teacher_key: str | None = None
     wrap_student: Callable | None = None
     warnings: list = field(default_factory=list)  # lines for metrics.json's "warnings" and the table's footer
+    calibration: Callable | None = None  # the int8 calibration images, decoded once (stages/export.py)
 
     def scope(self):
         """The ``tf.distribute`` scope every model-producing stage builds, wraps, compiles and fits in.

@@ -102,16 +102,15 @@ def _representative(ctx: Context):
     (each would otherwise decode them again) when they fit :data:`CALIBRATION_CACHE_BYTES`."""
     import numpy as np
 
-    kept = getattr(ctx, "_calibration", None)
-    if kept is not None:
-        return kept
+    if ctx.calibration is not None:
+        return ctx.calibration
     samples = ctx.cfg.convert.calibration_samples
     draw = ctx.data.representative(samples, seed=ctx.cfg.data.seed)
     if 4 * samples * int(np.prod(ctx.data.input_shape)) > CALIBRATION_CACHE_BYTES:
         return draw
     images = list(draw())
-    ctx._calibration = lambda: iter(images)
-    return ctx._calibration
+    ctx.calibration = lambda: iter(images)
+    return ctx.calibration
 
 
 def _measure(ctx: Context, path: Path, precision: str, label: str, base: dict) -> dict:
