@@ -35,7 +35,7 @@ def default_model() -> Path:
     path = Path("runs/benchmarks/mobilenet_1.0_224_float32.tflite")
     if not path.exists():
         import edgecnn
-        from edgecnn.convert import convert
+        from edgecnn.tflite.convert import convert
 
         convert(edgecnn.create_model("mobilenet", alpha=1.0, input_shape=(224, 224, 3), classes=1000), path)
     return path

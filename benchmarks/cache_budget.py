@@ -1,8 +1,8 @@
 """What ``--cache auto`` decides, and whether its memory estimate is right (issue 16).
 
-``auto`` decodes an image folder into memory when :func:`edgecnn.stream.estimate_memory`
+``auto`` decodes an image folder into memory when :func:`edgecnn.data.stream.estimate_memory`
 (``MEMORY_BYTES_PER_VALUE`` bytes per pixel and channel: the ``uint8`` images, the normalised
-``float32`` copy and the ``tf.constant`` made of it) fits :func:`edgecnn.stream.memory_budget` (a quarter of the
+``float32`` copy and the ``tf.constant`` made of it) fits :func:`edgecnn.data.stream.memory_budget` (a quarter of the
 physical RAM, or half of what is available now if that is less). This script measures the
 in-memory path's real footprint: for each size it decodes a synthetic folder of 256x256
 JPEGs (``benchmarks/data_scale.py``'s generator) at ``--image-size`` with ``--cache memory``
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def _child(folder: str, size: int):
     import resource
 
-    from edgecnn.stream import load_stream
+    from edgecnn.data.stream import load_stream
     from edgecnn.train import TrainConfig, make_datasets
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -55,7 +55,7 @@ def main():
 
     from data_scale import generate
 
-    from edgecnn.stream import MEMORY_BYTES_PER_VALUE, choose_cache, estimate_memory, memory_budget
+    from edgecnn.data.stream import MEMORY_BYTES_PER_VALUE, choose_cache, estimate_memory, memory_budget
 
     runs = []
     for n in args.sizes:

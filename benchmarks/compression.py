@@ -43,8 +43,8 @@ SPARSITY_LEVELS = (0.5, 0.6)
 
 
 def _run(cfg: dict, out: Path) -> dict:
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     while (OUT / "PAUSE").exists():  # lets a developer run something else on a shared machine
         time.sleep(5)

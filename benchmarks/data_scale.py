@@ -168,8 +168,8 @@ def _child_throughput(folder: str, images: int, rounds: int, shards: str = ""):
     import tempfile
 
     from edgecnn._tf import keras, tf
-    from edgecnn.sections import TrainConfig
-    from edgecnn.stream import load_stream
+    from edgecnn.data.stream import load_stream
+    from edgecnn.settings.sections import TrainConfig
     from edgecnn.train import make_datasets
 
     antialias = load_stream(folder, (224, 224), 3, cache="none", run_dir=None)
@@ -194,7 +194,7 @@ def _child_throughput(folder: str, images: int, rounds: int, shards: str = ""):
     for _ in ours(cached, "none"):  # the first epoch fills the disk cache
         pass
     if shards:
-        from edgecnn.tfrecord import load_tfrecords
+        from edgecnn.data.tfrecord import load_tfrecords
 
         records = load_tfrecords(shards, (224, 224), 3)
         pipelines["edgecnn_tfrecord"] = make_datasets(records, TrainConfig(batch_size=32), augment="shift_flip")[0]
@@ -246,9 +246,9 @@ def _child_profile(folder: str, images: int):
     import numpy as np
 
     from edgecnn._tf import tf
+    from edgecnn.data.decode import JPEG, PNG, decode_resize, probe_file, read_files
+    from edgecnn.data.stream import tf_normalize
     from edgecnn.device.preprocess import load_image
-    from edgecnn.stream import tf_normalize
-    from edgecnn.tf_image import JPEG, PNG, decode_resize, probe_file, read_files
     from edgecnn.train import _augment_fn
 
     files = sorted(str(f) for f in Path(folder).rglob("*.jpg"))
@@ -364,7 +364,7 @@ def main():
             print(f"  {run}", flush=True)
             tp = throughput(folder, args.throughput_images, args.rounds, shards)
             print(f"  throughput {tp}", flush=True)
-            results[f"{n} tfrecord"] = {"jpeg_mb": mb, **run, **tp, "trained_with": "edgecnn.tf_image, batched"}
+            results[f"{n} tfrecord"] = {"jpeg_mb": mb, **run, **tp, "trained_with": "edgecnn.data.decode, batched"}
         elif args.throughput_only:
             tp = throughput(folder, args.throughput_images, args.rounds)
             print(f"  throughput {tp}", flush=True)
@@ -376,7 +376,7 @@ def main():
             print(f"  {run}", flush=True)
             tp = throughput(folder, args.throughput_images, args.rounds)
             print(f"  throughput {tp}", flush=True)
-            results[str(n)] = {"jpeg_mb": mb, **run, **tp, "trained_with": "edgecnn.tf_image, headers checked once"}
+            results[str(n)] = {"jpeg_mb": mb, **run, **tp, "trained_with": "edgecnn.data.decode, headers checked once"}
         store.write_text(json.dumps(results, indent=1))
     results = dict(sorted(results.items(), key=lambda kv: (int(kv[0].split()[0]), kv[0])))
     lines = [
@@ -441,7 +441,7 @@ def main():
             *lines,
             "",
             *verdict,
-            "- Throughput: edgecnn reads an image folder through `edgecnn.tf_image.read_files` (every file's "
+            "- Throughput: edgecnn reads an image folder through `edgecnn.data.decode.read_files` (every file's "
             "headers checked once, when the pipeline is built; then read, decoded, resized and normalised by "
             "TensorFlow in one parallel step fused with the batching, no Python per file; JPEG and PNG decoded by "
             "one TensorFlow decoder with "

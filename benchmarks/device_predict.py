@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _results import update_section  # noqa: E402
 
-from edgecnn.data import write_split_images  # noqa: E402
+from edgecnn.data.dataset import write_split_images  # noqa: E402
 
 
 def _cli(name: str) -> list:

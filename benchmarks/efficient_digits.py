@@ -12,7 +12,7 @@ Steps, all through the library the CLI calls:
    a run folder already trained with the same settings is reused, not retrained.
 2. QAT: :func:`edgecnn.optimize.qat.quantize_model` on the trained model,
    :func:`edgecnn.train.fit` for a fifth of the training epochs at a tenth of its learning
-   rate (the defaults of the pipeline's ``qat`` stage), then :func:`edgecnn.convert.convert`
+   rate (the defaults of the pipeline's ``qat`` stage), then :func:`edgecnn.tflite.convert.convert`
    to int8 and :func:`edgecnn.device.evaluate.evaluate_tflite` on the test split.
 
 Usage: ``PYTHONPATH=. python benchmarks/efficient_digits.py [--out runs/v3s]
@@ -45,12 +45,12 @@ def qat_int8(run_dir: Path, metrics: dict, epochs: int | None = None, lr: float 
         0.0
     """
     from edgecnn._tf import keras
-    from edgecnn.config import RunConfig
-    from edgecnn.convert import convert
     from edgecnn.device.evaluate import evaluate_tflite
     from edgecnn.models import batch_norm_defaults, create_model, model_info
     from edgecnn.optimize.qat import quantize_model
     from edgecnn.pipeline import load_run_data
+    from edgecnn.settings.run_config import RunConfig
+    from edgecnn.tflite.convert import convert
     from edgecnn.train import evaluate_keras, fit
 
     cfg = RunConfig.from_dict(metrics["config"])

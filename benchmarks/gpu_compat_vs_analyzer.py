@@ -1,11 +1,11 @@
 """edgecnn's port of gpu_compatibility.cc vs an older TensorFlow's analyzer, model by model.
 
 TensorFlow 2.18+'s analyzer checks nothing for the GPU delegate (tensorflow/tensorflow#77042),
-so ``edgecnn.gpu_compat`` ports the rules. This script checks the port against an analyzer
+so ``edgecnn.tflite.gpu_compatibility`` ports the rules. This script checks the port against an analyzer
 that still applies them: it builds a few small models with this environment's TensorFlow,
 runs ``tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`` in another
 Python that has TensorFlow <= 2.17 (a throwaway venv), and compares the flagged nodes and
-reasons with :func:`edgecnn.gpu_compat.check_model`.
+reasons with :func:`edgecnn.tflite.gpu_compatibility.check_model`.
 
     python -m venv /tmp/tf217 && /tmp/tf217/bin/pip install "tensorflow-cpu==2.17.*"
     python benchmarks/gpu_compat_vs_analyzer.py --python /tmp/tf217/bin/python [--out /tmp/gpucmp]
@@ -44,7 +44,7 @@ def build_models(folder: Path) -> None:
     from _tiny_tflite import build_tiny_models
 
     from edgecnn._tf import keras, tf
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     build_tiny_models(folder)  # CONV_2D, DEPTHWISE_CONV_2D, MEAN, FULLY_CONNECTED, SOFTMAX; 3 precisions
     L = keras.layers
@@ -85,7 +85,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from edgecnn.device.flatbuffer import read_model
-    from edgecnn.gpu_compat import check_model, parse_analyzer_output
+    from edgecnn.tflite.gpu_compatibility import check_model, parse_analyzer_output
 
     folder = args.out or Path(tempfile.mkdtemp(prefix="gpucmp-"))
     folder.mkdir(parents=True, exist_ok=True)

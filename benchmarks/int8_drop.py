@@ -50,10 +50,10 @@ PNG_ROOT = Path(tempfile.gettempdir()) / "edgecnn_int8_drop" / "digits_64x64_rgb
 
 def digits_pngs(root: Path = PNG_ROOT, size: int = 64) -> Path:
     """The sklearn digits as ``root/<class>/<i>.png``, RGB, upscaled to ``size`` (written once), by
-    :func:`edgecnn.data.write_split_images` (``split="all"``: the pixels of the in-memory digits)."""
+    :func:`edgecnn.data.dataset.write_split_images` (``split="all"``: the pixels of the in-memory digits)."""
     if (root / "9").is_dir():
         return root
-    from edgecnn.data import write_split_images
+    from edgecnn.data.dataset import write_split_images
 
     tmp = root.with_name(root.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import update_section  # noqa: E402
 
 from edgecnn._tf import keras, tf  # noqa: E402
-from edgecnn.convert import convert  # noqa: E402
 from edgecnn.device.bench import benchmark  # noqa: E402
 from edgecnn.models import create_model  # noqa: E402
+from edgecnn.tflite.convert import convert  # noqa: E402
 
 
 def representative():

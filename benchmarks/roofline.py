@@ -47,9 +47,9 @@ def main() -> int:
     from _results import update_section
 
     import edgecnn
-    from edgecnn.convert import convert
     from edgecnn.device.bench import benchmark
     from edgecnn.models import count_macs
+    from edgecnn.tflite.convert import convert
 
     model = edgecnn.create_model("mobilenet", alpha=1.0, input_shape=(224, 224, 3), classes=1000)
     macs = count_macs(model)

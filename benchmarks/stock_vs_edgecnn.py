@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._results import update_section  # noqa: E402
 from edgecnn._tf import keras, tfmot  # noqa: E402
-from edgecnn.convert import convert  # noqa: E402
 from edgecnn.models import count_params, create_model  # noqa: E402
 from edgecnn.optimize.qat import quantize_model  # noqa: E402
+from edgecnn.tflite.convert import convert  # noqa: E402
 
 apps = keras.applications
 SHAPE = (224, 224, 3)  # stated: keras.applications' MobileNetV3 defaults to (None, None, 3)

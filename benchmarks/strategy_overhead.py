@@ -37,7 +37,7 @@ def step_times(repeats: int, epochs: int, model_name: str, alpha: float) -> dict
     """Median per-step milliseconds of ``fit`` under ``default`` and ``mirrored`` (one device)."""
     from edgecnn import distribute
     from edgecnn._tf import keras
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.models import batch_norm_defaults, create_model
     from edgecnn.train import TrainConfig, fit
 

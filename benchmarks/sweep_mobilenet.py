@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _results import update_section  # noqa: E402
 
-from edgecnn.report import REPORT_COLUMNS, to_markdown  # noqa: E402
+from edgecnn.report.tables import REPORT_COLUMNS, to_markdown  # noqa: E402
 from edgecnn.sweep import SweepSpec, run_sweep  # noqa: E402
 
 TARGET_S = 20 * 60

@@ -116,10 +116,10 @@ def canonical_rows(models) -> list:
 
 def edge_rows(models, alpha: float, runs: int, warmup: int, workdir: Path) -> list:
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.device.bench import benchmark
     from edgecnn.models import count_macs, count_params, create_model, model_info
+    from edgecnn.tflite.convert import convert
 
     rows = []
     for name, kwargs in ((n, kw) for n in models for kw in EDGE_VARIANTS.get(n, [{}])):

@@ -28,13 +28,13 @@ _LAZY = {
     "list_models": "edgecnn.models",
     "register_model": "edgecnn.models",
     "model_info": "edgecnn.models",
-    "load_dataset": "edgecnn.data",
+    "load_dataset": "edgecnn.data.dataset",
     "fit": "edgecnn.train",
-    "convert": "edgecnn.convert",
+    "convert": "edgecnn.tflite.convert",
     "evaluate_tflite": "edgecnn.device.evaluate",
     "benchmark": "edgecnn.device.bench",
     "optimize": "edgecnn.pipeline",
-    "RunConfig": "edgecnn.config",
+    "RunConfig": "edgecnn.settings.run_config",
     "UserError": "edgecnn.errors",
 }
 

@@ -15,7 +15,7 @@ this one's (they are moved to ``<run>/.previous/<time>/`` before anything is wri
 ``manifest.json`` lists only the files this run wrote or reused.
 
 Example:
-    >>> from edgecnn.config import RunConfig
+    >>> from edgecnn.settings.run_config import RunConfig
     >>> result = optimize(RunConfig.from_dict({"model": {"name": "mobilenet", "alpha": 0.5},
     ...                                        "convert": {"int8": True}}))  # doctest: +SKIP
     >>> [(r["variant"], r["tflite_accuracy"]) for r in result["rows"]]     # doctest: +SKIP
@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Callable
 
 from edgecnn._io import run_lock, write_json, write_text
-from edgecnn.config import RunConfig, resolve, run_folder
+from edgecnn.data.loader import load_run_data
 from edgecnn.errors import UserError
-from edgecnn.report import (
+from edgecnn.report.tables import (
     VARIANT_COLUMNS,
     cpu_lines,
     format_table,
@@ -45,7 +45,7 @@ from edgecnn.report import (
     run_report_md,
     save_table,
 )
-from edgecnn.sources import load_run_data
+from edgecnn.settings.run_config import RunConfig, resolve, run_folder
 from edgecnn.stages import Context, StageResult, StageStore, config_key, model_stages
 from edgecnn.stages.export import export_and_measure
 from edgecnn.stages.train import train

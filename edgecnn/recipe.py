@@ -3,7 +3,7 @@
 A recipe is what a team checks into its repository to say "this is how we produce the
 model we ship". It is read safely (``yaml.safe_load`` rules: no Python objects are ever
 constructed), every key remembers its line, and the result is the same
-:class:`~edgecnn.config.RunConfig` that ``edgecnn optimize`` builds from its flags, run by
+:class:`~edgecnn.settings.run_config.RunConfig` that ``edgecnn optimize`` builds from its flags, run by
 the same :func:`edgecnn.pipeline.optimize`. The shape follows sparseml's recipes (shared
 variables and an ordered list of modifiers) and timm's config files (built-in defaults,
 then the file, then the command line).
@@ -23,7 +23,7 @@ Format::
       - bench: {threads: 1, runs: 50}
     out: runs/lenet5_digits     # default runs/<recipe file name>
 
-Every section of :class:`~edgecnn.config.RunConfig` may also be written at the top level
+Every section of :class:`~edgecnn.settings.run_config.RunConfig` may also be written at the top level
 (``convert: {int8: true}``); a stage's options are merged into its section. When
 ``stages`` is given, a stage left out of it is off (``bench``, ``distill``,
 ``channel_prune``, ``prune``, ``qat``); evaluation always runs. Precedence:
@@ -47,7 +47,7 @@ from pathlib import Path
 import yaml
 
 from edgecnn.errors import UserError, close_matches, suggest
-from edgecnn.settings import coerce, dataclass_in, fields_of, is_mapping_type
+from edgecnn.settings.fields import coerce, dataclass_in, fields_of, is_mapping_type
 from edgecnn.stages import ORDER, model_stages
 
 # A recipe's precision names -> the convert switch each one turns on (float32 is always made).
@@ -190,7 +190,7 @@ def _check_size(root, name: str) -> None:
 # ----------------------------------------------------------------------------- result
 @dataclass
 class Recipe:
-    """A validated recipe: the resolved :class:`~edgecnn.config.RunConfig` and where it came from.
+    """A validated recipe: the resolved :class:`~edgecnn.settings.run_config.RunConfig` and where it came from.
 
     Attributes:
         config: the resolved settings (defaults filled in, ranges checked).
@@ -236,7 +236,7 @@ class Recipe:
 
 # ----------------------------------------------------------------------------- schema
 def _run_config_cls():
-    from edgecnn.config import RunConfig
+    from edgecnn.settings.run_config import RunConfig
 
     return RunConfig
 
@@ -573,7 +573,7 @@ def parse_recipe(
         ...
         edgecnn.errors.UserError: r.yaml line 1: unknown key train.epoch (did you mean epochs?)
     """
-    from edgecnn.config import RunConfig, check_paths, resolve
+    from edgecnn.settings.run_config import RunConfig, check_paths, resolve
 
     where = _Where(name)
     raw = _read_yaml(text, name)

@@ -1,7 +1,7 @@
 """Sweeps: architectures x width x resolution x precision (x sparsity), each measured.
 
 Every (model, alpha, image size, sparsity) point of the grid is one run of
-:func:`edgecnn.pipeline.optimize` with its own :class:`~edgecnn.config.RunConfig` and run
+:func:`edgecnn.pipeline.optimize` with its own :class:`~edgecnn.settings.run_config.RunConfig` and run
 folder under the sweep's folder; the precisions are the ``.tflite`` files that one run
 exports (float32, float16, dynamic, int8 post-training) plus int8 from
 quantization-aware training (``qat``, config section ``qat.enabled``) and magnitude
@@ -9,7 +9,7 @@ pruning (``prune.sparsity``). A run whose ``metrics.json`` already holds the sam
 resolved settings is skipped, a run interrupted mid-way resumes from its stored stages
 (the pipeline caches training by key), and the sparse points start from the dense
 point's trained weights. At the end the rows of every run go into one table and an
-accuracy-vs-latency plot with the Pareto front (:func:`edgecnn.report.write_report`).
+accuracy-vs-latency plot with the Pareto front (:func:`edgecnn.report.tables.write_report`).
 
 Example:
     >>> spec = SweepSpec(models=["mobilenet"], alphas=[0.25, 0.5], sizes=[128],
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from edgecnn.config import PRECISIONS as CONVERT_PRECISIONS
 from edgecnn.errors import UserError
+from edgecnn.settings.run_config import PRECISIONS as CONVERT_PRECISIONS
 
 PRECISIONS = (*CONVERT_PRECISIONS, "qat")
 
@@ -110,7 +110,7 @@ def plan(spec: SweepSpec) -> list:
         >>> [p.name for p in plan(SweepSpec(models=["mobilenet"], alphas=[0.5], sizes=[64]))]
         ['mobilenet-a0.50-64px']
     """
-    from edgecnn.config import RunConfig, run_name
+    from edgecnn.settings.run_config import RunConfig, run_name
 
     check_spec(spec)
     points = []
@@ -187,10 +187,10 @@ def run_sweep(spec: SweepSpec, echo: Callable = print, stop_on_error: bool = Fal
 
 def _run_sweep(spec: SweepSpec, echo: Callable, stop_on_error: bool) -> dict:
     from edgecnn._io import write_json
-    from edgecnn.config import RunConfig, resolve
     from edgecnn.models import model_info
     from edgecnn.pipeline import optimize
-    from edgecnn.report import format_table, load_results, report_columns, write_report
+    from edgecnn.report.tables import format_table, load_results, report_columns, write_report
+    from edgecnn.settings.run_config import RunConfig, resolve
 
     points = plan(spec)
     root = Path(spec.out)

@@ -22,9 +22,9 @@ import numpy as np
 
 from edgecnn import distribute
 from edgecnn._tf import keras, tf
+from edgecnn.data.stream import finish
 from edgecnn.errors import UserError
-from edgecnn.sections import TrainConfig
-from edgecnn.stream import finish
+from edgecnn.settings.sections import TrainConfig
 
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -119,7 +119,7 @@ def resolve_augment(kind: str, dataset_name: str) -> str:
 
 
 def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=None, shard=(1, 0)):
-    """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.Dataset`.
+    """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.dataset.Dataset`.
 
     ``epoch_fn`` returns the current epoch as an int64 tensor when a pass over the training
     data starts (:class:`EpochCounter`'s ``read``; ``None``: always epoch 0): the order and
@@ -160,7 +160,7 @@ def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=Non
 
 
 def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1, 0)):
-    """``make_datasets`` for a :class:`~edgecnn.stream.StreamDataset`: the in-memory path's
+    """``make_datasets`` for a :class:`~edgecnn.data.stream.StreamDataset`: the in-memory path's
     order (a seeded permutation of indices per epoch) and augmentation, decoding as it reads.
 
     Several workers (``shard`` = ``(workers, index)``, :func:`edgecnn.distribute.input_shard`)
@@ -344,7 +344,7 @@ def fit(
     compile_model: bool = True,
     keep_best: bool = True,
 ) -> dict:
-    """Train ``model`` on ``data`` (a :class:`~edgecnn.data.Dataset`) and return its history.
+    """Train ``model`` on ``data`` (a :class:`~edgecnn.data.dataset.Dataset`) and return its history.
 
     Args:
         config: the :class:`TrainConfig`; ``epochs``/``learning_rate`` override it.

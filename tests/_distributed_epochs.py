@@ -19,9 +19,9 @@ from edgecnn import distribute
 strategy = distribute.get_strategy("multiworker")  # first: before TensorFlow runs anything
 
 from edgecnn._tf import keras  # noqa: E402
+from edgecnn.data.stream import TRACE_ENV, load_stream  # noqa: E402
+from edgecnn.data.tfrecord import load_tfrecords  # noqa: E402
 from edgecnn.models import create_model  # noqa: E402
-from edgecnn.stream import TRACE_ENV, load_stream  # noqa: E402
-from edgecnn.tfrecord import load_tfrecords  # noqa: E402
 from edgecnn.train import TrainConfig, fit  # noqa: E402
 
 out, folder, shards = Path(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -13,7 +13,7 @@ from edgecnn import distribute
 
 strategy = distribute.get_strategy("multiworker")  # first: before TensorFlow runs anything
 
-from edgecnn.data import load_dataset  # noqa: E402
+from edgecnn.data.dataset import load_dataset  # noqa: E402
 from edgecnn.models import batch_norm_defaults, create_model  # noqa: E402
 from edgecnn.optimize.prune import prune_model, pruning_callbacks, strip_pruning  # noqa: E402
 from edgecnn.optimize.qat import quantize_model  # noqa: E402
@@ -43,8 +43,8 @@ result["qat_accuracy"] = evaluate_keras(qat, data)
 if result["chief"] and len(sys.argv) > 2:
     from pathlib import Path
 
-    from edgecnn.convert import convert
     from edgecnn.device.evaluate import evaluate_tflite
+    from edgecnn.tflite.convert import convert
 
     path = Path(sys.argv[2]) / "qat_int8.tflite"
     convert(qat, path, "int8", representative=data.representative(50))

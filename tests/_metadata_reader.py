@@ -1,6 +1,6 @@
 """An independent reader of TFLite Metadata for the tests.
 
-Different code from both the writer (:mod:`edgecnn.metadata`) and the device's reader
+Different code from both the writer (:mod:`edgecnn.tflite.metadata`) and the device's reader
 (:mod:`edgecnn.device.metadata`): the model flatbuffer is read with TensorFlow's
 generated ``schema_py_generated`` accessors, the ``ModelMetadata`` flatbuffer field by
 field with the ``flatbuffers`` package's generic ``Table``, slot numbers taken from

@@ -10,7 +10,7 @@ import numpy as np
 def build_tiny_models(folder) -> dict:
     """A 16x16x3 -> 4-class conv net as float32, int8 and dynamic-range ``.tflite`` files."""
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     folder = Path(folder)
     keras.utils.set_random_seed(0)

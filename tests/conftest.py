@@ -102,7 +102,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def digits32():
     """The built-in digits at 32x32x3 (the default for most models)."""
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     return load_dataset("digits", image_size=32, channels=3)
 
@@ -127,8 +127,8 @@ def image_folder(tmp_path):
 def lenet_run(tmp_path_factory):
     """LeNet-5 on digits, 1 epoch, float32 + int8, exported with metadata (the default): the
     main job in small, shared by the metadata and ``edgecnn-device predict`` tests."""
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     out = tmp_path_factory.mktemp("run") / "lenet5"
     cfg = RunConfig.from_dict(
@@ -156,7 +156,7 @@ def tiny_models(tmp_path_factory):
 def digit_pngs(lenet_run, tmp_path_factory):
     """``lenet_run``'s test split as PNGs, one folder per class (the images eval and predict both
     read), and how many."""
-    from edgecnn.data import write_split_images
+    from edgecnn.data.dataset import write_split_images
 
     out, _ = lenet_run
     root = tmp_path_factory.mktemp("pngs") / "test"

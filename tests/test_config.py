@@ -1,7 +1,7 @@
 import pytest
 
-from edgecnn.config import RunConfig, resolve, run_folder
 from edgecnn.errors import UserError
+from edgecnn.settings.run_config import RunConfig, resolve, run_folder
 
 
 def test_from_dict_and_resolve_fill_family_defaults():

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from edgecnn.convert import PRECISIONS, convert, inference_model
 from edgecnn.device.evaluate import predict
 from edgecnn.device.runtime import load_interpreter
 from edgecnn.errors import UserError
 from edgecnn.models import create_model
+from edgecnn.tflite.convert import PRECISIONS, convert, inference_model
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_one_shared_export_gives_the_same_bytes_as_converting_each_time():
     import numpy as np
 
     from edgecnn import create_model
-    from edgecnn.convert import convert_bytes, exported_once
+    from edgecnn.tflite.convert import convert_bytes, exported_once
 
     model = create_model("lenet5", input_shape=(32, 32, 1), classes=3)
     x = np.random.default_rng(0).uniform(-1, 1, (8, 1, 32, 32, 1)).astype("float32")

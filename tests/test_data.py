@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgecnn.data import load_dataset
+from edgecnn.data.dataset import load_dataset
 from edgecnn.errors import UserError
 
 
@@ -84,7 +84,7 @@ def test_write_split_images_all_is_every_digit_at_the_given_size(tmp_path):
     the in-memory source's pixels at the size and channels asked for; without a run, a split needs one."""
     from PIL import Image
 
-    from edgecnn.data import write_split_images
+    from edgecnn.data.dataset import write_split_images
 
     n = write_split_images(None, tmp_path / "all", "all", image_size=16, channels=3)
     ref = load_dataset("digits", image_size=16, channels=3, val_split=0.0, test_split=0.0)

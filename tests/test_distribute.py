@@ -82,7 +82,7 @@ def test_multiworker_without_tf_config_says_what_is_missing(monkeypatch):
 
 def test_strategy_setting_reaches_the_config_from_flags_and_recipes():
     from edgecnn.cli.optimize import config_from_flags
-    from edgecnn.config import RunConfig
+    from edgecnn.settings.run_config import RunConfig
 
     assert config_from_flags("lenet5", {"strategy": "mirrored"}).train.strategy == "mirrored"
     assert config_from_flags("lenet5", {}).train.strategy == "auto"
@@ -113,7 +113,7 @@ def test_cli_multiworker_without_tf_config_exits_2_in_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def digits():
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     return load_dataset("digits", image_size=32, channels=1, train_fraction=0.2)
 
@@ -153,8 +153,8 @@ def test_each_epoch_reads_a_new_order_with_new_shifts_and_the_same_epoch_again(k
     from click.testing import CliRunner
 
     from edgecnn.cli import main
-    from edgecnn.stream import load_stream
-    from edgecnn.tfrecord import load_tfrecords
+    from edgecnn.data.stream import load_stream
+    from edgecnn.data.tfrecord import load_tfrecords
     from edgecnn.train import EpochCounter, TrainConfig, make_datasets
 
     data = digits
@@ -485,8 +485,8 @@ def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder
     from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
 
     from edgecnn.cli import main
-    from edgecnn.stream import load_stream
-    from edgecnn.tfrecord import load_tfrecords
+    from edgecnn.data.stream import load_stream
+    from edgecnn.data.tfrecord import load_tfrecords
     from edgecnn.train import TrainConfig, make_datasets
 
     if kind == "tfrecord":

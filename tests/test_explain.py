@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgecnn.cli import main
 from edgecnn.device.profile import XNNPACK, why_no_profiler
-from edgecnn.explain import float_layer_ms, join_layers
+from edgecnn.report.explain import float_layer_ms, join_layers
 
 needs_profiler = pytest.mark.skipif(why_no_profiler("litert") is not None, reason="no LiteRT C API profiler here")
 
@@ -20,7 +20,7 @@ def explained(lenet_run, tmp_path_factory):
     """A copy of the session's LeNet-5 run explained once, with the profiler's and the
     debugger's own results recorded as they were returned to ``--explain``."""
     import edgecnn.device.profile as profile_module
-    import edgecnn.quant_debug as quant_debug
+    import edgecnn.tflite.debugger as quant_debug
 
     run = tmp_path_factory.mktemp("explain") / "lenet5"
     shutil.copytree(lenet_run[0], run)
@@ -46,7 +46,7 @@ def explained(lenet_run, tmp_path_factory):
 def _node_of_layer(path, layer, output_name="predictions"):
     """The node index of the op writing ``layer``'s output, read with TensorFlow's own interpreter."""
     from edgecnn._tf import tf
-    from edgecnn.quant_debug import short_layer_name
+    from edgecnn.tflite.debugger import short_layer_name
 
     interpreter = tf.lite.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}

@@ -37,7 +37,7 @@ def _colour_model(channels: int):
 def bare(tmp_path_factory):
     """The colour model as float32 and int8 ``.tflite`` without metadata (each alone in its
     folder: no ``preprocess.json``), a one-channel float32 one, the Keras model, and labels."""
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     root = tmp_path_factory.mktemp("bare")
     model = _colour_model(3)

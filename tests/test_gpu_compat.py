@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.gpu_compat import (
+from edgecnn.tflite.gpu_compatibility import (
     PORT_NOTE,
     analyzer_checks_gpu,
     check_model,
@@ -60,7 +60,7 @@ def tiny(tiny_models):
 def topk_model(tmp_path_factory):
     """A float32 model whose TOPK_V2 the GPU delegate does not run (not in its op list)."""
     from edgecnn._tf import keras, tf
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     inp = keras.Input((8,))
     out = keras.layers.Lambda(lambda x: tf.math.top_k(x, k=3).values)(inp)
@@ -115,7 +115,7 @@ def test_depth_multiplier_rule_flags_a_real_model(tmp_path):
     """A per-op rule, not just the op list: DEPTHWISE_CONV_2D with depth_multiplier 2 on 3 input
     channels is rejected ("depth_multiplier != 1 && input.c != 1"); on 1 channel it passes."""
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     def model(channels):
         inp = keras.Input((8, 8, channels))
@@ -187,7 +187,7 @@ def test_port_is_tensorflow_free(tiny):
     import sys
 
     code = (
-        "import sys; from edgecnn.gpu_compat import check_model; "
+        "import sys; from edgecnn.tflite.gpu_compatibility import check_model; "
         f"assert check_model({str(tiny['int8'])!r}) == []; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )

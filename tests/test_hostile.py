@@ -99,7 +99,7 @@ def test_alias_bombs_and_deep_nesting_are_refused():
 @pytest.fixture(scope="module")
 def tflite_model(tmp_path_factory):
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
@@ -158,7 +158,7 @@ def image_folder(root: Path, classes=("a", "b"), per_class=6) -> Path:
 
 
 def test_corrupt_and_mislabeled_images(tmp_path):
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     root = image_folder(tmp_path / "photos")
     # A PNG saved under a .jpg name is still an image: it loads.
@@ -176,7 +176,7 @@ def test_corrupt_and_mislabeled_images(tmp_path):
 
 
 def test_empty_class_folder_is_named(tmp_path):
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     root = image_folder(tmp_path / "photos")
     (root / "empty_class").mkdir()
@@ -185,7 +185,7 @@ def test_empty_class_folder_is_named(tmp_path):
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path):
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     path = tmp_path / "evil.npz"
     np.savez(path, x=np.array([{"a": 1}] * 20, dtype=object), y=np.zeros(20, dtype=np.int64))

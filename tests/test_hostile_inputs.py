@@ -302,7 +302,7 @@ def test_npz_declared_sizes_are_checked_before_loading(tiny, work, shape, payloa
 
 
 def test_npz_budget_in_training_data_too(tmp_path):
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     npz_declaring(tmp_path / "bomb.npz", (1_000, 1_000, 1_000), 1 << 20, True)
     with pytest.raises(UserError, match="zip bomb"):
@@ -375,7 +375,7 @@ def test_npz_values_outside_the_convention_are_refused(tiny, work, case):
 
 @pytest.mark.parametrize("case", ["float in [-1, 1]", "y shorter", "label 10^12", "10,001 class names"])
 def test_npz_values_are_checked_for_training_too(tmp_path, case):
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     arrays, words = NPZ_CASES[case]
     if "x_test" in arrays:  # the train/test layout: a short y_test next to a good train split
@@ -406,7 +406,7 @@ def lenet_digits(tmp_path_factory):
     from PIL import Image
 
     from edgecnn._tf import keras
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.models import create_model
 
     folder = tmp_path_factory.mktemp("lenet")
@@ -665,7 +665,7 @@ def test_a_crash_in_the_child_is_one_line(tiny, tmp_path, monkeypatch):
 
 def test_a_given_test_split_without_a_class_keeps_its_indices(tmp_path):
     """train/ defines the classes; test/ without class 1 keeps class 2 at index 2."""
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     image_folder(tmp_path / "data" / "train", classes=("0", "1", "2"), per_class=4)
     image_folder(tmp_path / "data" / "test", classes=("0", "2"), per_class=2)

@@ -253,14 +253,14 @@ def test_a_rerun_with_other_settings_keeps_no_output_of_the_first(rerun_folder, 
 
 
 def test_a_failure_mid_run_leaves_config_and_metrics_agreeing(rerun_folder, monkeypatch):
-    import edgecnn.convert
-    from edgecnn.config import RunConfig
+    import edgecnn.tflite.convert
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     def broken(*args, **kwargs):
         raise RuntimeError("the converter failed half-way")
 
-    monkeypatch.setattr(edgecnn.convert, "convert", broken)
+    monkeypatch.setattr(edgecnn.tflite.convert, "convert", broken)
     cfg = RunConfig.from_dict(
         {"model": {"name": "lenet5"}, "data": {"train_fraction": 0.2}, "train": {"epochs": 1, "verbose": 0},
          "convert": {"fp16": True}, "bench": {"enabled": False}, "out": "run"}

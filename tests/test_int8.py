@@ -52,7 +52,7 @@ def test_cpu_features_use_the_names_linux_prints():
     ],
 )
 def test_int8_not_faster_line_when_the_ratio_says_so(f32, i8, features, fallback, reason):
-    from edgecnn.report import int8_speed_notes
+    from edgecnn.report.tables import int8_speed_notes
 
     notes = int8_speed_notes(_pair(f32, i8, features, fallback))
     assert len(notes) == 1 and notes[0].startswith("int8 is not faster than float32 here")
@@ -64,13 +64,13 @@ def test_int8_not_faster_line_when_the_ratio_says_so(f32, i8, features, fallback
     [(15.11, 6.14), (9.87, 7.47), (1.0, 1.0 / 1.10)],  # Xeon VNNI/AMX: 2.5x and 1.3x; exactly 10% faster counts
 )
 def test_no_line_when_int8_is_at_least_10_percent_faster(f32, i8):
-    from edgecnn.report import int8_speed_notes
+    from edgecnn.report.tables import int8_speed_notes
 
     assert int8_speed_notes(_pair(f32, i8, VNNI)) == []
 
 
 def test_int8_lines_pair_rows_of_the_same_stage_and_device():
-    from edgecnn.report import int8_speed_notes
+    from edgecnn.report.tables import int8_speed_notes
 
     rows = _pair(1.0, 0.5, VNNI) + _pair(1.0, 1.2, AVX2, stage="pruned", device="epyc")
     rows[-1]["variant"] = "pruned int8"
@@ -124,9 +124,9 @@ def test_edgecnn_report_names_the_cpu_above_and_explains_below(tmp_path):
 
 def test_int16x8_is_a_precision_everywhere():
     from edgecnn.cli import main
-    from edgecnn.config import RunConfig
     from edgecnn.recipe import PRECISIONS as RECIPE_PRECISIONS
-    from edgecnn.sections import PRECISIONS, ConvertConfig
+    from edgecnn.settings.run_config import RunConfig
+    from edgecnn.settings.sections import PRECISIONS, ConvertConfig
 
     assert "int16x8" in PRECISIONS and RECIPE_PRECISIONS["int16x8"] == "int16x8"
     assert ConvertConfig(int8=True, int16x8=True).precisions == ["float32", "int8", "int16x8"]
@@ -141,7 +141,7 @@ def tiny_files(tmp_path_factory):
     import numpy as np
 
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     folder = tmp_path_factory.mktemp("int16x8")
     keras.utils.set_random_seed(0)
@@ -174,7 +174,7 @@ def test_int16x8_file_runs_outside_xnnpack_and_tracks_float(tiny_files):
 
 def test_a_real_bench_records_the_cpu_and_what_xnnpack_leaves_out(tiny_files):
     from edgecnn.device.bench import benchmark, cpu_features
-    from edgecnn.report import bench_fields
+    from edgecnn.report.tables import bench_fields
 
     _, _, paths = tiny_files
     r8, r16 = (benchmark(paths[p], runs=5, warmup=1) for p in ("int8", "int16x8"))
@@ -215,7 +215,7 @@ class _FakeDebug:
 
 @pytest.mark.parametrize("n, needed", [(13, 4), (30, 1), (30, 30), (30, 17), (1, 1)])
 def test_float_fallback_keeps_the_fewest_worst_layers(n, needed):
-    from edgecnn.quant_debug import float_fallback
+    from edgecnn.tflite.debugger import float_fallback
 
     calls = []
 
@@ -231,7 +231,7 @@ def test_float_fallback_keeps_the_fewest_worst_layers(n, needed):
 
 
 def test_float_fallback_out_of_reach_keeps_the_best_tried():
-    from edgecnn.quant_debug import float_fallback
+    from edgecnn.tflite.debugger import float_fallback
 
     acc = {1: 0.80, 2: 0.85, 4: 0.84, 5: 0.83}
     out = float_fallback(_FakeDebug(5), lambda m: acc[int.from_bytes(m, "little")], 0.90, 0.5)
@@ -242,7 +242,7 @@ def test_float_fallback_out_of_reach_keeps_the_best_tried():
 def test_float_fallback_ranks_by_measured_output_error():
     """A layer that is noisy by rmse/scale but harmless is not kept in float; the one that
     matters, ranked low by rmse/scale, is tried first (the 56-of-65-layers case)."""
-    from edgecnn.quant_debug import float_fallback
+    from edgecnn.tflite.debugger import float_fallback
 
     class Debug(_FakeDebug):
         def mixed_model(self, tensors):
@@ -264,7 +264,7 @@ def test_float_fallback_ranks_by_measured_output_error():
 
 
 def test_a_layer_the_converter_cannot_keep_in_float_is_a_note_in_the_ranking():
-    from edgecnn.quant_debug import float_fallback
+    from edgecnn.tflite.debugger import float_fallback
 
     class Debug(_FakeDebug):
         def mixed_model(self, tensors):
@@ -298,7 +298,7 @@ def tiny_debug():
     import numpy as np
 
     from edgecnn._tf import keras
-    from edgecnn.quant_debug import Int8Debug
+    from edgecnn.tflite.debugger import Int8Debug
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((12, 12, 3))
@@ -365,7 +365,7 @@ def test_a_model_the_debugger_cannot_debug_is_one_line(monkeypatch):
     import numpy as np
 
     from edgecnn._tf import keras, tf
-    from edgecnn.quant_debug import Int8Debug
+    from edgecnn.tflite.debugger import Int8Debug
 
     def broken(**kwargs):
         raise ValueError("Please check if the quantized model is in debug mode\nmore detail")
@@ -388,8 +388,8 @@ def test_max_int8_drop_refuses_bad_budgets_in_one_line(value):
 
 
 def test_max_int8_drop_implies_int8_and_reads_from_recipes():
-    from edgecnn.config import RunConfig
     from edgecnn.errors import UserError
+    from edgecnn.settings.run_config import RunConfig
 
     cfg = RunConfig.from_dict({"convert": {"max_int8_drop": 0.5}})
     assert cfg.convert.precisions == ["float32", "int8"] and cfg.convert.max_int8_drop == 0.5
@@ -410,8 +410,8 @@ def test_int8_debug_on_something_that_is_not_a_run_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_max_int8_drop_adds_an_int8_mixed_row(tmp_path):
     """The whole pipeline: per-layer report in metrics.json and report.md, int8_mixed after int8."""
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     out = tmp_path / "lenet"
     cfg = RunConfig.from_dict({"model": {"name": "lenet5"}, "train": {"epochs": 1, "verbose": 0},
@@ -450,7 +450,7 @@ def test_the_denylist_works_on_zoo_families(family, tmp_path):
 
     from edgecnn.device.evaluate import load_interpreter
     from edgecnn.models import create_model
-    from edgecnn.quant_debug import Int8Debug
+    from edgecnn.tflite.debugger import Int8Debug
 
     model = create_model(family, input_shape=(32, 32, 3), classes=10, alpha=0.25)
     data = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
@@ -473,7 +473,7 @@ def test_the_denylist_works_on_zoo_families(family, tmp_path):
     (2.0, 1.0, 100, None),
 ])
 def test_a_budget_below_one_validation_image_is_said(drop, budget, n, expect):
-    from edgecnn.quant_debug import budget_resolution
+    from edgecnn.tflite.debugger import budget_resolution
 
     line = budget_resolution(drop, budget, n)
     assert (line is None) if expect is None else (expect in line and "by chance" in line and "\n" not in line)
@@ -484,9 +484,9 @@ def test_an_op_the_converter_cannot_quantize_to_16x8_is_one_line(tmp_path):
     import numpy as np
 
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
     from edgecnn.errors import UserError
     from edgecnn.models._layers import activation
+    from edgecnn.tflite.convert import convert
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((8, 8, 3))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from _metadata_reader import assert_matches_preprocess, metadata_buffer, read
 
-from edgecnn.config import RunConfig
-from edgecnn.metadata import add_metadata
 from edgecnn.pipeline import optimize
+from edgecnn.settings.run_config import RunConfig
+from edgecnn.tflite.metadata import add_metadata
 
 TINY_SPEC = {"scale": 1 / 127.5, "offset": -1.0, "channels": 3, "image_size": [16, 16], "class_names": list("abcd")}
 
@@ -92,7 +92,7 @@ def test_sparse_weights_survive_the_rewrite_bit_for_bit():
     from ai_edge_litert.interpreter import Interpreter
 
     from edgecnn._tf import keras
-    from edgecnn.convert import convert_bytes
+    from edgecnn.tflite.convert import convert_bytes
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((16, 16, 3))

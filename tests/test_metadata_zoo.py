@@ -85,10 +85,10 @@ def test_every_family_exports_metadata_equal_to_preprocess_json(family, tmp_path
     from edgecnn import create_model
     from edgecnn._io import write_json
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, normalize, read_spec
     from edgecnn.models._weights import input_convention
+    from edgecnn.tflite.convert import convert
 
     name, tiny = FAMILIES[family]
     entry = model_info(name)

@@ -82,8 +82,8 @@ def test_model_builds_and_wraps(name):
 def test_qat_model_converts_to_int8(name, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.convert import convert
     from edgecnn.optimize.qat import quantize_model
+    from edgecnn.tflite.convert import convert
 
     model, shape = _small(name)
     x = _batch(shape)
@@ -110,9 +110,9 @@ def test_trained_densenet_qat_model_converts_to_int8(tmp_path):
     ("quantization parameters violate the same scale constraint"). The pooling passes its input's
     scale through instead (edgecnn.optimize.qat.quantize_model)."""
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
     from edgecnn.models import create_model
     from edgecnn.optimize.qat import quantize_model
+    from edgecnn.tflite.convert import convert
 
     keras.utils.set_random_seed(0)
     qat = quantize_model(create_model("densenet121", alpha=0.25, input_shape=(32, 32, 3), classes=10))

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from edgecnn.config import RunConfig
 from edgecnn.pipeline import optimize
+from edgecnn.settings.run_config import RunConfig
 
 
 @pytest.fixture(scope="module")

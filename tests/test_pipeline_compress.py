@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import edgecnn  # noqa: F401
 from edgecnn.cli import main
-from edgecnn.config import RunConfig, resolve
+from edgecnn.settings.run_config import RunConfig, resolve
 
 
 def _invoke(*args):

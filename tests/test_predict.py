@@ -144,7 +144,7 @@ def test_a_model_that_cannot_take_images_is_one_line_and_nothing_written(tmp_pat
     from PIL import Image
 
     from edgecnn._tf import keras
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     inp = keras.Input((8, 8, 4))
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)), name="four")

@@ -50,8 +50,8 @@ def _folder(tmp_path):
 
 def test_stream_and_device_give_the_same_tensor_with_bilinear(tmp_path):
     from edgecnn._tf import tf
-    from edgecnn.data import load_dataset
-    from edgecnn.stream import load_stream
+    from edgecnn.data.dataset import load_dataset
+    from edgecnn.data.stream import load_stream
 
     root = _folder(tmp_path)
     conv = {"resize": "bilinear"}
@@ -93,7 +93,7 @@ def test_stream_and_device_give_the_same_tensor_with_bilinear(tmp_path):
 
 def test_metadata_carries_the_resize_and_a_bad_one_is_refused(tmp_path, tiny_models):
     from edgecnn.device.metadata import read_metadata, spec_from_metadata
-    from edgecnn.metadata import add_metadata
+    from edgecnn.tflite.metadata import add_metadata
 
     raw = tiny_models["float32"].read_bytes()
     spec = {

@@ -10,9 +10,9 @@ from _metadata_reader import assert_matches_preprocess
 from click.testing import CliRunner
 
 from edgecnn.cli import main
-from edgecnn.config import check_out_path
 from edgecnn.errors import UserError
 from edgecnn.recipe import load_recipe, parse_override, parse_recipe, run_recipe
+from edgecnn.settings.run_config import check_out_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -152,8 +152,8 @@ TINY = (
 
 def test_run_saves_resolved_recipe_and_manifest_and_matches_optimize(tmp_path, monkeypatch):
     from edgecnn._io import sha256_file
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     monkeypatch.chdir(tmp_path)
     Path("tiny.yaml").write_text(TINY)

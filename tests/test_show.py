@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.cli import main
-from edgecnn.show import PICTURES
+from edgecnn.report.pictures import PICTURES
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Streamed image folders (edgecnn.stream): the same split, the same pixels, bounded reads."""
+"""Streamed image folders (edgecnn.data.stream): the same split, the same pixels, bounded reads."""
 
 import json
 import shutil
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.data import load_dataset
+from edgecnn.data.dataset import load_dataset
+from edgecnn.data.stream import LazySplit, StreamDataset, choose_cache, estimate_memory, load_stream
 from edgecnn.device.preprocess import load_image, normalize
-from edgecnn.stream import LazySplit, StreamDataset, choose_cache, estimate_memory, load_stream
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_same_split_and_same_tensors_as_in_memory_and_device(jpeg_folder, tmp_pa
     assert np.array_equal(streamed, mem.normalized("train"))
     device = normalize(load_image(ds.files["train"][0], (24, 24), 3)[None], ds.preprocess)[0]
     assert np.array_equal(streamed[0], device)
-    # TensorFlow's own bilinear resize would not: that is why tf.data reproduces Pillow's (edgecnn.tf_image)
+    # TensorFlow's own bilinear resize would not: that is why tf.data reproduces Pillow's (edgecnn.data.decode)
     raw = tf.io.decode_jpeg(tf.io.read_file(ds.files["train"][0]), channels=3)
     tf_side = tf.cast(tf.round(tf.image.resize(raw, (24, 24), antialias=True)), tf.uint8).numpy()
     pil_side = load_image(ds.files["train"][0], (24, 24), 3)
@@ -189,11 +189,11 @@ def test_optimize_streamed_equals_in_memory(jpeg_folder, tmp_path, monkeypatch):
 
 def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
     from edgecnn._tf import tf
-    from edgecnn.config import RunConfig
+    from edgecnn.data.loader import load_run_data
+    from edgecnn.data.stream import ArrayStream
     from edgecnn.errors import UserError
     from edgecnn.models import model_info
-    from edgecnn.sources import load_run_data
-    from edgecnn.stream import ArrayStream
+    from edgecnn.settings.run_config import RunConfig
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8)
@@ -225,10 +225,10 @@ def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
 def test_memory_mapped_npz_keeps_the_weights_input_convention(tmp_path, monkeypatch):
     """The .npz over the budget normalises as the in-memory path does with pretrained weights'
     convention (channel order, mean, std from the weights' preprocess.json)."""
-    from edgecnn.config import RunConfig
+    from edgecnn.data.loader import load_run_data
+    from edgecnn.data.stream import ArrayStream
     from edgecnn.models import model_info
-    from edgecnn.sources import load_run_data
-    from edgecnn.stream import ArrayStream
+    from edgecnn.settings.run_config import RunConfig
 
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "raw.npz", x=rng.integers(0, 256, (60, 12, 12, 3), dtype=np.uint8), y=np.arange(60) % 3)
@@ -297,7 +297,7 @@ def digits_on_disk(tmp_path_factory):
     and as an uncompressed .npz (both hold exactly the pixels of ``load_dataset("digits")``)."""
     from PIL import Image
 
-    from edgecnn.data import _digits
+    from edgecnn.data.dataset import _digits
 
     root = tmp_path_factory.mktemp("digits_on_disk")
     x, y, _ = _digits()
@@ -361,13 +361,13 @@ def test_a_streamed_split_slices_from_its_start(jpeg_folder, tmp_path):
 
 
 def _corrupt_jpegs(n: int) -> list:
-    """JPEGs whose headers pass edgecnn.tf_image.probe but whose entropy data makes libjpeg
+    """JPEGs whose headers pass edgecnn.data.decode.probe but whose entropy data makes libjpeg
     (TensorFlow's decoder and Pillow's alike) give up."""
     import io
 
     from PIL import Image
 
-    from edgecnn.tf_image import PILLOW, probe
+    from edgecnn.data.decode import PILLOW, probe
 
     rng, found = np.random.default_rng(0), []
     for trial in range(2000):

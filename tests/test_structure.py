@@ -87,7 +87,8 @@ def test_no_import_circles():
 
 
 def test_config_does_not_import_tensorflow():
-    code = "import edgecnn.config, edgecnn.recipe, edgecnn.stages, sys; assert 'tensorflow' not in sys.modules"
+    code = ("import edgecnn.settings.run_config, edgecnn.recipe, edgecnn.stages, sys; "
+            "assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -104,7 +105,7 @@ def test_the_stage_order_is_declared_once_and_the_docs_follow_it():
 
 
 def test_every_stage_is_one_unit():
-    from edgecnn.config import RunConfig
+    from edgecnn.settings.run_config import RunConfig
 
     sections = list(RunConfig.__dataclass_fields__)
     for stage in model_stages():
@@ -129,7 +130,7 @@ def test_every_declared_flag_is_an_option_of_optimize():
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_numbers_must_be_finite(value):
-    from edgecnn.config import RunConfig, resolve
+    from edgecnn.settings.run_config import RunConfig, resolve
 
     with pytest.raises(UserError, match="must be a finite number"):
         resolve(RunConfig.from_dict({"model": {"name": "lenet5"}, "distill": {"temperature": float(value)}}))
@@ -313,3 +314,70 @@ def test_errors_and_io_are_leaves():
         if module_level and module != "os"
     ]
     assert leaks == [], "\n".join(leaks)
+
+
+# The layers, lowest first (ARCHITECTURE.md, "The layers"): a module may import its own
+# layer and the layers below it, never one above. Prefixes; the longest that matches wins.
+LAYERS = (
+    ("base", ("edgecnn", "edgecnn.errors", "edgecnn._io", "edgecnn._tf")),
+    ("device", ("edgecnn.device",)),
+    ("models", ("edgecnn.models",)),
+    ("techniques", ("edgecnn.optimize", "edgecnn.distribute")),
+    ("declarations", ("edgecnn.settings.fields", "edgecnn.settings.sections", "edgecnn.settings")),
+    ("data", ("edgecnn.data",)),
+    ("training", ("edgecnn.train",)),
+    ("tflite", ("edgecnn.tflite",)),
+    ("stages", ("edgecnn.stages",)),
+    ("run config", ("edgecnn.settings.run_config",)),
+    ("reporting", ("edgecnn.report",)),
+    ("engine", ("edgecnn.pipeline", "edgecnn.manifest", "edgecnn.recipe", "edgecnn.sweep", "edgecnn.search")),
+    ("cli", ("edgecnn.cli", "edgecnn.__main__")),
+)
+
+
+def _layer_of(module: str) -> int:
+    best = None
+    for level, (_name, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if _allowed(module, (prefix,)) and (best is None or len(prefix) > best[1]):
+                best = (level, len(prefix))
+    assert best is not None, f"{module} is in no layer of tests/test_structure.py LAYERS"
+    return best[0]
+
+
+def test_no_module_imports_a_higher_layer():
+    """The package's layering (ARCHITECTURE.md), every import walked, function-local ones included."""
+    upward = []
+    for module, deps in sorted(_import_graph().items()):
+        for dep in sorted(deps):
+            if _layer_of(dep) > _layer_of(module):
+                upward.append(f"{module} ({LAYERS[_layer_of(module)][0]}) imports {dep} ({LAYERS[_layer_of(dep)][0]})")
+    assert upward == [], "imports of a higher layer:\n" + "\n".join(upward)
+
+
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 80, 600
+
+
+def test_no_function_over_80_lines_and_no_module_over_600():
+    """The size rules ruff has no rule for (ruff checks complexity, branches, statements and
+    arguments: pyproject.toml); docstrings and comments count, as a reader sees them."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"{path.relative_to(ROOT)}: {lines} lines (max {MAX_MODULE_LINES})")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.name} is {length} lines")
+    assert too_long == [], "\n".join(too_long)
+
+
+def test_the_top_level_is_the_engine_only():
+    """What sits at edgecnn/ itself: the engine and the leaves; everything else is in a package by role."""
+    engine = {"__init__.py", "__main__.py", "_io.py", "_tf.py", "distribute.py", "errors.py",
+              "manifest.py", "pipeline.py", "recipe.py", "search.py", "sweep.py", "train.py"}
+    top = {p.name for p in PACKAGE.glob("*.py")}
+    assert top <= engine, f"new top-level modules {sorted(top - engine)}: put them in the package of their role"

@@ -39,7 +39,7 @@ def test_bad_grids_are_user_errors(kwargs, words, tmp_path):
 
 
 def test_qat_and_sparsity_need_the_compression_sections(tmp_path):
-    from edgecnn.config import RunConfig
+    from edgecnn.settings.run_config import RunConfig
 
     for kwargs, section in (({"precisions": ["qat"]}, "qat"), ({"sparsities": [0.5]}, "prune")):
         spec = SweepSpec(models=["mobilenet"], out=str(tmp_path), **kwargs)

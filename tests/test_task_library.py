@@ -61,7 +61,7 @@ def test_task_library_image_classifier_reads_the_metadata_as_edgecnn_device_does
     from PIL import Image
 
     from edgecnn.device.cli import main
-    from edgecnn.metadata import add_metadata
+    from edgecnn.tflite.metadata import add_metadata
 
     names = ["cat", "dog", "bird", "fish"]
     specs = {

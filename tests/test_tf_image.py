@@ -1,4 +1,4 @@
-"""edgecnn.tf_image: the device side's preprocessing in TensorFlow ops gives the same bits."""
+"""edgecnn.data.decode: the device side's preprocessing in TensorFlow ops gives the same bits."""
 
 import io
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edgecnn.data.decode import JPEG, PILLOW, PNG, probe, probe_file, read_image
 from edgecnn.device.preprocess import ImageError, load_image
-from edgecnn.tf_image import JPEG, PILLOW, PNG, probe, probe_file, read_image
 
 RNG = np.random.default_rng(7)
 

@@ -33,9 +33,9 @@ def _write(path, records):
 
 def test_pack_then_stream_gives_the_folder_images(shards, image_folder):
     from edgecnn._tf import tf
+    from edgecnn.data.stream import list_files
+    from edgecnn.data.tfrecord import load_tfrecords
     from edgecnn.device.preprocess import load_image, normalize
-    from edgecnn.stream import list_files
-    from edgecnn.tfrecord import load_tfrecords
 
     ds = load_tfrecords(str(shards / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
     assert ds.class_names == ["blue", "green", "red"] and sum(len(ds.y[s]) for s in ds.y) == 24
@@ -99,7 +99,7 @@ def test_a_corrupt_image_in_a_record_is_skipped_and_counted(shards, tmp_path):
     """A record whose image bytes do not decode is skipped (named by its record number), as a
     corrupt file in a folder is: it never stops an epoch."""
     from edgecnn._tf import tf
-    from edgecnn.tfrecord import load_tfrecords
+    from edgecnn.data.tfrecord import load_tfrecords
 
     good = load_tfrecords(str(shards / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
     records = []

@@ -27,8 +27,8 @@ def test_fine_tuning_real_weights_on_real_photos_is_well_above_chance(tmp_path, 
     weight file's sha256 and cleans up its head-phase folder."""
     if not (PHOTOS.is_dir() and WEIGHTS.is_file()):
         pytest.skip(f"this machine has no {SHARED} (the shared photos and weights beside the checkout)")
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     (tmp_path / "keras" / "models").mkdir(parents=True)
     shutil.copy(WEIGHTS, tmp_path / "keras" / "models" / WEIGHTS.name)

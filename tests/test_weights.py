@@ -290,7 +290,7 @@ def test_input_convention_training_side_equals_device_side(tmp_path):
     from PIL import Image
     from tf_keras.src.applications import densenet, mobilenet, resnet
 
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.device.preprocess import load_image, normalize
 
     rng = np.random.default_rng(3)
@@ -329,7 +329,7 @@ def test_input_convention_training_side_equals_device_side(tmp_path):
 
 
 def test_fine_tune_schedule_defaults_follow_the_weights(tmp_path, v1_file):
-    from edgecnn.config import RunConfig, resolve
+    from edgecnn.settings.run_config import RunConfig, resolve
 
     plain = resolve(RunConfig.from_dict({"model": {"name": "mobilenet"}}))
     assert (plain.train.freeze_epochs, plain.train.epochs) == (0, 30)
@@ -350,9 +350,9 @@ def test_fine_tune_schedule_defaults_follow_the_weights(tmp_path, v1_file):
 def _fine_tune_setup(tmp_path, **train):
     """A MobileNet 0.25 'pretrained' for one epoch on digits (real BatchNorm statistics), and a
     5-class model started from it through --weights RUN_FOLDER, with its Context."""
-    from edgecnn.config import RunConfig, resolve
-    from edgecnn.data import load_dataset
-    from edgecnn.sections import TrainConfig
+    from edgecnn.data.dataset import load_dataset
+    from edgecnn.settings.run_config import RunConfig, resolve
+    from edgecnn.settings.sections import TrainConfig
     from edgecnn.stages._base import Context
     from edgecnn.train import fit
 
@@ -463,8 +463,8 @@ def test_optimize_fine_tunes_from_a_keras_file(tmp_path):
 
     import tf_keras
 
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     path = tmp_path / "m.h5"
     tf_keras.applications.MobileNet(weights=None, input_shape=(32, 32, 3), alpha=0.25).save_weights(str(path))

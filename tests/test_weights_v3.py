@@ -167,8 +167,8 @@ def test_another_architecture_or_alpha_is_refused(saved):
 
 
 def _run(tmp_path, name: str, **sections):
-    from edgecnn.config import RunConfig
     from edgecnn.pipeline import optimize
+    from edgecnn.settings.run_config import RunConfig
 
     base = {
         "model": {"name": "lenet5"},
@@ -200,7 +200,7 @@ def test_every_stage_starts_from_pretrained_weights(tmp_path):
     alpha is refused on one line."""
     import hashlib
 
-    from edgecnn.report import format_table, load_results, report_columns
+    from edgecnn.report.tables import format_table, load_results, report_columns
 
     pretrained = _run(tmp_path, "a")
     accuracy = pretrained["stages"]["trained"]["keras_accuracy"]
@@ -239,7 +239,7 @@ def test_every_stage_starts_from_pretrained_weights(tmp_path):
 
 
 def test_report_rows_say_which_weights_they_started_from():
-    from edgecnn.report import REPORT_COLUMNS, format_table, report_columns, rows_from_metrics
+    from edgecnn.report.tables import REPORT_COLUMNS, format_table, report_columns, rows_from_metrics
 
     def metrics(source, file=None):
         started = {"weights": {"source": source, "file": file, "sha256": "ab" * 32}} if source else {}

@@ -154,9 +154,9 @@ def test_alexnet_lrn_every_stage(tmp_path):
     XNNPACK has no int8 softmax either: the classifier's SOFTMAX runs on TFLite's kernel.
     """
     from benchmarks.zoo_table import ops_outside_xnnpack
-    from edgecnn.convert import convert
     from edgecnn.optimize.prune import prune_model
     from edgecnn.optimize.qat import quantize_model
+    from edgecnn.tflite.convert import convert
 
     shape = (64, 64, 3)
     x = np.random.default_rng(0).random((4, *shape), dtype=np.float32)
@@ -176,7 +176,7 @@ def test_alexnet_lrn_every_stage(tmp_path):
 
 
 def test_googlenet_aux_heads_are_training_only(tmp_path):
-    from edgecnn.convert import convert, inference_model
+    from edgecnn.tflite.convert import convert, inference_model
 
     plain = create_model("googlenet", alpha=0.25, input_shape=(32, 32, 3), classes=10)
     assert len(plain.outputs) == 1 and plain.aux_loss_weights == [1.0]

@@ -240,9 +240,9 @@ def test_squeeze_excite_qat_int8_has_no_degenerate_scale(tmp_path):
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from edgecnn.convert import convert
     from edgecnn.models._quant_layers import SqueezeExcite
     from edgecnn.optimize.qat import quantize_model
+    from edgecnn.tflite.convert import convert
 
     inputs = keras.Input((16, 16, 8))
     x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
@@ -282,8 +282,8 @@ def test_squeeze_excite_qat_int8_has_no_degenerate_scale(tmp_path):
 def _qat_vs_int8(name, **kwargs):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecnn.convert import convert_bytes
     from edgecnn.optimize.qat import quantize_model
+    from edgecnn.tflite.convert import convert_bytes
 
     keras.utils.set_random_seed(0)  # the same weights every run: agreement is a property of one model
     model = create_model(name, input_shape=(32, 32, 3), classes=10, classifier_activation="linear", **kwargs)

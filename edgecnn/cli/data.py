@@ -27,8 +27,8 @@ def pack_cmd(folder, out, shards, seed):
     Example:
       edgecnn data pack photos/ shards/ --shards 16
     """
-    from edgecnn.stream import list_files
-    from edgecnn.tfrecord import pack_folder
+    from edgecnn.data.stream import list_files
+    from edgecnn.data.tfrecord import pack_folder
 
     total = len(list_files(folder)[0])
     with click.progressbar(length=total, label=f"packing {total} images", file=click.get_text_stream("stderr")) as bar:

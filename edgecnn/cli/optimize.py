@@ -14,8 +14,8 @@ from edgecnn.cli.options import declared_flags, setting_options, settings_from_f
 
 
 def config_from_flags(model: str, flags: dict):
-    """Turn ``optimize``'s flags into a :class:`~edgecnn.config.RunConfig` (flags not given = default)."""
-    from edgecnn.config import RunConfig
+    """Turn ``optimize``'s flags into a :class:`~edgecnn.settings.run_config.RunConfig` (flags not given = default)."""
+    from edgecnn.settings.run_config import RunConfig
 
     tree = settings_from_flags(flags)
     tree.setdefault("model", {})["name"] = model
@@ -112,8 +112,8 @@ def optimize(model, **flags):
       edgecnn optimize efficientnet --phi 1.5 --int8
       edgecnn optimize shufflenet_v1 --arg groups=8 --alpha 0.5 --int8
     """
-    from edgecnn.config import check_paths
     from edgecnn.pipeline import optimize as run
+    from edgecnn.settings.run_config import check_paths
 
     config = config_from_flags(model, flags)
     flag_of = {path: flag.flag for flag in declared_flags().values() for path in flag.paths}

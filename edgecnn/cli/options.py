@@ -1,6 +1,6 @@
-"""Command-line options derived from the settings declarations (:mod:`edgecnn.settings`).
+"""Command-line options derived from the settings declarations (:mod:`edgecnn.settings.fields`).
 
-Every field of :class:`~edgecnn.config.RunConfig` declared with ``cli="--flag"`` becomes
+Every field of :class:`~edgecnn.settings.run_config.RunConfig` declared with ``cli="--flag"`` becomes
 one click option: its type, choices, range and ``(default: ...)`` text come from the
 declaration, so the flags of ``edgecnn optimize`` and ``edgecnn sweep`` cannot drift from
 the recipe keys. Fields that share a flag (``--seed``: ``data.seed`` and ``train.seed``)
@@ -19,7 +19,7 @@ from dataclasses import MISSING, dataclass
 
 import click
 
-from edgecnn.settings import walk
+from edgecnn.settings.fields import walk
 
 
 @dataclass
@@ -80,8 +80,8 @@ class Flag:
 
 
 def declared_flags() -> dict:
-    """``{flag: Flag}`` for every setting of :class:`~edgecnn.config.RunConfig` that has one."""
-    from edgecnn.config import RunConfig
+    """``{flag: Flag}`` for every setting of :class:`~edgecnn.settings.run_config.RunConfig` that has one."""
+    from edgecnn.settings.run_config import RunConfig
 
     flags: dict = {}
     for path, tp, f in walk(RunConfig):

@@ -37,9 +37,8 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
       edgecnn report runs/mobilenet-a0.50-32px pi4.json --filter "mobilenet*"
       edgecnn report runs/lenet5-32px android.log pi.json --device-name "Pixel 7"
     """
-    from edgecnn.config import check_out_path
     from edgecnn.errors import UserError
-    from edgecnn.report import (
+    from edgecnn.report.tables import (
         cpu_lines,
         filter_rows,
         format_table,
@@ -49,6 +48,7 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
         sort_rows,
         write_report,
     )
+    from edgecnn.settings.run_config import check_out_path
 
     check_out_path(out, allow_outside=True, where="--out")  # anywhere it can be written, said before any work
     try:

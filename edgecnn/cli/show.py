@@ -29,8 +29,8 @@ def show_cmd(run, out, layers, images, seed):
       edgecnn show runs/lenet5-32px
       edgecnn show runs/mobilenet-a0.25-224px --layers conv1,conv_pw_6,conv_pw_13 --images 8
     """
-    from edgecnn.config import check_out_path
-    from edgecnn.show import show_run
+    from edgecnn.report.pictures import show_run
+    from edgecnn.settings.run_config import check_out_path
 
     if out is not None:
         check_out_path(out, allow_outside=True, where="--out")

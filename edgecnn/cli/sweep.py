@@ -58,7 +58,7 @@ def sweep(models, alphas, sizes, precisions, sparsities, out, stop_on_error, **f
       edgecnn sweep --models mobilenet --alphas 0.25,0.5,0.75,1.0 --sizes 128 \\
                     --precisions float32,int8 --epochs 3 --out runs/sweep-mobilenet
     """
-    from edgecnn.config import check_out_path
+    from edgecnn.settings.run_config import check_out_path
     from edgecnn.sweep import SweepSpec, run_sweep
 
     check_out_path(out, allow_outside=True, where="--out")  # typed by the user: anywhere it can be written

@@ -40,8 +40,8 @@ def bench(**flags):
 
 
 def _add_gpu_compatibility(results: list) -> None:
-    """The GPU-delegate verdict (:func:`edgecnn.gpu_compat.gpu_compatibility`) in each result's ``compat``."""
-    from edgecnn.gpu_compat import gpu_compatibility
+    """The GPU-delegate verdict (:func:`~edgecnn.tflite.gpu_compatibility.gpu_compatibility`) in ``compat``."""
+    from edgecnn.tflite.gpu_compatibility import gpu_compatibility
 
     ok = [r for r in results if r.get("status") == "ok"]
     if not ok:
@@ -108,7 +108,7 @@ def eval_cmd(
         _explain(model_path, explain_top, threads, runtime, as_json, output)
         return
 
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
     from edgecnn.device.preprocess import CONVENTION_KEYS, DEFAULT_OFFSET, DEFAULT_SCALE, fit_to_model
 
@@ -146,8 +146,8 @@ def _int8_debug(path, as_json: bool, output) -> None:
     import json
 
     from edgecnn._io import write_json
-    from edgecnn.quant_debug import debug_run
-    from edgecnn.report import format_layers
+    from edgecnn.report.tables import format_layers
+    from edgecnn.tflite.debugger import debug_run
 
     summary = debug_run(path)
     click.echo(json.dumps(summary, indent=2) if as_json else format_layers(summary))  # printed before written
@@ -159,7 +159,7 @@ def _explain(path, top: int, threads: int, runtime: str, as_json: bool, output) 
     import json
 
     from edgecnn._io import run_lock, write_json
-    from edgecnn.explain import explain_run, find_run, format_explain, save_explain
+    from edgecnn.report.explain import explain_run, find_run, format_explain, save_explain
 
     run = find_run(path)
     with run_lock(run, "edgecnn eval --explain"):

@@ -41,7 +41,7 @@ def list_cmd(pattern, image_size, classes, alpha, names, **flags):
     from edgecnn.errors import UserError
     from edgecnn.models import list_models, model_info
     from edgecnn.models._registry import unknown_arguments_message
-    from edgecnn.report import MACS, MODEL, PARAMS, Column, format_table
+    from edgecnn.report.tables import MACS, MODEL, PARAMS, Column, format_table
 
     args = model_args(flags)
     found = list_models(pattern)

@@ -2,7 +2,7 @@
 against a convention.
 
 numpy only (it runs on the device). The conventions, the same for training
-(:mod:`edgecnn.data`) and evaluation (``edgecnn eval``, ``edgecnn-device eval``):
+(:mod:`edgecnn.data.dataset`) and evaluation (``edgecnn eval``, ``edgecnn-device eval``):
 
 * **Budget before loading.** Each array's shape and dtype are read from its ``.npy``
   header inside the zip, without loading it. A file whose arrays declare more than

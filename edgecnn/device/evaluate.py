@@ -175,7 +175,7 @@ def evaluate_tflite(
     """
     interpreter, name, version = load_interpreter(model_path, num_threads=num_threads, runtime=runtime)
     h, w, c, k = check_classifier(interpreter, model_path)
-    if hasattr(x, "batches"):  # a streamed split (edgecnn.stream.LazySplit): a few hundred images at a time
+    if hasattr(x, "batches"):  # a streamed split (edgecnn.data.stream.LazySplit): a few hundred images at a time
         parts, labels = [], []
         for xb, yb in x.batches(max(batch_size, 256)):
             parts.append(predict(interpreter, np.asarray(xb, dtype=np.float32), batch_size=batch_size))

@@ -1,6 +1,6 @@
 """Read a ``.tflite`` file's TFLite Metadata (labels, normalisation) without TensorFlow.
 
-The writer is :mod:`edgecnn.metadata`; the layout is tflite-support's
+The writer is :mod:`edgecnn.tflite.metadata`; the layout is tflite-support's
 ``metadata_schema.fbs``. Only what a classifier needs is read: the model's name,
 description, version and author, the input's colour space, size, mean and std, and the
 output's ``labels.txt`` from the zip archive appended to the file.
@@ -23,7 +23,7 @@ from edgecnn.device.flatbuffer import FlatbufferError, _Reader, read_metadata_bu
 METADATA_NAME = "TFLITE_METADATA"
 COLOR_SPACES = {0: "unknown", 1: "rgb", 2: "grayscale"}
 TENSOR_AXIS_LABELS = 2
-CONVENTION_FILE = "input_convention.json"  # edgecnn.metadata.CONVENTION_FILE
+CONVENTION_FILE = "input_convention.json"  # edgecnn.tflite.metadata.CONVENTION_FILE
 
 
 def _table(r: _Reader, table: int, index: int) -> int | None:

@@ -22,7 +22,7 @@ ones (a chain of layers, the CNN case): the partition table lists its TFLite ops
 (``CONV_2D x2, TANH``). When every partition holds one XNNPACK operator per TFLite op, in
 order (a ``Static Reshape`` XNNPACK inserts of its own aside, :func:`align_ops`), the per-op
 table names them by TFLite op too and gives each its TFLite node index (``node``, as a
-default-kernel op has; :mod:`edgecnn.explain` joins on it); otherwise every row keeps its XNNPACK name
+default-kernel op has; :mod:`edgecnn.report.explain` joins on it); otherwise every row keeps its XNNPACK name
 (``Convolution (NHWC, QC8) IGEMM``). Times come in whole microseconds per
 op, so on a model of many sub-microsecond ops the per-op sum falls short of the invoke;
 runs preempted on a busy machine (invoke over :data:`OUTLIER_FACTOR` times the median)

@@ -3,7 +3,7 @@
 A row is a flat dict; a :class:`Column` says how to show one key. It lives under
 ``device/`` because the device's per-op profile (:mod:`edgecnn.device.profile`) prints and
 saves tables, and ``device/`` imports only itself, :mod:`edgecnn.errors` and
-:mod:`edgecnn._io` (``tests/test_structure.py``). :mod:`edgecnn.report` builds its columns
+:mod:`edgecnn._io` (``tests/test_structure.py``). :mod:`edgecnn.report.tables` builds its columns
 (sizes, accuracies, latencies) on these and re-exports them. Every writer is atomic.
 
 Example:
@@ -104,8 +104,8 @@ def to_csv(rows: list, keys: list | None = None) -> str:
 def save_table(rows: list, columns: list, stem, title: str | None = None, header=(), footer=()) -> dict:
     """Write ``stem.md``, ``stem.csv`` and ``stem.json``; returns their paths.
 
-    ``header`` lines go above the Markdown table (the CPU: ``edgecnn.report.cpu_lines``),
-    ``footer`` lines below it (notes such as ``edgecnn.report.int8_speed_notes``).
+    ``header`` lines go above the Markdown table (the CPU: ``edgecnn.report.tables.cpu_lines``),
+    ``footer`` lines below it (notes such as ``edgecnn.report.tables.int8_speed_notes``).
 
     Example:
         >>> save_table(rows, [Column("op", "op type", str, "<")], "bench_ops", "Time per op type")  # doctest: +SKIP

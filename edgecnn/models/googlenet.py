@@ -98,7 +98,7 @@ def googlenet(
 
     Auxiliary classifiers (``aux_logits=True``, for training only): after 4a and 4d, a
     5x5/3 average pool -> 1x1 conv 128 -> fc 1024 -> dropout 0.7 -> ``classes``. Outputs
-    are then ``[main, aux1, aux2]``, main first, so :func:`edgecnn.convert.inference_model`
+    are then ``[main, aux1, aux2]``, main first, so :func:`edgecnn.tflite.convert.inference_model`
     exports the main head alone; weight the aux losses by ``model.aux_loss_weights``
     (``[1.0, 0.3, 0.3]``, the paper's discount)::
 

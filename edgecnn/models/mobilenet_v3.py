@@ -13,7 +13,7 @@ the last width -> BN -> hard-swish, global average pooling, a 1x1 convolution (`
 ``classifier``. ``minimalistic=True`` drops SE and hard-swish and uses 3x3 kernels only.
 
 Unlike ``keras.applications.MobileNetV3*`` there is no ``Rescaling`` layer (the data
-pipeline normalizes, see :mod:`edgecnn.data`), hard-swish and SE are the zoo's own layers
+pipeline normalizes, see :mod:`edgecnn.data.dataset`), hard-swish and SE are the zoo's own layers
 (:mod:`edgecnn.models._quant_layers`) so tfmot QAT accepts them. Trainable parameters at
 224x224x3, 1000 classes match Keras: 2,542,856 (small), 5,483,032 (large).
 

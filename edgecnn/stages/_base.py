@@ -1,13 +1,13 @@
 """What every stage is and sees: :class:`Stage`, :class:`Context`, :class:`StageResult`, :class:`StageStore`.
 
 A stage is one object, as a sparseml Modifier is: its settings section (a dataclass of
-:func:`edgecnn.settings.setting` fields), when it is on, how its defaults follow from the
+:func:`edgecnn.settings.fields.setting` fields), when it is on, how its defaults follow from the
 training settings, what it checks before any training, what it runs (a Keras model in, a
 Keras model out, cached under ``<run>/<row>/`` by a key of its settings and inputs), and
 the line it adds to ``report.md``. The pipeline (:mod:`edgecnn.pipeline`) only iterates
 over the registered stages (:mod:`edgecnn.stages`).
 
-Nothing here imports TensorFlow at import time: ``import edgecnn.config`` must stay light.
+Nothing here imports TensorFlow at import time: ``import edgecnn.settings.run_config`` must stay light.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgecnn import __version__
-from edgecnn.settings import Section, setting
+from edgecnn.settings.fields import Section, setting
 
 
 def config_key(*parts) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgecnn.optimize import CHANNEL_CRITERIA
-from edgecnn.settings import off_or_fraction, setting
+from edgecnn.settings.fields import off_or_fraction, setting
 from edgecnn.stages._base import Context, PruningFineTune, Stage, StageResult
 
 

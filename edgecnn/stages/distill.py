@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgecnn import __version__
 from edgecnn.errors import UserError, suggest
-from edgecnn.settings import Section, setting
+from edgecnn.settings.fields import Section, setting
 from edgecnn.stages._base import Context, Stage, StageResult, StageStore, config_key
 
 TEACHER_DATA = ("same", "full")
@@ -171,9 +171,9 @@ class Distill(Stage):
     def _teacher(self, ctx: Context):
         """The teacher: a saved model, or a registered one trained (and cached) here."""
         from edgecnn._io import sha256_file
+        from edgecnn.data.loader import load_run_data
         from edgecnn.models import model_info
         from edgecnn.optimize.distill import load_teacher_file, parse_teacher
-        from edgecnn.sources import load_run_data
         from edgecnn.train import evaluate_keras, fit
 
         cfg, d = ctx.cfg, ctx.cfg.distill

@@ -1,7 +1,7 @@
 """The export steps applied to every model a stage produced: convert -> evaluate -> bench.
 
 Each precision of each result becomes one ``.tflite`` file and one table row: converted
-(:func:`edgecnn.convert.convert`, with TFLite Metadata unless ``convert.metadata`` is off),
+(:func:`edgecnn.tflite.convert.convert`, with TFLite Metadata unless ``convert.metadata`` is off),
 evaluated on the test split with the TFLite interpreter (:func:`edgecnn.device.evaluate.evaluate_tflite`) and timed
 (:func:`edgecnn.device.bench.benchmark`) when ``bench.enabled``.
 """
@@ -43,13 +43,13 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
     """Convert ``result.model`` to each precision, then evaluate and benchmark each file.
 
     Each int8 file also gets the per-layer error report (``int8_layers`` in its row, see
-    :mod:`edgecnn.quant_debug`) unless ``convert.int8_debug`` is off, and with
+    :mod:`edgecnn.tflite.debugger`) unless ``convert.int8_debug`` is off, and with
     ``convert.max_int8_drop`` an ``int8_mixed`` row right after it when int8 loses more
     validation accuracy than the budget.
     """
-    from edgecnn.convert import exported_once
     from edgecnn.models._profile import count_macs, count_params
     from edgecnn.optimize.prune import strip_pruning_if_wrapped
+    from edgecnn.tflite.convert import exported_once
 
     cfg = ctx.cfg
     counts = count_params(strip_pruning_if_wrapped(result.model))
@@ -67,7 +67,7 @@ def export_and_measure(ctx: Context, result: StageResult, keras_accuracy: float)
 
 
 def _export_rows(ctx: Context, result: StageResult, base: dict, counts: dict) -> list:
-    from edgecnn.convert import convert
+    from edgecnn.tflite.convert import convert
 
     cfg = ctx.cfg
     rows, paths = [], {}
@@ -117,7 +117,7 @@ def _measure(ctx: Context, path: Path, precision: str, label: str, base: dict) -
     """One table row: evaluate ``path`` on the test split, then benchmark it."""
     from edgecnn._io import sha256_file
     from edgecnn.device.bench import benchmark
-    from edgecnn.report import bench_fields
+    from edgecnn.report.tables import bench_fields
 
     cfg = ctx.cfg
     x_test, y_test = ctx.data.normalized("test"), ctx.data.y["test"]
@@ -171,7 +171,8 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     ``note``) in the row, never a traceback.
     """
     from edgecnn._io import write_bytes
-    from edgecnn.quant_debug import (
+    from edgecnn.report.tables import format_layers
+    from edgecnn.tflite.debugger import (
         DEBUG_SAMPLES,
         Int8Debug,
         budget_resolution,
@@ -179,7 +180,6 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
         tflite_accuracy,
         tflite_scores,
     )
-    from edgecnn.report import format_layers
 
     cfg = ctx.cfg
     x_val, y_val = ctx.data.normalized("val"), ctx.data.y["val"]
@@ -232,8 +232,8 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     mixed_label = label.replace("int8", "int8_mixed")
     model_bytes = fb["model"]
     if cfg.convert.metadata:  # every exported file carries the metadata, the mixed one too
-        from edgecnn.convert import inference_model
-        from edgecnn.metadata import add_metadata
+        from edgecnn.tflite.convert import inference_model
+        from edgecnn.tflite.metadata import add_metadata
 
         model_bytes = add_metadata(model_bytes, ctx.data.preprocess, name=inference_model(result.model).name)
     path = write_bytes(ctx.out / row["file"].replace("_int8.tflite", "_int8_mixed.tflite"), model_bytes)

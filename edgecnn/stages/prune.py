@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edgecnn.errors import UserError
 from edgecnn.optimize import PRUNE_STRUCTURES
-from edgecnn.settings import off_or_fraction, setting
+from edgecnn.settings.fields import off_or_fraction, setting
 from edgecnn.stages._base import Context, PruningFineTune, Stage, StageResult, copy_model
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgecnn.errors import UserError
-from edgecnn.settings import Section, setting
+from edgecnn.settings.fields import Section, setting
 from edgecnn.stages._base import Context, Stage, StageResult, copy_model
 
 

@@ -12,7 +12,7 @@ stratified split is then made on record numbers (the same cut as for a folder) a
 recorded in ``<run>/splits.json``. Shards are read in order (records are not randomly
 accessible): each split keeps its records by number, then a shuffle buffer mixes them.
 Images become the tensor :func:`edgecnn.device.preprocess.load_image` gives, as everywhere
-(through :func:`edgecnn.tf_image.read_batched`: TensorFlow decode, the run's resize, Pillow fallback).
+(through :func:`edgecnn.data.decode.read_batched`: TensorFlow decode, the run's resize, Pillow fallback).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.data.stream import SPLITS, StreamDataset, split_files
 from edgecnn.device.preprocess import ImageError, load_image
 from edgecnn.errors import UserError
-from edgecnn.stream import SPLITS, StreamDataset, split_files
 
 SHUFFLE_BUFFER = 2048
 
@@ -45,7 +45,7 @@ def pack_folder(folder, out, shards: int = 16, progress=None, seed: int = 0) -> 
     """
     from edgecnn._io import atomic_path
     from edgecnn._tf import tf
-    from edgecnn.stream import list_files
+    from edgecnn.data.stream import list_files
 
     files, labels, classes = list_files(folder)
     if shards < 1:
@@ -227,8 +227,8 @@ class TFRecordStream(StreamDataset):
 
     def _noted(self, split: str, records, tf):
         """``records`` noting each record as it is read (its shard and ``k``, in the order read)
-        when :func:`~edgecnn.stream.trace_writer` is on."""
-        from edgecnn.stream import trace_writer
+        when :func:`~edgecnn.data.stream.trace_writer` is on."""
+        from edgecnn.data.stream import trace_writer
 
         write = trace_writer()
         if write is None:
@@ -244,8 +244,8 @@ class TFRecordStream(StreamDataset):
         return records.map(lambda k, pair: (tf.ensure_shape(tf.numpy_function(note, [k], tf.int64), ()), pair))
 
     def _decode(self, tf, records):
-        from edgecnn.stream import tf_normalize
-        from edgecnn.tf_image import read_batched
+        from edgecnn.data.decode import read_batched
+        from edgecnn.data.stream import tf_normalize
 
         size, channels, spec = self.image_size, self.channels, self.preprocess
         resize = self.resize
@@ -295,9 +295,9 @@ class TFRecordStream(StreamDataset):
         return self._decode(tf, tf.data.Dataset.range(1).flat_map(epoch_records))
 
     def tf_split(self, split: str, indices, tf, part=(1, 0), own=None, batch=None, augment=None):
-        """The split's records in shard order, decoded, then :func:`~edgecnn.stream.finish`
+        """The split's records in shard order, decoded, then :func:`~edgecnn.data.stream.finish`
         (``indices`` and ``own`` unused: ``part`` picks the worker's shards)."""
-        from edgecnn.stream import finish
+        from edgecnn.data.stream import finish
 
         return finish(self._decode(tf, self._noted(split, self._records(split, tf, part), tf)), tf, batch, augment)
 
@@ -339,7 +339,7 @@ def load_tfrecords(
     record=True,
 ):
     """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream` (``scale``,
-    ``offset``, ``convention``: the input normalisation, as for :func:`edgecnn.stream.load_stream`;
+    ``offset``, ``convention``: the input normalisation, as for :func:`edgecnn.data.stream.load_stream`;
     ``record``: write ``run_dir/splits.json``, as the chief of a multi-worker run does)."""
     from edgecnn._io import write_json
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE

@@ -1,8 +1,8 @@
 """The core settings sections of a run: model, data, training, conversion, benchmark.
 
-Each setting is declared once, with :func:`edgecnn.settings.setting`; the compression
+Each setting is declared once, with :func:`edgecnn.settings.fields.setting`; the compression
 stages declare their own sections in their modules (:mod:`edgecnn.stages`), and
-:class:`edgecnn.config.RunConfig` puts them all together. Nothing here imports TensorFlow.
+:class:`edgecnn.settings.run_config.RunConfig` puts them all together. Nothing here imports TensorFlow.
 
 Example:
     >>> ConvertConfig(int8=True, fp16=True).precisions
@@ -19,7 +19,7 @@ from edgecnn.device.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from edgecnn.device.runtime import AUTO_ORDER, RUNTIMES
 from edgecnn.distribute import STRATEGIES
 from edgecnn.errors import UserError
-from edgecnn.settings import Section, setting
+from edgecnn.settings.fields import Section, setting
 
 AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -60,7 +60,7 @@ class ModelConfig(Section):
 
 @dataclass
 class DataConfig(Section):
-    """Where the images come from and how they are split (see :func:`edgecnn.data.load_dataset`)."""
+    """Where the images come from and how they are split (see :func:`edgecnn.data.dataset.load_dataset`)."""
 
     key = "data"
 
@@ -188,10 +188,10 @@ class ConvertConfig(Section):
     """Which TFLite files to produce. float32 is always produced, as the baseline.
 
     ``sparse_storage`` stores the float32 files' sparse weight tensors (after pruning) in
-    TFLite's sparse format, see :mod:`edgecnn.convert`. ``metadata`` writes TFLite Metadata
-    (labels, normalisation, colour space) into every file, see :mod:`edgecnn.metadata`.
+    TFLite's sparse format, see :mod:`edgecnn.tflite.convert`. ``metadata`` writes TFLite Metadata
+    (labels, normalisation, colour space) into every file, see :mod:`edgecnn.tflite.metadata`.
     Every int8 export gets a per-layer error report unless ``int8_debug`` is off;
-    ``max_int8_drop`` adds the ``int8_mixed`` row (see :mod:`edgecnn.quant_debug`).
+    ``max_int8_drop`` adds the ``int8_mixed`` row (see :mod:`edgecnn.tflite.debugger`).
     """
 
     key = "convert"

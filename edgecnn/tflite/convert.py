@@ -14,7 +14,7 @@ at 50% sparsity), so other precisions ignore it. Figures: benchmarks/RESULTS.md,
 "Compression: magnitude sparsity".
 
 Example:
-    >>> from edgecnn.convert import convert
+    >>> from edgecnn.tflite.convert import convert
     >>> convert(model, "runs/m/model_int8.tflite", "int8", representative=ds.representative())  # doctest: +SKIP
 """
 
@@ -29,7 +29,7 @@ from edgecnn._io import quiet_native_stderr, write_bytes
 from edgecnn._tf import keras, tf
 from edgecnn.errors import UserError
 from edgecnn.optimize.prune import strip_pruning_if_wrapped
-from edgecnn.sections import PRECISIONS
+from edgecnn.settings.sections import PRECISIONS
 
 
 def inference_model(model):
@@ -138,7 +138,7 @@ def _explain_int16x8(exc: Exception, name: str) -> None:
 
 def configure_int8(converter, representative) -> None:
     """Set ``converter`` up for full-integer int8 (int8 input and output), calibrated on
-    ``representative``; shared with the per-layer debugger (:mod:`edgecnn.quant_debug`)."""
+    ``representative``; shared with the per-layer debugger (:mod:`edgecnn.tflite.debugger`)."""
     if representative is None:
         raise UserError("int8 conversion needs representative data for calibration")
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -176,16 +176,16 @@ def convert(
             activations), ``int8`` (full integer, int8 input and output) or ``int16x8``
             (int16 activations, int8 weights, float input and output).
         representative: for ``int8`` and ``int16x8``, a callable returning a generator of ``[batch]``
-            lists, e.g. :meth:`edgecnn.data.Dataset.representative`.
+            lists, e.g. :meth:`edgecnn.data.dataset.Dataset.representative`.
         sparse: for ``float32``, store weight tensors with many zeros (the converter picks which) in TFLite's
             sparse format (see the module docstring); ignored for other precisions.
         metadata: the run's preprocessing (``preprocess.json`` content): when given, the file
             carries TFLite Metadata (labels, normalisation, colour space) for Android's
-            tooling, see :mod:`edgecnn.metadata`; the outputs are unchanged.
+            tooling, see :mod:`edgecnn.tflite.metadata`; the outputs are unchanged.
     """
     tflite = convert_bytes(model, precision, representative, sparse)
     if metadata is not None:
-        from edgecnn.metadata import add_metadata
+        from edgecnn.tflite.metadata import add_metadata
 
         tflite = add_metadata(tflite, metadata, name=inference_model(model).name)
     return write_bytes(path, tflite)

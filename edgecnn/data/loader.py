@@ -1,33 +1,33 @@
 """Which loader reads a run's data: the one door the pipeline and the stages go through.
 
 - ``digits`` and an ``.npz`` that fits the memory budget: decoded into memory
-  (:func:`edgecnn.data.load_dataset`), the fastest for small data;
-- an ``.npz`` over the budget: memory-mapped (:func:`edgecnn.stream.load_npz_stream`),
+  (:func:`edgecnn.data.dataset.load_dataset`), the fastest for small data;
+- an ``.npz`` over the budget: memory-mapped (:func:`edgecnn.data.stream.load_npz_stream`),
   or refused with one line when it is compressed;
-- an image folder: streamed (:func:`edgecnn.stream.load_stream`), or decoded into memory
+- an image folder: streamed (:func:`edgecnn.data.stream.load_stream`), or decoded into memory
   when ``data.cache`` says ``memory`` (or ``auto`` and it fits);
-- TFRecord shards (``'shards/*.tfrecord'``): streamed (:func:`edgecnn.tfrecord.load_tfrecords`).
+- TFRecord shards (``'shards/*.tfrecord'``): streamed (:func:`edgecnn.data.tfrecord.load_tfrecords`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.data import load_run_data as load_in_memory
-from edgecnn.data import run_convention
+from edgecnn.data.dataset import load_run_data as load_in_memory
+from edgecnn.data.dataset import run_convention
 
 
 def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: bool = True):
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
-    ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's registry
+    ``cfg`` is a resolved :class:`~edgecnn.settings.run_config.RunConfig`, ``entry`` the model's registry
     entry (for its number of channels), ``run_dir`` the run folder (where a streamed
     source records its split, ``splits.json``, and keeps its disk cache). ``chief``
     ``False`` (another worker of a multi-worker run): the recorded split is read but not
     written, and a disk cache goes into a temporary folder removed at exit.
     """
+    from edgecnn.data.tfrecord import is_pattern, load_tfrecords
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
-    from edgecnn.tfrecord import is_pattern, load_tfrecords
 
     d = cfg.data
     # The input convention of the weights the model starts from, and the resize (as data.load_run_data's).
@@ -45,13 +45,13 @@ def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: boo
         return load_tfrecords(source, size, entry.channels, run_dir=run_dir, record=chief, **split, **norm)
     path = Path(source).expanduser()
     if source != "digits" and path.is_dir():
-        from edgecnn.stream import load_stream
+        from edgecnn.data.stream import load_stream
 
         cache_dir = None if chief else _worker_temp()
         where = {"run_dir": run_dir, "record": chief, "cache_dir": cache_dir}
         return load_stream(source, size, entry.channels, cache=d.cache, **where, **split, **norm)
     if path.suffix.lower() == ".npz" and path.is_file():
-        from edgecnn.stream import load_npz_stream, npz_decision
+        from edgecnn.data.stream import load_npz_stream, npz_decision
 
         how, members = npz_decision(path)
         if how == "mmap":

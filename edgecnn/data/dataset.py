@@ -344,7 +344,7 @@ def run_convention(cfg, entry) -> dict:
 def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
-    ``cfg`` is a resolved :class:`~edgecnn.config.RunConfig`, ``entry`` the model's
+    ``cfg`` is a resolved :class:`~edgecnn.settings.run_config.RunConfig`, ``entry`` the model's
     registry entry (for its number of channels, and the input convention of
     ``cfg.model.weights``: :func:`edgecnn.models._weights.input_convention`).
     """

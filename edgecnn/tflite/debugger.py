@@ -66,8 +66,8 @@ class Int8Debug:
 
     Args:
         model: a Keras model (pruning wrappers and auxiliary outputs are dropped as in
-            :func:`edgecnn.convert.convert`).
-        representative: the calibration data, as for :func:`edgecnn.convert.convert`.
+            :func:`edgecnn.tflite.convert.convert`).
+        representative: the calibration data, as for :func:`edgecnn.tflite.convert.convert`.
         images: float validation images (normalized), compared one at a time.
 
     Attributes:
@@ -82,8 +82,8 @@ class Int8Debug:
 
     def __init__(self, model, representative, images: np.ndarray):
         from edgecnn._tf import tf
-        from edgecnn.convert import configure_int8, inference_model, tflite_converter
         from edgecnn.optimize.prune import strip_pruning_if_wrapped
+        from edgecnn.tflite.convert import configure_int8, inference_model, tflite_converter
 
         images = np.asarray(images, dtype=np.float32)
         if not len(images):
@@ -319,7 +319,7 @@ def tflite_scores(model_bytes: bytes, x: np.ndarray, threads: int = 1, runtime: 
         path = Path(tmp) / "candidate.tflite"
         path.write_bytes(model_bytes)
         interpreter, _, _ = load_interpreter(path, num_threads=threads, runtime=runtime)
-        if hasattr(x, "batches"):  # a streamed split (edgecnn.stream.LazySplit)
+        if hasattr(x, "batches"):  # a streamed split (edgecnn.data.stream.LazySplit)
             return np.concatenate([predict(interpreter, np.asarray(xb, dtype=np.float32)) for xb, _ in x.batches(256)])
         return predict(interpreter, np.asarray(x, dtype=np.float32))
 
@@ -340,7 +340,7 @@ def debug_run(path) -> dict:
     validation split are the run's own (its ``config.json``).
 
     Example:
-        >>> from edgecnn.report import format_layers
+        >>> from edgecnn.report.tables import format_layers
         >>> print(format_layers(debug_run("runs/mobilenet-a0.50-32px")))  # doctest: +SKIP
     """
     path = Path(path)
@@ -357,8 +357,8 @@ def debug_run(path) -> dict:
 
 
 def load_run(run, model_file=None) -> tuple:
-    """``(cfg, data, model)`` of the run folder ``run``: its resolved :class:`edgecnn.config.RunConfig`,
-    its data (:func:`edgecnn.sources.load_run_data`, the run's own splits) and its trained
+    """``(cfg, data, model)`` of the run folder ``run``: its resolved :class:`edgecnn.settings.run_config.RunConfig`,
+    its data (:func:`edgecnn.data.loader.load_run_data`, the run's own splits) and its trained
     Keras model (:func:`load_run_model`). Anything missing or unreadable is a
     :class:`UserError` (one line). ``debug_run``, ``eval --explain`` and ``edgecnn show`` all
     read a finished run through here.
@@ -368,9 +368,9 @@ def load_run(run, model_file=None) -> tuple:
     """
     import json
 
-    from edgecnn.config import RunConfig, resolve
+    from edgecnn.data.loader import load_run_data
     from edgecnn.models import model_info
-    from edgecnn.sources import load_run_data
+    from edgecnn.settings.run_config import RunConfig, resolve
 
     run = Path(run)
     if not (run / "config.json").is_file():

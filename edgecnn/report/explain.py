@@ -1,10 +1,10 @@
 """Accuracy and speed per layer, together: ``edgecnn eval RUN --explain``.
 
 One row per Keras layer (the TFLite op that writes its output, found by the converter's
-tensor names: :func:`edgecnn.quant_debug.short_layer_name`), joining what three tools
+tensor names: :func:`edgecnn.tflite.debugger.short_layer_name`), joining what three tools
 measure apart:
 
-- the int8 error of the layer's output, ``rmse/scale`` (:class:`edgecnn.quant_debug.Int8Debug`,
+- the int8 error of the layer's output, ``rmse/scale`` (:class:`edgecnn.tflite.debugger.Int8Debug`,
   TFLite's quantization debugger, recomputed on the run's validation images);
 - the time of the op in ``model_float32.tflite`` and in ``model_int8.tflite``
   (:func:`edgecnn.device.profile.profile`, LiteRT's own profiler, ``bench --profile``),
@@ -87,7 +87,7 @@ def graph_ops(path, output_name: str | None = None) -> list:
         [('CONV_2D', 'c1')]
     """
     from edgecnn.device.runtime import load_interpreter
-    from edgecnn.quant_debug import short_layer_name
+    from edgecnn.tflite.debugger import short_layer_name
 
     interpreter, _, _ = load_interpreter(path, preserve_all_tensors=True)  # no delegate: the model's own nodes
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
@@ -250,7 +250,7 @@ def explain_run(path, top: int = EXPLAIN_TOP, threads: int = 1, runtime: str = "
         'layer conv_pw_13_relu costs 0.80 points in int8; keeping it in float costs +0.012 ms'
     """
     from edgecnn.device.profile import why_no_profiler
-    from edgecnn.quant_debug import load_run, run_debugger
+    from edgecnn.tflite.debugger import load_run, run_debugger
 
     run = find_run(path)
     reason = why_no_profiler("litert")
@@ -292,7 +292,7 @@ def explain_run(path, top: int = EXPLAIN_TOP, threads: int = 1, runtime: str = "
 def _rank(run: Path, debug, rows: list, data, top: int, how: dict, echo: Callable) -> tuple:
     """The ``top`` worst layers, each kept in float alone: points bought back, ms it costs.
     ``how``: ``threads``, ``runtime``, ``warmup``, ``runs``, ``output_name``."""
-    from edgecnn.quant_debug import tflite_accuracy
+    from edgecnn.tflite.debugger import tflite_accuracy
 
     x_val, y_val = data.normalized("val"), data.y["val"]
     threads, runtime, warmup, runs, output_name = (how[k] for k in ("threads", "runtime", "warmup", "runs",

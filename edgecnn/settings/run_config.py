@@ -6,7 +6,7 @@ left ``None`` are filled by :func:`resolve` from the model family's defaults, so
 precedence is: built-in defaults, then the recipe, then command-line flags.
 
 Each setting is declared once, here or in its stage's module (:mod:`edgecnn.stages`), with
-:func:`edgecnn.settings.setting`; the CLI flags, recipe validation and ``--set`` are
+:func:`edgecnn.settings.fields.setting`; the CLI flags, recipe validation and ``--set`` are
 derived from these declarations. ``RunConfig`` holds the sections below plus one section
 per registered stage, in the stages' order. Importing this module does not import
 TensorFlow.
@@ -27,7 +27,8 @@ from pathlib import Path
 
 from edgecnn import stages
 from edgecnn.errors import UserError
-from edgecnn.sections import (  # noqa: F401 - the sections are part of this module's API
+from edgecnn.settings.fields import Section, from_dict
+from edgecnn.settings.sections import (  # noqa: F401 - the sections are part of this module's API
     AUGMENTATIONS,
     OPTIMIZERS,
     PRECISIONS,
@@ -38,7 +39,6 @@ from edgecnn.sections import (  # noqa: F401 - the sections are part of this mod
     ModelConfig,
     TrainConfig,
 )
-from edgecnn.settings import Section, from_dict
 
 
 class _RunConfigMethods:

@@ -12,7 +12,7 @@ Four PNGs, written into ``<run>/show/`` and linked from the run's ``report.md`` 
 - ``feature_maps.png``: the outputs of chosen layers for one test image, computed by the
   run's own ``.tflite`` files (float32 over int8), read with TFLite's
   ``experimental_preserve_all_tensors``; a Keras layer is found by the converter's tensor
-  names (:func:`edgecnn.quant_debug.short_layer_name`). Each int8 map carries its error:
+  names (:func:`edgecnn.tflite.debugger.short_layer_name`). Each int8 map carries its error:
   the RMSE against the float map in percent of the float map's range, and in int8 steps.
 - ``grad_cam.png``: Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391) of the float
   Keras model for a few test images, with their true and predicted labels.
@@ -178,7 +178,7 @@ def layers_of_tensor(name: str, output_name: str | None = None) -> list:
         >>> layers_of_tensor("m/conv1_relu/Relu6;m/conv1_bn/FusedBatchNormV3;m/conv1/Conv2D")
         ['conv1_relu', 'conv1_bn', 'conv1']
     """
-    from edgecnn.quant_debug import short_layer_name
+    from edgecnn.tflite.debugger import short_layer_name
 
     out = []
     for part in name.split(";"):
@@ -426,7 +426,7 @@ def first_conv(model):
 def pick_images(data, count: int, seed: int) -> tuple:
     """``count`` test images drawn with ``seed``: ``(x, y, positions)``, ``x`` normalized.
 
-    A streamed split (:class:`edgecnn.stream.LazySplit`) is read in order up to the last
+    A streamed split (:class:`edgecnn.data.stream.LazySplit`) is read in order up to the last
     chosen position only."""
     split = data.normalized("test")
     labels = np.asarray(data.y["test"])
@@ -741,7 +741,7 @@ def show_run(run, out=None, layers: list | None = None, images: int = 4, seed: i
 
 
 def _show(found: dict, out: Path, layers, images: int, seed: int, echo: Callable) -> dict:
-    from edgecnn.quant_debug import load_run
+    from edgecnn.tflite.debugger import load_run
 
     run, rows, spec = found["run"], found["rows"], found["preprocess"]
     echo(f"[1/5] loading the model and the test split of {run}")

@@ -1,7 +1,7 @@
 """Image folders streamed from disk: memory bounded by the batch, not by the dataset.
 
 :func:`load_stream` lists the files once (with progress from 10,000 files on), splits the
-*file list* (seeded and stratified, the same cut :func:`edgecnn.data.load_dataset` makes
+*file list* (seeded and stratified, the same cut :func:`edgecnn.data.dataset.load_dataset` makes
 of the decoded images) and records it as ``<run>/splits.json`` (file names per split), so
 a rerun and every worker use the same split without reading a pixel. Images are decoded
 only as ``tf.data`` reads them.
@@ -9,8 +9,8 @@ only as ``tf.data`` reads them.
 One preprocessing everywhere: every image, in training, validation, evaluation, int8
 calibration and on the device, becomes the tensor :func:`edgecnn.device.preprocess.load_image`
 gives (Pillow decode, then the run's resize). In ``tf.data`` it is computed by
-:func:`edgecnn.tf_image.read_files` (``cache`` ``none``: every file's headers checked once,
-then no Python per file) or :func:`~edgecnn.tf_image.read_batched` (``disk``): TensorFlow decodes
+:func:`edgecnn.data.decode.read_files` (``cache`` ``none``: every file's headers checked once,
+then no Python per file) or :func:`~edgecnn.data.decode.read_batched` (``disk``): TensorFlow decodes
 JPEG/PNG bit-identically to Pillow, then Pillow's resampler (``antialias``) or TensorFlow's
 ``ResizeBilinear`` (``bilinear``, which the device twins in numpy) resizes, in parallel
 (``AUTOTUNE``); files TensorFlow cannot decode identically (CMYK, palette, alpha, 16-bit,
@@ -26,7 +26,7 @@ folder therefore trains on the very batches the in-memory path would.
 
 Caching (``data.cache``, ``--cache``):
     ``memory``  decode every split once into memory (in parallel) and train as the
-                in-memory path does (:class:`edgecnn.data.Dataset`);
+                in-memory path does (:class:`edgecnn.data.dataset.Dataset`);
     ``disk``    decoded ``uint8`` images are written, as they are first read, into one
                 file per split under ``<run>/cache/``; later epochs (and reruns) read
                 them back instead of decoding;
@@ -200,7 +200,7 @@ class _DiskCache:
 
 
 class StreamDataset:
-    """An image folder split by file; quacks like :class:`edgecnn.data.Dataset` where the
+    """An image folder split by file; quacks like :class:`edgecnn.data.dataset.Dataset` where the
     stages need it (``y``, ``normalized``, ``representative``, ``fingerprint``, ``summary``)."""
 
     streamed = True
@@ -357,13 +357,13 @@ class StreamDataset:
 
     def routes(self, split: str, own=None) -> np.ndarray:
         """Per file of ``split``: 1 where TensorFlow decodes it exactly as the device side does
-        (:func:`edgecnn.tf_image.probe_file`, the headers only), 0 where the device side's
+        (:func:`edgecnn.data.decode.probe_file`, the headers only), 0 where the device side's
         reader must, for the positions ``own`` (default: all; a worker checks only its own
         files); -1 for files not checked (not to be read). Checked once per run, in parallel,
         with progress from 10,000 files."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from edgecnn.tf_image import JPEG, PNG, probe_file
+        from edgecnn.data.decode import JPEG, PNG, probe_file
 
         files = self.files[split]
         known = self._routes.setdefault(split, np.full(len(files), -1, dtype=np.int8))  # -1: not checked yet
@@ -388,7 +388,7 @@ class StreamDataset:
         (``indices`` are already the worker's part; see TFRecordStream)."""
         labels = tf.constant(self.y[split])
         spec = self.preprocess
-        from edgecnn.tf_image import read_batched, read_bytes, read_files
+        from edgecnn.data.decode import read_batched, read_bytes, read_files
 
         files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
         size, channels, resize = self.image_size, self.channels, self.resize
@@ -469,7 +469,7 @@ def choose_cache(wanted: str, n_images: int, image_size, channels: int, cache_di
 
 def split_files(files, labels, val_split, test_split, seed, train_fraction=None):
     """Index arrays per split: the same seeded, stratified cut ``load_dataset`` makes."""
-    from edgecnn.data import _split
+    from edgecnn.data.dataset import _split
 
     idx, y = np.arange(len(files)), np.asarray(labels)
     xs, _ = _split(idx, y, val_split, test_split, seed)
@@ -529,13 +529,13 @@ def load_stream(
     cache_dir=None,
 ):
     """An image folder as a :class:`StreamDataset` (or, with ``cache`` ``memory``, decoded
-    into an :class:`edgecnn.data.Dataset`). The split is recorded in ``run_dir/splits.json``
+    into an :class:`edgecnn.data.dataset.Dataset`). The split is recorded in ``run_dir/splits.json``
     (read back when it matches; written only with ``record``: the chief of a multi-worker run).
     ``convention``: pretrained weights' ``channel_order``/``mean``/``std`` beyond ``scale``
     and ``offset`` (recorded in ``preprocess.json``). ``cache_dir``: where a disk cache goes
     (default ``run_dir/cache``)."""
     from edgecnn._io import write_json
-    from edgecnn.data import Dataset
+    from edgecnn.data.dataset import Dataset
     from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
 
     root = Path(source).expanduser().resolve()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 # The table writer is the device side's (its profile prints tables, and device/ imports nothing
-# from here); re-exported so ``from edgecnn.report import format_table`` keeps working.
+# from here); re-exported so ``from edgecnn.report.tables import format_table`` keeps working.
 from edgecnn.device.tables import Column, format_table, save_table, to_csv, to_markdown  # noqa: F401
 
 
@@ -293,8 +293,8 @@ def _needs_runtime(bench: dict) -> str | None:
 
 
 def _label(model: str, config: dict | None, variant: str) -> str:
-    """``"mobilenet-a0.50-32px int8"``: the run's name (:func:`edgecnn.config.run_name`) and the variant."""
-    from edgecnn.config import run_name
+    """``"mobilenet-a0.50-32px int8"``: the run's name (:func:`~edgecnn.settings.run_config.run_name`) and variant."""
+    from edgecnn.settings.run_config import run_name
 
     cfg = config or {}
     prune = cfg.get("prune") if isinstance(cfg.get("prune"), dict) else {}
@@ -379,7 +379,7 @@ def _bench_row(b: dict, source: str) -> dict:
 def load_results(paths, device_name: str | None = None) -> list:
     """Rows from any mix of run folders (their ``metrics.json``), ``metrics.json`` files,
     JSON from ``edgecnn bench --json`` / ``edgecnn eval --json`` / ``edgecnn-device``, and
-    text logs of TFLite's ``benchmark_model`` (Android, see :mod:`edgecnn.benchmark_log`).
+    text logs of TFLite's ``benchmark_model`` (Android, see :mod:`edgecnn.report.benchmark_log`).
 
     Device results are merged with the run rows of the same ``.tflite`` (matched by its
     SHA-256; a log without one by file name and size): each device measurement becomes a
@@ -391,7 +391,7 @@ def load_results(paths, device_name: str | None = None) -> list:
     Example:
         >>> rows = load_results(["runs/mobilenet-a0.50-32px", "pi4.json", "pixel7.log"])  # doctest: +SKIP
     """
-    from edgecnn.benchmark_log import looks_like_benchmark_log, match_to_runs, parse_benchmark_log
+    from edgecnn.report.benchmark_log import looks_like_benchmark_log, match_to_runs, parse_benchmark_log
 
     run_rows, bench, evals, logs = [], [], [], []
     for p in map(Path, paths):
@@ -665,7 +665,7 @@ def _delegation_lines(rows: list) -> list:
     return ["## Ops outside XNNPACK", "", *lines, ""] if lines else []
 
 
-# The per-layer int8 error (:mod:`edgecnn.quant_debug`): one row per quantized layer.
+# The per-layer int8 error (:mod:`edgecnn.tflite.debugger`): one row per quantized layer.
 LAYER_COLUMNS = [
     Column("layer", "layer", str, "<"),
     Column("op", "op", str, "<"),

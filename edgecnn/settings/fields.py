@@ -1,6 +1,6 @@
 """Settings declared once: a dataclass field carries its help, CLI spelling, choices and range.
 
-Every setting of a run is one field of a section dataclass (:mod:`edgecnn.sections` for the
+Every setting of a run is one field of a section dataclass (:mod:`edgecnn.settings.sections` for the
 model, data, training, conversion and benchmark sections; each stage module of
 :mod:`edgecnn.stages` for its own section), declared with :func:`setting`. Everything else
 is derived from that one declaration:
@@ -11,7 +11,7 @@ is derived from that one declaration:
   and their default text (:mod:`edgecnn.cli.options`);
 - recipe validation and ``--set KEY.PATH=VALUE`` (:mod:`edgecnn.recipe`).
 
-This module imports nothing heavy: ``import edgecnn.config`` stays free of TensorFlow.
+This module imports nothing heavy: ``import edgecnn.settings.run_config`` stays free of TensorFlow.
 
 Example:
     >>> from dataclasses import dataclass
@@ -56,7 +56,7 @@ def setting(
 
     Args:
         default: the built-in default (``None`` = filled later from the model family's
-            defaults, see :func:`edgecnn.config.resolve`).
+            defaults, see :func:`edgecnn.settings.run_config.resolve`).
         help: one line for ``--help`` and the docs; the default is appended to it.
         cli: the flag that sets it (``"--prune-epochs"``); several fields may share one flag,
             which then sets them all. ``None``: recipes and ``--set`` only.
@@ -101,7 +101,7 @@ class Section:
     """Base of every settings section: :meth:`validate` checks the declared ranges and
     choices of each field, then the section's own :meth:`check` (rules between fields).
 
-    ``key`` is the section's name in :class:`~edgecnn.config.RunConfig` (``"train"``).
+    ``key`` is the section's name in :class:`~edgecnn.settings.run_config.RunConfig` (``"train"``).
     """
 
     key = ""
@@ -264,7 +264,7 @@ def walk(cls, prefix: str = ""):
     """Yield ``(key path, type, Field)`` for every leaf setting under dataclass ``cls``.
 
     Example:
-        >>> from edgecnn.config import RunConfig
+        >>> from edgecnn.settings.run_config import RunConfig
         >>> ("train.epochs" in [path for path, _, _ in walk(RunConfig)])
         True
     """
