@@ -48,16 +48,15 @@ import yaml
 
 from edgecnn.errors import UserError, close_matches, suggest
 from edgecnn.settings.fields import coerce, dataclass_in, fields_of, is_mapping_type
+from edgecnn.settings.sections import PRECISION_ALIASES, PRECISION_SWITCHES
 from edgecnn.stages import ORDER, model_stages
 
-# A recipe's precision names -> the convert switch each one turns on (float32 is always made).
+# A recipe's precision names (each precision, then its other spellings) -> the convert switch
+# each one turns on (float32 is always made); from the one declaration in settings.sections.
 PRECISIONS = {
-    "float32": None,
-    "float16": "fp16",
-    "fp16": "fp16",
-    "dynamic": "dynamic",
-    "int8": "int8",
-    "int16x8": "int16x8",
+    spelling: switch
+    for name, switch in PRECISION_SWITCHES.items()
+    for spelling in (name, *(a for a, target in PRECISION_ALIASES.items() if target == name))
 }
 RECIPE_KEYS = ("vars", "stages", "name", "description")
 MAX_RECIPE_BYTES = 1 << 20
