@@ -263,7 +263,7 @@ def weights_label(metrics: dict) -> str:
         >>> weights_label({"config": {"model": {"weights": None}}})
         'random'
     """
-    started = ((metrics.get("stages") or {}).get("trained") or {}).get("weights") or {}
+    started = _started(metrics)
     source = started.get("source") or ((metrics.get("config") or {}).get("model") or {}).get("weights")
     if not source or str(source).lower() == "none":
         return "random"
@@ -275,6 +275,13 @@ def weights_label(metrics: dict) -> str:
     else:
         name = Path(str(source)).name
     return f"{name} {digest}".strip()
+
+
+def _started(metrics: dict) -> dict:
+    """The weights the training stage started from, as ``metrics.json`` records them under its row."""
+    from edgecnn.stages.train import ROW
+
+    return ((metrics.get("stages") or {}).get(ROW) or {}).get("weights") or {}
 
 
 def report_columns(rows: list) -> list:
@@ -459,7 +466,7 @@ def _int8_lines(rows: list) -> list:
 
 
 def _started_file(metrics: dict) -> str:
-    started = ((metrics.get("stages") or {}).get("trained") or {}).get("weights") or {}
+    started = _started(metrics)
     return f"{started['file']}, sha256 {started.get('sha256')}" if started.get("file") else ""
 
 
