@@ -67,7 +67,6 @@ def _delta(v):
 
 MODEL = Column("model", "model", str, "<")
 VARIANT = Column("variant", "variant", str, "<")
-STAGE = Column("stage", "stage", str, "<")
 PRECISION = Column("precision", "precision", str, "<")
 SIZE = Column("size_bytes", "size", human_bytes, "<")
 SIZE_GZ = Column("size_gzip", "gzipped", human_bytes)
@@ -231,7 +230,6 @@ LABEL = Column("label", "variant", str, "<")
 DEVICE = Column("device", "device", str, "<")
 THREADS = Column("threads", "threads", _fmt("d"))
 RUNTIME = Column("runtime_label", "runtime", str, "<")
-SPARSITY = Column("sparsity", "sparsity", _pct)
 NEEDS_RUNTIME = Column("needs_runtime", "needs TFLite", str, "<")
 REPORT_COLUMNS = [
     LABEL,
