@@ -2,8 +2,9 @@
 
 With it, a run can be checked later (were these the files it produced? from which data?)
 and two runs compared byte for byte. Inputs are the data source (the digits file that
-ships with scikit-learn, every file of an image folder, or the ``.npz``), a distillation
-teacher given as a file, and the recipe; outputs are the files the run wrote (and the
+ships with scikit-learn, every file of an image folder, or the ``.npz``), the files a
+stage's settings name (:meth:`edgecnn.stages.Stage.input_files`: a distillation teacher
+given as a file), and the recipe; outputs are the files the run wrote (and the
 files of the cached stage folders it reused), never whatever else the folder holds.
 
 Example:
@@ -111,11 +112,14 @@ def write_manifest(out, cfg, extra_inputs: dict | None = None, outputs=None) -> 
     ``outputs`` names the files (and stage folders) the run wrote, relative to ``out``
     (:func:`edgecnn.pipeline.optimize` passes them); without it every file is listed.
     """
+    from edgecnn.stages import model_stages
+
     inputs = data_inputs(cfg.data.source)
-    teacher = getattr(getattr(cfg, "distill", None), "teacher", None)
-    if teacher and Path(str(teacher)).expanduser().is_file():
-        t = Path(str(teacher)).expanduser()
-        inputs[f"teacher:{t.name}"] = {"path": str(t.resolve()), "sha256": sha256_file(t), "bytes": t.stat().st_size}
+    for stage in model_stages():  # the files each stage's settings name (distill: a saved teacher)
+        if hasattr(cfg, stage.name):
+            for role, t in stage.input_files(cfg).items():
+                inputs[f"{role}:{t.name}"] = {"path": str(t.resolve()), "sha256": sha256_file(t),
+                                              "bytes": t.stat().st_size}
     for label, path in (extra_inputs or {}).items():
         if path is not None and Path(path).is_file():
             inputs[label] = {

@@ -3,9 +3,10 @@
 Every (model, alpha, image size, sparsity) point of the grid is one run of
 :func:`edgecnn.pipeline.optimize` with its own :class:`~edgecnn.settings.run_config.RunConfig` and run
 folder under the sweep's folder; the precisions are the ``.tflite`` files that one run
-exports (float32, float16, dynamic, int8 post-training) plus int8 from
-quantization-aware training (``qat``, config section ``qat.enabled``) and magnitude
-pruning (``prune.sparsity``). A run whose ``metrics.json`` already holds the same
+exports (the post-training precisions of :data:`~edgecnn.settings.sections.PRECISION_SWITCHES`)
+plus the stages whose result is a precision of its own (:attr:`edgecnn.stages.Stage.precision`:
+``qat``), and the sparsity is the switch of the stage whose axis it is
+(:attr:`edgecnn.stages.Stage.axis`: ``prune.sparsity``). A run whose ``metrics.json`` already holds the same
 resolved settings is skipped, a run interrupted mid-way resumes from its stored stages
 (the pipeline caches training by key), and the sparse points start from the dense
 point's trained weights. At the end the rows of every run go into one table and an
@@ -29,9 +30,11 @@ from pathlib import Path
 from typing import Callable
 
 from edgecnn.errors import UserError
+from edgecnn.settings.run_config import PRECISION_SWITCHES
 from edgecnn.settings.run_config import PRECISIONS as CONVERT_PRECISIONS
+from edgecnn.stages import axis_stage, precision_stages
 
-PRECISIONS = (*CONVERT_PRECISIONS, "qat")
+PRECISIONS = (*CONVERT_PRECISIONS, *precision_stages())
 
 
 @dataclass
@@ -114,7 +117,6 @@ def plan(spec: SweepSpec) -> list:
 
     check_spec(spec)
     points = []
-    ptq = [p for p in spec.precisions if p in ("float16", "dynamic", "int8", "int16x8")]
     for model in spec.models:
         for alpha in spec.alphas:
             for size in spec.sizes:
@@ -124,22 +126,44 @@ def plan(spec: SweepSpec) -> list:
                     extra = {
                         "model": {"name": model, **({"alpha": float(alpha)} if alpha is not None else {})},
                         "data": {"image_size": int(size)} if size is not None else {},
-                        "convert": {
-                            "int8": "int8" in ptq,
-                            "fp16": "float16" in ptq,
-                            "dynamic": "dynamic" in ptq,
-                            **({"int16x8": True} if "int16x8" in ptq else {}),
-                        },
+                        "convert": _convert_switches(spec.precisions),
                         "out": str(out),
+                        **_stage_switches(spec.precisions, sparsity),
                     }
-                    if "qat" in spec.precisions:
-                        extra["qat"] = {"enabled": True}
-                    if sparsity:
-                        extra["prune"] = {"sparsity": sparsity}
                     config = _merge(spec.base, extra)
                     RunConfig.from_dict(config)  # every key checked before any training starts
                     points.append(Point(model, alpha, size, sparsity, list(spec.precisions), config, out))
     return points
+
+
+def _convert_switches(precisions: list) -> dict:
+    """A point's ``convert`` settings: each post-training precision's switch, on when
+    ``precisions`` names it. int16x8 is only ever switched on: a sweep that does not name it
+    leaves the base settings' choice (it came after the others).
+
+    Example:
+        >>> _convert_switches(["float32", "int8"])
+        {'fp16': False, 'dynamic': False, 'int8': True}
+    """
+    out = {switch: name in precisions for name, switch in PRECISION_SWITCHES.items() if switch}
+    if not out["int16x8"]:
+        del out["int16x8"]
+    return out
+
+
+def _stage_switches(precisions: list, sparsity: float) -> dict:
+    """The stage sections a point switches on: each stage named as a precision (``qat``),
+    and the stage whose axis is the sparsity when it is not 0.
+
+    Example:
+        >>> _stage_switches(["int8", "qat"], 0.5)
+        {'qat': {'enabled': True}, 'prune': {'sparsity': 0.5}}
+    """
+    out = {stage.name: stage.switch_on() for name, stage in precision_stages().items() if name in precisions}
+    if sparsity:
+        stage = axis_stage("sparsity")
+        out[stage.name] = stage.switch_on(sparsity)
+    return out
 
 
 def _done(point: Point, resolved: dict) -> bool:
@@ -189,7 +213,8 @@ def _run_sweep(spec: SweepSpec, echo: Callable, stop_on_error: bool) -> dict:
     from edgecnn._io import write_json
     from edgecnn.models import model_info
     from edgecnn.pipeline import optimize
-    from edgecnn.report.tables import format_table, load_results, report_columns, write_report
+    from edgecnn.report.results import load_results
+    from edgecnn.report.tables import format_table, report_columns, write_report
     from edgecnn.settings.run_config import RunConfig, resolve
 
     points = plan(spec)

@@ -65,7 +65,7 @@ def test_parse_scientific_times_the_gpu_delegate_and_logcat_lines():
     assert r["init_ms"] == pytest.approx(842.225) and r["first_run_ms"] == pytest.approx(3512.391)
     assert r["memory_overall_mb"] == pytest.approx(337) and r["peak_memory_mb"] == pytest.approx(341.5)
     assert r["model_mb"] == pytest.approx(13.9785) and r["device"] == "Galaxy S21"
-    from edgecnn.report.tables import _bench_row
+    from edgecnn.report.results import _bench_row
 
     assert _bench_row(r, "big.log")["runtime_label"] == "benchmark_model ? (gpu 58/60 nodes)"
     for threadtime in (False, True):

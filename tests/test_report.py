@@ -81,7 +81,7 @@ def runs(tmp_path):
 
 
 def test_device_results_merge_with_their_run(runs):
-    from edgecnn.report.tables import load_results
+    from edgecnn.report.results import load_results
 
     rows = load_results([runs / "runs", runs / "pi.json", runs / "pi-eval.json"])
     assert len(rows) == 5
@@ -93,7 +93,8 @@ def test_device_results_merge_with_their_run(runs):
 
 
 def test_sort_filter_and_pareto():
-    from edgecnn.report.tables import filter_rows, pareto_front, sort_rows
+    from edgecnn.report.pareto import pareto_front
+    from edgecnn.report.tables import filter_rows, sort_rows
 
     rows = [
         {"model": "a", "l": 3.0, "acc": 0.9},

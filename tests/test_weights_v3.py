@@ -200,7 +200,8 @@ def test_every_stage_starts_from_pretrained_weights(tmp_path):
     alpha is refused on one line."""
     import hashlib
 
-    from edgecnn.report.tables import format_table, load_results, report_columns
+    from edgecnn.report.results import load_results
+    from edgecnn.report.tables import format_table, report_columns
 
     pretrained = _run(tmp_path, "a")
     accuracy = pretrained["stages"]["trained"]["keras_accuracy"]
@@ -239,7 +240,8 @@ def test_every_stage_starts_from_pretrained_weights(tmp_path):
 
 
 def test_report_rows_say_which_weights_they_started_from():
-    from edgecnn.report.tables import REPORT_COLUMNS, format_table, report_columns, rows_from_metrics
+    from edgecnn.report.results import rows_from_metrics
+    from edgecnn.report.tables import REPORT_COLUMNS, format_table, report_columns
 
     def metrics(source, file=None):
         started = {"weights": {"source": source, "file": file, "sha256": "ab" * 32}} if source else {}

@@ -38,12 +38,12 @@ def report_cmd(sources, sort_by, desc, pattern, out, title, device_name):
       edgecnn report runs/lenet5-32px android.log pi.json --device-name "Pixel 7"
     """
     from edgecnn.errors import UserError
+    from edgecnn.report.results import load_results
     from edgecnn.report.tables import (
         cpu_lines,
         filter_rows,
         format_table,
         int8_speed_notes,
-        load_results,
         report_columns,
         sort_rows,
         write_report,

@@ -6,6 +6,8 @@ import click
 
 from edgecnn.cli._main import main
 from edgecnn.cli.options import setting_options, settings_from_flags
+from edgecnn.settings.run_config import PRECISIONS
+from edgecnn.stages import precision_stages
 
 
 def _split(text, cast, what):
@@ -42,7 +44,9 @@ SWEEP_FLAGS = (
     "--precisions",
     default="float32,int8",
     show_default=True,
-    help="Any of float32, float16, dynamic, int8, int16x8 (post-training), qat (int8 quantization-aware training).",
+    help=f"Any of {', '.join(PRECISIONS)} (post-training), "
+    + ", ".join(f"{name} ({stage.title})" for name, stage in precision_stages().items())
+    + ".",
 )
 @click.option("--sparsity", "sparsities", default=None, help="Pruning sparsities, e.g. 0.5,0.75 (0 = dense).")
 @setting_options(only=SWEEP_FLAGS)

@@ -54,7 +54,10 @@ def _stats(line: str) -> dict:
     return {k: float(v) for k, v in re.findall(r"(\w+)=(-?[\d.e+]+)", line)}
 
 
-def _segment(lines: list, source: str) -> dict:
+def _scan(lines: list) -> tuple:
+    """One benchmark's lines read: ``(params, runs, summary, out)``: the ``key: [value]``
+    parameters (lower-case keys, the first of each), the ``count=...`` statistics lines, the
+    ``Inference timings`` match, and the sizes, memory, version, delegation and errors seen."""
     params = {}
     runs = []
     summary = None
@@ -85,6 +88,25 @@ def _segment(lines: list, source: str) -> dict:
                 out["delegated_nodes"] = [int(m2[1]), int(m2[2]), m2[3]]
         elif body.startswith(("ERROR:", "Error")) or "Failed to" in body:
             out["notes"].append(body)
+    return params, runs, summary, out
+
+
+def _delegate(params: dict, out: dict) -> str:
+    """Which delegate ran the graph: GPU or NNAPI when asked for, XNNPACK when asked for or
+    applied by default (the log's ``Replacing ... with delegate`` line), else the CPU kernels."""
+    if params.get("use gpu", "") in ("1", "true"):
+        return "gpu"
+    if params.get("use nnapi", "") in ("1", "true"):
+        return "nnapi"
+    if params.get("use xnnpack", "") in ("1", "true"):
+        return "xnnpack"
+    if "delegated_nodes" in out and out["delegated_nodes"][2] == "TfLiteXNNPackDelegate":
+        return "xnnpack"  # applied by default
+    return "cpu"
+
+
+def _segment(lines: list, source: str) -> dict:
+    params, runs, summary, out = _scan(lines)
     graph = params.get("graph")
     if not graph:
         raise LogError(f"{source}: a benchmark in the log names no graph (no 'Graph: [...]' line); is it truncated?")
@@ -96,13 +118,7 @@ def _segment(lines: list, source: str) -> dict:
     timed = runs[-1] if runs else {}
     avg_ms = float(summary["avg"]) / 1000
     threads = params.get("num threads") or params.get("#threads used for cpu inference")
-    delegate = "xnnpack" if params.get("use xnnpack", "") in ("1", "true") else "cpu"
-    if params.get("use gpu", "") in ("1", "true"):
-        delegate = "gpu"
-    elif params.get("use nnapi", "") in ("1", "true"):
-        delegate = "nnapi"
-    elif "delegated_nodes" in out and out["delegated_nodes"][2] == "TfLiteXNNPackDelegate":
-        delegate = "xnnpack"  # applied by default
+    delegate = _delegate(params, out)
     out.update(
         kind="bench",
         status="ok",

@@ -1,9 +1,10 @@
-"""Tables and plots: the terminal, Markdown, CSV and JSON views of the same rows.
+"""Tables: the terminal, Markdown, CSV and JSON views of the same rows, and report.md.
 
 A row is a flat dict (one variant of one model); a :class:`Column` says how to show one
-key. The table writers (``Column``, ``format_table``, ``to_markdown``, ``to_csv``,
-``save_table``) live in :mod:`edgecnn.device.tables` and are re-exported here. Every
-writer is atomic.
+key. The rows of finished runs and device results come from :mod:`edgecnn.report.results`,
+the accuracy-vs-latency plot beside the tables from :mod:`edgecnn.report.pareto`. The
+table writers (``Column``, ``format_table``, ``to_markdown``, ``to_csv``, ``save_table``)
+live in :mod:`edgecnn.device.tables` and are re-exported here. Every writer is atomic.
 
 Example:
     >>> print(format_table([{"variant": "int8", "size_bytes": 295144}], [VARIANT, SIZE]))
@@ -14,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -22,6 +22,7 @@ from typing import Callable
 # The table writer is the device side's (its profile prints tables, and device/ imports nothing
 # from here); re-exported so ``from edgecnn.report.tables import format_table`` keeps working.
 from edgecnn.device.tables import Column, format_table, save_table, to_csv, to_markdown  # noqa: F401
+from edgecnn.report.pareto import pareto_front, plot_accuracy_latency
 
 
 def human_bytes(n) -> str:
@@ -66,7 +67,6 @@ def _delta(v):
 
 MODEL = Column("model", "model", str, "<")
 VARIANT = Column("variant", "variant", str, "<")
-STAGE = Column("stage", "stage", str, "<")
 PRECISION = Column("precision", "precision", str, "<")
 SIZE = Column("size_bytes", "size", human_bytes, "<")
 SIZE_GZ = Column("size_gzip", "gzipped", human_bytes)
@@ -230,7 +230,6 @@ LABEL = Column("label", "variant", str, "<")
 DEVICE = Column("device", "device", str, "<")
 THREADS = Column("threads", "threads", _fmt("d"))
 RUNTIME = Column("runtime_label", "runtime", str, "<")
-SPARSITY = Column("sparsity", "sparsity", _pct)
 NEEDS_RUNTIME = Column("needs_runtime", "needs TFLite", str, "<")
 REPORT_COLUMNS = [
     LABEL,
@@ -262,7 +261,7 @@ def weights_label(metrics: dict) -> str:
         >>> weights_label({"config": {"model": {"weights": None}}})
         'random'
     """
-    started = ((metrics.get("stages") or {}).get("trained") or {}).get("weights") or {}
+    started = _started(metrics)
     source = started.get("source") or ((metrics.get("config") or {}).get("model") or {}).get("weights")
     if not source or str(source).lower() == "none":
         return "random"
@@ -276,213 +275,19 @@ def weights_label(metrics: dict) -> str:
     return f"{name} {digest}".strip()
 
 
+def _started(metrics: dict) -> dict:
+    """The weights the training stage started from, as ``metrics.json`` records them under its row."""
+    from edgecnn.stages.train import ROW
+
+    return ((metrics.get("stages") or {}).get(ROW) or {}).get("weights") or {}
+
+
 def report_columns(rows: list) -> list:
     """:data:`REPORT_COLUMNS`, with a ``started from`` column after the variant when any row
     started from weights (``imagenet``, a file or a run folder) rather than at random."""
     if not any(r.get("weights") not in (None, "random") for r in rows):
         return list(REPORT_COLUMNS)
     return [REPORT_COLUMNS[0], WEIGHTS, *REPORT_COLUMNS[1:]]
-
-
-def _needs_runtime(bench: dict) -> str | None:
-    """The oldest TFLite runtime the model's op versions allow (from the bench's compat check)."""
-    for check in (bench.get("compat") or {}).values():
-        if check.get("required"):
-            return str(check["required"])
-    return None
-
-
-def _label(model: str, config: dict | None, variant: str) -> str:
-    """``"mobilenet-a0.50-32px int8"``: the run's name (:func:`~edgecnn.settings.run_config.run_name`) and variant."""
-    from edgecnn.settings.run_config import run_name
-
-    cfg = config or {}
-    prune = cfg.get("prune") if isinstance(cfg.get("prune"), dict) else {}
-    alpha, size = (cfg.get("model") or {}).get("alpha"), (cfg.get("data") or {}).get("image_size")
-    return f"{run_name(model, alpha, size, sparsity=prune.get('sparsity'))} {variant}"
-
-
-def rows_from_metrics(metrics: dict, source: str = "") -> list:
-    """Flat report rows from a run's ``metrics.json`` (one per exported ``.tflite``).
-
-    Example:
-        >>> rows = rows_from_metrics(json.load(open("runs/mobilenet-a0.50-32px/metrics.json")))  # doctest: +SKIP
-        >>> rows[0]["label"], rows[0]["latency_median_ms"]                                     # doctest: +SKIP
-        ('mobilenet-a0.50-32px float32', 0.126)
-    """
-    cfg = metrics.get("config") or {}
-    run_dir = metrics.get("run_dir") or source
-    out = []
-    for r in metrics.get("rows", []):
-        bench = r.get("bench") or {}
-        row = {k: v for k, v in r.items() if k not in ("confusion", "bench")}
-        prune = cfg.get("prune") if isinstance(cfg.get("prune"), dict) else {}
-        row.update(
-            label=_label(r.get("model", metrics.get("model", "?")), cfg, r.get("variant", r.get("precision", "?"))),
-            alpha=(cfg.get("model") or {}).get("alpha"),
-            image_size=(cfg.get("data") or {}).get("image_size"),
-            sparsity=prune.get("sparsity") if prune else None,
-            weights=weights_label(metrics),
-            device=bench.get("device") or "workstation",
-            threads=bench.get("threads"),
-            cpu=bench.get("cpu"),
-            **{k: v for k, v in bench_fields(bench).items() if k != "cpu"},
-            source=str(Path(run_dir) / r["file"]) if r.get("file") else source,
-        )
-        if bench.get("status") == "ok":
-            row["runtime_label"] = f"{bench['runtime']} {bench['runtime_version']}"
-            row["needs_runtime"] = _needs_runtime(bench)
-        elif bench:
-            row["note"] = f"bench {bench.get('status')}: {bench.get('error')}"
-        out.append(row)
-    return out
-
-
-def _bench_row(b: dict, source: str) -> dict:
-    name = Path(str(b.get("model", "?"))).name
-    row = {
-        "label": name,
-        "model": Path(name).stem,
-        "file": name,
-        "sha256": b.get("sha256"),
-        "size_bytes": b.get("size_bytes"),
-        "device": b.get("device", "?"),
-        "cpu": b.get("cpu"),
-        "threads": b.get("threads"),
-        "source": source,
-        **{k: v for k, v in bench_fields(b).items() if k != "cpu"},
-    }
-    if b.get("status") == "ok":
-        delegate = f" ({b['delegate']})" if b.get("delegate") else ""
-        nodes = b.get("delegated_nodes")  # benchmark_model: "Replacing N out of M node(s) with delegate"
-        if b.get("delegate") and nodes and len(nodes) >= 2:
-            delegate = f" ({b['delegate']} {nodes[0]}/{nodes[1]} nodes)"
-        row.update(
-            latency_median_ms=b["median_ms"],
-            latency_p90_ms=b["p90_ms"],
-            runtime=b["runtime"],
-            runtime_version=b["runtime_version"],
-            runtime_label=f"{b['runtime']} {b['runtime_version']}{delegate}",
-            needs_runtime=_needs_runtime(b),
-        )
-        for key in ("peak_memory_mb", "latency_statistic", "delegate"):  # benchmark_model logs
-            if b.get(key) is not None:
-                row[key] = b[key]
-        bad = [f"{k}: {v['note']}" for k, v in (b.get("compat") or {}).items() if v.get("compatible") is False]
-        if bad:
-            row["note"] = "; ".join(bad)
-    else:
-        row["note"] = f"bench {b.get('status')}: {b.get('error')}"
-    return row
-
-
-def load_results(paths, device_name: str | None = None) -> list:
-    """Rows from any mix of run folders (their ``metrics.json``), ``metrics.json`` files,
-    JSON from ``edgecnn bench --json`` / ``edgecnn eval --json`` / ``edgecnn-device``, and
-    text logs of TFLite's ``benchmark_model`` (Android, see :mod:`edgecnn.report.benchmark_log`).
-
-    Device results are merged with the run rows of the same ``.tflite`` (matched by its
-    SHA-256; a log without one by file name and size): each device measurement becomes a
-    row with the run's accuracy, size and MACs and the device's latency, labelled with the
-    device name (a log's ``device:`` line, else ``device_name``, else the log's file name).
-    Raises ``ValueError`` naming a path that is missing or is not one of those files, and a
-    log that is truncated or matches none of the runs' files.
-
-    Example:
-        >>> rows = load_results(["runs/mobilenet-a0.50-32px", "pi4.json", "pixel7.log"])  # doctest: +SKIP
-    """
-    from edgecnn.report.benchmark_log import looks_like_benchmark_log, match_to_runs, parse_benchmark_log
-
-    run_rows, bench, evals, logs = [], [], [], []
-    for p in map(Path, paths):
-        files = [p / "metrics.json"] if p.is_dir() else [p]
-        if p.is_dir() and not files[0].is_file():
-            found = sorted(p.glob("*/metrics.json"))
-            if not found:
-                raise ValueError(f"{p} holds no metrics.json (not a run folder, nor a folder of runs)")
-            files = found
-        for f in files:
-            if not f.is_file():
-                raise ValueError(f"{f} does not exist")
-            text = ""
-            try:
-                text = f.read_text(errors="replace")
-                data = json.loads(text)
-            except (OSError, ValueError) as exc:
-                if looks_like_benchmark_log(text):
-                    logs += [(r, str(f)) for r in parse_benchmark_log(text, str(f), device_name)]
-                    continue
-                raise ValueError(f"{f} is not valid JSON: {exc}") from None
-            items = data if isinstance(data, list) else [data]
-            for item in items:
-                if not isinstance(item, dict):
-                    raise ValueError(f"{f} is not a metrics.json or a bench/eval JSON")
-                if "rows" in item and "config" in item:
-                    run_rows += rows_from_metrics(item, str(f.parent))
-                elif item.get("kind") == "eval" or ("accuracy" in item and "confusion" in item):
-                    evals.append((item, str(f)))
-                elif item.get("kind") == "bench" or "median_ms" in item or "status" in item:
-                    bench.append((item, str(f)))
-                else:
-                    raise ValueError(f"{f} is not a metrics.json or a bench/eval JSON")
-    for result, src in logs:
-        result["sha256"] = match_to_runs(result, run_rows, src).get("sha256")
-        bench.append((result, src))
-    rows = list(run_rows)
-    by_sha = {}
-    for r in run_rows:
-        by_sha.setdefault(r.get("sha256"), r)
-    for b, src in bench:
-        row = _bench_row(b, src)
-        base = by_sha.get(b.get("sha256")) if b.get("sha256") else None
-        if base is not None:
-            merged = dict(base)
-            merged.update({k: v for k, v in row.items() if k not in ("label", "model", "file") and v is not None})
-            # The device's, even when it has none (a log: no p90, no CPU): never the workstation's.
-            for key in ("latency_p90_ms", "cpu", "cores", "arch", "cpu_features", "threads"):
-                merged[key] = row.get(key)
-            if "note" not in row:
-                merged.pop("note", None)
-            if b.get("status") != "ok":
-                merged.pop("latency_median_ms", None)
-                merged.pop("latency_p90_ms", None)
-                merged.pop("runtime_label", None)
-            row = merged
-        rows.append(row)
-    for e, src in evals:
-        targets = [r for r in rows if r.get("sha256") and r.get("sha256") == e.get("sha256")]
-        same_device = [r for r in targets if r.get("device") == e.get("device")]
-        if same_device:
-            for r in same_device:
-                r["tflite_accuracy"] = e["accuracy"]
-                r["top5"] = e.get("top5")
-        else:
-            base = (
-                dict(targets[0])
-                if targets
-                else _bench_row(
-                    {
-                        "status": "ok",
-                        **e,
-                        "median_ms": None,
-                        "p90_ms": None,
-                        "runtime": e.get("runtime"),
-                        "runtime_version": e.get("runtime_version"),
-                    },
-                    src,
-                )
-            )
-            base.update(
-                device=e.get("device", "?"),
-                tflite_accuracy=e["accuracy"],
-                top5=e.get("top5"),
-                source=src,
-                latency_median_ms=None,
-                latency_p90_ms=None,
-                threads=None,
-            )
-            rows.append(base)
-    return rows
 
 
 def filter_rows(rows: list, pattern: str | None) -> list:
@@ -547,98 +352,11 @@ def sort_rows(rows: list, column: str, descending: bool = False, columns: list |
     return ordered
 
 
-def pareto_front(rows: list, x: str = "latency_median_ms", y: str = "tflite_accuracy") -> list:
-    """The rows no other row beats: none is both at least as fast (lower ``x``) and at least
-    as accurate (higher ``y``) and strictly better in one. Sorted by ``x``.
-
-    Example:
-        >>> pts = [{"l": 1, "a": 0.5}, {"l": 2, "a": 0.9}, {"l": 3, "a": 0.8}]
-        >>> [p["l"] for p in pareto_front(pts, "l", "a")]
-        [1, 2]
-    """
-    pts = [r for r in rows if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float))]
-    front, best = [], -math.inf
-    for r in sorted(pts, key=lambda r: (r[x], -r[y])):
-        if r[y] > best:
-            front.append(r)
-            best = r[y]
-    return front
-
-
-def plot_accuracy_latency(rows: list, path, title: str = "Accuracy vs latency") -> Path | None:
-    """PNG of accuracy against median latency: marker area ~ file size, colour per device,
-    the Pareto front joined and labelled. Returns ``None`` when no row has both figures.
-
-    Example:
-        >>> plot_accuracy_latency(load_results(["runs/sweep"]), "runs/sweep/pareto.png")  # doctest: +SKIP
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from edgecnn._io import atomic_path
-
-    pts = [
-        r
-        for r in rows
-        if isinstance(r.get("latency_median_ms"), (int, float)) and isinstance(r.get("tflite_accuracy"), (int, float))
-    ]
-    if not pts:
-        return None
-    sizes = [float(r.get("size_bytes") or 0) for r in pts]
-    biggest = max(sizes) or 1.0
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    devices = sorted({str(r.get("device")) for r in pts})
-    colors = plt.get_cmap("tab10")
-    for i, device in enumerate(devices):
-        sel = [r for r in pts if str(r.get("device")) == device]
-        ax.scatter(
-            [r["latency_median_ms"] for r in sel],
-            [100 * r["tflite_accuracy"] for r in sel],
-            s=[30 + 600 * float(r.get("size_bytes") or 0) / biggest for r in sel],
-            alpha=0.55,
-            color=colors(i % 10),
-            edgecolors="black",
-            linewidths=0.5,
-            label=device,
-        )
-    for device in devices:
-        front = pareto_front([r for r in pts if str(r.get("device")) == device])
-        ax.plot(
-            [r["latency_median_ms"] for r in front],
-            [100 * r["tflite_accuracy"] for r in front],
-            "--",
-            color="black",
-            linewidth=1,
-            drawstyle="steps-post",
-        )
-        for r in front:
-            ax.annotate(
-                str(r.get("label", r.get("model"))),
-                (r["latency_median_ms"], 100 * r["tflite_accuracy"]),
-                textcoords="offset points",
-                xytext=(6, -10),
-                fontsize=7,
-            )
-    ax.set_xscale("log")
-    ax.set_xlabel("median latency (ms, log scale)")
-    ax.set_ylabel("top-1 accuracy of the .tflite (%)")
-    ax.set_title(f"{title}\n(marker area ~ file size; dashed: Pareto front, labelled)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(title="device", loc="lower right", fontsize=8, markerscale=0.5)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
 def write_report(rows: list, out_dir, title: str = "edgecnn report", columns: list | None = None) -> dict:
     """Write ``report.md``, ``report.csv``, ``report.json`` and ``pareto.png`` into ``out_dir``.
 
     Example:
+        >>> from edgecnn.report.results import load_results
         >>> write_report(load_results(["runs/sweep"]), "runs/sweep")  # doctest: +SKIP
     """
     columns = columns or report_columns(rows)
@@ -746,7 +464,7 @@ def _int8_lines(rows: list) -> list:
 
 
 def _started_file(metrics: dict) -> str:
-    started = ((metrics.get("stages") or {}).get("trained") or {}).get("weights") or {}
+    started = _started(metrics)
     return f"{started['file']}, sha256 {started.get('sha256')}" if started.get("file") else ""
 
 

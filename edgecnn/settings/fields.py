@@ -196,43 +196,15 @@ def coerce(value, tp, path: str):
         edgecnn.errors.UserError: distill.temperature must be a finite number, got nan
     """
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if origin in _UNION_TYPES:
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, path)
-            except UserError as exc:
-                errors.append(exc)
-        raise errors[0]
+        return _coerce_union(value, typing.get_args(tp), path)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise UserError(f"{path} must be a mapping of settings, got {type(value).__name__} {value!r}"[:300])
         return from_dict(tp, value, path)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"{path} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise UserError(f"{path} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{path} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise UserError(f"{path} must be a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise UserError(f"{path} must be a string, got {value!r}")
-        return value
+    scalar = _SCALARS.get(tp)
+    if scalar is not None:
+        return scalar(value, path)
     if is_mapping_type(tp):
         if not isinstance(value, dict):
             raise UserError(f"{path} must be a mapping, got {value!r}")
@@ -244,6 +216,55 @@ def coerce(value, tp, path: str):
             raise UserError(f"{path} must be a list, got {value!r}")
         return list(value)
     return value
+
+
+def _coerce_union(value, args: tuple, path: str):
+    """``value`` as the first of ``args`` that takes it (``None`` where the union allows it);
+    else the first member's error."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return coerce(value, arg, path)
+        except UserError as exc:
+            errors.append(exc)
+    raise errors[0]
+
+
+def _as_bool(value, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise UserError(f"{path} must be true or false, got {value!r}")
+
+
+def _as_int(value, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise UserError(f"{path} must be an integer, got {value!r}")
+    return value
+
+
+def _as_float(value, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{path} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise UserError(f"{path} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _as_str(value, path: str) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"{path} must be a string, got {value!r}")
+    return value
+
+
+# The plain types a setting may have, and how a value from YAML, JSON or a flag becomes one
+# (a bool is never taken for a number, a whole float is taken for an int).
+_SCALARS = {bool: _as_bool, int: _as_int, float: _as_float, str: _as_str}
 
 
 def from_dict(cls, data: dict, where: str = ""):

@@ -31,6 +31,8 @@ from edgecnn.settings.fields import Section, from_dict
 from edgecnn.settings.sections import (  # noqa: F401 - the sections are part of this module's API
     AUGMENTATIONS,
     OPTIMIZERS,
+    PRECISION_ALIASES,
+    PRECISION_SWITCHES,
     PRECISIONS,
     SCHEDULES,
     BenchConfig,

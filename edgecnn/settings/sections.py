@@ -24,7 +24,14 @@ from edgecnn.settings.fields import Section, setting
 AUGMENTATIONS = ("auto", "none", "shift", "shift_flip")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "constant", "step")
-PRECISIONS = ("float32", "float16", "dynamic", "int8", "int16x8")
+#: The one declaration of the TFLite precisions: each name, in export order, and the
+#: :class:`ConvertConfig` switch that turns it on (``None``: float32, always made). The
+#: converter, ``convert.precisions``, a recipe's ``convert: {precisions: [...]}`` and the
+#: sweep's ``--precisions`` all read it.
+PRECISION_SWITCHES = {"float32": None, "float16": "fp16", "dynamic": "dynamic", "int8": "int8", "int16x8": "int16x8"}
+PRECISIONS = tuple(PRECISION_SWITCHES)
+#: Other spellings of a precision a recipe accepts: spelling -> precision.
+PRECISION_ALIASES = {"fp16": "float16"}
 
 
 @dataclass
@@ -235,10 +242,11 @@ class ConvertConfig(Section):
 
     @property
     def precisions(self) -> list:
-        """``float32`` and the precisions switched on, in :data:`PRECISIONS` order."""
-        on = {"float32": True, "float16": self.fp16, "dynamic": self.dynamic,
-              "int8": self.int8 or self.max_int8_drop is not None, "int16x8": self.int16x8}
-        return [p for p in PRECISIONS if on[p]]
+        """``float32`` and the precisions switched on, in :data:`PRECISIONS` order
+        (``max_int8_drop`` implies int8: the mixed file is measured against it)."""
+        on = {switch: bool(getattr(self, switch)) for switch in PRECISION_SWITCHES.values() if switch}
+        on["int8"] = on["int8"] or self.max_int8_drop is not None
+        return [p for p, switch in PRECISION_SWITCHES.items() if switch is None or on[switch]]
 
 
 @dataclass

@@ -28,7 +28,8 @@ STAGE_MODULES = ("distill", "channel_prune", "prune", "qat")
 # export steps applied to every model produced.
 ORDER = ("width", *STAGE_MODULES, "convert", "evaluate", "bench")
 
-__all__ = ["ORDER", "STAGE_MODULES", "Context", "Stage", "StageResult", "StageStore", "config_key", "model_stages"]
+__all__ = ["ORDER", "STAGE_MODULES", "Context", "Stage", "StageResult", "StageStore", "axis_stage", "config_key",
+           "model_stages", "precision_stages"]
 
 _STAGES: list = []
 
@@ -40,3 +41,22 @@ def model_stages() -> list:
     return list(_STAGES)
 
 
+def axis_stage(axis: str) -> Stage | None:
+    """The stage whose switch sets the run property ``axis`` (:attr:`Stage.axis`), or ``None``.
+
+    Example:
+        >>> axis_stage("sparsity").name
+        'prune'
+    """
+    return next((s for s in model_stages() if s.axis == axis), None)
+
+
+def precision_stages() -> dict:
+    """``{precision name: stage}`` for the stages whose result is a precision of its own
+    (:attr:`Stage.precision`), in the order they run.
+
+    Example:
+        >>> {p: s.name for p, s in precision_stages().items()}
+        {'qat': 'qat'}
+    """
+    return {s.precision: s for s in model_stages() if s.precision}

@@ -292,6 +292,10 @@ class Stage:
         switch: the setting that turns the stage on: a boolean (``enabled``), or a value
             that is ``None`` when the stage is off (``sparsity``).
         title: what progress lines and listings call it.
+        axis: the run property the switch's value is, named in run folders, sweep grids and
+            report rows (``"sparsity"`` for ``prune``); empty when it names none.
+        precision: the name a sweep's precision list gives this stage, when its result is a
+            precision of its own (``"qat"``: the int8 file of quantization-aware training).
     """
 
     name: str = ""
@@ -299,6 +303,8 @@ class Stage:
     Config: type = None
     switch: str = "enabled"
     title: str = ""
+    axis: str = ""
+    precision: str = ""
 
     def _switch_is_bool(self) -> bool:
         return isinstance(getattr(self.Config(), self.switch), bool)
@@ -312,6 +318,17 @@ class Stage:
         """Turn the stage off in a recipe's raw ``section`` (a recipe whose ``stages:`` omits it)."""
         section[self.switch] = False if self._switch_is_bool() else None
 
+    def switch_on(self, value=True) -> dict:
+        """The raw section settings that turn the stage on: a boolean switch ``True``, a value
+        switch ``value`` (a sweep's sparsity, or its ``qat`` precision).
+
+        Example:
+            >>> from edgecnn.stages import model_stages
+            >>> [s.switch_on(0.5) for s in model_stages() if s.axis or s.precision]
+            [{'sparsity': 0.5}, {'enabled': True}]
+        """
+        return {self.switch: True if self._switch_is_bool() else value}
+
     def recipe_options(self, options: dict) -> dict:
         """The section settings a recipe's ``- name: {options}`` stands for: a boolean switch is
         turned on unless the options set it; a value switch is one of the options."""
@@ -324,6 +341,11 @@ class Stage:
 
     def check_paths(self, cfg, where: Callable) -> None:
         """Check the files the section names exist (``where(path)`` locates a setting for errors)."""
+
+    def input_files(self, cfg) -> dict:
+        """The files the section names that the run reads, ``{role: path}`` (the distillation
+        teacher's ``.keras``): the manifest records each one's SHA-256 as ``<role>:<file name>``."""
+        return {}
 
     def check(self, ctx: Context, model):
         """Fail before any training on settings that cannot work with this model; returns the

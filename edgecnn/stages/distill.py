@@ -115,6 +115,12 @@ class Distill(Stage):
                 f"{suggest(name, list_models())} (give MODEL:ALPHA, e.g. mobilenet:1.0, or a .keras file)"
             )
 
+    def input_files(self, cfg) -> dict:
+        """A teacher given as a saved ``.keras``/``.h5`` file (a registered name is trained, not read)."""
+        teacher = cfg.distill.teacher
+        path = Path(str(teacher)).expanduser() if teacher else None
+        return {"teacher": path} if path is not None and path.is_file() else {}
+
     def check(self, ctx: Context, model):
         from edgecnn.optimize.distill import check_compatible, load_teacher_file, parse_teacher
 

@@ -40,6 +40,7 @@ class PruneConfig(PruningFineTune):
 
 class Prune(Stage):
     name, row, Config, switch, title = "prune", "pruned", PruneConfig, "sparsity", "magnitude pruning"
+    axis = "sparsity"
 
     def resolve(self, cfg) -> None:
         p = cfg.prune

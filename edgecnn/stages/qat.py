@@ -44,6 +44,7 @@ def _is_sparse(model) -> bool:
 
 class QAT(Stage):
     name, row, Config, title = "qat", "qat", QATConfig, "quantization-aware training"
+    precision = "qat"
 
     def resolve(self, cfg) -> None:
         q, t = cfg.qat, cfg.train
