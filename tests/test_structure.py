@@ -195,9 +195,12 @@ DEVICE_THIRD_PARTY = {
     # names it (--runtime tensorflow; `auto` never picks it), imported inside a function of
     # runtime.py, never at module level.
     "tensorflow": {"runtime.py"},
+    # LiteRT's generated schema.fbs, the one .tflite reader's backend where LiteRT is installed
+    # (the hand reader is the fallback): flatbuffer.py alone.
+    "ai_edge_litert": {"flatbuffer.py"},
 }
 # Imported inside a function only: a module-level import would load it on every device import.
-DEVICE_FUNCTION_LOCAL_ONLY = {"tensorflow"}
+DEVICE_FUNCTION_LOCAL_ONLY = {"tensorflow", "ai_edge_litert"}
 
 
 def _imports(path: Path) -> list:
