@@ -311,8 +311,9 @@ def _pick(tensors: list, indices) -> list:
 # --- backend 2: the hand reader, where LiteRT is not installed ---
 
 
-class _Reader:
-    """Fields of FlatBuffers tables by slot number, every read bounds-checked."""
+class TableReader:
+    """Fields of FlatBuffers tables by slot number, every read bounds-checked: the hand reader's
+    backend, and the reader of the ``ModelMetadata`` flatbuffer (:mod:`edgecnn.device.metadata`)."""
 
     def __init__(self, buf: bytes):
         self.buf = buf
@@ -381,7 +382,7 @@ def _parse_by_hand(buf: bytes) -> ModelInfo:
     metadata 6), OperatorCode(deprecated_builtin_code 0, custom_code 1, version 2, builtin_code 3),
     SubGraph(tensors 0, operators 3), Tensor(shape 0, type 1, buffer 2), Operator(opcode_index 0,
     inputs 1, outputs 2), Buffer(data 0, offset 1, size 2), Metadata(name 0, buffer 1)."""
-    r = _Reader(buf)
+    r = TableReader(buf)
     root = r.indirect(0)
     codes = []
     for t in r.tables(root, 1):
