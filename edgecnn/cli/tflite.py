@@ -146,8 +146,8 @@ def _int8_debug(path, as_json: bool, output) -> None:
     import json
 
     from edgecnn._io import write_json
-    from edgecnn.report.tables import format_layers
-    from edgecnn.tflite.debugger import debug_run
+    from edgecnn.report.run import debug_run
+    from edgecnn.tflite.debugger import format_layers
 
     summary = debug_run(path)
     click.echo(json.dumps(summary, indent=2) if as_json else format_layers(summary))  # printed before written

@@ -116,8 +116,7 @@ def _representative(ctx: Context):
 def _measure(ctx: Context, path: Path, precision: str, label: str, base: dict) -> dict:
     """One table row: evaluate ``path`` on the test split, then benchmark it."""
     from edgecnn._io import sha256_file
-    from edgecnn.device.bench import benchmark
-    from edgecnn.report.tables import bench_fields
+    from edgecnn.device.bench import bench_fields, benchmark
 
     cfg = ctx.cfg
     x_test, y_test = ctx.data.normalized("test"), ctx.data.y["test"]
@@ -171,12 +170,12 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     ``note``) in the row, never a traceback.
     """
     from edgecnn._io import write_bytes
-    from edgecnn.report.tables import format_layers
     from edgecnn.tflite.debugger import (
         DEBUG_SAMPLES,
         Int8Debug,
         budget_resolution,
         float_fallback,
+        format_layers,
         tflite_accuracy,
         tflite_scores,
     )
