@@ -190,7 +190,7 @@ DEVICE_MAY_IMPORT = ("edgecnn.device", "edgecnn.errors", "edgecnn._io")
 DEVICE_THIRD_PARTY = {
     "numpy": "*",
     "PIL": "*",  # Pillow: image decoding (preprocess.py, predict.py)
-    "click": {"cli.py"},  # the edgecnn-device command line
+    "click": {"cli.py", "bench_run.py"},  # the edgecnn-device command line
     # The one exception, stated here: TensorFlow's tf.lite.Interpreter, and only when a user
     # names it (--runtime tensorflow; `auto` never picks it), imported inside a function of
     # runtime.py, never at module level.

@@ -17,8 +17,8 @@ from edgecnn.device.cli import (
     finish_eval,
     probe_in_child,
     read_preprocessing,
-    run_bench,
 )
+from edgecnn.device.bench_run import run_bench
 
 
 @main.command()
