@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli._main import main
+from edgecnn.device.bench_run import run_bench
 from edgecnn.device.cli import (
     bench_options,
     classifier_shape,
@@ -18,7 +19,6 @@ from edgecnn.device.cli import (
     probe_in_child,
     read_preprocessing,
 )
-from edgecnn.device.bench_run import run_bench
 
 
 @main.command()
