@@ -170,27 +170,10 @@ def _stats(b, low, high) -> int:
     return _table(b, STATS, {"max": mx, "min": mn})
 
 
-def metadata_bytes(
-    spec: dict,
-    *,
-    name: str,
-    description: str,
-    input_type: int,
-    output_type: int,
-    input_shape,
-    num_classes: int,
-    version: str,
-    author: str,
-) -> bytes:
-    """The ``ModelMetadata`` flatbuffer of an image classifier (see the module docstring)."""
-    import flatbuffers
-
-    channels = int(input_shape[-1])
-    height, width = int(input_shape[1]), int(input_shape[2])
+def _input_tensor(b, spec: dict, input_type: int, hwc: tuple) -> int:
+    """The input ``TensorMetadata``: ImageProperties, NormalizationOptions and Stats."""
+    height, width, channels = hwc
     mean, std = normalization(spec, channels)
-    b = flatbuffers.Builder(1024)
-
-    # Input: ImageProperties + NormalizationOptions + Stats.
     size = _table(b, IMAGE_SIZE, scalars={"width": ("Uint32", width), "height": ("Uint32", height)})
     color = ("Int8", COLOR_SPACE.get(channels, 0))
     image = _table(b, IMAGE_PROPERTIES, {"default_size": size}, {"color_space": color})
@@ -215,9 +198,11 @@ def metadata_bytes(
     fields = {"name": in_name, "description": in_desc, "content": content_in, "process_units": units}
     if in_stats is not None:
         fields["stats"] = in_stats
-    tensor_in = _table(b, TENSOR_METADATA, fields)
+    return _table(b, TENSOR_METADATA, fields)
 
-    # Output: FeatureProperties + Stats + labels.txt.
+
+def _output_tensor(b, output_type: int, num_classes: int) -> int:
+    """The output ``TensorMetadata``: FeatureProperties, Stats and ``labels.txt``."""
     feature = _table(b, FEATURE_PROPERTIES)
     kind = ("Uint8", CONTENT_FEATURE)
     content_out = _table(b, CONTENT, {"content_properties": feature}, {"content_properties_type": kind})
@@ -235,8 +220,32 @@ def metadata_bytes(
               "associated_files": _offsets(b, [label_file])}
     if out_stats is not None:
         fields["stats"] = out_stats
-    tensor_out = _table(b, TENSOR_METADATA, fields)
+    return _table(b, TENSOR_METADATA, fields)
 
+
+def metadata_bytes(
+    spec: dict,
+    *,
+    name: str,
+    description: str,
+    input_type: int,
+    output_type: int,
+    input_shape,
+    num_classes: int,
+    version: str,
+    author: str,
+) -> bytes:
+    """The ``ModelMetadata`` flatbuffer of an image classifier (see the module docstring)."""
+    import flatbuffers
+
+    channels = int(input_shape[-1])
+    height, width = int(input_shape[1]), int(input_shape[2])
+    b = flatbuffers.Builder(1024)
+
+    bgr = channels == 3 and is_bgr(spec)
+    convention = convention_file(spec, channels)
+    tensor_in = _input_tensor(b, spec, input_type, (height, width, channels))
+    tensor_out = _output_tensor(b, output_type, num_classes)
     graph = {"input_tensor_metadata": _offsets(b, [tensor_in]), "output_tensor_metadata": _offsets(b, [tensor_out])}
     subgraph = _table(b, SUBGRAPH_METADATA, graph)
     fields = {
