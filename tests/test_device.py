@@ -127,6 +127,24 @@ def test_the_fallback_op_names_are_generated_from_literts_schema():
     assert _schema_tables.TENSOR_TYPES[schema.TensorType.INT8] == "int8"
 
 
+def test_one_module_reads_tflite_files():
+    """The one reader: only device/flatbuffer.py imports a generated TFLite schema; the metadata
+    writer takes LiteRT's from it (to re-pack the model) and nothing else parses a .tflite."""
+    import ast
+
+    importers, parsers = [], []
+    for path in sorted((ROOT / "edgecnn").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
+        if any("schema_py_generated" in name for name in names):
+            importers.append(path.relative_to(ROOT).as_posix())
+        if any(isinstance(n, ast.Attribute) and n.attr == "GetRootAs" for n in ast.walk(tree)):
+            parsers.append(path.relative_to(ROOT).as_posix())
+    assert importers == ["edgecnn/device/flatbuffer.py"]
+    assert parsers == ["edgecnn/device/flatbuffer.py", "edgecnn/tflite/metadata.py"]
+
+
 @pytest.mark.parametrize("backend", ["litert schema", "hand reader"])
 def test_truncated_files_are_refused_by_either_reader(models, backend, monkeypatch):
     from edgecnn.device import flatbuffer as fb
