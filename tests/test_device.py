@@ -99,6 +99,65 @@ def test_flatbuffer_reader_sees_ops_and_versions(models):
     assert info.min_runtime_version and info.min_runtime_version[0].isdigit()
 
 
+def test_the_hand_reader_reads_what_literts_schema_reads(models):
+    """The one .tflite reader has two backends; the fallback (a Pi without LiteRT) must give the
+    same ops, tensors (type, shape, constant), subgraphs and metadata as LiteRT's schema."""
+    from edgecnn.device import flatbuffer as fb
+
+    for precision, path in models.items():
+        buf = Path(path).read_bytes()
+        by_schema = fb._parse_with_schema(buf, fb.litert_schema())
+        assert fb._parse_by_hand(buf) == by_schema, precision
+        assert by_schema.operators and by_schema.metadata["min_runtime_version"]
+        assert any(t.is_const for op in by_schema.operators for t in op.inputs), precision
+
+
+def test_the_fallback_op_names_are_generated_from_literts_schema():
+    """The hand reader's op-name and tensor-type tables are not kept by hand: they are the text
+    ``python -m edgecnn.device.flatbuffer`` generates from the installed LiteRT schema."""
+    from edgecnn.device import _schema_tables
+    from edgecnn.device.flatbuffer import SCHEMA_TABLES_FILE, builtin_ops, litert_schema, schema_tables_source
+
+    schema = litert_schema()
+    assert SCHEMA_TABLES_FILE.read_text() == schema_tables_source(schema), (
+        "LiteRT's schema changed: regenerate with python -m edgecnn.device.flatbuffer"
+    )
+    assert _schema_tables.BUILTIN_OPS == builtin_ops()
+    assert _schema_tables.BUILTIN_OPS[schema.BuiltinOperator.TOPK_V2] == "TOPK_V2"
+    assert _schema_tables.TENSOR_TYPES[schema.TensorType.INT8] == "int8"
+
+
+def test_one_module_reads_tflite_files():
+    """The one reader: only device/flatbuffer.py imports a generated TFLite schema; the metadata
+    writer takes LiteRT's from it (to re-pack the model) and nothing else parses a .tflite."""
+    import ast
+
+    importers, parsers = [], []
+    for path in sorted((ROOT / "edgecnn").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
+        if any("schema_py_generated" in name for name in names):
+            importers.append(path.relative_to(ROOT).as_posix())
+        if any(isinstance(n, ast.Attribute) and n.attr == "GetRootAs" for n in ast.walk(tree)):
+            parsers.append(path.relative_to(ROOT).as_posix())
+    assert importers == ["edgecnn/device/flatbuffer.py"]
+    assert parsers == ["edgecnn/device/flatbuffer.py", "edgecnn/tflite/metadata.py"]
+
+
+@pytest.mark.parametrize("backend", ["litert schema", "hand reader"])
+def test_truncated_files_are_refused_by_either_reader(models, backend, monkeypatch):
+    from edgecnn.device import flatbuffer as fb
+
+    if backend == "hand reader":
+        monkeypatch.setattr(fb, "litert_schema", lambda: None)
+    data = Path(models["float32"]).read_bytes()
+    with pytest.raises(fb.FlatbufferError, match="truncated"):
+        fb.read_model(data[: len(data) // 2])
+    with pytest.raises(fb.FlatbufferError, match="TFL3"):
+        fb.read_model(b"not a model at all, really")
+
+
 def test_truncated_and_corrupt_files_are_reported(models, tmp_path):
     from edgecnn.device.runtime import ModelLoadError, check_model_file
 

@@ -190,14 +190,17 @@ DEVICE_MAY_IMPORT = ("edgecnn.device", "edgecnn.errors", "edgecnn._io")
 DEVICE_THIRD_PARTY = {
     "numpy": "*",
     "PIL": "*",  # Pillow: image decoding (preprocess.py, predict.py)
-    "click": {"cli.py"},  # the edgecnn-device command line
+    "click": {"cli.py", "bench_run.py"},  # the edgecnn-device command line
     # The one exception, stated here: TensorFlow's tf.lite.Interpreter, and only when a user
     # names it (--runtime tensorflow; `auto` never picks it), imported inside a function of
     # runtime.py, never at module level.
     "tensorflow": {"runtime.py"},
+    # LiteRT's generated schema.fbs, the one .tflite reader's backend where LiteRT is installed
+    # (the hand reader is the fallback): flatbuffer.py alone.
+    "ai_edge_litert": {"flatbuffer.py"},
 }
 # Imported inside a function only: a module-level import would load it on every device import.
-DEVICE_FUNCTION_LOCAL_ONLY = {"tensorflow"}
+DEVICE_FUNCTION_LOCAL_ONLY = {"tensorflow", "ai_edge_litert"}
 
 
 def _imports(path: Path) -> list:

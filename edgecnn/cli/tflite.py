@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from edgecnn.cli._main import main
+from edgecnn.device.bench_run import run_bench
 from edgecnn.device.cli import (
     bench_options,
     classifier_shape,
@@ -17,7 +18,6 @@ from edgecnn.device.cli import (
     finish_eval,
     probe_in_child,
     read_preprocessing,
-    run_bench,
 )
 
 
@@ -146,8 +146,8 @@ def _int8_debug(path, as_json: bool, output) -> None:
     import json
 
     from edgecnn._io import write_json
-    from edgecnn.report.tables import format_layers
-    from edgecnn.tflite.debugger import debug_run
+    from edgecnn.report.run import debug_run
+    from edgecnn.tflite.debugger import format_layers
 
     summary = debug_run(path)
     click.echo(json.dumps(summary, indent=2) if as_json else format_layers(summary))  # printed before written

@@ -94,6 +94,21 @@ def has_int8_dot(features) -> bool | None:
     return any(f in INT8_DOT_FEATURES for f in features)
 
 
+def bench_fields(bench: dict) -> dict:
+    """The machine fields a table row keeps from a bench result: CPU, its features, cores,
+    architecture and the ops XNNPACK left to the reference kernels.
+
+    Example:
+        >>> bench_fields({"cpu": "Cortex-A72", "cpu_features": ["asimd"], "delegation": {"fallback_ops": {}}})
+        {'cpu': 'Cortex-A72', 'cpu_features': ['asimd'], 'xnnpack_fallback': {}}
+    """
+    out = {k: bench[k] for k in ("cpu", "cpu_features", "cores", "arch") if k in bench}
+    delegation = bench.get("delegation")
+    if isinstance(delegation, dict) and "fallback_ops" in delegation:
+        out["xnnpack_fallback"] = delegation["fallback_ops"]
+    return out
+
+
 def cpu_line(info: dict) -> str:
     """``'CPU: Intel(R) Xeon(R) Processor, 2 cores, x86_64 (avx2 avx512f avx512_vnni)'``: the
     header every latency table carries, from a bench result or :func:`machine_info`.

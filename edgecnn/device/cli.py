@@ -21,6 +21,7 @@ import sys
 import click
 
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
+from edgecnn.device.bench_run import run_bench, write_result
 from edgecnn.device.runtime import AUTO_ORDER, RUNTIMES
 from edgecnn.errors import UserError, usage_line
 
@@ -105,177 +106,6 @@ def bench_options(f):
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def _write_json(path, obj):
-    """Write the result file; a failure is one line (the result was printed before)."""
-    from edgecnn._io import write_json
-
-    try:
-        write_json(path, obj)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise UserError(f"cannot write {path}: {reason}; the result is printed above") from None
-
-
-def run_bench(
-    model_path,
-    threads=(),
-    warmup=DEFAULT_WARMUP,
-    runs=DEFAULT_RUNS,
-    min_time=0.0,
-    runtime="auto",
-    input_path=None,
-    timeout=300.0,
-    device_name=None,
-    as_json=False,
-    output=None,
-    echo=click.echo,
-    annotate=None,
-    profile=False,
-) -> list:
-    """What the ``bench`` commands do: benchmark once per thread count, print, save.
-
-    ``annotate(results)`` may add to the results before they are printed and saved
-    (``edgecnn bench`` adds the GPU-delegate check, which needs TensorFlow). ``profile``
-    adds each thread count's per-op profile (:mod:`edgecnn.device.profile`) under the
-    result's ``"profile"`` key, prints its tables and, with ``output``, saves them beside it.
-
-    Example:
-        >>> run_bench("model_int8.tflite", threads=(1, 2), runs=50)  # doctest: +SKIP
-    """
-    from edgecnn.device.bench import benchmark_threads, cpu_line
-    from edgecnn.device.runtime import check_model_file, resolve_runtime
-
-    if device_name:
-        os.environ["EDGECNN_DEVICE"] = device_name
-    resolve_runtime(runtime)  # a runtime that is not installed: one clear line, before any work
-    if profile:
-        from edgecnn.device.profile import ProfilerUnavailable, why_no_profiler
-
-        reason = why_no_profiler(runtime)  # a runtime without a profiler: one line, before any work
-        if reason:
-            raise ProfilerUnavailable(reason)
-    check_model_file(model_path)
-    if input_path and not os.path.isfile(input_path):
-        raise UserError(f"input file {input_path} does not exist")
-    if input_path:
-        from edgecnn.device.arrays import check_npy
-
-        check_npy(input_path)  # over the budget: one line, before any child process starts
-    threads = list(threads) or [1]
-
-    def progress(i, n, t):
-        if n > 1 and not as_json:
-            click.echo(f"[{i + 1}/{n}] {t} thread(s)...", err=True)
-
-    results = benchmark_threads(
-        model_path,
-        threads=threads,
-        progress=progress,
-        warmup=warmup,
-        runs=runs,
-        min_time=min_time,
-        runtime=runtime,
-        input_path=input_path,
-        timeout=timeout,
-    )
-    if profile:
-        _add_profiles(results, model_path, warmup, runs, timeout, as_json)
-    if annotate is not None:
-        annotate(results)
-    payload = results[0] if len(results) == 1 else results
-    # Printed first, written after: a file that cannot be written never loses a measurement.
-    if as_json:
-        echo(json.dumps(payload, indent=2))
-    failed = [r for r in results if r.get("status") != "ok"]
-    if not as_json:
-        from edgecnn.device.delegation import describe as describe_delegation
-
-        ok = [r for r in results if r.get("status") == "ok"]
-        if ok:
-            r = ok[0]
-            echo(f"{r['model']}  ({r['size_bytes']:,} bytes)  {r['runtime']} {r['runtime_version']}  on {r['device']}")
-            echo("  " + cpu_line(r))
-        for r in ok:
-            echo(
-                f"  {r['threads']} thread(s): init {r['init_ms']:.2f} ms, first run {r['first_run_ms']:.3f} ms, "
-                f"{r['runs']} runs: median {r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f}, p99 {r['p99_ms']:.3f}, "
-                f"mean {r['mean_ms']:.3f} +- {r['std_ms']:.3f}, min {r['min_ms']:.3f}; "
-                f"peak memory {r['peak_rss_mb']:.1f} MB"
-            )
-        if ok:
-            echo("  " + describe_delegation(ok[0]["delegation"]))
-            for label, c in ok[0].get("compat", {}).items():
-                echo(f"  {label}: {c['note']}")
-        if profile:
-            _echo_profiles(ok, echo)
-    if output:
-        _write_json(output, payload)
-        if not as_json:
-            echo(f"  written: {output}")
-        if profile:
-            for path in _save_profiles(results, output):
-                if not as_json:
-                    echo(f"  written: {path}")
-    if failed:
-        r = failed[0]
-        raise UserError(f"{model_path}: {r.get('status')} with {r.get('threads')} thread(s): {r.get('error')}")
-    bad = [r["profile"] for r in results if r.get("profile", {}).get("status", "ok") != "ok"]
-    if bad:
-        raise UserError(f"{model_path}: profile {bad[0].get('status')}: {bad[0].get('error')}")
-    return results
-
-
-def _add_profiles(results: list, model_path, warmup, runs, timeout, quiet: bool) -> None:
-    """Each measured thread count's per-op profile, nested under ``"profile"`` (the bench
-    JSON stays a bench JSON: ``edgecnn report`` merges it as before)."""
-    from edgecnn.device.profile import PROFILE_KEYS
-    from edgecnn.device.profile import profile as run_profile
-
-    ok = [r for r in results if r.get("status") == "ok"]
-    for i, r in enumerate(ok):
-        if not quiet:
-            click.echo(f"[profile {i + 1}/{len(ok)}] {r['threads']} thread(s), {max(1, runs)} runs...", err=True)
-        p = run_profile(model_path, threads=r["threads"], warmup=warmup, runs=runs, timeout=timeout)
-        r["profile"] = {k: p[k] for k in PROFILE_KEYS if k in p}
-
-
-def _echo_profiles(ok: list, echo) -> None:
-    from edgecnn.device.profile import format_profile
-
-    for r in ok:
-        p = r.get("profile") or {}
-        echo("")
-        if p.get("status") != "ok":
-            echo(f"  profile, {r['threads']} thread(s): {p.get('status')}: {p.get('error')}")
-            continue
-        echo("\n".join("  " + line if line else "" for line in format_profile(p).splitlines()))
-
-
-def _save_profiles(results: list, output) -> list:
-    """``<output stem>_profile[_<n>t]_ops.*`` and ``..._partitions.*`` (Markdown, CSV, JSON)."""
-    from pathlib import Path
-
-    from edgecnn.device.bench import cpu_line
-    from edgecnn.device.profile import save_profile
-
-    ok = [r for r in results if r.get("profile", {}).get("status") == "ok"]
-    paths = []
-    for r in ok:
-        tail = f"_{r['threads']}t" if len(ok) > 1 else ""
-        stem = Path(output).with_suffix("")
-        header = [
-            cpu_line(r),
-            f"{Path(r['model']).name} ({r['size_bytes']:,} bytes), {r['runtime']} "
-            f"{r['runtime_version']}, {r['threads']} thread(s), {r['profile']['runs']} runs on {r['device']}",
-        ]
-        try:
-            saved = save_profile(r["profile"], f"{stem}_profile{tail}", header)
-        except OSError as exc:
-            raise UserError(f"cannot write the profile tables beside {output}: {exc.strerror or exc}") from None
-        paths += [saved[t]["markdown"] for t in ("ops", "partitions")]
-    return paths
 
 
 @click.group(cls=DeviceGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -481,7 +311,7 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
     if as_json:
         echo(json.dumps(metrics, indent=2))
         if output:
-            _write_json(output, metrics)
+            write_result(output, metrics)
         return metrics
     top5 = f", top-5 {100 * metrics['top5']:.2f}%" if "top5" in metrics else ""
     echo(
@@ -496,7 +326,7 @@ def finish_eval(metrics: dict, model_path, data, class_names, as_json, output, e
     for name, row in zip(names, conf):
         echo(f"{name[: width - 1]:>{width}}" + "".join(f"{v:>{width}}" for v in row))
     if output:
-        _write_json(output, metrics)
+        write_result(output, metrics)
         echo(f"written: {output}")
     return metrics
 
@@ -582,7 +412,7 @@ def predict(model_path, images, top_k, preprocess_path, threads, runtime, device
     result.update(model=str(model_path), sha256=sha256_file(model_path), size_bytes=os.path.getsize(model_path))
     result.update(machine_info())
     if output:
-        _write_json(output, result)
+        write_result(output, result)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -18,69 +18,110 @@ import struct
 import zipfile
 from pathlib import Path
 
-from edgecnn.device.flatbuffer import FlatbufferError, _Reader, read_metadata_buffer
+from edgecnn.device.flatbuffer import FlatbufferError, TableReader, read_metadata_buffer
 
+# --- TFLite Metadata, declared once: the writer (edgecnn.tflite.metadata) imports these ---
+
+#: ``Model.metadata`` entry and file identifier of the ``ModelMetadata`` flatbuffer.
 METADATA_NAME = "TFLITE_METADATA"
-COLOR_SPACES = {0: "unknown", 1: "rgb", 2: "grayscale"}
-TENSOR_AXIS_LABELS = 2
-CONVENTION_FILE = "input_convention.json"  # edgecnn.tflite.metadata.CONVENTION_FILE
+METADATA_IDENTIFIER = b"M001"
+#: The associated files edgecnn packs into the ``.tflite``'s zip archive.
+LABELS_FILE = "labels.txt"
+CONVENTION_FILE = "input_convention.json"  # what the schema cannot say: BGR channels, the resize
 
 
-def _table(r: _Reader, table: int, index: int) -> int | None:
-    pos = r.field_pos(table, index)
-    return None if pos is None else r._indirect(pos)
+def _slots(*names: str) -> dict:
+    return {name: slot for slot, name in enumerate(names)}
 
 
-def _floats(r: _Reader, table: int, index: int) -> list:
+# Field slots of metadata_schema.fbs's tables, in the schema's order (a union takes two slots:
+# its type, then its value). The reader reads and the writer writes by these names; a table's
+# number of fields is the number of its slots.
+MODEL_METADATA = _slots(
+    "name", "description", "version", "subgraph_metadata", "author", "license", "associated_files", "min_parser_version"
+)
+SUBGRAPH_METADATA = _slots(
+    "name", "description", "input_tensor_metadata", "output_tensor_metadata", "associated_files",
+    "input_process_units", "output_process_units", "input_tensor_groups", "output_tensor_groups", "custom_metadata",
+)
+TENSOR_METADATA = _slots(
+    "name", "description", "dimension_names", "content", "process_units", "stats", "associated_files"
+)
+CONTENT = _slots("content_properties_type", "content_properties", "range")
+IMAGE_PROPERTIES = _slots("color_space", "default_size")
+IMAGE_SIZE = _slots("width", "height")
+PROCESS_UNIT = _slots("options_type", "options")
+NORMALIZATION_OPTIONS = _slots("mean", "std")
+STATS = _slots("max", "min")
+ASSOCIATED_FILE = _slots("name", "description", "type", "locale", "version")
+FEATURE_PROPERTIES = _slots()
+
+# Enum and union values of metadata_schema.fbs.
+DESCRIPTIONS, TENSOR_AXIS_LABELS = 1, 2  # AssociatedFileType
+COLOR_SPACES = {0: "unknown", 1: "rgb", 2: "grayscale"}  # ColorSpaceType
+CONTENT_FEATURE, CONTENT_IMAGE = 1, 2  # ContentProperties: FeatureProperties, ImageProperties
+CONTENT_KINDS = {CONTENT_FEATURE: "feature", CONTENT_IMAGE: "image", 3: "bounding_box", 4: "audio"}
+PROCESS_NORMALIZATION = 1  # ProcessUnitOptions: NormalizationOptions
+
+
+def _floats(r: TableReader, table: int, index: int) -> list:
     return [float(v) for v in r.ints(table, index, "<f")]
 
 
-def _tensor(r: _Reader, t: int) -> dict:
+def _files(r: TableReader, table: int, index: int) -> list:
+    f = ASSOCIATED_FILE
+    return [{"name": r.string(t, f["name"]), "type": r.scalar(t, f["type"], "<b", 0)} for t in r.tables(table, index)]
+
+
+def _image(r: TableReader, props: int) -> dict:
+    """An ``ImageProperties`` table: colour space and default size (h, w)."""
+    out = {"color_space": COLOR_SPACES.get(r.scalar(props, IMAGE_PROPERTIES["color_space"], "<b", 0), "unknown")}
+    size = r.table(props, IMAGE_PROPERTIES["default_size"])
+    if size is not None:
+        height, width = (r.scalar(size, IMAGE_SIZE[key], "<I", 0) for key in ("height", "width"))
+        out["default_size"] = [height, width]
+    return out
+
+
+def _tensor(r: TableReader, t: int) -> dict:
     """One ``TensorMetadata``: name, content, normalisation, stats, associated files."""
-    out = {"name": r.string(t, 0), "description": r.string(t, 1)}
-    content = _table(r, t, 3)
+    slot = TENSOR_METADATA
+    out = {"name": r.string(t, slot["name"]), "description": r.string(t, slot["description"])}
+    content = r.table(t, slot["content"])
     if content is not None:
-        kind = r.scalar(content, 0, "<B", 0)
-        props = _table(r, content, 1)
-        out["content"] = {1: "feature", 2: "image", 3: "bounding_box", 4: "audio"}.get(kind, "none")
-        if kind == 2 and props is not None:  # ImageProperties
-            out["color_space"] = COLOR_SPACES.get(r.scalar(props, 0, "<b", 0), "unknown")
-            size = _table(r, props, 1)
-            if size is not None:
-                out["default_size"] = [r.scalar(size, 1, "<I", 0), r.scalar(size, 0, "<I", 0)]  # (h, w)
-    for unit in r.tables(t, 4):
-        options = _table(r, unit, 1)
-        if r.scalar(unit, 0, "<B", 0) == 1 and options is not None:  # NormalizationOptions
-            out["mean"], out["std"] = _floats(r, options, 0), _floats(r, options, 1)
-    stats = _table(r, t, 5)
+        kind = r.scalar(content, CONTENT["content_properties_type"], "<B", 0)
+        props = r.table(content, CONTENT["content_properties"])
+        out["content"] = CONTENT_KINDS.get(kind, "none")
+        if kind == CONTENT_IMAGE and props is not None:
+            out.update(_image(r, props))
+    for unit in r.tables(t, slot["process_units"]):
+        options = r.table(unit, PROCESS_UNIT["options"])
+        if r.scalar(unit, PROCESS_UNIT["options_type"], "<B", 0) == PROCESS_NORMALIZATION and options is not None:
+            out["mean"] = _floats(r, options, NORMALIZATION_OPTIONS["mean"])
+            out["std"] = _floats(r, options, NORMALIZATION_OPTIONS["std"])
+    stats = r.table(t, slot["stats"])
     if stats is not None:
-        out["stats"] = {"max": _floats(r, stats, 0), "min": _floats(r, stats, 1)}
-    out["files"] = [{"name": r.string(f, 0), "type": r.scalar(f, 2, "<b", 0)} for f in r.tables(t, 6)]
+        out["stats"] = {"max": _floats(r, stats, STATS["max"]), "min": _floats(r, stats, STATS["min"])}
+    out["files"] = _files(r, t, slot["associated_files"])
     return out
 
 
 def parse_metadata(data: bytes) -> dict:
     """A ``ModelMetadata`` flatbuffer -> ``{name, description, version, author,
     min_parser_version, inputs: [...], outputs: [...]}``."""
-    if len(data) < 8 or data[4:8] != b"M001":
+    if len(data) < 8 or data[4:8] != METADATA_IDENTIFIER:
         raise FlatbufferError("the TFLITE_METADATA buffer is not a ModelMetadata flatbuffer (no M001 identifier)")
-    r = _Reader(bytes(data))
+    r = TableReader(bytes(data))
+    slot = MODEL_METADATA
     try:
-        root = r._indirect(0)
-        meta = {
-            "name": r.string(root, 0),
-            "description": r.string(root, 1),
-            "version": r.string(root, 2),
-            "author": r.string(root, 4),
-            "min_parser_version": r.string(root, 7),
-            "files": [{"name": r.string(f, 0), "type": r.scalar(f, 2, "<b", 0)} for f in r.tables(root, 6)],
-            "inputs": [],
-            "outputs": [],
-        }
-        graphs = r.tables(root, 3)
+        root = r.indirect(0)
+        meta = {key: r.string(root, slot[key]) for key in ("name", "description", "version", "author")}
+        meta["min_parser_version"] = r.string(root, slot["min_parser_version"])
+        meta.update(files=_files(r, root, slot["associated_files"]), inputs=[], outputs=[])
+        graphs = r.tables(root, slot["subgraph_metadata"])
         if graphs:
-            meta["inputs"] = [_tensor(r, t) for t in r.tables(graphs[0], 2)]
-            meta["outputs"] = [_tensor(r, t) for t in r.tables(graphs[0], 3)]
+            meta["inputs"] = [_tensor(r, t) for t in r.tables(graphs[0], SUBGRAPH_METADATA["input_tensor_metadata"])]
+            meta["outputs"] = [_tensor(r, t) for t in r.tables(graphs[0], SUBGRAPH_METADATA["output_tensor_metadata"])]
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise FlatbufferError(f"corrupt TFLite metadata: {exc}") from None
     return meta

@@ -102,59 +102,24 @@ def predict_images(
     preprocessing that does not fit the model (:func:`~edgecnn.device.preprocess.fit_to_model`)
     and an image that cannot be read; nothing is returned half done.
     """
-    from edgecnn.device.evaluate import dequantize_output, quantize_input
-    from edgecnn.device.preprocess import fit_to_model, normalize, read_spec, resize_image, resize_method
+    from edgecnn.device.preprocess import fit_to_model, read_spec
     from edgecnn.device.runtime import load_interpreter
 
     interpreter, runtime_name, runtime_version = load_interpreter(model_path, num_threads=threads, runtime=runtime)
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    shape = [int(d) for d in inp["shape"]]
-    if len(shape) != 4 or shape[3] not in (1, 3):
-        raise UserError(
-            f"{model_path} takes input of shape {shape}; predict needs an image model (N, H, W, C) "
-            "with 1 (grayscale) or 3 (RGB) channels"
-        )
-    if shape[0] != 1:
-        interpreter.resize_tensor_input(inp["index"], [1, *shape[1:]])
-        interpreter.allocate_tensors()
-        inp = interpreter.get_input_details()[0]
-    h, w, c = shape[1:]
+    shape = _image_input(interpreter, model_path)
     if spec is None:
         try:
             spec = read_spec(model_path, preprocess_path, required=True)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    resize = resize_method(spec)
+    out = interpreter.get_output_details()[0]
     outputs = int(np.prod(out["shape"][1:]))
-    names, skip = fit_to_model(spec, c, outputs, model_path)
-    num_classes = outputs - skip
-    names = names or [str(i) for i in range(num_classes)]
-    k = min(int(top_k), num_classes)
+    names, skip = fit_to_model(spec, shape[3], outputs, model_path)
+    names = names or [str(i) for i in range(outputs - skip)]
+    k = min(int(top_k), outputs - skip)
     results = []
     for i, source in enumerate(sources):
-        t0 = time.perf_counter()
-        img = _decode(source, c)
-        t1 = time.perf_counter()
-        arr = np.asarray(img, dtype=np.uint8)
-        arr = resize_image(arr.reshape(*arr.shape[:2], -1), (h, w), resize)
-        x = quantize_input(normalize(arr[None], spec), inp)
-        t2 = time.perf_counter()
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        scores = interpreter.get_tensor(out["index"]).copy()
-        t3 = time.perf_counter()
-        scores = dequantize_output(scores, out).reshape(-1)[skip:]
-        order = np.argsort(-scores, kind="stable")[:k]
-        results.append(
-            {
-                "image": source[0] if isinstance(source, tuple) else str(source),
-                "top_k": [{"index": int(j), "label": names[j], "score": float(scores[j])} for j in order],
-                "decode_ms": 1000 * (t1 - t0),
-                "resize_ms": 1000 * (t2 - t1),
-                "invoke_ms": 1000 * (t3 - t2),
-            }
-        )
+        results.append(_predict_one(interpreter, source, shape, spec, names, skip, k))
         if progress:
             progress(i, len(sources), results[-1])
     timing = {
@@ -173,4 +138,50 @@ def predict_images(
         },
         "images": results,
         "timing_ms": timing,
+    }
+
+
+def _image_input(interpreter, model_path) -> list:
+    """The model's input shape ``[N, H, W, C]``, the batch made 1 when it was not; a
+    :class:`UserError` for a model that does not take 1- or 3-channel images."""
+    inp = interpreter.get_input_details()[0]
+    shape = [int(d) for d in inp["shape"]]
+    if len(shape) != 4 or shape[3] not in (1, 3):
+        raise UserError(
+            f"{model_path} takes input of shape {shape}; predict needs an image model (N, H, W, C) "
+            "with 1 (grayscale) or 3 (RGB) channels"
+        )
+    if shape[0] != 1:
+        interpreter.resize_tensor_input(inp["index"], [1, *shape[1:]])
+        interpreter.allocate_tensors()
+    return shape
+
+
+def _predict_one(interpreter, source, shape: list, spec: dict, names: list, skip: int, k: int) -> dict:
+    """One image: decoded, resized and normalised as ``spec`` says, run, its top ``k`` labels
+    (the first ``skip`` outputs, a background class, left out) and the time of each step."""
+    from edgecnn.device.evaluate import dequantize_output, quantize_input
+    from edgecnn.device.preprocess import normalize, resize_image, resize_method
+
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    h, w, c = shape[1:]
+    t0 = time.perf_counter()
+    img = _decode(source, c)
+    t1 = time.perf_counter()
+    arr = np.asarray(img, dtype=np.uint8)
+    arr = resize_image(arr.reshape(*arr.shape[:2], -1), (h, w), resize_method(spec))
+    x = quantize_input(normalize(arr[None], spec), inp)
+    t2 = time.perf_counter()
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    scores = interpreter.get_tensor(out["index"]).copy()
+    t3 = time.perf_counter()
+    scores = dequantize_output(scores, out).reshape(-1)[skip:]
+    order = np.argsort(-scores, kind="stable")[:k]
+    return {
+        "image": source[0] if isinstance(source, tuple) else str(source),
+        "top_k": [{"index": int(j), "label": names[j], "score": float(scores[j])} for j in order],
+        "decode_ms": 1000 * (t1 - t0),
+        "resize_ms": 1000 * (t2 - t1),
+        "invoke_ms": 1000 * (t3 - t2),
     }

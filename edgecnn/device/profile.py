@@ -46,16 +46,21 @@ import os
 import struct
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from edgecnn.device.profile_events import (  # noqa: F401  (part of this module's API)
+    DEFAULT_KERNELS,
+    OUTLIER_FACTOR,
+    XNNPACK,
+    align_ops,
+    split_runs,
+    summarize,
+)
 from edgecnn.device.tables import Column, format_table, save_table
 from edgecnn.errors import UserError
 
-# LiteRtProfilerEventType (litert/c/litert_profiler_event.h).
-_DEFAULT, _OPERATOR, _DELEGATE_OPERATOR, _DELEGATE_PROFILED_OPERATOR = 1, 2, 4, 8
 # LiteRtElementType follows TfLiteType.
 _ELEMENT_TYPES = {
     1: np.float32,
@@ -70,11 +75,7 @@ _ELEMENT_TYPES = {
 }
 _KLITERT_HW_CPU = 1
 _LOCK_WRITE = 1
-XNNPACK = "XNNPACK"
-DEFAULT_KERNELS = "default kernels"
 API = "LiteRT CompiledModel C API (libLiteRt.so)"
-# A profiled run whose invoke took this many times the median was preempted: left out.
-OUTLIER_FACTOR = 2.0
 _SYMBOLS = ("LiteRtCreateProfiler", "LiteRtCompiledModelGetProfiler", "LiteRtGetProfilerEvents")
 
 
@@ -250,220 +251,6 @@ def _events(rt: _LiteRt, profiler) -> list:
     ]
 
 
-def split_runs(events: list) -> list:
-    """The events of each profiled run: a run starts at its interpreter ``Invoke`` event.
-
-    Example:
-        >>> [len(r) for r in split_runs([("Invoke", 1, 9, 0), ("SOFTMAX", 2, 1, 0), ("Invoke", 1, 8, 0)])]
-        [2, 1]
-    """
-    runs, current = [], None
-    for event in events:
-        if event[1] == _DEFAULT and event[0] == "Invoke":
-            current = []
-            runs.append(current)
-        if current is not None:
-            current.append(event)
-    return runs
-
-
-def summarize(events: list, model_ops: list | None = None, outlier_factor: float = OUTLIER_FACTOR) -> dict:
-    """Per-node, per-op-type and per-partition times (ms per run) from the profiler's events.
-
-    ``events`` are ``(tag, event type, elapsed µs, metadata1)`` in recording order;
-    ``model_ops`` the TFLite operator names of the model in node order (to name XNNPACK
-    partitions and operators after their TFLite ops; see the module docstring). Runs whose
-    ``Invoke`` took more than ``outlier_factor`` times the median (the process was
-    preempted: a shared machine) are left out of the averages and counted.
-
-    Example:
-        >>> ev = [("Invoke", 1, 30, 0), ("Convolution (NHWC, QC8) IGEMM", 8, 20, 0),
-        ...       ("AVERAGE_POOL_2D", 2, 6, 1), ("Fully Connected (NC, QS8, QC8W) GEMM", 8, 2, 0)]
-        >>> s = summarize(ev, model_ops=["CONV_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED"])
-        >>> [(r["op"], r["kernel"], r["ms"]) for r in s["op_types"]]  # doctest: +NORMALIZE_WHITESPACE
-        [('CONV_2D', 'XNNPACK', 0.02), ('AVERAGE_POOL_2D', 'default kernels', 0.006),
-         ('FULLY_CONNECTED', 'XNNPACK', 0.002)]
-        >>> [(r["partition"], r["tflite_ops"]) for r in s["partitions"]]  # doctest: +NORMALIZE_WHITESPACE
-        [('XNNPACK partition 1', 'CONV_2D'), ('AVERAGE_POOL_2D (node 1)', 'AVERAGE_POOL_2D'),
-         ('XNNPACK partition 2', 'FULLY_CONNECTED')]
-        >>> [(n["node"], n["op"]) for n in s["nodes"]]
-        [(0, 'CONV_2D'), (1, 'AVERAGE_POOL_2D'), (2, 'FULLY_CONNECTED')]
-    """
-    all_runs = split_runs(events)
-    invokes = [r[0][2] for r in all_runs]
-    limit = outlier_factor * float(np.median(invokes)) if invokes else 0.0
-    kept = [r for r in all_runs if r[0][2] <= limit]
-    runs = max(1, len(kept))
-    nodes: dict = {}
-    invoke_us, overhead_us = 0, defaultdict(int)
-    for run in kept:
-        partition, last_index, last_kind = 0, None, None
-        for tag, kind, elapsed, meta in run:
-            if kind == _DEFAULT:
-                if tag == "Invoke":
-                    invoke_us += elapsed
-                else:
-                    overhead_us[tag] += elapsed
-                continue
-            if kind == _OPERATOR:
-                key = ("builtin", meta)
-                last_kind = "builtin"
-                info = {
-                    "kernel": DEFAULT_KERNELS,
-                    "node": meta,
-                    "tag": tag,
-                    "op": tag,
-                    "partition": f"{tag} (node {meta})",
-                }
-            elif kind in (_DELEGATE_OPERATOR, _DELEGATE_PROFILED_OPERATOR):
-                if last_kind != "delegate" or last_index is None or meta <= last_index:
-                    partition += 1
-                last_kind, last_index = "delegate", meta
-                key = ("delegate", partition, meta)
-                info = {
-                    "kernel": XNNPACK,
-                    "node": None,
-                    "tag": tag,
-                    "op": tag,
-                    "xnnpack_index": meta,
-                    "partition": f"XNNPACK partition {partition}",
-                }
-            else:  # telemetry and other event kinds carry no op time
-                continue
-            entry = nodes.setdefault(key, {**info, "us": 0, "calls": 0})
-            entry["us"] += elapsed
-            entry["calls"] += 1
-    ordered = list(nodes.values())
-    tflite_ops = _name_delegated_ops(ordered, model_ops)
-    for n in ordered:
-        n["ms"] = n.pop("us") / runs / 1e3
-    invoke_ms = invoke_us / runs / 1e3
-    ops_ms = sum(n["ms"] for n in ordered)
-
-    def pct(ms):
-        return 100.0 * ms / invoke_ms if invoke_ms else None
-
-    by_type: dict = {}
-    for n in ordered:
-        t = by_type.setdefault((n["op"], n["kernel"]), {"op": n["op"], "kernel": n["kernel"], "count": 0, "ms": 0.0})
-        t["count"] += 1
-        t["ms"] += n["ms"]
-    by_part: dict = {}
-    for n in ordered:
-        p = by_part.setdefault(
-            n["partition"], {"partition": n["partition"], "kernel": n["kernel"], "ops": 0, "ms": 0.0, "op_counts": {}}
-        )
-        p["ops"] += 1
-        p["ms"] += n["ms"]
-        p["op_counts"][n["tag"]] = p["op_counts"].get(n["tag"], 0) + 1
-    for p in by_part.values():
-        p["op_list"] = _count_list(p.pop("op_counts"))
-        p["tflite_ops"] = tflite_ops.get(p["partition"]) or (
-            p["partition"].split(" (node")[0] if p["kernel"] == DEFAULT_KERNELS else None
-        )
-    op_types = sorted(by_type.values(), key=lambda r: -r["ms"])
-    parts = list(by_part.values())
-    for r in [*ordered, *op_types, *parts]:
-        r["pct"] = pct(r["ms"])
-    xnn_ms = sum(n["ms"] for n in ordered if n["kernel"] == XNNPACK)
-    return {
-        "profiled_runs": len(all_runs),
-        "outlier_runs": len(all_runs) - len(kept),
-        "invoke_ms": invoke_ms,
-        "invoke_median_ms": float(np.median([r[0][2] for r in kept])) / 1e3 if kept else None,
-        "ops_ms": ops_ms,
-        "coverage": ops_ms / invoke_ms if invoke_ms else None,
-        "xnnpack_ms": xnn_ms,
-        "default_kernels_ms": ops_ms - xnn_ms,
-        "litert_overhead_ms": {k: v / runs / 1e3 for k, v in overhead_us.items()},
-        "xnnpack_ops_named_by": "TFLite op (by position)"
-        if any(n["op"] != n["tag"] for n in ordered)
-        else "XNNPACK operator",
-        "op_types": op_types,
-        "partitions": parts,
-        "nodes": ordered,
-    }
-
-
-def _count_list(counts: dict) -> str:
-    return ", ".join(f"{k} x{v}" if v > 1 else k for k, v in counts.items())
-
-
-def _name_delegated_ops(nodes: list, model_ops: list | None) -> dict:
-    """The TFLite ops of each XNNPACK partition (``{partition: 'CONV_2D x2, TANH'}``), and each
-    XNNPACK operator renamed after its TFLite op where the counts line up (module docstring).
-
-    The model's operators between two default-kernel nodes form one partition when there
-    are as many such groups as partitions (a chain of layers, the CNN case); otherwise
-    nothing is named.
-    """
-    if not model_ops:
-        return {}
-    fallback = {n["node"] for n in nodes if n["kernel"] == DEFAULT_KERNELS}
-    groups, indices, current, current_idx = [], [], [], []
-    for i, name in enumerate(model_ops):
-        if i in fallback:
-            if current:
-                groups.append(current)
-                indices.append(current_idx)
-            current, current_idx = [], []
-        else:
-            current.append(name)
-            current_idx.append(i)
-    if current:
-        groups.append(current)
-        indices.append(current_idx)
-    partitions: dict = {}
-    for n in nodes:
-        if n["kernel"] == XNNPACK:
-            partitions.setdefault(n["partition"], []).append(n)
-    if len(partitions) != len(groups):
-        return {}
-    named = {
-        label: _count_list({op: group.count(op) for op in dict.fromkeys(group)})
-        for label, group in zip(partitions, groups)
-    }
-    aligned = []
-    for members, group, index in zip(partitions.values(), groups, indices):
-        members = sorted(members, key=lambda n: n["xnnpack_index"])
-        aligned.append((members, align_ops([n["tag"] for n in members], group), iter(index)))
-    if all(names is not None for _, names, _ in aligned):  # one table speaks one language
-        for members, names, index in aligned:
-            for node, name in zip(members, names):
-                node["op"] = name
-                # The model's node index, as a default-kernel op has (None for XNNPACK's own reshape).
-                node["node"] = None if name == "RESHAPE (XNNPACK)" else next(index)
-    return named
-
-
-_RESHAPES = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
-
-
-def align_ops(xnnpack_ops: list, tflite_ops: list) -> list | None:
-    """The TFLite op of each XNNPACK operator of one partition, in order, or ``None`` when
-    they do not line up one to one. XNNPACK inserts a ``Static Reshape`` of its own (before
-    a ``FULLY_CONNECTED`` on a 4-D input, after a ``MEAN``): those are ``RESHAPE (XNNPACK)``.
-
-    Example:
-        >>> align_ops(["Mean (ND) Reduce", "Static Reshape (NC)", "Fully Connected (NC, F32) GEMM"],
-        ...           ["MEAN", "FULLY_CONNECTED"])
-        ['MEAN', 'RESHAPE (XNNPACK)', 'FULLY_CONNECTED']
-        >>> align_ops(["Convolution (NHWC, F32) IGEMM"], ["CONV_2D", "TANH"]) is None
-        True
-    """
-    names, j = [], 0
-    for tag in xnnpack_ops:
-        inserted = "Reshape" in tag and (j >= len(tflite_ops) or tflite_ops[j] not in _RESHAPES)
-        if inserted:
-            names.append("RESHAPE (XNNPACK)")
-        elif j < len(tflite_ops):
-            names.append(tflite_ops[j])
-            j += 1
-        else:
-            return None
-    return names if j == len(tflite_ops) else None
-
-
 def measure_profile(model_path, threads: int = 1, warmup: int = 5, runs: int = 50, seed: int = 0) -> dict:
     """Profile ``model_path`` in this process (see :func:`profile` for the safe way).
 
@@ -473,13 +260,37 @@ def measure_profile(model_path, threads: int = 1, warmup: int = 5, runs: int = 5
     """
     from edgecnn._io import sha256_file
     from edgecnn.device.bench import machine_info
-    from edgecnn.device.flatbuffer import FlatbufferError, read_model
     from edgecnn.device.runtime import available_runtimes, check_model_file
 
     check_model_file(model_path)
     reason = why_no_profiler("litert")
     if reason:
         raise ProfilerUnavailable(reason)
+    events, unprofiled, profiled = _profiled_runs(model_path, threads, warmup, runs, seed)
+    summary = summarize(events, _model_ops(model_path))
+    return {
+        "status": "ok",
+        "kind": "profile",
+        "model": str(model_path),
+        "size_bytes": os.path.getsize(model_path),
+        "sha256": sha256_file(model_path),
+        "api": API,
+        "runtime": "litert",
+        "runtime_version": available_runtimes().get("litert", "unknown"),
+        "threads": int(threads),
+        "warmup": int(max(1, warmup)),
+        "runs": len(profiled),
+        "run_median_ms": float(np.median(unprofiled)),
+        "run_median_profiled_ms": float(np.median(profiled)),
+        "input": "random",
+        **summary,
+        **machine_info(),
+    }
+
+
+def _profiled_runs(model_path, threads: int, warmup: int, runs: int, seed: int) -> tuple:
+    """``(events, unprofiled ms, profiled ms)``: a ``CompiledModel`` on the CPU with profiling on,
+    run ``warmup`` times, ``runs`` times unprofiled, then ``runs`` times profiled."""
     rt = _LiteRt(litert_library())
     try:
         env = rt.handle("LiteRtCreateEnvironment", 0, None, destroy="LiteRtDestroyEnvironment")
@@ -532,30 +343,18 @@ def measure_profile(model_path, threads: int = 1, warmup: int = 5, runs: int = 5
         events = _events(rt, profiler)
     finally:
         rt.close()
+    return events, unprofiled, profiled
+
+
+def _model_ops(model_path) -> list | None:
+    """The model's op names in node order (one subgraph), to name XNNPACK's operators by."""
+    from edgecnn.device.flatbuffer import FlatbufferError, read_model
+
     try:
         info = read_model(model_path)
-        model_ops = [op.name for op in info.operators] if info.subgraphs == 1 else None
     except FlatbufferError:
-        model_ops = None
-    summary = summarize(events, model_ops)
-    return {
-        "status": "ok",
-        "kind": "profile",
-        "model": str(model_path),
-        "size_bytes": os.path.getsize(model_path),
-        "sha256": sha256_file(model_path),
-        "api": API,
-        "runtime": "litert",
-        "runtime_version": available_runtimes().get("litert", "unknown"),
-        "threads": int(threads),
-        "warmup": int(max(1, warmup)),
-        "runs": len(profiled),
-        "run_median_ms": float(np.median(unprofiled)),
-        "run_median_profiled_ms": float(np.median(profiled)),
-        "input": "random",
-        **summary,
-        **machine_info(),
-    }
+        return None
+    return [op.name for op in info.operators] if info.subgraphs == 1 else None
 
 
 def profile(

@@ -170,9 +170,10 @@ def check_model_file(path) -> bytes:
     data = path.read_bytes()
     if len(data) < 16:
         raise ModelLoadError(f"{path} is {len(data)} bytes, too small to be a TFLite model")
-    if data[4:8] != b"TFL3":
+    from edgecnn.device.flatbuffer import TFLITE_IDENTIFIER, FlatbufferError, read_model
+
+    if data[4:8] != TFLITE_IDENTIFIER:
         raise ModelLoadError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)")
-    from edgecnn.device.flatbuffer import FlatbufferError, read_model
 
     try:
         read_model(data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,22 @@ class Column:
         if value is None:
             return "-"
         return self.fmt(value) if self.fmt is not str else str(value)
+
+
+def dash_format(spec: str) -> Callable:
+    """A cell formatter: ``format(v, spec)``, ``"-"`` for a missing or NaN value.
+
+    Example:
+        >>> dash_format(".2f")(2.5), dash_format(".2f")(None), dash_format(".2f")(float("nan"))
+        ('2.50', '-', '-')
+    """
+
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        return format(v, spec)
+
+    return cell
 
 
 def format_table(rows: list, columns: list) -> str:

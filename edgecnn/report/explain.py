@@ -250,7 +250,8 @@ def explain_run(path, top: int = EXPLAIN_TOP, threads: int = 1, runtime: str = "
         'layer conv_pw_13_relu costs 0.80 points in int8; keeping it in float costs +0.012 ms'
     """
     from edgecnn.device.profile import why_no_profiler
-    from edgecnn.tflite.debugger import load_run, run_debugger
+    from edgecnn.report.run import load_run
+    from edgecnn.tflite.debugger import run_debugger
 
     run = find_run(path)
     reason = why_no_profiler("litert")

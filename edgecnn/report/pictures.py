@@ -211,7 +211,7 @@ def show_run(run, out=None, layers: list | None = None, images: int = 4, seed: i
 
 
 def _show(found: dict, out: Path, layers, images: int, seed: int, echo: Callable) -> dict:
-    from edgecnn.tflite.debugger import load_run
+    from edgecnn.report.run import load_run
 
     run, rows, spec = found["run"], found["rows"], found["preprocess"]
     echo(f"[1/5] loading the model and the test split of {run}")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgecnn.report.tables import bench_fields, weights_label
+from edgecnn.device.bench import bench_fields
+from edgecnn.report.tables import weights_label
 
 
 def _needs_runtime(bench: dict) -> str | None:

@@ -19,10 +19,13 @@ import math
 from pathlib import Path
 from typing import Callable
 
+from edgecnn.device.bench import bench_fields  # noqa: F401  (declared beside the bench result it reads)
+
 # The table writer is the device side's (its profile prints tables, and device/ imports nothing
 # from here); re-exported so ``from edgecnn.report.tables import format_table`` keeps working.
 from edgecnn.device.tables import Column, format_table, save_table, to_csv, to_markdown  # noqa: F401
 from edgecnn.report.pareto import pareto_front, plot_accuracy_latency
+from edgecnn.tflite.debugger import LAYER_COLUMNS, format_layers  # noqa: F401  (the int8 debugger's own table)
 
 
 def human_bytes(n) -> str:
@@ -119,21 +122,6 @@ def near_chance_lines(rows: list, num_classes: int) -> list:
 
 # int8 must run at least this many times faster than float32 (median latency) to count as faster.
 INT8_MIN_SPEEDUP = 1.10
-
-
-def bench_fields(bench: dict) -> dict:
-    """The machine fields a table row keeps from a bench result: CPU, its features, cores,
-    architecture and the ops XNNPACK left to the reference kernels.
-
-    Example:
-        >>> bench_fields({"cpu": "Cortex-A72", "cpu_features": ["asimd"], "delegation": {"fallback_ops": {}}})
-        {'cpu': 'Cortex-A72', 'cpu_features': ['asimd'], 'xnnpack_fallback': {}}
-    """
-    out = {k: bench[k] for k in ("cpu", "cpu_features", "cores", "arch") if k in bench}
-    delegation = bench.get("delegation")
-    if isinstance(delegation, dict) and "fallback_ops" in delegation:
-        out["xnnpack_fallback"] = delegation["fallback_ops"]
-    return out
 
 
 def cpu_lines(rows: list) -> list:
@@ -384,36 +372,6 @@ def _delegation_lines(rows: list) -> list:
 
 
 # The per-layer int8 error (:mod:`edgecnn.tflite.debugger`): one row per quantized layer.
-LAYER_COLUMNS = [
-    Column("layer", "layer", str, "<"),
-    Column("op", "op", str, "<"),
-    Column("rmse_scale", "rmse/scale", _fmt(".2f")),
-    Column("mean_error", "mean error", _fmt("+.2e")),
-]
-
-
-def format_layers(summary: dict) -> str:
-    """The worst layers as a terminal table (``edgecnn eval --int8-debug``, the pipeline's output).
-
-    Example:
-        >>> print(format_layers({"layers_measured": 3, "samples": 10, "notes": [], "worst_layers": [
-        ...     {"layer": "conv1_relu", "op": "CONV_2D", "rmse_scale": 2.5, "mean_error": 0.01}]}))
-        int8 error per layer (worst 1 of 3, on 10 validation images; rmse/scale ~0.29 is rounding alone)
-        layer       op       rmse/scale  mean error
-        ----------  -------  ----------  ----------
-        conv1_relu  CONV_2D        2.50   +1.00e-02
-    """
-    rows = summary["worst_layers"]
-    cols = LAYER_COLUMNS
-    head = (
-        f"int8 error per layer (worst {len(rows)} of {summary['layers_measured']}, on {summary['samples']} "
-        "validation images; rmse/scale ~0.29 is rounding alone)"
-    )
-    lines = [head, format_table(rows, cols)]
-    lines += [f"note: {n}" for n in summary.get("notes", [])]
-    return "\n".join(lines)
-
-
 def layers_markdown(summary: dict) -> str:
     """The worst layers as a Markdown table for ``report.md``."""
     text = to_markdown(summary["worst_layers"], LAYER_COLUMNS)

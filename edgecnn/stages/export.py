@@ -116,8 +116,7 @@ def _representative(ctx: Context):
 def _measure(ctx: Context, path: Path, precision: str, label: str, base: dict) -> dict:
     """One table row: evaluate ``path`` on the test split, then benchmark it."""
     from edgecnn._io import sha256_file
-    from edgecnn.device.bench import benchmark
-    from edgecnn.report.tables import bench_fields
+    from edgecnn.device.bench import bench_fields, benchmark
 
     cfg = ctx.cfg
     x_test, y_test = ctx.data.normalized("test"), ctx.data.y["test"]
@@ -170,19 +169,10 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     A debugger that cannot work on the model leaves a one-line ``int8_layers.error`` (and
     ``note``) in the row, never a traceback.
     """
-    from edgecnn._io import write_bytes
-    from edgecnn.report.tables import format_layers
-    from edgecnn.tflite.debugger import (
-        DEBUG_SAMPLES,
-        Int8Debug,
-        budget_resolution,
-        float_fallback,
-        tflite_accuracy,
-        tflite_scores,
-    )
+    from edgecnn.tflite.debugger import DEBUG_SAMPLES, Int8Debug, format_layers
 
     cfg = ctx.cfg
-    x_val, y_val = ctx.data.normalized("val"), ctx.data.y["val"]
+    x_val = ctx.data.normalized("val")
     ctx.echo(f"      {label}: per-layer error (quantization debugger, {min(len(x_val), DEBUG_SAMPLES)} val images)")
     t0 = time.time()
     try:
@@ -197,9 +187,20 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
     row["int8_layers"] = summary
     for line in format_layers({**summary, "worst_layers": summary["worst_layers"][:5]}).splitlines():
         ctx.echo(f"        {line}")
-    budget = cfg.convert.max_int8_drop
-    if budget is None or float_path is None:
+    if cfg.convert.max_int8_drop is None or float_path is None:
         return None
+    return _int8_mixed(ctx, result, row, debug, float_path, label, base)
+
+
+def _int8_mixed(ctx: Context, result: StageResult, row: dict, debug, float_path, label: str, base: dict) -> dict | None:
+    """The ``int8_mixed`` row when the int8 file's validation drop misses ``convert.max_int8_drop``:
+    the worst layers (``debug``'s ranking) kept in float until the drop is within the budget."""
+    from edgecnn._io import write_bytes
+    from edgecnn.tflite.debugger import budget_resolution, float_fallback, tflite_accuracy, tflite_scores
+
+    cfg, summary = ctx.cfg, row["int8_layers"]
+    budget = cfg.convert.max_int8_drop
+    x_val, y_val = ctx.data.normalized("val"), ctx.data.y["val"]
 
     def val_accuracy(model_bytes: bytes) -> float:
         return tflite_accuracy(model_bytes, x_val, y_val, cfg.bench.threads, cfg.bench.runtime)
@@ -238,6 +239,21 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
         model_bytes = add_metadata(model_bytes, ctx.data.preprocess, name=inference_model(result.model).name)
     path = write_bytes(ctx.out / row["file"].replace("_int8.tflite", "_int8_mixed.tflite"), model_bytes)
     mixed = _measure(ctx, path, "int8_mixed", mixed_label, {**base, "convert_seconds": time.time() - t0})
+    _describe_mixed(mixed, fb, budget, float_val)
+    if coarse:
+        mixed["int8_mixed"]["resolution_note"] = coarse
+        mixed["note"] = (mixed["note"] + "; " if mixed.get("note") else "") + f"int8_mixed: {coarse}"
+        ctx.echo(f"      {mixed_label}: {coarse}")
+    ctx.echo(
+        f"      {mixed_label}: {len(fb['float_layers'])}/{fb['layers_measured']} layers in float "
+        f"({', '.join(fb['float_layers'])}); validation {100 * fb['accuracy']:.2f}% vs float32 {100 * float_val:.2f}%"
+    )
+    return mixed
+
+
+def _describe_mixed(mixed: dict, fb: dict, budget: float, float_val: float) -> None:
+    """What the ``int8_mixed`` row says of itself: :func:`~edgecnn.tflite.debugger.float_fallback`'s
+    result under ``int8_mixed``, its float layers, and a note when no prefix met the budget."""
     mixed["int8_mixed"] = {
         "budget_points": budget,
         "float_layers": fb["float_layers"],
@@ -259,12 +275,3 @@ def _int8_debug(ctx: Context, result: StageResult, row: dict, float_path, label:
             f"int8_mixed: no prefix of the worst layers kept in float is within {budget:g} points of float32; "
             "the best tried is kept"
         )
-    if coarse:
-        mixed["int8_mixed"]["resolution_note"] = coarse
-        mixed["note"] = (mixed["note"] + "; " if mixed.get("note") else "") + f"int8_mixed: {coarse}"
-        ctx.echo(f"      {mixed_label}: {coarse}")
-    ctx.echo(
-        f"      {mixed_label}: {len(fb['float_layers'])}/{fb['layers_measured']} layers in float "
-        f"({', '.join(fb['float_layers'])}); validation {100 * fb['accuracy']:.2f}% vs float32 {100 * float_val:.2f}%"
-    )
-    return mixed

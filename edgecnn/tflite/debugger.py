@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from edgecnn._io import quiet_native_stderr
+from edgecnn.device.tables import Column, dash_format, format_table
 from edgecnn.errors import UserError
 
 # Layers kept in metrics.json and shown in report.md, worst first.
@@ -102,7 +103,7 @@ class Int8Debug:
                 )
                 self._debugger.run()
         except Exception as exc:  # ConverterError, ValueError ('not in debug mode'), RuntimeError...
-            raise RuntimeError(f"the int8 debugger failed on {model.name}: {_first_line(exc)}") from None
+            raise RuntimeError(f"the int8 debugger failed on {model.name}: {first_line(exc)}") from None
         self.layers = self._collect()
 
     def _dataset(self):
@@ -123,7 +124,7 @@ class Int8Debug:
                     raise ValueError(f"rmse/scale is {rmse_scale} (scale {scale})")
             except Exception as exc:  # one layer the debugger cannot describe: a note, not a failure
                 layer = short_layer_name(str(name).removeprefix("NumericVerify/"), self._output_name)
-                self.notes.append(f"layer {layer}: not measured ({_first_line(exc)})")
+                self.notes.append(f"layer {layer}: not measured ({first_line(exc)})")
                 continue
             layers.append(
                 {
@@ -163,12 +164,12 @@ class Int8Debug:
                 return d.get_nondebug_quantized_model()
         except Exception as exc:  # ConverterError on one denylist: one line, the caller decides
             names = ", ".join(short_layer_name(t, self._output_name) for t in float_tensors) or "no layer"
-            raise RuntimeError(f"the converter failed with {names} in float: {_first_line(exc)}") from None
+            raise RuntimeError(f"the converter failed with {names} in float: {first_line(exc)}") from None
         finally:
             d._debug_options = kept
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else exc.__class__.__name__
 
@@ -201,7 +202,7 @@ def rank_by_effect(debug: Int8Debug, output_error: Callable[[bytes], float], top
         try:
             gains[layer["tensor"]] = base - output_error(debug.mixed_model([layer["tensor"]]))
         except RuntimeError as exc:
-            notes.append(f"layer {layer['layer']}: effect not measured ({_first_line(exc)})")
+            notes.append(f"layer {layer['layer']}: effect not measured ({first_line(exc)})")
     helpful = sorted((lay for lay in layers if gains.get(lay["tensor"], 0) > 0), key=lambda lay: -gains[lay["tensor"]])
     rest = [lay for lay in layers if lay not in helpful]
     return helpful + rest, {lay["layer"]: gains[lay["tensor"]] for lay in layers[:top] if lay["tensor"] in gains}, notes
@@ -310,6 +311,36 @@ def budget_resolution(drop_points: float, budget_points: float, n_images: int) -
     )
 
 
+LAYER_COLUMNS = [
+    Column("layer", "layer", str, "<"),
+    Column("op", "op", str, "<"),
+    Column("rmse_scale", "rmse/scale", dash_format(".2f")),
+    Column("mean_error", "mean error", dash_format("+.2e")),
+]
+
+
+def format_layers(summary: dict) -> str:
+    """The worst layers as a terminal table (``edgecnn eval --int8-debug``, the pipeline's output).
+
+    Example:
+        >>> print(format_layers({"layers_measured": 3, "samples": 10, "notes": [], "worst_layers": [
+        ...     {"layer": "conv1_relu", "op": "CONV_2D", "rmse_scale": 2.5, "mean_error": 0.01}]}))
+        int8 error per layer (worst 1 of 3, on 10 validation images; rmse/scale ~0.29 is rounding alone)
+        layer       op       rmse/scale  mean error
+        ----------  -------  ----------  ----------
+        conv1_relu  CONV_2D        2.50   +1.00e-02
+    """
+    rows = summary["worst_layers"]
+    cols = LAYER_COLUMNS
+    head = (
+        f"int8 error per layer (worst {len(rows)} of {summary['layers_measured']}, on {summary['samples']} "
+        "validation images; rmse/scale ~0.29 is rounding alone)"
+    )
+    lines = [head, format_table(rows, cols)]
+    lines += [f"note: {n}" for n in summary.get("notes", [])]
+    return "\n".join(lines)
+
+
 def tflite_scores(model_bytes: bytes, x: np.ndarray, threads: int = 1, runtime: str = "auto") -> np.ndarray:
     """The outputs of a ``.tflite`` held in memory on float inputs ``x``."""
     from edgecnn.device.evaluate import predict
@@ -334,88 +365,8 @@ def tflite_accuracy(model_bytes: bytes, x: np.ndarray, y: np.ndarray, threads: i
         return float(evaluate_tflite(path, x, y, num_threads=threads, runtime=runtime)["accuracy"])
 
 
-def debug_run(path) -> dict:
-    """:meth:`Int8Debug.summary` for an existing run: ``path`` is its folder (the trained
-    model, ``train/model.keras``) or a ``model.keras`` inside it; the data, calibration and
-    validation split are the run's own (its ``config.json``).
-
-    Example:
-        >>> from edgecnn.report.tables import format_layers
-        >>> print(format_layers(debug_run("runs/mobilenet-a0.50-32px")))  # doctest: +SKIP
-    """
-    path = Path(path)
-    if path.is_dir():
-        run, model_file = path, path / "train" / "model.keras"
-    elif path.suffix == ".keras" and path.is_file():
-        run = next((p for p in (path.parent, path.parent.parent) if (p / "config.json").is_file()), path.parent)
-        model_file = path
-    else:
-        raise UserError(f"{path}: the int8 debugger takes a run folder or a model.keras inside one")
-    cfg, data, model = load_run(run, model_file)
-    debug = run_debugger(cfg, data, model)
-    return {"run": str(run), "model_file": str(model_file), **debug.summary()}
-
-
-def load_run(run, model_file=None) -> tuple:
-    """``(cfg, data, model)`` of the run folder ``run``: its resolved :class:`edgecnn.settings.run_config.RunConfig`,
-    its data (:func:`edgecnn.data.loader.load_run_data`, the run's own splits) and its trained
-    Keras model (:func:`load_run_model`). Anything missing or unreadable is a
-    :class:`UserError` (one line). ``debug_run``, ``eval --explain`` and ``edgecnn show`` all
-    read a finished run through here.
-
-    Example:
-        >>> cfg, data, model = load_run("runs/mobilenet-a0.50-32px")  # doctest: +SKIP
-    """
-    import json
-
-    from edgecnn.data.loader import load_run_data
-    from edgecnn.models import model_info
-    from edgecnn.settings.run_config import RunConfig, resolve
-
-    run = Path(run)
-    if not (run / "config.json").is_file():
-        raise UserError(f"{run} holds no config.json: not a run folder")
-    if model_file is not None and not Path(model_file).is_file():
-        raise UserError(f"{model_file} not found (the run saved no full Keras model)")
-    try:
-        raw = json.loads((run / "config.json").read_text())
-        cfg = resolve(RunConfig.from_dict(raw), model_info(raw["model"]["name"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{run / 'config.json'}: cannot be read back ({_first_line(exc)})") from None
-    data = load_run_data(cfg, model_info(cfg.model.name), run_dir=run, chief=False)
-    return cfg, data, load_run_model(run, cfg, data, model_file)
-
-
-def load_run_model(run, cfg, data, model_file=None):
-    """The run's trained float Keras model: ``model_file`` when given; else
-    ``train/model.keras``, or, where that is missing or does not load, the architecture
-    rebuilt from ``cfg`` with ``train/weights.h5``. :class:`UserError` when none loads."""
-    from edgecnn._tf import keras
-    from edgecnn.models import create_model
-    from edgecnn.models._layers import CUSTOM_OBJECTS
-
-    run = Path(run)
-    weights = None if model_file is not None else run / "train" / "weights.h5"
-    model_file = Path(model_file) if model_file is not None else run / "train" / "model.keras"
-    if model_file.is_file():
-        try:
-            with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
-                return keras.models.load_model(model_file, compile=False, safe_mode=True)
-        except Exception as exc:  # corrupt file, unknown layer...
-            if weights is None or not weights.is_file():
-                raise UserError(f"cannot load {model_file}: {_first_line(exc)}") from None
-    if weights is None or not weights.is_file():
-        raise UserError(f"{run / 'train'} holds neither model.keras nor weights.h5: no trained model")
-    args = {k: v for k, v in cfg.model.args.items() if k != "weights"}
-    try:
-        return create_model(cfg.model.name, alpha=cfg.model.alpha, input_shape=tuple(data.input_shape),
-                            classes=data.num_classes, weights=str(weights), **args)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot rebuild {cfg.model.name} from {weights}: {_first_line(exc)}") from None
-
-
 def run_debugger(cfg, data, model) -> Int8Debug:
-    """:class:`Int8Debug` of a loaded run (:func:`load_run`) with the run's calibration and up to
+    """:class:`Int8Debug` of a loaded run (:func:`edgecnn.report.run.load_run`) with the run's calibration and up to
     :data:`DEBUG_SAMPLES` validation images, as the export step computes it; a debugger
     that cannot work on the model is a :class:`UserError`."""
     try:

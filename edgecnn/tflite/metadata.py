@@ -53,23 +53,36 @@ import zipfile
 
 import numpy as np
 
-METADATA_NAME = "TFLITE_METADATA"
-METADATA_IDENTIFIER = b"M001"
-TFLITE_IDENTIFIER = b"TFL3"
-MIN_PARSER_VERSION = "1.0.0"
-LABELS_FILE = "labels.txt"
+from edgecnn.device.flatbuffer import TFLITE_IDENTIFIER
+from edgecnn.device.metadata import (
+    ASSOCIATED_FILE,
+    CONTENT,
+    CONTENT_FEATURE,
+    CONTENT_IMAGE,
+    CONVENTION_FILE,
+    DESCRIPTIONS,
+    FEATURE_PROPERTIES,
+    IMAGE_PROPERTIES,
+    IMAGE_SIZE,
+    LABELS_FILE,
+    METADATA_IDENTIFIER,
+    METADATA_NAME,
+    MODEL_METADATA,
+    NORMALIZATION_OPTIONS,
+    PROCESS_NORMALIZATION,
+    PROCESS_UNIT,
+    STATS,
+    SUBGRAPH_METADATA,
+    TENSOR_AXIS_LABELS,
+    TENSOR_METADATA,
+)
 
-# Enum and union values of metadata_schema.fbs.
-DESCRIPTIONS, TENSOR_AXIS_LABELS = 1, 2  # AssociatedFileType
-#: The model-level associated file with what the schema cannot say (the channel order).
-CONVENTION_FILE = "input_convention.json"
+MIN_PARSER_VERSION = "1.0.0"
 BGR_NOTE = (
     "channels in BGR order (Keras caffe-style weights): TFLite Metadata's colour space cannot say BGR, "
     "so reverse the channels of an RGB image before normalising"
 )
 COLOR_SPACE = {3: 1, 1: 2}  # channels -> ColorSpaceType: RGB = 1, GRAYSCALE = 2
-CONTENT_FEATURE, CONTENT_IMAGE = 1, 2  # ContentProperties: FeatureProperties, ImageProperties
-PROCESS_NORMALIZATION = 1  # ProcessUnitOptions: NormalizationOptions
 # TensorType of TFLite's schema.fbs.
 FLOAT32, UINT8, INT8 = 0, 3, 9
 
@@ -141,19 +154,73 @@ def _offsets(b, offsets) -> int:
     return b.EndVector()
 
 
-def _table(b, nfields: int, offsets: dict | None = None, scalars: dict | None = None) -> int:
-    """One table: ``offsets`` {slot: offset}, ``scalars`` {slot: (prepend method, value)}."""
-    b.StartObject(nfields)
-    for slot, off in (offsets or {}).items():
-        b.PrependUOffsetTRelativeSlot(slot, off, 0)
-    for slot, (kind, value) in (scalars or {}).items():
-        getattr(b, f"Prepend{kind}Slot")(slot, value, 0)
+def _table(b, slots: dict, offsets: dict | None = None, scalars: dict | None = None) -> int:
+    """One table of the schema whose field slots are ``slots`` (:mod:`edgecnn.device.metadata`):
+    ``offsets`` {field: offset}, ``scalars`` {field: (prepend method, value)}."""
+    b.StartObject(len(slots))
+    for name, off in (offsets or {}).items():
+        b.PrependUOffsetTRelativeSlot(slots[name], off, 0)
+    for name, (kind, value) in (scalars or {}).items():
+        getattr(b, f"Prepend{kind}Slot")(slots[name], value, 0)
     return b.EndObject()
 
 
 def _stats(b, low, high) -> int:
     mx, mn = _floats(b, high), _floats(b, low)
-    return _table(b, 2, {0: mx, 1: mn})  # Stats: max, min
+    return _table(b, STATS, {"max": mx, "min": mn})
+
+
+def _input_tensor(b, spec: dict, input_type: int, hwc: tuple) -> int:
+    """The input ``TensorMetadata``: ImageProperties, NormalizationOptions and Stats."""
+    height, width, channels = hwc
+    mean, std = normalization(spec, channels)
+    size = _table(b, IMAGE_SIZE, scalars={"width": ("Uint32", width), "height": ("Uint32", height)})
+    color = ("Int8", COLOR_SPACE.get(channels, 0))
+    image = _table(b, IMAGE_PROPERTIES, {"default_size": size}, {"color_space": color})
+    kind = ("Uint8", CONTENT_IMAGE)
+    content_in = _table(b, CONTENT, {"content_properties": image}, {"content_properties_type": kind})
+    norm = _table(b, NORMALIZATION_OPTIONS, {"mean": _floats(b, mean), "std": _floats(b, std)})
+    unit = _table(b, PROCESS_UNIT, {"options": norm}, {"options_type": ("Uint8", PROCESS_NORMALIZATION)})
+    units = _offsets(b, [unit])
+    in_stats = None
+    if input_type == FLOAT32:
+        in_stats = _stats(b, [(0 - m) / s for m, s in zip(mean, std)], [(255 - m) / s for m, s in zip(mean, std)])
+    elif input_type == UINT8:
+        in_stats = _stats(b, [0.0], [255.0])
+    bgr = channels == 3 and is_bgr(spec)
+    convention = convention_file(spec, channels)
+    in_name = b.CreateString("image")
+    in_desc = b.CreateString(
+        f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; normalised as (pixel - mean) / std"
+        + (f"; {BGR_NOTE}" if bgr else "")
+        + ("; resized bilinearly without antialiasing (as tf.image.resize)" if "resize" in convention else "")
+    )
+    fields = {"name": in_name, "description": in_desc, "content": content_in, "process_units": units}
+    if in_stats is not None:
+        fields["stats"] = in_stats
+    return _table(b, TENSOR_METADATA, fields)
+
+
+def _output_tensor(b, output_type: int, num_classes: int) -> int:
+    """The output ``TensorMetadata``: FeatureProperties, Stats and ``labels.txt``."""
+    feature = _table(b, FEATURE_PROPERTIES)
+    kind = ("Uint8", CONTENT_FEATURE)
+    content_out = _table(b, CONTENT, {"content_properties": feature}, {"content_properties_type": kind})
+    out_stats = _stats(b, [0.0], [1.0]) if output_type == FLOAT32 else None
+    if output_type == UINT8:
+        out_stats = _stats(b, [0.0], [255.0])
+    label_name = b.CreateString(LABELS_FILE)
+    label_desc = b.CreateString("Labels for the categories the model can recognise.")
+    label_file = _table(
+        b, ASSOCIATED_FILE, {"name": label_name, "description": label_desc}, {"type": ("Int8", TENSOR_AXIS_LABELS)}
+    )
+    out_name = b.CreateString("probability")
+    out_desc = b.CreateString(f"Probabilities of the {num_classes} labels respectively.")
+    fields = {"name": out_name, "description": out_desc, "content": content_out,
+              "associated_files": _offsets(b, [label_file])}
+    if out_stats is not None:
+        fields["stats"] = out_stats
+    return _table(b, TENSOR_METADATA, fields)
 
 
 def metadata_bytes(
@@ -173,65 +240,31 @@ def metadata_bytes(
 
     channels = int(input_shape[-1])
     height, width = int(input_shape[1]), int(input_shape[2])
-    mean, std = normalization(spec, channels)
     b = flatbuffers.Builder(1024)
 
-    # Input: ImageProperties + NormalizationOptions + Stats.
-    size = _table(b, 2, scalars={0: ("Uint32", width), 1: ("Uint32", height)})  # ImageSize
-    image = _table(b, 2, {1: size}, {0: ("Int8", COLOR_SPACE.get(channels, 0))})  # ImageProperties
-    content_in = _table(b, 3, {1: image}, {0: ("Uint8", CONTENT_IMAGE)})  # Content
-    norm = _table(b, 2, {0: _floats(b, mean), 1: _floats(b, std)})  # NormalizationOptions
-    unit = _table(b, 2, {1: norm}, {0: ("Uint8", PROCESS_NORMALIZATION)})  # ProcessUnit
-    units = _offsets(b, [unit])
-    in_stats = None
-    if input_type == FLOAT32:
-        in_stats = _stats(b, [(0 - m) / s for m, s in zip(mean, std)], [(255 - m) / s for m, s in zip(mean, std)])
-    elif input_type == UINT8:
-        in_stats = _stats(b, [0.0], [255.0])
     bgr = channels == 3 and is_bgr(spec)
     convention = convention_file(spec, channels)
-    in_name = b.CreateString("image")
-    in_desc = b.CreateString(
-        f"Input image, {height}x{width} {'RGB' if channels == 3 else 'grayscale'}; normalised as (pixel - mean) / std"
-        + (f"; {BGR_NOTE}" if bgr else "")
-        + ("; resized bilinearly without antialiasing (as tf.image.resize)" if "resize" in convention else "")
-    )
-    fields = {0: in_name, 1: in_desc, 3: content_in, 4: units}
-    if in_stats is not None:
-        fields[5] = in_stats
-    tensor_in = _table(b, 7, fields)
-
-    # Output: FeatureProperties + Stats + labels.txt.
-    feature = _table(b, 0)
-    content_out = _table(b, 3, {1: feature}, {0: ("Uint8", CONTENT_FEATURE)})
-    out_stats = _stats(b, [0.0], [1.0]) if output_type == FLOAT32 else None
-    if output_type == UINT8:
-        out_stats = _stats(b, [0.0], [255.0])
-    label_name = b.CreateString(LABELS_FILE)
-    label_desc = b.CreateString("Labels for the categories the model can recognise.")
-    label_file = _table(b, 5, {0: label_name, 1: label_desc}, {2: ("Int8", TENSOR_AXIS_LABELS)})
-    out_name = b.CreateString("probability")
-    out_desc = b.CreateString(f"Probabilities of the {num_classes} labels respectively.")
-    fields = {0: out_name, 1: out_desc, 3: content_out, 6: _offsets(b, [label_file])}
-    if out_stats is not None:
-        fields[5] = out_stats
-    tensor_out = _table(b, 7, fields)
-
-    subgraph = _table(b, 10, {2: _offsets(b, [tensor_in]), 3: _offsets(b, [tensor_out])})
+    tensor_in = _input_tensor(b, spec, input_type, (height, width, channels))
+    tensor_out = _output_tensor(b, output_type, num_classes)
+    graph = {"input_tensor_metadata": _offsets(b, [tensor_in]), "output_tensor_metadata": _offsets(b, [tensor_out])}
+    subgraph = _table(b, SUBGRAPH_METADATA, graph)
     fields = {
-        0: b.CreateString(name),
-        1: b.CreateString(description.rstrip(".") + f". Input {BGR_NOTE}." if bgr else description),
-        2: b.CreateString(version),
-        3: _offsets(b, [subgraph]),
-        4: b.CreateString(author),
-        7: b.CreateString(MIN_PARSER_VERSION),
+        "name": b.CreateString(name),
+        "description": b.CreateString(description.rstrip(".") + f". Input {BGR_NOTE}." if bgr else description),
+        "version": b.CreateString(version),
+        "subgraph_metadata": _offsets(b, [subgraph]),
+        "author": b.CreateString(author),
+        "min_parser_version": b.CreateString(MIN_PARSER_VERSION),
     }
     if convention:
         conv_name = b.CreateString(CONVENTION_FILE)
         said = " and ".join({"channel_order": "the channel order (BGR)", "resize": "the resize"}[k] for k in convention)
         conv_desc = b.CreateString(f"edgecnn's input convention beyond the metadata: {said}.")
-        fields[6] = _offsets(b, [_table(b, 5, {0: conv_name, 1: conv_desc}, {2: ("Int8", DESCRIPTIONS)})])
-    model = _table(b, 8, fields)
+        conv_file = _table(
+            b, ASSOCIATED_FILE, {"name": conv_name, "description": conv_desc}, {"type": ("Int8", DESCRIPTIONS)}
+        )
+        fields["associated_files"] = _offsets(b, [conv_file])
+    model = _table(b, MODEL_METADATA, fields)
     b.Finish(model, METADATA_IDENTIFIER)
     return bytes(b.Output())
 
@@ -266,9 +299,11 @@ def add_metadata(tflite: bytes, spec: dict, name: str, description: str | None =
     ``mean``/``std``, ``class_names``). Metadata already present is replaced.
     """
     import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
 
     import edgecnn
+    from edgecnn.device.flatbuffer import litert_schema
+
+    schema = litert_schema()  # the one reader's schema; its object API re-packs the model
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
     graph = model.subgraphs[0]
