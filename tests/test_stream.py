@@ -99,7 +99,7 @@ def test_disk_cache_gives_the_same_tensors(jpeg_folder, tmp_path):
     assert (run / "cache").is_dir() and list((run / "cache").glob("train-*.complete"))
     assert np.array_equal(first, _train_images(plain, tf)) and np.array_equal(second, first)
     mem = load_stream(jpeg_folder, LoadSpec((24, 24), 3, cache="memory"), run_dir=run)
-    assert not getattr(mem, "streamed", False) and np.array_equal(mem.normalized("train"), first)
+    assert not mem.streamed and np.array_equal(mem.normalized("train"), first)
 
 
 @pytest.mark.parametrize("resize,cache", [("antialias", "none"), ("bilinear", "none"), ("antialias", "disk")])
@@ -204,7 +204,7 @@ def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
         {"model": {"name": "lenet5"}, "data": {"source": str(tmp_path / "raw.npz"), "image_size": 32}}
     )
     mem = load_run_data(cfg, entry)  # within the budget: the in-memory path
-    assert not getattr(mem, "streamed", False)
+    assert not mem.streamed
     monkeypatch.setenv("EDGECNN_MEMORY_BUDGET", "1000")
     ds = load_run_data(cfg, entry)
     assert isinstance(ds, ArrayStream) and isinstance(ds.x, np.memmap)
