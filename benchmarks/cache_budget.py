@@ -30,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def _child(folder: str, size: int):
     import resource
 
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.stream import load_stream
     from edgecnn.train import TrainConfig, make_datasets
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    data = load_stream(folder, (size, size), 3, cache="memory", val_split=0.1, test_split=0.2)
+    data = load_stream(folder, LoadSpec((size, size), 3, cache="memory", val_split=0.1, test_split=0.2))
     train, val = make_datasets(data, TrainConfig(batch_size=32))
     for _ in train:
         pass

@@ -168,14 +168,16 @@ def _child_throughput(folder: str, images: int, rounds: int, shards: str = ""):
     import tempfile
 
     from edgecnn._tf import keras, tf
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.stream import load_stream
     from edgecnn.settings.sections import TrainConfig
     from edgecnn.train import make_datasets
 
-    antialias = load_stream(folder, (224, 224), 3, cache="none", run_dir=None)
-    bilinear = load_stream(folder, (224, 224), 3, cache="none", run_dir=None, convention={"resize": "bilinear"})
+    antialias = load_stream(folder, LoadSpec((224, 224), 3, cache="none"), run_dir=None)
+    bilinear_spec = LoadSpec((224, 224), 3, cache="none", convention={"resize": "bilinear"})
+    bilinear = load_stream(folder, bilinear_spec, run_dir=None)
     cache_dir = tempfile.mkdtemp(prefix="edgecnn-bench-cache-")
-    cached = load_stream(folder, (224, 224), 3, cache="disk", run_dir=None, cache_dir=cache_dir)
+    cached = load_stream(folder, LoadSpec((224, 224), 3, cache="disk"), run_dir=None, cache_dir=cache_dir)
     keep = min(len(cached.y["train"]), images + 64)  # the cache holds what one timed pass reads
     cached.files["train"], cached.y["train"] = cached.files["train"][:keep], cached.y["train"][:keep]
     theirs = keras.utils.image_dataset_from_directory(folder, image_size=(224, 224), batch_size=32, seed=0)
@@ -194,9 +196,10 @@ def _child_throughput(folder: str, images: int, rounds: int, shards: str = ""):
     for _ in ours(cached, "none"):  # the first epoch fills the disk cache
         pass
     if shards:
+        from edgecnn.data.contract import LoadSpec
         from edgecnn.data.tfrecord import load_tfrecords
 
-        records = load_tfrecords(shards, (224, 224), 3)
+        records = load_tfrecords(shards, LoadSpec((224, 224), 3))
         pipelines["edgecnn_tfrecord"] = make_datasets(records, TrainConfig(batch_size=32), augment="shift_flip")[0]
     steps = max(2, images // 32)
 
@@ -217,7 +220,7 @@ def _child_throughput(folder: str, images: int, rounds: int, shards: str = ""):
 
     def filling():  # a fresh disk cache: the first epoch decodes (TensorFlow's kernels) and stores
         fresh_dir = tempfile.mkdtemp(dir=cache_dir)
-        fresh = load_stream(folder, (224, 224), 3, cache="disk", run_dir=None, cache_dir=fresh_dir)
+        fresh = load_stream(folder, LoadSpec((224, 224), 3, cache="disk"), run_dir=None, cache_dir=fresh_dir)
         fresh.files["train"], fresh.y["train"] = fresh.files["train"][:keep], fresh.y["train"][:keep]
         return ours(fresh, "none")
 
@@ -246,8 +249,9 @@ def _child_profile(folder: str, images: int):
     import numpy as np
 
     from edgecnn._tf import tf
-    from edgecnn.data.decode import JPEG, PNG, decode_resize, probe_file, read_files
+    from edgecnn.data.decode import JPEG, PNG, decode_resize, probe_file
     from edgecnn.data.stream import tf_normalize
+    from edgecnn.data.tf_read import read_files
     from edgecnn.device.preprocess import load_image
     from edgecnn.train import _augment_fn
 
@@ -272,7 +276,7 @@ def _child_profile(folder: str, images: int):
             x = tf_normalize(x, spec, tf)
             return shift(x, None, k)[0] if augment else x
 
-        ds = read_files(keys, names, routes, size, 3, lambda i, k: None, tf, method, then, batch=32)
+        ds = read_files(keys, names, routes, size, 3, lambda i, k: None, method=method, then=then, batch=32)
         return ds.map(lambda x, i, k: x)
 
     steps = {
@@ -441,7 +445,7 @@ def main():
             *lines,
             "",
             *verdict,
-            "- Throughput: edgecnn reads an image folder through `edgecnn.data.decode.read_files` (every file's "
+            "- Throughput: edgecnn reads an image folder through `edgecnn.data.tf_read.read_files` (every file's "
             "headers checked once, when the pipeline is built; then read, decoded, resized and normalised by "
             "TensorFlow in one parallel step fused with the batching, no Python per file; JPEG and PNG decoded by "
             "one TensorFlow decoder with "

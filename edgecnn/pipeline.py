@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgecnn._io import run_lock, write_json, write_text
+from edgecnn.data.contract import RunData
 from edgecnn.data.loader import load_run_data
 from edgecnn.errors import UserError
 from edgecnn.report.tables import (
@@ -124,14 +125,7 @@ def optimize(
     A ``TF_CONFIG`` in the environment with strategy ``auto`` selects ``multiworker``
     (see :func:`edgecnn.distribute.strategy_for_environment`).
     """
-    from edgecnn.distribute import (
-        WorkerLost,
-        barrier,
-        collective_errors,
-        get_strategy,
-        is_chief,
-        strategy_for_environment,
-    )
+    from edgecnn.distribute import get_strategy, is_chief, strategy_for_environment
     from edgecnn.models import model_info
 
     cfg = resolve(config, model_info(config.model.name))
@@ -147,15 +141,8 @@ def optimize(
     lock = run_lock(out) if is_chief(strategy) else contextlib.nullcontext()
     with lock:
         try:
-            return _optimize(
-                config,
-                echo,
-                on_stage or (lambda name, index, total: None),
-                strategy,
-                trained,
-                extra_outputs or {},
-                extra_inputs or {},
-            )
+            stage_cb = on_stage or (lambda name, index, total: None)
+            return _optimize(config, echo, stage_cb, strategy, trained, extra_outputs or {}, extra_inputs or {})
         except OSError as exc:
             if exc.errno in _NO_WRITE and (exc.filename is None or _inside(exc.filename, out)):
                 raise UserError(
@@ -165,10 +152,18 @@ def optimize(
             raise
         finally:
             if trained:  # every worker got through training: release them together once the chief is done
-                try:
-                    barrier(strategy)
-                except (WorkerLost, *collective_errors()):
-                    pass  # a worker already gone: the chief's outputs are complete anyway
+                _release(strategy)
+
+
+def _release(strategy) -> None:
+    """Wait for every worker at the end of a run (a worker already gone is no error: the chief's
+    outputs are complete anyway)."""
+    from edgecnn.distribute import WorkerLost, barrier, collective_errors
+
+    try:
+        barrier(strategy)
+    except (WorkerLost, *collective_errors()):
+        pass
 
 
 _NO_WRITE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
@@ -241,10 +236,9 @@ def _optimize(
     extra_outputs: dict,
     extra_inputs: dict,
 ) -> dict:
-    from edgecnn.distribute import describe, is_chief, local_copy, same_everywhere, weights_digest
-    from edgecnn.manifest import versions, write_manifest
+    from edgecnn.distribute import describe, is_chief, local_copy, weights_digest
+    from edgecnn.manifest import versions
     from edgecnn.models import batch_norm_defaults, model_info
-    from edgecnn.train import evaluate_keras
 
     started = time.time()
     entry = model_info(config.model.name)
@@ -265,13 +259,7 @@ def _optimize(
     if note:
         echo(note)
     step(1, "data", f"data: loading {cfg.data.source}")
-    data = load_run_data(cfg, entry, run_dir=out, chief=is_chief(strategy))
-    echo(f"      {data.summary()}")
-    if hasattr(data, "split_digest") and not same_everywhere(data.split_digest(), strategy):
-        raise UserError(
-            f"the workers see different data in {cfg.data.source}: every worker needs the same files at the same "
-            "path (or the same shards); see README 'Training on several GPUs or machines'"
-        )
+    data = _load_data(cfg, entry, out, strategy, echo)
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":
         role = "the chief: writes the run folder" if dist["chief"] else "not the chief: writes nothing"
@@ -283,18 +271,8 @@ def _optimize(
         write_json(out / "preprocess.json", data.preprocess)
     ctx = Context(cfg=cfg, data=data, out=out, echo=echo, entry=entry, strategy=strategy)
     check_stages(ctx, active)  # bad stage settings fail before any training
-
-    rows, stage_info = [], {}
     with batch_norm_defaults():
-        with ctx.scope():  # build, tfmot wrapping, compile and fit of every stage are distributed
-            step(2, "train", f"train: {entry.name} alpha {cfg.model.alpha} at {cfg.data.image_size}px")
-            result = train(ctx)
-            results = [result]
-            for index, stage in enumerate(active, start=3):
-                step(index, stage.name, stage.name)
-                result = stage.run(ctx, result)
-                if result is not None:
-                    results.append(result)
+        results = _train_stages(ctx, active, step)
         trained.append(True)
         results = [dataclasses.replace(res, model=local_copy(res.model)) for res in results]
         dist["weights_digest"] = {res.name: weights_digest(res.model) for res in results}
@@ -302,11 +280,7 @@ def _optimize(
             echo(f"worker done: weights {json.dumps(dist['weights_digest'])}; the chief converts and benchmarks")
             return {"model": cfg.model.name, "run_dir": str(out), "rows": [], "distribute": dist}
         step(total, "export", "export: convert, evaluate and benchmark each .tflite")
-        for res in results:
-            keras_acc = evaluate_keras(res.model, data)
-            stage_info[res.name] = {"keras_accuracy": keras_acc, **res.info}
-            rows += export_and_measure(ctx, res, keras_acc)
-
+        rows, stage_info = _export(ctx, results)
     metrics = {
         "model": cfg.model.name,
         "run_dir": str(out),
@@ -318,10 +292,62 @@ def _optimize(
         "config": cfg.to_dict(),
         "distribute": dist,
     }
+    return _write_outputs(ctx, active, metrics, extra_outputs, extra_inputs)
+
+
+def _load_data(cfg: RunConfig, entry, out: Path, strategy, echo: Callable) -> RunData:
+    """The run's data, checked to be the same on every worker of a multi-worker run."""
+    from edgecnn.distribute import is_chief, same_everywhere
+
+    data = load_run_data(cfg, entry, run_dir=out, chief=is_chief(strategy))
+    echo(f"      {data.summary()}")
+    digest = data.split_digest()
+    if digest is not None and not same_everywhere(digest, strategy):
+        raise UserError(
+            f"the workers see different data in {cfg.data.source}: every worker needs the same files at the same "
+            "path (or the same shards); see README 'Training on several GPUs or machines'"
+        )
+    return data
+
+
+def _train_stages(ctx: Context, active: list, step: Callable) -> list:
+    """Train, then run each active stage, in the strategy's scope (build, tfmot wrapping,
+    compile and fit of every stage are distributed); their results in order."""
+    cfg = ctx.cfg
+    with ctx.scope():
+        step(2, "train", f"train: {ctx.entry.name} alpha {cfg.model.alpha} at {cfg.data.image_size}px")
+        result = train(ctx)
+        results = [result]
+        for index, stage in enumerate(active, start=3):
+            step(index, stage.name, stage.name)
+            result = stage.run(ctx, result)
+            if result is not None:
+                results.append(result)
+    return results
+
+
+def _export(ctx: Context, results: list) -> tuple[list, dict]:
+    """Convert, evaluate and benchmark each result: the table's rows and each stage's info."""
+    from edgecnn.train import evaluate_keras
+
+    rows, stage_info = [], {}
+    for res in results:
+        keras_acc = evaluate_keras(res.model, ctx.data)
+        stage_info[res.name] = {"keras_accuracy": keras_acc, **res.info}
+        rows += export_and_measure(ctx, res, keras_acc)
+    return rows, stage_info
+
+
+def _write_outputs(ctx: Context, active: list, metrics: dict, extra_outputs: dict, extra_inputs: dict) -> dict:
+    """The chief's outputs after export: the tables, ``report.md``, ``metrics.json`` (with the
+    warnings and skipped files), then ``manifest.json``; the table on the terminal."""
+    from edgecnn.manifest import write_manifest
+
+    cfg, data, out, echo, rows = ctx.cfg, ctx.data, ctx.out, ctx.echo, metrics["rows"]
     warnings = ctx.warnings + near_chance_lines(rows, data.num_classes)
     if warnings:  # a run that did not learn says so, in metrics.json, the table and the terminal
         metrics["warnings"] = warnings
-    skipped = sorted(getattr(data, "skipped", ()))
+    skipped = sorted(data.skipped)
     if skipped:  # a streamed folder skips unreadable images rather than stopping mid-epoch
         metrics["skipped_files"] = skipped
         echo(f"      skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]} (listed in metrics.json)")
@@ -334,12 +360,12 @@ def _optimize(
         header=cpu_lines(table_rows),
         footer=[*int8_speed_notes(table_rows), *warnings],
     )
+    stage_info = metrics["stages"]
     notes = [stage.notes(stage_info[stage.row]) for stage in active if stage.row in stage_info]
     write_text(out / "report.md", run_report_md(cfg, data, table_rows, metrics, notes))
     write_json(out / "metrics.json", metrics)
     # The files this run wrote, and the stage folders it wrote or reused; not what else the folder holds.
-    stage_dirs = ["train"] + [stage.row for stage in active]
-    stage_dirs += ["teacher"] if any(stage.name == "distill" for stage in active) else []
+    stage_dirs = ["train"] + [folder for stage in active for folder in stage.folders()]
     written = ["config.json", "preprocess.json", *extra_outputs, *(row["file"] for row in rows)]
     written += [Path(p).name for p in tables.values()] + ["report.md", "metrics.json"]
     inputs = {**(extra_inputs or {}), **started_from(stage_info)}

@@ -22,7 +22,9 @@ import numpy as np
 
 from edgecnn import distribute
 from edgecnn._tf import keras, tf
+from edgecnn.data.contract import LazySplit, RunData
 from edgecnn.data.stream import finish
+from edgecnn.data.tfrecord import TFRecordStream
 from edgecnn.errors import UserError
 from edgecnn.settings.sections import TrainConfig
 
@@ -118,7 +120,7 @@ def resolve_augment(kind: str, dataset_name: str) -> str:
     return "shift" if dataset_name == "digits" or dataset_name.endswith(".npz") else "shift_flip"
 
 
-def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=None, shard=(1, 0)):
+def make_datasets(data: RunData, config: TrainConfig, augment: str = "none", epoch_fn=None, shard=(1, 0)):
     """``(train, val)`` ``tf.data`` pipelines from a :class:`~edgecnn.data.dataset.Dataset`.
 
     ``epoch_fn`` returns the current epoch as an int64 tensor when a pass over the training
@@ -129,7 +131,7 @@ def make_datasets(data, config: TrainConfig, augment: str = "none", epoch_fn=Non
     of this process in a multi-worker run (:func:`edgecnn.distribute.input_shard`), by which
     a streamed source is split by file (see :func:`_stream_datasets`).
     """
-    if getattr(data, "streamed", False):
+    if data.streamed:
         return _stream_datasets(data, config, augment, epoch_fn, shard)
     x_train, y_train = data.normalized("train"), data.y["train"]
     n = len(x_train)
@@ -194,7 +196,7 @@ def _stream_datasets(data, config: TrainConfig, augment: str, epoch_fn, shard=(1
         draw = _augment_fn(augment, data.input_shape, seed)
         augment_fn = lambda x, k: draw(x, None, k)[0]  # noqa: E731
     batch = config.batch_size
-    if hasattr(data, "tf_train"):  # shards read in order, mixed in a shuffle buffer; each worker its own shards
+    if isinstance(data, TFRecordStream):  # shards read in order, mixed in a shuffle buffer; each worker its own shards
         part = shard if by_file else (1, 0)
         train = data.tf_train(tf, seed, epoch_fn, part=part).with_options(options_for(by_file, False))
         if by_file:
@@ -333,7 +335,7 @@ class _RestoreBest(keras.callbacks.Callback):
 
 def fit(
     model,
-    data,
+    data: RunData,
     config: TrainConfig,
     out_dir=None,
     *,
@@ -378,65 +380,25 @@ def fit(
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()  # same seed, same metrics
     augment = resolve_augment(config.augment, data.name)
-    steps = math.ceil(len(data.y["train"]) / config.batch_size)
-
     if compile_model:
-        if loss is None:
-            loss = _sparse_ce(data.num_classes, config.label_smoothing)
-        with strategy.scope():  # the optimizer's slots and the metrics' variables are distributed too
-            model.compile(
-                optimizer=make_optimizer(config, steps, epochs, learning_rate),
-                loss=loss,
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            )
+        _compile(model, data, config, strategy, epochs, learning_rate, loss)
     # Every pass of the training data reads the epoch that Keras is starting (on every worker,
     # under every strategy, resumed runs included): its order and augmentation are a pure
     # function of (seed, epoch, worker).
     epoch = EpochCounter()
     train, val = make_datasets(data, config, augment, epoch_fn=epoch.read, shard=distribute.input_shard(strategy))
-    callbacks = [epoch, *extra_callbacks]
-    resuming = out_dir is not None and (Path(out_dir) / "_backup").is_dir()
-    best_dir = Path(out_dir) / "_best" if out_dir is not None else None
-    best = _RestoreBest(folder=best_dir, resume=resuming) if (keep_best and val is not None) else None
-    if best:
-        callbacks.append(best)
-    if config.patience and val is not None:
-        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"))
-    backup = None
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        if chief:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        backup = out_dir / "_backup"
-        # Same path on every worker: Keras writes the chief's checkpoint there and gives the
-        # others a temporary "workertemp_<id>" folder; all restore from the chief's.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))
-        if config.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
+    plan = _Callbacks(config, out_dir, chief, keep_best and val is not None, val is not None)
+    callbacks = [epoch, *extra_callbacks, *plan.callbacks]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     if epochs == 0:
         return {"history": {}, "epochs": 0, "best_epoch": None, "best_val_accuracy": None}
-    try:
-        history = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    except distribute.collective_errors() as exc:
-        if distribute.is_multi_worker(strategy):
-            raise distribute.lost_worker_error(exc, backup) from None
-        raise
-    except ValueError as exc:  # Keras' "Empty logs": a streamed split whose every image was unreadable
-        skipped = sorted(getattr(data, "skipped", ()))
-        if "Empty logs" in str(exc) and skipped:
-            raise UserError(
-                f"no training image of {data.name} could be read ({len(skipped)} unreadable, e.g. {skipped[0]}); "
-                "fix or remove them"
-            ) from None
-        raise
+    history = _keras_fit(model, data, strategy, plan.backup, train, val, epochs, callbacks, verbose)
+    best = plan.best
     if best and best.weights is not None:
         model.set_weights(best.weights)
     distribute.barrier(strategy)  # every worker's BackupAndRestore has cleaned up its own folder
-    if chief and backup is not None and backup.is_dir() and not any(p.is_file() for p in backup.rglob("*")):
-        shutil.rmtree(backup, ignore_errors=True)  # only empty folders are left: the run succeeded
-    if chief and best_dir is not None and best_dir.is_dir():
-        shutil.rmtree(best_dir, ignore_errors=True)  # the best weights are in the model now
+    if chief:
+        plan.clean_up()
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return {
         "history": hist,
@@ -446,6 +408,71 @@ def fit(
         "augment": augment,
         "learning_rate": learning_rate,
     }
+
+
+def _compile(model, data: RunData, config: TrainConfig, strategy, epochs: int, learning_rate: float, loss=None):
+    """Compile ``model`` with :func:`make_optimizer` and ``loss`` (default: sparse cross-entropy)."""
+    steps = math.ceil(len(data.y["train"]) / config.batch_size)
+    if loss is None:
+        loss = _sparse_ce(data.num_classes, config.label_smoothing)
+    with strategy.scope():  # the optimizer's slots and the metrics' variables are distributed too
+        model.compile(
+            optimizer=make_optimizer(config, steps, epochs, learning_rate),
+            loss=loss,
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+
+
+class _Callbacks:
+    """The callbacks :func:`fit` adds for ``config`` and ``out_dir``: the best epoch kept
+    (``keep_best``), early stopping (``config.patience``, with a validation split), the epoch
+    checkpoint (``BackupAndRestore`` in ``out_dir/_backup``) and TensorBoard."""
+
+    def __init__(self, config: TrainConfig, out_dir, chief: bool, keep_best: bool, has_val: bool):
+        self.chief = chief
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        resuming = self.out_dir is not None and (self.out_dir / "_backup").is_dir()
+        self.best_dir = self.out_dir / "_best" if self.out_dir is not None else None
+        self.best = _RestoreBest(folder=self.best_dir, resume=resuming) if keep_best else None
+        self.callbacks = [self.best] if self.best else []
+        if config.patience and has_val:
+            self.callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max"))
+        self.backup = None
+        if self.out_dir is not None:
+            if chief:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.backup = self.out_dir / "_backup"
+            # Same path on every worker: Keras writes the chief's checkpoint there and gives the
+            # others a temporary "workertemp_<id>" folder; all restore from the chief's.
+            self.callbacks.append(keras.callbacks.BackupAndRestore(str(self.backup), delete_checkpoint=True))
+            if config.tensorboard:
+                self.callbacks.append(keras.callbacks.TensorBoard(str(self.out_dir / "tensorboard")))
+
+    def clean_up(self) -> None:
+        """After a successful fit, on the chief: the emptied checkpoint folder and the best weights' copy go."""
+        backup = self.backup
+        if backup is not None and backup.is_dir() and not any(p.is_file() for p in backup.rglob("*")):
+            shutil.rmtree(backup, ignore_errors=True)  # only empty folders are left: the run succeeded
+        if self.best_dir is not None and self.best_dir.is_dir():
+            shutil.rmtree(self.best_dir, ignore_errors=True)  # the best weights are in the model now
+
+
+def _keras_fit(model, data: RunData, strategy, backup, train, val, epochs: int, callbacks: list, verbose):
+    """``model.fit``, with a lost worker and a split with no readable image said in one line."""
+    try:
+        return model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    except distribute.collective_errors() as exc:
+        if distribute.is_multi_worker(strategy):
+            raise distribute.lost_worker_error(exc, backup) from None
+        raise
+    except ValueError as exc:  # Keras' "Empty logs": a streamed split whose every image was unreadable
+        skipped = sorted(data.skipped)
+        if "Empty logs" in str(exc) and skipped:
+            raise UserError(
+                f"no training image of {data.name} could be read ({len(skipped)} unreadable, e.g. {skipped[0]}); "
+                "fix or remove them"
+            ) from None
+        raise
 
 
 def _model_strategy(model, config: TrainConfig):
@@ -472,7 +499,7 @@ def _sparse_ce(num_classes: int, label_smoothing: float):
     return loss
 
 
-def split_batches(data, split: str, batch_size: int, images=None):
+def split_batches(data: RunData, split: str, batch_size: int, images=None):
     """``(images, labels)`` of ``split`` a batch at a time, in order: a streamed split as it
     reads (an unreadable file is left out of both), an in-memory one sliced. ``images``:
     ``data.normalized(split)`` when the caller has it already.
@@ -482,7 +509,7 @@ def split_batches(data, split: str, batch_size: int, images=None):
         [128, 128, 104]
     """
     x = data.normalized(split) if images is None else images
-    if hasattr(x, "batches"):
+    if isinstance(x, LazySplit):
         yield from x.batches(batch_size)
         return
     y = np.asarray(data.y[split])
@@ -490,7 +517,7 @@ def split_batches(data, split: str, batch_size: int, images=None):
         yield x[i : i + batch_size], y[i : i + batch_size]
 
 
-def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> float:
+def evaluate_keras(model, data: RunData, split: str = "test", batch_size: int = 128) -> float:
     """Top-1 accuracy of a Keras model (first output) on a split, in inference mode.
 
     A model built under ``multiworker`` is called directly, batch by batch, so that each
@@ -506,7 +533,7 @@ def evaluate_keras(model, data, split: str = "test", batch_size: int = 128) -> f
     if not len(y):
         return float("nan")
     multi = distribute.is_multi_worker(getattr(model, "_distribution_strategy", None) or distribute.current_strategy())
-    if hasattr(x, "batches") or multi:  # a streamed split, or one worker scoring it all: a batch at a time
+    if isinstance(x, LazySplit) or multi:  # a streamed split, or one worker scoring it all: a batch at a time
         right = total = 0
         for xb, yb in split_batches(data, split, batch_size, x):
             out = model(xb, training=False)

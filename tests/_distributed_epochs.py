@@ -19,6 +19,7 @@ from edgecnn import distribute
 strategy = distribute.get_strategy("multiworker")  # first: before TensorFlow runs anything
 
 from edgecnn._tf import keras  # noqa: E402
+from edgecnn.data.contract import LoadSpec  # noqa: E402
 from edgecnn.data.stream import TRACE_ENV, load_stream  # noqa: E402
 from edgecnn.data.tfrecord import load_tfrecords  # noqa: E402
 from edgecnn.models import create_model  # noqa: E402
@@ -27,8 +28,8 @@ from edgecnn.train import TrainConfig, fit  # noqa: E402
 out, folder, shards = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 worker = distribute.input_shard(strategy)[1]
 sources = {
-    "folder": lambda: load_stream(folder, (8, 8), 1, cache="none", val_split=0.1, test_split=0.1),
-    "shards": lambda: load_tfrecords(shards, (8, 8), 1, val_split=0.1, test_split=0.1),
+    "folder": lambda: load_stream(folder, LoadSpec((8, 8), 1, cache="none", val_split=0.1, test_split=0.1)),
+    "shards": lambda: load_tfrecords(shards, LoadSpec((8, 8), 1, val_split=0.1, test_split=0.1)),
 }
 result = {}
 for name, load in sources.items():

@@ -153,17 +153,18 @@ def test_each_epoch_reads_a_new_order_with_new_shifts_and_the_same_epoch_again(k
     from click.testing import CliRunner
 
     from edgecnn.cli import main
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.stream import load_stream
     from edgecnn.data.tfrecord import load_tfrecords
     from edgecnn.train import EpochCounter, TrainConfig, make_datasets
 
     data = digits
     if kind == "folder":
-        data = load_stream(image_folder, (8, 8), 3, cache="none", val_split=0.25, test_split=0.25)
+        data = load_stream(image_folder, LoadSpec((8, 8), 3, cache="none", val_split=0.25, test_split=0.25))
     elif kind == "tfrecord":
         packed = CliRunner().invoke(main, ["data", "pack", str(image_folder), str(tmp_path / "s"), "--shards", "3"])
         assert packed.exit_code == 0, packed.output
-        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), (8, 8), 3, val_split=0.25, test_split=0.25)
+        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), LoadSpec((8, 8), 3, val_split=0.25, test_split=0.25))
     epoch = EpochCounter()
     train, _ = make_datasets(data, TrainConfig(batch_size=8), "shift_flip", epoch_fn=epoch.read)
 
@@ -485,6 +486,7 @@ def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder
     from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
 
     from edgecnn.cli import main
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.stream import load_stream
     from edgecnn.data.tfrecord import load_tfrecords
     from edgecnn.train import TrainConfig, make_datasets
@@ -492,9 +494,9 @@ def test_streams_split_by_file_between_workers_in_one_process(kind, image_folder
     if kind == "tfrecord":
         packed = CliRunner().invoke(main, ["data", "pack", str(image_folder), str(tmp_path / "s"), "--shards", "3"])
         assert packed.exit_code == 0, packed.output
-        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), (8, 8), 3, val_split=0.25, test_split=0.25)
+        data = load_tfrecords(str(tmp_path / "s" / "*.tfrecord"), LoadSpec((8, 8), 3, val_split=0.25, test_split=0.25))
     else:
-        data = load_stream(image_folder, (8, 8), 3, cache="none", val_split=0.25, test_split=0.25)
+        data = load_stream(image_folder, LoadSpec((8, 8), 3, cache="none", val_split=0.25, test_split=0.25))
     reads, sizes = [], []
     for worker in range(2):
         trace = tmp_path / f"reads{worker}.txt"

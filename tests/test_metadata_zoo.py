@@ -86,7 +86,7 @@ def test_every_family_exports_metadata_equal_to_preprocess_json(family, tmp_path
     from edgecnn._io import write_json
     from edgecnn._tf import keras
     from edgecnn.data.dataset import load_dataset
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE, normalize, read_spec
+    from edgecnn.device.preprocess import normalize, read_spec
     from edgecnn.models._weights import input_convention
     from edgecnn.tflite.convert import convert
 
@@ -101,9 +101,7 @@ def test_every_family_exports_metadata_equal_to_preprocess_json(family, tmp_path
         "digits",
         image_size=size,
         channels=channels,
-        scale=convention.pop("scale", DEFAULT_SCALE),
-        offset=convention.pop("offset", DEFAULT_OFFSET),
-        convention=convention,
+        convention=convention,  # scale and offset included; edgecnn's defaults where absent
     )
     spec = data.preprocess
     write_json(tmp_path / "preprocess.json", spec)

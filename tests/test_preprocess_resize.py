@@ -50,12 +50,13 @@ def _folder(tmp_path):
 
 def test_stream_and_device_give_the_same_tensor_with_bilinear(tmp_path):
     from edgecnn._tf import tf
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.dataset import load_dataset
     from edgecnn.data.stream import load_stream
 
     root = _folder(tmp_path)
     conv = {"resize": "bilinear"}
-    ds = load_stream(root, (24, 24), 3, seed=0, cache="none", run_dir=tmp_path / "run", convention=conv)
+    ds = load_stream(root, LoadSpec((24, 24), 3, seed=0, cache="none", convention=conv), run_dir=tmp_path / "run")
     assert ds.preprocess["resize"] == "bilinear" and ds.resize == "bilinear"
     n = len(ds.y["train"])
     order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
@@ -69,16 +70,16 @@ def test_stream_and_device_give_the_same_tensor_with_bilinear(tmp_path):
     # the in-memory path (decoded up front) and a disk-cached stream read the same
     mem = load_dataset(str(root), image_size=24, channels=3, seed=0, convention=conv)
     assert np.array_equal(mem.normalized("train"), device)
-    cached = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run2", convention=conv)
+    cached = load_stream(root, LoadSpec((24, 24), 3, seed=0, cache="disk", convention=conv), run_dir=tmp_path / "run2")
     assert np.array_equal(np.stack([x.numpy() for x, _, _ in cached.tf_split("train", order, tf)]), device)
     # the same run folder's disk cache, filled with the default resize first, is not read back for bilinear
     (tmp_path / "run4").mkdir()
-    first = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run4")
+    first = load_stream(root, LoadSpec((24, 24), 3, seed=0, cache="disk"), run_dir=tmp_path / "run4")
     assert np.array_equal(np.stack([x.numpy() for x, _, _ in first.tf_split("train", order, tf)]), antialiased)
-    again = load_stream(root, (24, 24), 3, seed=0, cache="disk", run_dir=tmp_path / "run4", convention=conv)
+    again = load_stream(root, LoadSpec((24, 24), 3, seed=0, cache="disk", convention=conv), run_dir=tmp_path / "run4")
     assert np.array_equal(np.stack([x.numpy() for x, _, _ in again.tf_split("train", order, tf)]), device)
     # grey models: the TF side's RGB->L and the device's convert("L") then the same resize
-    grey = load_stream(root, (16, 16), 1, seed=0, cache="none", run_dir=tmp_path / "run3", convention=conv)
+    grey = load_stream(root, LoadSpec((16, 16), 1, seed=0, cache="none", convention=conv), run_dir=tmp_path / "run3")
     g = np.stack([x.numpy() for x, _, _ in grey.tf_split("train", order, tf)])
     assert np.array_equal(
         g,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgecnn.data.contract import LoadSpec
 from edgecnn.data.dataset import load_dataset
 from edgecnn.data.stream import LazySplit, StreamDataset, choose_cache, estimate_memory, load_stream
 from edgecnn.device.preprocess import load_image, normalize
@@ -39,7 +40,7 @@ def test_same_split_and_same_tensors_as_in_memory_and_device(jpeg_folder, tmp_pa
     from edgecnn._tf import tf
 
     mem = load_dataset(str(jpeg_folder), image_size=24, channels=3, seed=2)
-    ds = load_stream(jpeg_folder, (24, 24), 3, seed=2, cache="none", run_dir=tmp_path / "run")
+    ds = load_stream(jpeg_folder, LoadSpec((24, 24), 3, seed=2, cache="none"), run_dir=tmp_path / "run")
     assert isinstance(ds, StreamDataset)
     for s in ("train", "val", "test"):
         assert np.array_equal(ds.y[s], mem.y[s])
@@ -66,17 +67,17 @@ def test_same_split_and_same_tensors_as_in_memory_and_device(jpeg_folder, tmp_pa
 
 def test_split_is_recorded_and_reused_without_reading_pixels(jpeg_folder, tmp_path):
     run = tmp_path / "run"
-    a = load_stream(jpeg_folder, (24, 24), 3, seed=0, cache="none", run_dir=run)
+    a = load_stream(jpeg_folder, LoadSpec((24, 24), 3, seed=0, cache="none"), run_dir=run)
     rec = json.loads((run / "splits.json").read_text())
     assert {len(rec["splits"][s]) for s in ("train", "val", "test")} == {len(a.y[s]) for s in ("train", "val", "test")}
     assert rec["splits"]["test"][0][0] == str(a.files["test"][0].split("jpegs/")[1])
     # the recorded split wins over a recomputation: swap two files between train and test
     rec["splits"]["train"][0], rec["splits"]["test"][0] = rec["splits"]["test"][0], rec["splits"]["train"][0]
     (run / "splits.json").write_text(json.dumps(rec))
-    b = load_stream(jpeg_folder, (24, 24), 3, seed=0, cache="none", run_dir=run)
+    b = load_stream(jpeg_folder, LoadSpec((24, 24), 3, seed=0, cache="none"), run_dir=run)
     assert b.files["train"][0] == a.files["test"][0] and b.files["test"][0] == a.files["train"][0]
     # another seed is another split, recorded in place of the old one
-    c = load_stream(jpeg_folder, (24, 24), 3, seed=5, cache="none", run_dir=run)
+    c = load_stream(jpeg_folder, LoadSpec((24, 24), 3, seed=5, cache="none"), run_dir=run)
     assert c.files["test"] != a.files["test"]
     assert json.loads((run / "splits.json").read_text())["key"]["seed"] == 5
 
@@ -92,13 +93,13 @@ def test_disk_cache_gives_the_same_tensors(jpeg_folder, tmp_path):
     from edgecnn._tf import tf
 
     run = tmp_path / "run"
-    plain = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=run)
-    disk = load_stream(jpeg_folder, (24, 24), 3, cache="disk", run_dir=run)
+    plain = load_stream(jpeg_folder, LoadSpec((24, 24), 3, cache="none"), run_dir=run)
+    disk = load_stream(jpeg_folder, LoadSpec((24, 24), 3, cache="disk"), run_dir=run)
     first, second = _train_images(disk, tf), _train_images(disk, tf)  # filled, then read back
     assert (run / "cache").is_dir() and list((run / "cache").glob("train-*.complete"))
     assert np.array_equal(first, _train_images(plain, tf)) and np.array_equal(second, first)
-    mem = load_stream(jpeg_folder, (24, 24), 3, cache="memory", run_dir=run)
-    assert not getattr(mem, "streamed", False) and np.array_equal(mem.normalized("train"), first)
+    mem = load_stream(jpeg_folder, LoadSpec((24, 24), 3, cache="memory"), run_dir=run)
+    assert not mem.streamed and np.array_equal(mem.normalized("train"), first)
 
 
 @pytest.mark.parametrize("resize,cache", [("antialias", "none"), ("bilinear", "none"), ("antialias", "disk")])
@@ -135,10 +136,8 @@ def test_files_pillow_reads_stream_as_the_device_reads_them(tmp_path, resize, ca
         run, root = tmp_path / f"run{channels}", tmp_path / f"imgs{channels}"
         shutil.copytree(tmp_path / "imgs", root)
         bad = root / "c1" / "z_bad.png"
-        ds = load_stream(
-            root, size, channels, seed=0, val_split=0.0, test_split=0.0, cache=cache, run_dir=run,
-            convention=conv,
-        )
+        spec = LoadSpec(size, channels, seed=0, val_split=0.0, test_split=0.0, cache=cache, convention=conv)
+        ds = load_stream(root, spec, run_dir=run)
         n = len(ds.y["train"])
         order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
         pipeline = ds.tf_split("train", order, tf)
@@ -159,7 +158,7 @@ def test_files_pillow_reads_stream_as_the_device_reads_them(tmp_path, resize, ca
 def test_corrupt_file_is_skipped_and_counted(jpeg_folder, tmp_path):
     from edgecnn._tf import tf
 
-    ds = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=tmp_path / "run")
+    ds = load_stream(jpeg_folder, LoadSpec((24, 24), 3, cache="none"), run_dir=tmp_path / "run")
     bad = ds.files["train"][3]
     with open(bad, "wb") as f:
         f.write(b"not a jpeg at all")
@@ -190,7 +189,7 @@ def test_optimize_streamed_equals_in_memory(jpeg_folder, tmp_path, monkeypatch):
 def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
     from edgecnn._tf import tf
     from edgecnn.data.loader import load_run_data
-    from edgecnn.data.stream import ArrayStream
+    from edgecnn.data.npz import ArrayStream
     from edgecnn.errors import UserError
     from edgecnn.models import model_info
     from edgecnn.settings.run_config import RunConfig
@@ -205,7 +204,7 @@ def test_npz_over_the_budget_is_memory_mapped_or_refused(tmp_path, monkeypatch):
         {"model": {"name": "lenet5"}, "data": {"source": str(tmp_path / "raw.npz"), "image_size": 32}}
     )
     mem = load_run_data(cfg, entry)  # within the budget: the in-memory path
-    assert not getattr(mem, "streamed", False)
+    assert not mem.streamed
     monkeypatch.setenv("EDGECNN_MEMORY_BUDGET", "1000")
     ds = load_run_data(cfg, entry)
     assert isinstance(ds, ArrayStream) and isinstance(ds.x, np.memmap)
@@ -226,7 +225,7 @@ def test_memory_mapped_npz_keeps_the_weights_input_convention(tmp_path, monkeypa
     """The .npz over the budget normalises as the in-memory path does with pretrained weights'
     convention (channel order, mean, std from the weights' preprocess.json)."""
     from edgecnn.data.loader import load_run_data
-    from edgecnn.data.stream import ArrayStream
+    from edgecnn.data.npz import ArrayStream
     from edgecnn.models import model_info
     from edgecnn.settings.run_config import RunConfig
 
@@ -352,7 +351,7 @@ def test_streamed_digits_train_to_the_in_memory_accuracy(digits_on_disk, tmp_pat
 
 def test_a_streamed_split_slices_from_its_start(jpeg_folder, tmp_path):
     """``split[:n]`` (what the int8 per-layer report takes) reads the first n readable images."""
-    ds = load_stream(jpeg_folder, (24, 24), 3, cache="none", run_dir=tmp_path / "run")
+    ds = load_stream(jpeg_folder, LoadSpec((24, 24), 3, cache="none"), run_dir=tmp_path / "run")
     val = ds.normalized("val")
     everything = np.concatenate([x for x, _ in val.batches(3)])
     assert np.array_equal(val[:4], everything[:4]) and len(val[:1000]) == len(val) == len(everything)
@@ -395,7 +394,7 @@ def test_file_names_beyond_ascii_stream(jpeg_folder, tmp_path):
 
     for i, path in enumerate(sorted(jpeg_folder.rglob("0[0-2].jpg"))):
         path.rename(path.with_name(["é ü.jpg", "漢字.jpg", "ß ø.jpg"][i % 3]))
-    ds = load_stream(jpeg_folder, (24, 24), 3, seed=0, cache="none", run_dir=tmp_path / "run")
+    ds = load_stream(jpeg_folder, LoadSpec((24, 24), 3, seed=0, cache="none"), run_dir=tmp_path / "run")
     streamed = _train_images(ds, tf)
     assert len(streamed) == len(ds.y["train"]) and not ds.skipped
     device = np.stack([load_image(f, (24, 24), 3) for f in ds.files["train"]])
@@ -413,9 +412,8 @@ def test_a_batch_that_raises_is_read_again_item_by_item(jpeg_folder, tmp_path):
     bad = [jpeg_folder / "c0" / f"zz{j}.jpg" for j in range(2)]
     for path, data in zip(bad, _corrupt_jpegs(2)):
         path.write_bytes(data)
-    ds = load_stream(
-        jpeg_folder, (24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache="none", run_dir=tmp_path / "run"
-    )
+    spec = LoadSpec((24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache="none")
+    ds = load_stream(jpeg_folder, spec, run_dir=tmp_path / "run")
     files = ds.files["train"]
     worst = [files.index(str(p)) for p in bad]
     rest = [i for i in range(len(files)) if i not in worst]
@@ -443,9 +441,8 @@ def test_a_file_tensorflows_decoder_refuses_is_skipped_and_named_not_an_error(jp
     bad = [jpeg_folder / "c0" / f"zz{j}.jpg" for j in range(2)]
     for path, data in zip(bad, _corrupt_jpegs(2)):
         path.write_bytes(data)
-    ds = load_stream(
-        jpeg_folder, (24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache=cache, run_dir=tmp_path / "run"
-    )
+    spec = LoadSpec((24, 24), 3, seed=0, val_split=0.0, test_split=0.0, cache=cache)
+    ds = load_stream(jpeg_folder, spec, run_dir=tmp_path / "run")
     n = len(ds.y["train"])
     order = tf.data.Dataset.from_tensor_slices((tf.range(n, dtype=tf.int64), tf.range(n, dtype=tf.int64)))
     pipeline = ds.tf_split("train", order, tf)

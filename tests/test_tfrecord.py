@@ -33,11 +33,12 @@ def _write(path, records):
 
 def test_pack_then_stream_gives_the_folder_images(shards, image_folder):
     from edgecnn._tf import tf
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.stream import list_files
     from edgecnn.data.tfrecord import load_tfrecords
     from edgecnn.device.preprocess import load_image, normalize
 
-    ds = load_tfrecords(str(shards / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
+    ds = load_tfrecords(str(shards / "*.tfrecord"), LoadSpec((16, 16), 3, val_split=0.25, test_split=0.25))
     assert ds.class_names == ["blue", "green", "red"] and sum(len(ds.y[s]) for s in ds.y) == 24
     assert sorted(np.bincount(ds.y["test"])) == [2, 2, 2]  # stratified on record numbers
     xs, ys = zip(*ds.normalized("test").batches(4))
@@ -99,9 +100,10 @@ def test_a_corrupt_image_in_a_record_is_skipped_and_counted(shards, tmp_path):
     """A record whose image bytes do not decode is skipped (named by its record number), as a
     corrupt file in a folder is: it never stops an epoch."""
     from edgecnn._tf import tf
+    from edgecnn.data.contract import LoadSpec
     from edgecnn.data.tfrecord import load_tfrecords
 
-    good = load_tfrecords(str(shards / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
+    good = load_tfrecords(str(shards / "*.tfrecord"), LoadSpec((16, 16), 3, val_split=0.25, test_split=0.25))
     records = []
     for shard in good.shards:
         for raw in tf.data.TFRecordDataset(shard).as_numpy_iterator():
@@ -118,7 +120,7 @@ def test_a_corrupt_image_in_a_record_is_skipped_and_counted(shards, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     _write(bad / "all.tfrecord", records)
-    ds = load_tfrecords(str(bad / "*.tfrecord"), (16, 16), 3, val_split=0.25, test_split=0.25)
+    ds = load_tfrecords(str(bad / "*.tfrecord"), LoadSpec((16, 16), 3, val_split=0.25, test_split=0.25))
     train = list(ds.tf_train(tf, 0).as_numpy_iterator())
     assert len(train) == len(ds.y["train"]) - 2
     assert ds.skipped == {f"record {first_train}", f"record {second_train}"}

@@ -304,17 +304,9 @@ def test_input_convention_training_side_equals_device_side(tmp_path):
         "mobilenet": mobilenet.preprocess_input,
     }
     for name, reference in keras_preprocess.items():
-        convention = input_convention(model_info(name), "imagenet")
-        scale, offset = convention.pop("scale"), convention.pop("offset")
+        convention = input_convention(model_info(name), "imagenet")  # scale and offset included
         ds = load_dataset(
-            str(tmp_path),
-            image_size=(16, 16),
-            channels=3,
-            val_split=0.0,
-            test_split=0.0,
-            scale=scale,
-            offset=offset,
-            convention=convention,
+            str(tmp_path), image_size=(16, 16), channels=3, val_split=0.0, test_split=0.0, convention=convention
         )
         one = tmp_path / "a" / "0.png"
         pixels = load_image(one, (16, 16), 3)

@@ -110,7 +110,7 @@ def eval_cmd(
 
     from edgecnn.data.dataset import load_dataset
     from edgecnn.device.evaluate import evaluate_tflite, labels_by_name
-    from edgecnn.device.preprocess import CONVENTION_KEYS, DEFAULT_OFFSET, DEFAULT_SCALE, fit_to_model
+    from edgecnn.device.preprocess import CONVENTION_KEYS, fit_to_model
 
     probe_in_child(model_path, threads, runtime)
     if device_name:
@@ -126,9 +126,7 @@ def eval_cmd(
         data,
         image_size=(h, w),
         channels=c,
-        scale=spec.get("scale", DEFAULT_SCALE),
-        offset=spec.get("offset", DEFAULT_OFFSET),
-        convention={k: spec[k] for k in CONVENTION_KEYS if k in spec},
+        convention={k: spec[k] for k in ("scale", "offset", *CONVENTION_KEYS) if k in spec},
         seed=spec.get("seed", 0),
         **split_args,
     )

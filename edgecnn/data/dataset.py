@@ -30,26 +30,24 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.data.contract import SPLITS, LoadSpec, RunData, preprocess_spec
+from edgecnn.data.splits import split_arrays
 from edgecnn.device.arrays import check_class_names, check_labels, images_to_uint8, read_npz
 from edgecnn.device.preprocess import (
-    DEFAULT_OFFSET,
     DEFAULT_RESIZE,
-    DEFAULT_SCALE,
     ImageError,
     list_image_folder,
     load_image,
     normalize,
     resize_batch,
-    resize_method,
 )
 from edgecnn.errors import UserError
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
-class Dataset:
-    """Images (``uint8``, NHWC) and integer labels for each split, plus how to normalize them."""
+class Dataset(RunData):
+    """Images (``uint8``, NHWC) and integer labels for each split, plus how to normalize them:
+    the in-memory :class:`~edgecnn.data.contract.RunData`."""
 
     name: str
     x: dict
@@ -58,10 +56,6 @@ class Dataset:
     preprocess: dict = field(default_factory=dict)
     #: False when the labels are bare indices (an ``.npz`` without ``class_names``).
     named: bool = True
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     @property
     def input_shape(self) -> tuple:
@@ -98,22 +92,6 @@ class Dataset:
         sizes = ", ".join(f"{s} {len(self.y[s])}" for s in SPLITS)
         h, w, c = self.input_shape
         return f"{self.name}: {self.num_classes} classes, {h}x{w}x{c}, {sizes}"
-
-
-def _split(x, y, val_split, test_split, seed):
-    from sklearn.model_selection import train_test_split
-
-    def cut(x, y, size):
-        if size <= 0:
-            return x, x[:0], y, y[:0]
-        counts = np.bincount(y)
-        stratify = y if counts[counts > 0].min() >= 2 and size * len(y) >= len(counts) else None
-        return train_test_split(x, y, test_size=size, random_state=seed, stratify=stratify)
-
-    x_rest, x_test, y_rest, y_test = cut(x, y, test_split)
-    val_of_rest = val_split / max(1e-9, 1.0 - test_split)
-    x_train, x_val, y_train, y_val = cut(x_rest, y_rest, val_of_rest)
-    return {"train": x_train, "val": x_val, "test": x_test}, {"train": y_train, "val": y_val, "test": y_test}
 
 
 def _digits():
@@ -162,117 +140,123 @@ def _npz(path):
     )
 
 
-def load_dataset(
-    source: str = "digits",
-    image_size=(32, 32),
-    channels: int = 3,
-    val_split: float = 0.1,
-    test_split: float = 0.2,
-    seed: int = 0,
-    train_fraction: float | None = None,
-    scale: float = DEFAULT_SCALE,
-    offset: float = DEFAULT_OFFSET,
-    convention: dict | None = None,
-) -> Dataset:
+@dataclass
+class _Read:
+    """A source as read: all images and labels (``x``, ``y``), or the splits it gives itself (``given``)."""
+
+    name: str
+    classes: list
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    given: dict | None = None  # split -> (x, y), from train/ val/ test/ subfolders or x_train/y_train arrays
+    named: bool = True
+
+
+def load_dataset(source: str = "digits", spec: LoadSpec | None = None, **options) -> Dataset:
     """Load ``source`` and split it; images come out at ``image_size`` x ``channels``.
 
-    ``convention``: the pretrained weights' input convention beyond ``scale``/``offset``
-    (``channel_order``, ``mean``, ``std``; see :mod:`edgecnn.device.preprocess`), recorded
-    in ``preprocess``.
+    ``spec`` (or its fields as keyword arguments, ``options``): the
+    :class:`~edgecnn.data.contract.LoadSpec` (size, channels, split fractions, seed,
+    ``train_fraction``; ``convention``: the pretrained weights' input convention, recorded in
+    ``preprocess``).
 
     Example:
         >>> ds = load_dataset("digits", image_size=(32, 32), channels=3)
         >>> ds.summary()
         'digits: 10 classes, 32x32x3, train 1257, val 180, test 360'
     """
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    image_size = tuple(int(s) for s in image_size)
-    for label, value in (("val_split", val_split), ("test_split", test_split)):
-        if not 0.0 <= value < 1.0:
-            raise UserError(f"{label} must be in [0, 1), got {value}")
-    if val_split + test_split >= 1.0:
-        raise UserError(f"val_split + test_split must leave data for training, got {val_split} + {test_split}")
-    given = None
-    named = True
+    spec = LoadSpec(**options) if spec is None else spec
+    spec.check_fractions()
     source = str(source)
-    resize = resize_method(convention)
-    if source == "digits":
-        x, y, classes = _digits()
-        name = "digits"
-    else:
-        path = Path(source).expanduser()
-        name = path.name or str(path)
-        if not path.exists():
-            raise UserError(f"data {source!r} not found: give 'digits', an image folder or an .npz file")
-        if path.is_dir():
-            subs = {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")}
-            if {"train", "test"} <= subs:
-                given, classes = {}, None
-                for s in SPLITS:
-                    if s in subs:
-                        xs, ys, cls = _folder(path / s, image_size, channels, data_root=path, resize=resize)
-                        if classes is None:  # train/ defines the classes
-                            classes = cls
-                        elif cls != classes:
-                            # val/ and test/ may lack a class; their labels are matched by name
-                            unknown = [c for c in cls if c not in classes]
-                            if unknown:
-                                raise UserError(f"{path / s} has classes {unknown} that {path / 'train'} lacks")
-                            ys = np.asarray([classes.index(c) for c in cls], dtype=np.int64)[ys]
-                        given[s] = (xs, ys)
-                x = y = None
-            else:
-                x, y, classes = _folder(path, image_size, channels, resize=resize)
-        elif path.suffix.lower() == ".npz":
-            x, y, names, given = _npz(path)
-            named = names is not None
-            labels = np.concatenate([v[1] for v in given.values()]) if given else y
-            n_classes = int(labels.max()) + 1 if labels.size else 0
-            classes = names if names is not None else [str(i) for i in range(n_classes)]
-            if len(classes) < n_classes:
-                raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
-        else:
-            raise UserError(f"data {source!r} is neither a folder nor an .npz file")
-
-    if given is None:
-        if len(y) < 10:
-            raise UserError(f"data {source!r} has only {len(y)} images; edgecnn needs at least 10")
-        xs, ys = _split(x, y, val_split, test_split, seed)
-    else:
-        xs = {s: given[s][0] for s in given}
-        ys = {s: given[s][1] for s in given}
-        if "val" not in given:
-            split_x, split_y = _split(xs["train"], ys["train"], val_split, 0.0, seed)
-            xs["train"], xs["val"] = split_x["train"], split_x["val"]
-            ys["train"], ys["val"] = split_y["train"], split_y["val"]
-    if len(classes) < 2:
-        raise UserError(f"data {source!r} has {len(classes)} class; classification needs at least 2")
-
+    read = _digits_read() if source == "digits" else _read_path(source, spec)
+    xs, ys = _split_read(source, read, spec)
+    if len(read.classes) < 2:
+        raise UserError(f"data {source!r} has {len(read.classes)} class; classification needs at least 2")
     for s in SPLITS:
-        xs[s] = resize_batch(xs[s], image_size, channels, resize)
-    if train_fraction is not None:
-        if not 0.0 < train_fraction <= 1.0:
-            raise UserError(f"train_fraction must be in (0, 1], got {train_fraction}")
-        if train_fraction < 1.0:
-            from sklearn.model_selection import train_test_split
+        xs[s] = resize_batch(xs[s], spec.image_size, spec.channels, spec.resize)
+    _keep_fraction(xs, ys, spec)
+    where = source if source == "digits" else str(Path(source).resolve())
+    preprocess = preprocess_spec(spec, read.classes, where)
+    return Dataset(name=read.name, x=xs, y=ys, class_names=list(read.classes), preprocess=preprocess, named=read.named)
 
-            xs["train"], _, ys["train"], _ = train_test_split(
-                xs["train"], ys["train"], train_size=train_fraction, random_state=seed, stratify=ys["train"]
-            )
-    preprocess = {
-        "image_size": list(image_size),
-        "channels": int(channels),
-        "scale": float(scale),
-        "offset": float(offset),
-        **{k: v for k, v in (convention or {}).items() if v is not None},
-        "class_names": list(classes),
-        "source": source if source == "digits" else str(Path(source).resolve()),
-        "seed": int(seed),
-        "val_split": float(val_split),
-        "test_split": float(test_split),
-    }
-    return Dataset(name=name, x=xs, y=ys, class_names=list(classes), preprocess=preprocess, named=named)
+
+def _digits_read() -> _Read:
+    x, y, classes = _digits()
+    return _Read("digits", classes, x, y)
+
+
+def _read_path(source: str, spec: LoadSpec) -> _Read:
+    """An image folder (one subfolder per class, or ``train/``, ``val/``, ``test/``) or an ``.npz``."""
+    path = Path(source).expanduser()
+    name = path.name or str(path)
+    if not path.exists():
+        raise UserError(f"data {source!r} not found: give 'digits', an image folder or an .npz file")
+    if path.is_dir():
+        subs = {p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        if {"train", "test"} <= subs:
+            given, classes = _given_folders(path, subs, spec)
+            return _Read(name, classes, given=given)
+        x, y, classes = _folder(path, spec.image_size, spec.channels, resize=spec.resize)
+        return _Read(name, classes, x, y)
+    if path.suffix.lower() == ".npz":
+        x, y, names, given = _npz(path)
+        labels = np.concatenate([v[1] for v in given.values()]) if given else y
+        n_classes = int(labels.max()) + 1 if labels.size else 0
+        classes = names if names is not None else [str(i) for i in range(n_classes)]
+        if len(classes) < n_classes:
+            raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
+        return _Read(name, classes, x, y, given, named=names is not None)
+    raise UserError(f"data {source!r} is neither a folder nor an .npz file")
+
+
+def _given_folders(path: Path, subs: set, spec: LoadSpec):
+    """``train/``, ``val/``, ``test/`` subfolders used as given: ``({split: (x, y)}, classes)``;
+    ``train/`` defines the classes, and ``val/``/``test/`` may lack one (labels matched by name)."""
+    given, classes = {}, None
+    for s in SPLITS:
+        if s not in subs:
+            continue
+        xs, ys, cls = _folder(path / s, spec.image_size, spec.channels, data_root=path, resize=spec.resize)
+        if classes is None:
+            classes = cls
+        elif cls != classes:
+            unknown = [c for c in cls if c not in classes]
+            if unknown:
+                raise UserError(f"{path / s} has classes {unknown} that {path / 'train'} lacks")
+            ys = np.asarray([classes.index(c) for c in cls], dtype=np.int64)[ys]
+        given[s] = (xs, ys)
+    return given, classes
+
+
+def _split_read(source: str, read: _Read, spec: LoadSpec):
+    """``({split: x}, {split: y})``: the source's own splits (a missing ``val`` cut from
+    ``train``), or the seeded cut of all its images."""
+    if read.given is None:
+        if len(read.y) < 10:
+            raise UserError(f"data {source!r} has only {len(read.y)} images; edgecnn needs at least 10")
+        return split_arrays(read.x, read.y, spec.val_split, spec.test_split, spec.seed)
+    xs = {s: read.given[s][0] for s in read.given}
+    ys = {s: read.given[s][1] for s in read.given}
+    if "val" not in read.given:
+        split_x, split_y = split_arrays(xs["train"], ys["train"], spec.val_split, 0.0, spec.seed)
+        xs["train"], xs["val"] = split_x["train"], split_x["val"]
+        ys["train"], ys["val"] = split_y["train"], split_y["val"]
+    return xs, ys
+
+
+def _keep_fraction(xs: dict, ys: dict, spec: LoadSpec) -> None:
+    """Keep a stratified ``train_fraction`` of the training split (in place)."""
+    fraction = spec.train_fraction
+    if fraction is None:
+        return
+    if not 0.0 < fraction <= 1.0:
+        raise UserError(f"train_fraction must be in (0, 1], got {fraction}")
+    if fraction < 1.0:
+        from sklearn.model_selection import train_test_split
+
+        xs["train"], _, ys["train"], _ = train_test_split(
+            xs["train"], ys["train"], train_size=fraction, random_state=spec.seed, stratify=ys["train"]
+        )
 
 
 def write_split_images(run_dir, root, split: str = "test", *, image_size=None, channels=None) -> int:
@@ -325,39 +309,3 @@ def write_split_images(run_dir, root, split: str = "test", *, image_size=None, c
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(folder / f"{i:04d}.png")
     return len(y)
-
-
-def run_convention(cfg, entry) -> dict:
-    """The input convention of a run: the one of the weights it starts from
-    (:func:`edgecnn.models._weights.input_convention`: ``scale``, ``offset``, ``channel_order``,
-    ``mean``, ``std``) plus ``data.resize`` when it is not the default; recorded in
-    ``preprocess.json`` and followed by every reader, training to device."""
-    from edgecnn.models._weights import input_convention
-
-    convention = dict(input_convention(entry, getattr(cfg.model, "weights", None)))
-    resize = getattr(cfg.data, "resize", DEFAULT_RESIZE)
-    if resize != DEFAULT_RESIZE:
-        convention["resize"] = resize
-    return convention
-
-
-def load_run_data(cfg, entry, full_train: bool = False) -> Dataset:
-    """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
-
-    ``cfg`` is a resolved :class:`~edgecnn.settings.run_config.RunConfig`, ``entry`` the model's
-    registry entry (for its number of channels, and the input convention of
-    ``cfg.model.weights``: :func:`edgecnn.models._weights.input_convention`).
-    """
-    convention = run_convention(cfg, entry)
-    return load_dataset(
-        cfg.data.source,
-        image_size=cfg.data.image_size,
-        channels=entry.channels,
-        val_split=cfg.data.val_split,
-        test_split=cfg.data.test_split,
-        seed=cfg.data.seed,
-        train_fraction=None if full_train else cfg.data.train_fraction,
-        scale=convention.pop("scale", DEFAULT_SCALE),
-        offset=convention.pop("offset", DEFAULT_OFFSET),
-        convention=convention,
-    )

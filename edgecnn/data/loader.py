@@ -1,64 +1,57 @@
-"""Which loader reads a run's data: the one door the pipeline and the stages go through.
+"""Which loader reads a run's data: the one door the pipeline, the stages and the debugger go through.
 
 - ``digits`` and an ``.npz`` that fits the memory budget: decoded into memory
   (:func:`edgecnn.data.dataset.load_dataset`), the fastest for small data;
-- an ``.npz`` over the budget: memory-mapped (:func:`edgecnn.data.stream.load_npz_stream`),
+- an ``.npz`` over the budget: memory-mapped (:func:`edgecnn.data.npz.load_npz_stream`),
   or refused with one line when it is compressed;
 - an image folder: streamed (:func:`edgecnn.data.stream.load_stream`), or decoded into memory
   when ``data.cache`` says ``memory`` (or ``auto`` and it fits);
 - TFRecord shards (``'shards/*.tfrecord'``): streamed (:func:`edgecnn.data.tfrecord.load_tfrecords`).
+
+Every loader takes the source, a :class:`~edgecnn.data.contract.LoadSpec` and, for the
+streamed ones, where the run lives; every one returns a :class:`~edgecnn.data.contract.RunData`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.data.dataset import load_run_data as load_in_memory
-from edgecnn.data.dataset import run_convention
+from edgecnn.data.contract import LoadSpec, RunData
+from edgecnn.data.dataset import load_dataset
 
 
-def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: bool = True):
+def load_run_data(cfg, entry, full_train: bool = False, run_dir=None, chief: bool = True) -> RunData:
     """The run's dataset as ``cfg.data`` describes it (``full_train``: ignore ``train_fraction``).
 
     ``cfg`` is a resolved :class:`~edgecnn.settings.run_config.RunConfig`, ``entry`` the model's registry
-    entry (for its number of channels), ``run_dir`` the run folder (where a streamed
-    source records its split, ``splits.json``, and keeps its disk cache). ``chief``
-    ``False`` (another worker of a multi-worker run): the recorded split is read but not
-    written, and a disk cache goes into a temporary folder removed at exit.
+    entry (for its number of channels and the input convention of ``cfg.model.weights``),
+    ``run_dir`` the run folder (where a streamed source records its split, ``splits.json``,
+    and keeps its disk cache). ``chief`` ``False`` (another worker of a multi-worker run): the
+    recorded split is read but not written, and a disk cache goes into a temporary folder
+    removed at exit.
     """
-    from edgecnn.data.tfrecord import is_pattern, load_tfrecords
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+    return load_source(str(cfg.data.source), LoadSpec.for_run(cfg, entry, full_train), run_dir, chief)
 
-    d = cfg.data
-    # The input convention of the weights the model starts from, and the resize (as data.load_run_data's).
-    convention = run_convention(cfg, entry)
-    norm = {
-        "scale": convention.pop("scale", DEFAULT_SCALE),
-        "offset": convention.pop("offset", DEFAULT_OFFSET),
-        "convention": convention,
-    }
-    source = str(d.source)
-    size = (d.image_size, d.image_size)
-    fraction = None if full_train else d.train_fraction
-    split = {"val_split": d.val_split, "test_split": d.test_split, "seed": d.seed, "train_fraction": fraction}
+
+def load_source(source: str, spec: LoadSpec, run_dir=None, chief: bool = True) -> RunData:
+    """``source`` read by the loader of its kind (see the module), with ``spec``."""
+    from edgecnn.data.tfrecord import is_pattern, load_tfrecords
+
     if is_pattern(source):
-        return load_tfrecords(source, size, entry.channels, run_dir=run_dir, record=chief, **split, **norm)
+        return load_tfrecords(source, spec, run_dir=run_dir, record=chief)
     path = Path(source).expanduser()
     if source != "digits" and path.is_dir():
         from edgecnn.data.stream import load_stream
 
         cache_dir = None if chief else _worker_temp()
-        where = {"run_dir": run_dir, "record": chief, "cache_dir": cache_dir}
-        return load_stream(source, size, entry.channels, cache=d.cache, **where, **split, **norm)
+        return load_stream(source, spec, run_dir=run_dir, record=chief, cache_dir=cache_dir)
     if path.suffix.lower() == ".npz" and path.is_file():
-        from edgecnn.data.stream import load_npz_stream, npz_decision
+        from edgecnn.data.npz import load_npz_stream, npz_decision
 
         how, members = npz_decision(path)
         if how == "mmap":
-            return load_npz_stream(
-                source, members, size, entry.channels, d.val_split, d.test_split, d.seed, fraction, **norm
-            )
-    return load_in_memory(cfg, entry, full_train=full_train)
+            return load_npz_stream(source, members, spec)
+    return load_dataset(source, spec)
 
 
 def _worker_temp() -> Path:

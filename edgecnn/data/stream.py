@@ -9,8 +9,8 @@ only as ``tf.data`` reads them.
 One preprocessing everywhere: every image, in training, validation, evaluation, int8
 calibration and on the device, becomes the tensor :func:`edgecnn.device.preprocess.load_image`
 gives (Pillow decode, then the run's resize). In ``tf.data`` it is computed by
-:func:`edgecnn.data.decode.read_files` (``cache`` ``none``: every file's headers checked once,
-then no Python per file) or :func:`~edgecnn.data.decode.read_batched` (``disk``): TensorFlow decodes
+:func:`edgecnn.data.tf_read.read_files` (``cache`` ``none``: every file's headers checked once,
+then no Python per file) or :func:`~edgecnn.data.tf_read.read_batched` (``disk``): TensorFlow decodes
 JPEG/PNG bit-identically to Pillow, then Pillow's resampler (``antialias``) or TensorFlow's
 ``ResizeBilinear`` (``bilinear``, which the device twins in numpy) resizes, in parallel
 (``AUTOTUNE``); files TensorFlow cannot decode identically (CMYK, palette, alpha, 16-bit,
@@ -57,10 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.data.contract import SPLITS, LazySplit, LoadSpec, RunData, preprocess_spec
+from edgecnn.data.splits import SplitKey, read_splits, split_files, split_spec, write_splits
 from edgecnn.device.preprocess import ImageError, list_image_folder, load_image, normalize, resize_method
 from edgecnn.errors import UserError
 
-SPLITS = ("train", "val", "test")
 # The in-memory path holds each image as uint8, then as float32 twice (the normalized numpy
 # array and the tf.constant made of it): 9 bytes per pixel channel; measured 10.6-10.7
 # (benchmarks/cache_budget.py, 224 px), so the estimate takes 11.
@@ -134,38 +135,6 @@ def list_files(root) -> tuple[list, np.ndarray, list]:
     return [str(f) for f in files], np.asarray(labels, dtype=np.int64), classes
 
 
-class LazySplit:
-    """A split's float inputs, read ``batch`` images at a time (never all at once): the one
-    split class of every streamed source (folder, memory-mapped ``.npz``, TFRecord shards).
-
-    ``len()`` is the number of listed items; :meth:`batches` yields ``(x, y)`` from the
-    dataset's ``read_batches`` (unreadable files left out and recorded in ``skipped``).
-    """
-
-    def __init__(self, data: StreamDataset, split: str):
-        self.data, self.split = data, split
-
-    def __len__(self) -> int:
-        return len(self.data.y[self.split])
-
-    def batches(self, batch: int = 64):
-        yield from self.data.read_batches(self.split, batch)
-
-    def __getitem__(self, index: slice) -> np.ndarray:
-        """``split[:n]``: the first ``n`` readable images as one array (what the int8 debugger
-        takes), reading only those."""
-        if not isinstance(index, slice) or index.start not in (None, 0) or index.step not in (None, 1):
-            raise TypeError("a streamed split is read from its start: use split[:n]")
-        stop = len(self) if index.stop is None else min(int(index.stop), len(self))
-        parts, got = [], 0
-        for x, _ in self.batches(max(1, min(stop, 256))):
-            if got >= stop:
-                break
-            parts.append(x[: stop - got])
-            got += len(parts[-1])
-        return np.concatenate(parts) if parts else np.zeros((0, *self.data.input_shape), np.float32)
-
-
 class _DiskCache:
     """Decoded ``uint8`` images of one split in one file, filled as they are first read."""
 
@@ -199,9 +168,10 @@ class _DiskCache:
                     self.done_marker.write_text("complete\n")
 
 
-class StreamDataset:
-    """An image folder split by file; quacks like :class:`edgecnn.data.dataset.Dataset` where the
-    stages need it (``y``, ``normalized``, ``representative``, ``fingerprint``, ``summary``)."""
+class StreamDataset(RunData):
+    """An image folder split by file: the streamed :class:`~edgecnn.data.contract.RunData`, and
+    the base of the other streamed sources (:class:`~edgecnn.data.npz.ArrayStream`,
+    :class:`~edgecnn.data.tfrecord.TFRecordStream`), which override how items are read."""
 
     streamed = True
 
@@ -213,13 +183,9 @@ class StreamDataset:
         self.preprocess = preprocess
         self.cache = cache
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.skipped: set = set()
+        self.skipped = set()
         self._caches: dict = {}
         self._routes: dict = {}
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
     @property
     def image_size(self) -> tuple:
@@ -388,7 +354,8 @@ class StreamDataset:
         (``indices`` are already the worker's part; see TFRecordStream)."""
         labels = tf.constant(self.y[split])
         spec = self.preprocess
-        from edgecnn.data.decode import read_batched, read_bytes, read_files
+        from edgecnn.data.decode import read_bytes
+        from edgecnn.data.tf_read import read_batched, read_files
 
         files = np.asarray(self.files[split] + [""], dtype=object)[:-1]
         size, channels, resize = self.image_size, self.channels, self.resize
@@ -411,7 +378,8 @@ class StreamDataset:
             by_path = lambda i, k: pillow(i, read_bytes(files[int(i)]), k)  # noqa: E731
             extra = lambda i: tf.gather(labels, i)  # noqa: E731
             ds = read_files(
-                indices, files, routes, size, channels, by_path, tf, resize, normalized, extra, batch=batch, **common
+                indices, files, routes, size, channels, by_path, method=resize, then=normalized, extra=extra,
+                batch=batch, **common
             )
             return ds.map(lambda x, i, k, y: (x, y, k))
         ds = read_batched(
@@ -467,147 +435,80 @@ def choose_cache(wanted: str, n_images: int, image_size, channels: int, cache_di
     return "disk" if free > 2 * need else "none"
 
 
-def split_files(files, labels, val_split, test_split, seed, train_fraction=None):
-    """Index arrays per split: the same seeded, stratified cut ``load_dataset`` makes."""
-    from edgecnn.data.dataset import _split
-
-    idx, y = np.arange(len(files)), np.asarray(labels)
-    xs, _ = _split(idx, y, val_split, test_split, seed)
-    if train_fraction is not None and train_fraction < 1.0:
-        from sklearn.model_selection import train_test_split
-
-        xs["train"], _ = train_test_split(
-            xs["train"], train_size=train_fraction, random_state=seed, stratify=y[xs["train"]]
-        )
-    return xs
-
-
-def _record_key(source, seed, val_split, test_split, train_fraction) -> dict:
-    return {
-        "source": str(source),
-        "seed": int(seed),
-        "val_split": float(val_split),
-        "test_split": float(test_split),
-        "train_fraction": train_fraction,
-    }
-
-
-def read_splits(path: Path, key: dict, listed: set):
-    """The recorded split at ``path`` when it was made with ``key`` from the same files."""
-    try:
-        rec = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if rec.get("key") != key or not isinstance(rec.get("splits"), dict):
-        return None
-    root = Path(key["source"])
-    splits = {}
-    for s in SPLITS:
-        entries = rec["splits"].get(s, [])
-        splits[s] = ([str(root / f) for f, _ in entries], [int(label) for _, label in entries])
-    recorded = {f for s in SPLITS for f in splits[s][0]}
-    full = key["train_fraction"] in (None, 1.0)
-    if (full and recorded != listed) or not recorded <= listed:
-        return None
-    return splits, rec.get("class_names")
-
-
-def load_stream(
-    source,
-    image_size,
-    channels: int,
-    val_split: float = 0.1,
-    test_split: float = 0.2,
-    seed: int = 0,
-    train_fraction: float | None = None,
-    cache: str = "auto",
-    run_dir=None,
-    scale: float | None = None,
-    offset: float | None = None,
-    convention: dict | None = None,
-    record: bool = True,
-    cache_dir=None,
-):
-    """An image folder as a :class:`StreamDataset` (or, with ``cache`` ``memory``, decoded
+def load_stream(source, spec: LoadSpec, *, run_dir=None, record: bool = True, cache_dir=None) -> RunData:
+    """An image folder as a :class:`StreamDataset` (or, with ``spec.cache`` ``memory``, decoded
     into an :class:`edgecnn.data.dataset.Dataset`). The split is recorded in ``run_dir/splits.json``
     (read back when it matches; written only with ``record``: the chief of a multi-worker run).
-    ``convention``: pretrained weights' ``channel_order``/``mean``/``std`` beyond ``scale``
-    and ``offset`` (recorded in ``preprocess.json``). ``cache_dir``: where a disk cache goes
-    (default ``run_dir/cache``)."""
-    from edgecnn._io import write_json
-    from edgecnn.data.dataset import Dataset
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+    ``cache_dir``: where a disk cache goes (default ``run_dir/cache``).
 
+    Example:
+        >>> ds = load_stream("photos/", LoadSpec(224, 3, cache="none"), run_dir="runs/x")  # doctest: +SKIP
+    """
     root = Path(source).expanduser().resolve()
-    image_size = tuple(int(s) for s in image_size)
     subs = {p.name for p in root.iterdir() if p.is_dir()}
-    key = _record_key(root, seed, val_split, test_split, train_fraction)
+    key = SplitKey.of(root, spec)
     record_path = Path(run_dir) / "splits.json" if run_dir is not None else None
-    files, labels = {}, {}
     if {"train", "test"} <= subs:  # splits given as subfolders: used as they are
-        classes = None
-        for s in SPLITS:
-            if s in subs:
-                fs, ys, cls = list_files(root / s)
-                if classes is not None and cls != classes:
-                    raise UserError(f"{root / s} has classes {cls}, but {root / 'train'} has {classes}")
-                classes, files[s], labels[s] = cls, fs, ys
-        if "val" not in files:
-            idx = split_files(files["train"], labels["train"], val_split, 0.0, seed)
-            all_f, all_y = files["train"], labels["train"]
-            for s in ("train", "val"):
-                files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
+        files, labels, classes = _given_splits(root, subs, spec)
     else:
-        all_f, all_y, classes = list_files(root)
-        if len(all_f) < 10:
-            raise UserError(f"data {str(source)!r} has only {len(all_f)} images; edgecnn needs at least 10")
-        recorded = None
-        if record_path is not None and record_path.is_file():
-            recorded = read_splits(record_path, key, set(all_f))
-        if recorded is not None and recorded[1] == classes:
-            for s in SPLITS:
-                files[s], labels[s] = recorded[0][s][0], np.asarray(recorded[0][s][1], dtype=np.int64)
-        else:
-            idx = split_files(all_f, all_y, val_split, test_split, seed, train_fraction)
-            for s in SPLITS:
-                files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
+        files, labels, classes = _cut_folder(root, source, spec, key, record_path)
     if len(classes) < 2:
         raise UserError(f"data {str(source)!r} has {len(classes)} class; classification needs at least 2")
     if record_path is not None and record:
-        write_json(
-            record_path,
-            {
-                "key": key,
-                "class_names": list(classes),
-                "splits": {
-                    s: [[os.path.relpath(f, root), int(y)] for f, y in zip(files[s], labels[s])] for s in SPLITS
-                },
-            },
-        )
-    preprocess = {
-        "image_size": list(image_size),
-        "channels": int(channels),
-        "scale": float(DEFAULT_SCALE if scale is None else scale),
-        "offset": float(DEFAULT_OFFSET if offset is None else offset),
-        "class_names": list(classes),
-        "source": str(root),
-        "seed": int(seed),
-        "val_split": float(val_split),
-        "test_split": float(test_split),
-        **{k: v for k, v in (convention or {}).items() if v is not None},
-    }
+        rel = {s: [[os.path.relpath(f, root), int(y)] for f, y in zip(files[s], labels[s])] for s in SPLITS}
+        write_splits(run_dir, key, classes, {"splits": rel})
+    preprocess = preprocess_spec(spec, classes, str(root))
     if cache_dir is None:
         cache_dir = Path(run_dir) / "cache" if run_dir is not None else None
     total = sum(len(files[s]) for s in SPLITS)
-    chosen = choose_cache(cache, total, image_size, channels, cache_dir or Path.cwd())
+    chosen = choose_cache(spec.cache, total, spec.image_size, spec.channels, cache_dir or Path.cwd())
     if chosen == "disk" and cache_dir is None:
         chosen = "none"
     name = root.name or str(root)
     if chosen == "memory":
-        xs = {s: decode_all(files[s], image_size, channels, resize_method(preprocess)) for s in SPLITS}
+        from edgecnn.data.dataset import Dataset
+
+        xs = {s: decode_all(files[s], spec.image_size, spec.channels, spec.resize) for s in SPLITS}
         return Dataset(name=name, x=xs, y=labels, class_names=list(classes), preprocess=preprocess)
     return StreamDataset(name, files, labels, classes, preprocess, cache=chosen, cache_dir=cache_dir)
 
+
+def _given_splits(root: Path, subs: set, spec: LoadSpec):
+    """``train/``, ``val/``, ``test/`` subfolders as ``(files, labels, classes)``; a missing
+    ``val/`` is cut from ``train/``."""
+    files, labels, classes = {}, {}, None
+    for s in SPLITS:
+        if s in subs:
+            fs, ys, cls = list_files(root / s)
+            if classes is not None and cls != classes:
+                raise UserError(f"{root / s} has classes {cls}, but {root / 'train'} has {classes}")
+            classes, files[s], labels[s] = cls, fs, ys
+    if "val" not in files:
+        idx = split_files(files["train"], labels["train"], spec.val_split, 0.0, spec.seed)
+        all_f, all_y = files["train"], labels["train"]
+        for s in ("train", "val"):
+            files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
+    return files, labels, classes
+
+
+def _cut_folder(root: Path, source, spec: LoadSpec, key: SplitKey, record_path):
+    """A folder of class subfolders as ``(files, labels, classes)`` per split: the split recorded
+    at ``record_path`` when its key and files match, else the seeded cut of the file list."""
+    all_f, all_y, classes = list_files(root)
+    if len(all_f) < 10:
+        raise UserError(f"data {str(source)!r} has only {len(all_f)} images; edgecnn needs at least 10")
+    recorded = None
+    if record_path is not None and record_path.is_file():
+        recorded = read_splits(record_path, key, set(all_f))
+    files, labels = {}, {}
+    if recorded is not None and recorded[1] == classes:
+        for s in SPLITS:
+            files[s], labels[s] = recorded[0][s][0], np.asarray(recorded[0][s][1], dtype=np.int64)
+        return files, labels, classes
+    idx = split_spec(all_y, spec)
+    for s in SPLITS:
+        files[s], labels[s] = [all_f[i] for i in idx[s]], all_y[idx[s]]
+    return files, labels, classes
 
 def decode_all(files, image_size, channels: int, resize: str = "antialias") -> np.ndarray:
     """Decode ``files`` into one ``uint8`` array, several at a time (Pillow releases the GIL)."""
@@ -624,167 +525,3 @@ def decode_all(files, image_size, channels: int, resize: str = "antialias") -> n
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(one, range(len(files))))
     return out
-
-
-# -- .npz without loading it all -------------------------------------------------------------
-
-
-def npz_members(path) -> dict:
-    """``name -> (dtype, shape, compressed, data offset)`` of each array in an ``.npz``, read
-    from the headers only (nothing is decompressed or loaded)."""
-    import struct
-    import zipfile
-
-    out = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):
-                    continue
-                with zf.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, fortran, dtype = read(f)
-                    header_len = f.tell()
-                compressed = info.compress_type != zipfile.ZIP_STORED
-                offset = None
-                if not compressed and not fortran and dtype.hasobject is False:
-                    with open(path, "rb") as raw:
-                        raw.seek(info.header_offset)
-                        local = raw.read(30)
-                        name_len, extra_len = struct.unpack("<HH", local[26:30])
-                    offset = info.header_offset + 30 + name_len + extra_len + header_len
-                out[info.filename[:-4]] = (dtype, tuple(shape), compressed, offset)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return {}
-    return out
-
-
-def npz_decision(path, budget: int | None = None):
-    """``("memory", None)`` when the in-memory path fits the budget, ``("mmap", members)`` for
-    an uncompressed ``x``/``y`` file over it; a compressed one over it is refused (one line)."""
-    members = npz_members(path)
-    x = members.get("x")
-    if not members or x is None or "y" not in members:
-        return "memory", None
-    dtype, shape, compressed, offset = x
-    values = int(np.prod(shape)) if shape else 0
-    need = values * MEMORY_BYTES_PER_VALUE
-    budget = memory_budget() if budget is None else budget
-    if need <= budget:
-        return "memory", None
-    if compressed:
-        gb = values * dtype.itemsize / 1e9
-        raise UserError(
-            f"{path} is compressed and its images ({gb:.1f} GB as stored) do not fit the memory budget "
-            f"({budget / 1e9:.1f} GB); save it uncompressed once, and edgecnn memory-maps it: "
-            f"python -c \"import numpy as np; d = np.load('{path}'); np.savez('{Path(path).stem}_raw.npz', **d)\""
-        )
-    if dtype != np.uint8 or offset is None or len(shape) not in (3, 4):
-        raise UserError(
-            f"{path}: images over the memory budget must be stored as uint8 (N, H, W[, C]) to be memory-mapped, "
-            f"got {dtype} {shape}"
-        )
-    return "mmap", members
-
-
-class ArrayStream(StreamDataset):
-    """Images of a memory-mapped uncompressed ``.npz``, read per index as ``tf.data`` needs them."""
-
-    def __init__(self, name, path, x, index: dict, y: dict, class_names, preprocess):
-        super().__init__(name, {s: [] for s in SPLITS}, y, class_names, preprocess, cache="none")
-        self.path, self.x, self.index = str(path), x, index
-
-    def _unit_name(self, split: str, i: int) -> str:
-        return f"{Path(self.path).name}[{int(self.index[split][i])}]"
-
-    def _image(self, i: int) -> np.ndarray:
-        from edgecnn.device.preprocess import resize_batch
-
-        return resize_batch(np.asarray(self.x[i : i + 1]), self.image_size, self.channels, self.resize)[0]
-
-    def tf_split(self, split: str, indices, tf, part=(1, 0), own=None, batch=None, augment=None):
-        """``(index, k)`` -> ``(float image, label, k)``: the array's images, resized by
-        ``resize_batch`` in a ``numpy_function`` (they are decoded already and never unreadable),
-        then :func:`finish`."""
-        index, labels, shape, spec = self.index[split], tf.constant(self.y[split]), self.input_shape, self.preprocess
-
-        def read(i, k):
-            image = tf.numpy_function(lambda j: self._image(int(index[int(j)])), [i], tf.uint8, stateful=False)
-            image.set_shape(shape)
-            return tf_normalize(image, spec, tf), tf.gather(labels, i), k
-
-        return finish(indices.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), tf, batch, augment)
-
-    def read_batches(self, split: str, batch: int = 64):
-        idx, y = self.index[split], self.y[split]
-        for start in range(0, len(idx), batch):
-            xs = np.stack([self._image(int(i)) for i in idx[start : start + batch]])
-            yield normalize(xs, self.preprocess), y[start : start + batch]
-
-    def representative(self, samples: int = 200, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        n = len(self.index["train"])
-        idx = rng.choice(n, size=min(samples, n), replace=False)
-
-        def gen():
-            for i in idx:
-                yield [normalize(self._image(int(self.index["train"][i]))[None], self.preprocess)]
-
-        return gen
-
-    def _source_files(self) -> list:
-        return [self.path]
-
-    def _split_ids(self, split: str) -> list:
-        return np.asarray(self.index[split]).tolist()
-
-
-def load_npz_stream(
-    path,
-    members,
-    image_size,
-    channels,
-    val_split,
-    test_split,
-    seed,
-    train_fraction=None,
-    scale=None,
-    offset=None,
-    convention=None,
-):
-    """An uncompressed ``.npz`` over the memory budget, memory-mapped and split by index
-    (``scale``, ``offset``, ``convention``: the input normalisation, as for :func:`load_stream`)."""
-    from edgecnn.device.arrays import check_labels
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
-
-    _, shape, _, data_offset = members["x"]
-    x = np.memmap(path, dtype=np.uint8, mode="r", offset=data_offset, shape=shape)
-    with np.load(path, allow_pickle=False) as f:
-        y = check_labels(f["y"], f"{path}: y", shape[0])
-        names = f["class_names"] if "class_names" in f.files else None
-    if len(y) != shape[0]:
-        raise UserError(f"{path}: x has {shape[0]} images but y has {len(y)} labels")
-    n_classes = int(y.max()) + 1 if y.size else 0
-    classes = [str(c) for c in names] if names is not None else [str(i) for i in range(n_classes)]
-    if len(classes) < n_classes:
-        raise UserError(f"{path}: class_names lists {len(classes)} classes but labels go up to {n_classes - 1}")
-    index = split_files(np.arange(len(y)), y, val_split, test_split, seed, train_fraction)
-    labels = {s: y[index[s]] for s in SPLITS}
-    preprocess = {
-        "image_size": list(image_size),
-        "channels": int(channels),
-        "scale": float(DEFAULT_SCALE if scale is None else scale),
-        "offset": float(DEFAULT_OFFSET if offset is None else offset),
-        **{k: v for k, v in (convention or {}).items() if v is not None},
-        "class_names": classes,
-        "source": str(Path(path).resolve()),
-        "seed": int(seed),
-        "val_split": float(val_split),
-        "test_split": float(test_split),
-    }
-    return ArrayStream(Path(path).name, path, x, index, labels, classes, preprocess)

@@ -12,7 +12,7 @@ stratified split is then made on record numbers (the same cut as for a folder) a
 recorded in ``<run>/splits.json``. Shards are read in order (records are not randomly
 accessible): each split keeps its records by number, then a shuffle buffer mixes them.
 Images become the tensor :func:`edgecnn.device.preprocess.load_image` gives, as everywhere
-(through :func:`edgecnn.data.decode.read_batched`: TensorFlow decode, the run's resize, Pillow fallback).
+(through :func:`edgecnn.data.tf_read.read_batched`: TensorFlow decode, the run's resize, Pillow fallback).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data.stream import SPLITS, StreamDataset, split_files
+from edgecnn.data.contract import SPLITS, LoadSpec, preprocess_spec
+from edgecnn.data.splits import SplitKey, split_spec, write_splits
+from edgecnn.data.stream import StreamDataset
 from edgecnn.device.preprocess import ImageError, load_image
 from edgecnn.errors import UserError
 
@@ -244,8 +246,8 @@ class TFRecordStream(StreamDataset):
         return records.map(lambda k, pair: (tf.ensure_shape(tf.numpy_function(note, [k], tf.int64), ()), pair))
 
     def _decode(self, tf, records):
-        from edgecnn.data.decode import read_batched
         from edgecnn.data.stream import tf_normalize
+        from edgecnn.data.tf_read import read_batched
 
         size, channels, spec = self.image_size, self.channels, self.preprocess
         resize = self.resize
@@ -324,56 +326,26 @@ class TFRecordStream(StreamDataset):
         return [[os.path.basename(f) for f in self.shards], np.asarray(self.members[split]).tolist()]
 
 
-def load_tfrecords(
-    pattern,
-    image_size,
-    channels,
-    val_split=0.1,
-    test_split=0.2,
-    seed=0,
-    train_fraction=None,
-    run_dir=None,
-    scale=None,
-    offset=None,
-    convention=None,
-    record=True,
-):
-    """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream` (``scale``,
-    ``offset``, ``convention``: the input normalisation, as for :func:`edgecnn.data.stream.load_stream`;
-    ``record``: write ``run_dir/splits.json``, as the chief of a multi-worker run does)."""
-    from edgecnn._io import write_json
-    from edgecnn.device.preprocess import DEFAULT_OFFSET, DEFAULT_SCALE
+def load_tfrecords(pattern, spec: LoadSpec, *, run_dir=None, record: bool = True) -> TFRecordStream:
+    """TFRecord shards matching ``pattern`` as a :class:`TFRecordStream` (``record``: write
+    ``run_dir/splits.json``, as the chief of a multi-worker run does).
 
+    Example:
+        >>> ds = load_tfrecords("shards/*.tfrecord", LoadSpec(224, 3))  # doctest: +SKIP
+    """
     shards = sorted(glob.glob(os.path.expanduser(str(pattern))))
     if not shards:
         raise UserError(f"no TFRecord files match {str(pattern)!r}; write shards with 'edgecnn data pack FOLDER OUT'")
     y, classes, counts = scan(shards)
     if len(classes) < 2:
         raise UserError(f"the shards {pattern!r} hold {len(classes)} class; classification needs at least 2")
-    idx = split_files(np.arange(len(y)), y, val_split, test_split, seed, train_fraction)
+    idx = split_spec(y, spec)
     members = {s: np.sort(idx[s]) for s in SPLITS}
     labels = {s: y[members[s]] for s in SPLITS}
     if run_dir is not None and record:
-        write_json(
-            Path(run_dir) / "splits.json",
-            {
-                "key": {"source": str(pattern), "seed": int(seed), "val_split": float(val_split)},
-                "shards": [os.path.basename(s) for s in shards],
-                "class_names": classes,
-                "records": {s: members[s].tolist() for s in SPLITS},
-            },
-        )
-    preprocess = {
-        "image_size": list(image_size),
-        "channels": int(channels),
-        "scale": float(DEFAULT_SCALE if scale is None else scale),
-        "offset": float(DEFAULT_OFFSET if offset is None else offset),
-        **{k: v for k, v in (convention or {}).items() if v is not None},
-        "class_names": list(classes),
-        "source": str(pattern),
-        "seed": int(seed),
-        "val_split": float(val_split),
-        "test_split": float(test_split),
-    }
+        names = [os.path.basename(s) for s in shards]
+        recorded = {"shards": names, "records": {s: members[s].tolist() for s in SPLITS}}
+        write_splits(run_dir, SplitKey.of(pattern, spec), classes, recorded)
+    preprocess = preprocess_spec(spec, classes, str(pattern))
     name = Path(shards[0]).parent.name or "tfrecords"
     return TFRecordStream(name, shards, members, labels, classes, preprocess, counts=counts)

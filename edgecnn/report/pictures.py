@@ -108,7 +108,7 @@ def check_run(run) -> dict:
 def pick_images(data, count: int, seed: int) -> tuple:
     """``count`` test images drawn with ``seed``: ``(x, y, positions)``, ``x`` normalized.
 
-    A streamed split (:class:`edgecnn.data.stream.LazySplit`) is read in order up to the last
+    A streamed split (:class:`edgecnn.data.contract.LazySplit`) is read in order up to the last
     chosen position only."""
     split = data.normalized("test")
     labels = np.asarray(data.y["test"])

@@ -356,6 +356,10 @@ class Stage:
         """Produce this stage's model from the previous stage's result."""
         raise NotImplementedError
 
+    def folders(self) -> list:
+        """The run sub-folders the stage writes or reuses (listed in ``manifest.json``)."""
+        return [self.row]
+
     def notes(self, info: dict) -> str:
         """One Markdown line for ``report.md`` describing what the stage did."""
         return f"- {self.row}"

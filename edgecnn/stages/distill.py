@@ -22,6 +22,8 @@ from edgecnn.settings.fields import Section, setting
 from edgecnn.stages._base import Context, Stage, StageResult, StageStore, config_key
 
 TEACHER_DATA = ("same", "full")
+#: The run sub-folder of a registered teacher trained here (cached by its own key).
+TEACHER_FOLDER = "teacher"
 
 
 @dataclass
@@ -207,7 +209,7 @@ class Distill(Stage):
                 __version__,
                 *([d.teacher_weights] if d.teacher_weights else []),
             )
-            store = StageStore(ctx.out, "teacher", key)
+            store = StageStore(ctx.out, TEACHER_FOLDER, key)
             extra = {"weights": d.teacher_weights} if d.teacher_weights else {}
             teacher = ctx.build_model(alpha=spec["alpha"], name=spec["name"], **extra)
             if store.load() is not None:
@@ -227,6 +229,10 @@ class Distill(Stage):
         info["teacher_keras_accuracy"] = evaluate_keras(teacher, ctx.data)
         ctx.echo(f"      teacher {teacher.name}: test accuracy {100 * info['teacher_keras_accuracy']:.2f}%")
         return teacher, key, info
+
+    def folders(self) -> list:
+        """Its result's folder and the registered teacher's (``teacher/``, cached by its own key)."""
+        return [self.row, TEACHER_FOLDER]
 
     def notes(self, info: dict) -> str:
         return (

@@ -230,7 +230,7 @@ def few_images_warning(ctx: Context) -> str | None:
     import numpy as np
 
     y = np.asarray(ctx.data.y["train"])
-    names = list(getattr(ctx.data, "class_names", None) or range(ctx.data.num_classes))
+    names = list(ctx.data.class_names)
     counts = np.bincount(y, minlength=len(names))
     fewest = int(np.argmin(counts))
     if counts[fewest] >= MIN_IMAGES_PER_CLASS:

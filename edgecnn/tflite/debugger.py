@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 
 from edgecnn._io import quiet_native_stderr
+from edgecnn.data.contract import LazySplit
 from edgecnn.device.tables import Column, dash_format, format_table
 from edgecnn.errors import UserError
 
@@ -350,7 +351,7 @@ def tflite_scores(model_bytes: bytes, x: np.ndarray, threads: int = 1, runtime: 
         path = Path(tmp) / "candidate.tflite"
         path.write_bytes(model_bytes)
         interpreter, _, _ = load_interpreter(path, num_threads=threads, runtime=runtime)
-        if hasattr(x, "batches"):  # a streamed split (edgecnn.data.stream.LazySplit)
+        if isinstance(x, LazySplit):  # a streamed split, read in batches
             return np.concatenate([predict(interpreter, np.asarray(xb, dtype=np.float32)) for xb, _ in x.batches(256)])
         return predict(interpreter, np.asarray(x, dtype=np.float32))
 
