@@ -24,6 +24,7 @@ from edgecnn.models._layers import (
     resolve_input,
     stem,
 )
+from edgecnn.models._pretrained import KERAS_APPLICATIONS, TORCH_MODE, KerasWeights
 from edgecnn.models._registry import register_model
 
 # depth: layers per dense block (the paper's Table 1, DenseNet-BC, k=32).
@@ -139,23 +140,43 @@ def densenet(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
+# Keras Applications' ImageNet files: (md5 with the top, without), inline in tf_keras' code.
+_HASHES = {
+    121: ("9d60b8095a5708f2dcce2bca79d332c7", "30ee3e1110167f948a6b9946edeeb738"),
+    169: ("d699b8f76981ab1b30698df4c175e90b", "b8c4d4c20dd625c148057b9ff1c1176b"),
+    201: ("1ceb130c1ea1b78c3bf6114dbdfd8807", "c13680b51ded0fb44dff2d8f86ac8bb1"),
+}
+PRETRAINED = {
+    f"DenseNet{depth}": KerasWeights(
+        app=f"DenseNet{depth}",
+        url=KERAS_APPLICATIONS + "densenet/",
+        file="{variant}_weights_tf_dim_ordering_tf_kernels{top}.h5",
+        published={f"densenet{depth}": md5},
+        convention=TORCH_MODE,
+        first_layer="conv1/conv",
+        variant=f"densenet{depth}",
+        compat_note="Keras' DenseNet: explicit stem padding, BatchNorm epsilon 1.001e-5",
+    )
+    for depth, md5 in _HASHES.items()
+}
+
 # The variants' registration: the family's fields; each variant adds its figures.
 _register = functools.partial(register_model, family="densenet", train=_TRAIN)
 
 
-@_register(params=7_978_856, macs=2_834_161_664, pretrained="DenseNet121")
+@_register(params=7_978_856, macs=2_834_161_664, pretrained=PRETRAINED["DenseNet121"])
 def densenet121(**kwargs):
     """DenseNet-121 (Huang 2016), blocks (6, 12, 24, 16): see :func:`densenet`."""
     return densenet(121, **kwargs)
 
 
-@_register(params=14_149_480, macs=3_359_843_328, pretrained="DenseNet169")
+@_register(params=14_149_480, macs=3_359_843_328, pretrained=PRETRAINED["DenseNet169"])
 def densenet169(**kwargs):
     """DenseNet-169 (Huang 2016), blocks (6, 12, 32, 32): see :func:`densenet`."""
     return densenet(169, **kwargs)
 
 
-@_register(params=20_013_928, macs=4_291_365_888, pretrained="DenseNet201")
+@_register(params=20_013_928, macs=4_291_365_888, pretrained=PRETRAINED["DenseNet201"])
 def densenet201(**kwargs):
     """DenseNet-201 (Huang 2016), blocks (6, 12, 48, 32): see :func:`densenet`."""
     return densenet(201, **kwargs)
