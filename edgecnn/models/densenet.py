@@ -54,6 +54,26 @@ def transition(x, compression: float, name: str):
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
 
 
+def _check_growth(base: str, growth_rate, compression) -> None:
+    """A growth rate that is not a positive integer, or a compression outside (0, 1]: one line."""
+    if not (isinstance(growth_rate, int) and growth_rate > 0):
+        raise UserError(f"{base}: growth_rate must be a positive integer, got {growth_rate!r}")
+    if not 0.0 < float(compression) <= 1.0:
+        raise UserError(f"{base}: compression must be in (0, 1], got {compression!r}")
+
+
+def _features(inputs, blocks: tuple, k: int, bn_size: int, compression: float, keras_compatible: bool):
+    """Stem, the dense blocks of ``blocks`` layers separated by transitions, final BN -> ReLU."""
+    with batch_norm_defaults(epsilon=1.001e-5 if keras_compatible else None):
+        x = stem(inputs, 2 * k, keras_compatible)
+        for stage, repeats in enumerate(blocks, start=2):
+            for i in range(1, repeats + 1):
+                x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
+            if stage < len(blocks) + 1:
+                x = transition(x, compression, name=f"pool{stage}")
+        return _bn_relu(x, "final")
+
+
 def densenet(
     depth: int = 121,
     input_shape=None,
@@ -113,22 +133,10 @@ def densenet(
         raise UserError(f"densenet: depth must be one of {sorted(CONFIGS)}, got {depth!r}")
     base = f"densenet{depth}"
     alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
-    if not (isinstance(growth_rate, int) and growth_rate > 0):
-        raise UserError(f"{base}: growth_rate must be a positive integer, got {growth_rate!r}")
-    if not 0.0 < float(compression) <= 1.0:
-        raise UserError(f"{base}: compression must be in (0, 1], got {compression!r}")
+    _check_growth(base, growth_rate, compression)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     k = make_divisible(growth_rate * alpha, divisor=4)
-
-    with batch_norm_defaults(epsilon=1.001e-5 if keras_compatible else None):
-        x = stem(inputs, 2 * k, keras_compatible)
-        blocks = CONFIGS[depth]
-        for stage, repeats in enumerate(blocks, start=2):
-            for i in range(1, repeats + 1):
-                x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
-            if stage < len(blocks) + 1:
-                x = transition(x, compression, name=f"pool{stage}")
-        x = _bn_relu(x, "final")
+    x = _features(inputs, CONFIGS[depth], k, bn_size, compression, keras_compatible)
     x = classifier_head(
         x,
         include_top=include_top,
