@@ -6,8 +6,8 @@
 - ``"imagenet"``: the file Keras Applications publishes for the model, as the family
   module declares it beside its builders (its ``PRETRAINED`` table of
   :class:`~edgecnn.models._pretrained.KerasWeights`: file name per variant, URL, md5,
-  input convention), which the registry entry carries (``entry.pretrained_cfg``). This
-  module knows no family: it fetches and reads files. It is fetched with ``keras.utils.get_file`` into Keras' cache,
+  input convention), which the registry entry carries (``entry.pretrained_cfg``); this
+  module knows no family. It is fetched with ``keras.utils.get_file`` into Keras' cache,
   ``$KERAS_HOME/models`` (default ``~/.keras/models``), so a machine that already used
   ``keras.applications`` needs no network. Offline and not cached: one line naming the
   file, its URL and the folder to put it in.
@@ -17,15 +17,8 @@
   - an HDF5 file with ``layer_names``: the format ``keras.applications.X(...).save_weights("x.h5")``
     writes (the published files' format), or one an edgecnn model's ``save_weights("x.h5")``
     wrote. Read with h5py only (``layer_names`` and each layer's ``weight_names``).
-  - a Keras v3 ``.keras`` zip of the same family (``model.save("x.keras")``): its
-    ``config.json`` is read as JSON and refused, on one line, if it holds a ``Lambda`` layer,
-    a class that is not a Keras or edgecnn layer or a module to import
-    (:func:`~edgecnn.models._safe_config.unsafe_config_entry`); nothing is deserialised. The
-    arrays come from the zip's ``model.weights.h5`` with h5py, mapped onto the model by layer
-    name (the config says which layer each group of the file holds).
-  - a Keras v3 ``.weights.h5`` of the same family (``model.save_weights("x.weights.h5")``):
-    the groups Keras names after each layer's class and position (``layers/conv2d_3/vars/0``),
-    mapped by order onto the same walk of the model.
+  - a Keras v3 ``.keras`` zip or ``.weights.h5`` of the same family, read with h5py by
+    :mod:`edgecnn.models._weights_v3` (a ``.keras`` whose config holds code is refused).
 
   No model is deserialised and nothing from the file runs.
 - an edgecnn run folder: its ``train/weights.h5``, by layer name.
@@ -38,7 +31,7 @@ a family whose Keras files list layers in another order says how to reorder them
 network computes another function than Keras' (ResNet v1.5 vs v1 and conv biases, the
 stems' explicit padding, EfficientNet's and MobileNetV3's in-model rescaling) the family's
 builder has ``keras_compatible=True``, which a Keras file selects (and says so, in the
-declaration's ``compat_note``). The Keras v3 formats are read in :mod:`edgecnn.models._weights_v3`.
+declaration's ``compat_note``).
 
 The classifier (and the other layers after global pooling) may differ: layers whose shapes
 do not fit, such as a classifier with another class count, keep their fresh initialisation
