@@ -384,3 +384,39 @@ def test_the_top_level_is_the_engine_only():
               "manifest.py", "pipeline.py", "recipe.py", "search.py", "sweep.py", "train.py"}
     top = {p.name for p in PACKAGE.glob("*.py")}
     assert top <= engine, f"new top-level modules {sorted(top - engine)}: put them in the package of their role"
+
+
+def test_pretrained_facts_sit_beside_their_family_and_no_module_imports_tf_keras_src():
+    """Pretrained weights are declared where the family is (timm's ``pretrained_cfg``): every
+    registered variant with published weights carries a declaration of its own family
+    module's ``PRETRAINED`` table. tf_keras' private ``tf_keras.src`` is imported nowhere
+    (its values are copied and compared in tests/test_weights.py), nor named in a string."""
+    import importlib
+
+    from edgecnn.models import list_models, model_info
+    from edgecnn.models._pretrained import KerasWeights
+
+    private = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        private += [
+            f"{path.relative_to(ROOT)}:{line} imports {mod}"
+            for line, mod, _ in _imports(path)
+            if mod == "tf_keras.src" or mod.startswith("tf_keras.src.")
+        ]
+        if "tf_keras.src" in path.read_text():
+            private.append(f"{path.relative_to(ROOT)} names tf_keras.src")
+    assert private == [], "\n".join(private)
+    misplaced, with_weights = [], 0
+    for name in list_models():
+        entry = model_info(name)
+        if entry.pretrained is None:
+            continue
+        with_weights += 1
+        family = importlib.import_module(entry.builder.__module__)
+        table = getattr(family, "PRETRAINED", {})
+        cfg = entry.pretrained_cfg
+        if not isinstance(cfg, KerasWeights) or table.get(entry.pretrained) is not cfg:
+            misplaced.append(f"{name}: {entry.pretrained} is not in {family.__name__}.PRETRAINED")
+    assert misplaced == [], "\n".join(misplaced)
+    # MobileNet v1 and V2, V3 Small and Large, EfficientNet B0-B7, ResNet-50/101/152, VGG-16/19, DenseNet x3.
+    assert with_weights == 20

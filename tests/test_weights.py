@@ -232,14 +232,40 @@ def test_offline_and_not_cached_names_file_url_and_folder(tmp_path, monkeypatch)
 
 
 def test_published_names_and_hashes_come_from_tf_keras():
-    """The names follow tf_keras' code; the hashes copied for VGG and DenseNet are in its source."""
-    from tf_keras.src.applications import densenet, efficientnet, resnet, vgg16, vgg19
+    """The URLs and hashes each family declares beside its builders (``PRETRAINED``) are
+    tf_keras' own: its ``BASE_WEIGHT(S)_PATH`` and ``WEIGHTS_HASHES``, and for VGG and
+    DenseNet the hashes and URLs written inline in its source."""
+    from tf_keras.src.applications import (
+        densenet,
+        efficientnet,
+        mobilenet,
+        mobilenet_v2,
+        mobilenet_v3,
+        resnet,
+        vgg16,
+        vgg19,
+    )
 
-    from edgecnn.models._weights import _INLINE_HASHES
+    from edgecnn.models._registry import pretrained_models
 
+    cfgs = {model_info(n).pretrained: model_info(n).pretrained_cfg for n in pretrained_models()}
+    assert cfgs["MobileNet"].url == mobilenet.BASE_WEIGHT_PATH
+    assert cfgs["MobileNetV2"].url == mobilenet_v2.BASE_WEIGHT_PATH
+    for kind in ("Small", "Large"):
+        cfg = cfgs[f"MobileNetV3{kind}"]
+        assert cfg.url == mobilenet_v3.BASE_WEIGHT_PATH
+        assert dict(cfg.published) == {
+            k: v for k, v in mobilenet_v3.WEIGHTS_HASHES.items() if k.startswith(kind.lower())
+        }
+    for key, md5 in efficientnet.WEIGHTS_HASHES.items():
+        assert cfgs[f"EfficientNet{key.upper()}"].url == efficientnet.BASE_WEIGHTS_PATH
+        assert dict(cfgs[f"EfficientNet{key.upper()}"].published) == {key: md5}
+    for depth in (50, 101, 152):
+        assert cfgs[f"ResNet{depth}"].url == resnet.BASE_WEIGHTS_PATH
+        assert dict(cfgs[f"ResNet{depth}"].published) == {f"resnet{depth}": resnet.WEIGHTS_HASHES[f"resnet{depth}"]}
     source = "".join(inspect.getsource(m) for m in (vgg16, vgg19, densenet))
-    for pair in _INLINE_HASHES.values():
-        for md5 in pair:
+    for app in ("VGG16", "VGG19", "DenseNet121", "DenseNet169", "DenseNet201"):
+        for md5 in next(iter(cfgs[app].published.values())):
             assert f'file_hash="{md5}"' in source
     assert imagenet_file(model_info("resnet101"), {}, True)[2] == resnet.WEIGHTS_HASHES["resnet101"][0]
     assert imagenet_file(model_info("efficientnet_b3"), {}, False) == (
@@ -247,7 +273,9 @@ def test_published_names_and_hashes_come_from_tf_keras():
         efficientnet.BASE_WEIGHTS_PATH + "efficientnetb3_notop.h5",
         efficientnet.WEIGHTS_HASHES["b3"][1],
     )
+    assert imagenet_file(model_info("vgg16"), {}, False)[1] == vgg16.WEIGHTS_PATH_NO_TOP
     assert imagenet_file(model_info("vgg19"), {}, True)[1] == vgg19.WEIGHTS_PATH
+    assert imagenet_file(model_info("densenet121"), {}, True)[1] == densenet.DENSENET121_WEIGHT_PATH
     assert imagenet_file(model_info("densenet169"), {}, False)[1] == densenet.DENSENET169_WEIGHT_PATH_NO_TOP
     assert imagenet_file(model_info("mobilenet_v2"), {"alpha": 0.35, "input_shape": (96, 96, 3)}, True)[0] == (
         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96.h5"
@@ -355,8 +383,9 @@ def _fine_tune_setup(tmp_path, **train):
     fit(source, data, TrainConfig(epochs=1, verbose=0))  # pretrained: BatchNorm statistics of real images
     source.save_weights(str(run / "train" / "weights.h5"))
     settings = {"epochs": 1, "freeze_epochs": 1, "verbose": 0, "augment": "none", **train}
-    cfg = resolve(RunConfig.from_dict({"model": {"name": "mobilenet", "alpha": 0.25, "weights": str(run)},
-                                       "train": settings}))
+    cfg = resolve(
+        RunConfig.from_dict({"model": {"name": "mobilenet", "alpha": 0.25, "weights": str(run)}, "train": settings})
+    )
     data.y = {s: np.minimum(y, 4) for s, y in data.y.items()}  # 5 classes: a new classifier
     model = edgecnn.create_model("mobilenet", alpha=0.25, input_shape=(32, 32, 3), classes=5, weights=str(run))
     assert model._edgecnn_weights["fresh"] == ["classifier"]

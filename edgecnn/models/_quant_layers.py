@@ -66,12 +66,21 @@ def quantize_configs() -> dict:
     if _CONFIGS:
         return _CONFIGS
     qk = tfmot().quantization.keras
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantizers,
-    )
+    named = _named_activation_quantizer(qk)
+    output, pass_through = _output_configs(qk)
+    for cls in (named, output, pass_through, _squeeze_excite_config(output, named)):
+        custom_object(cls)
+        _CONFIGS[cls.__name__] = cls
+    return _CONFIGS
 
-    def activation_quantizer():
-        return qk.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
+
+def _activation_quantizer(qk):
+    """tfmot's default 8-bit activation quantizer (asymmetric, per tensor)."""
+    return qk.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)
+
+
+def _named_activation_quantizer(qk):
+    """The activation quantizer class whose variables are named after a ``prefix``."""
 
     class NamedActivationQuantizer(qk.quantizers.MovingAverageQuantizer):
         """The activation quantizer, its variables named after ``prefix`` (unique per layer)."""
@@ -86,6 +95,12 @@ def quantize_configs() -> dict:
 
         def get_config(self):
             return {**super().get_config(), "prefix": self.prefix}
+
+    return NamedActivationQuantizer
+
+
+def _output_configs(qk):
+    """``(OutputQuantizeConfig, PassThroughQuantizeConfig)``: the weightless layers' configs."""
 
     class OutputQuantizeConfig(qk.QuantizeConfig):
         """Quantize the layer's output only: weightless element-wise activations, and the
@@ -105,7 +120,7 @@ def quantize_configs() -> dict:
             pass
 
         def get_output_quantizers(self, layer):
-            return [activation_quantizer()]
+            return [_activation_quantizer(qk)]
 
         def get_config(self):
             return {}
@@ -116,7 +131,16 @@ def quantize_configs() -> dict:
         def get_output_quantizers(self, layer):
             return []
 
-    class SqueezeExciteQuantizeConfig(OutputQuantizeConfig):
+    return OutputQuantizeConfig, PassThroughQuantizeConfig
+
+
+def _squeeze_excite_config(output_config, named_quantizer):
+    """The squeeze-excite's config: its two kernels and every TFLite tensor inside it."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantizers,
+    )
+
+    class SqueezeExciteQuantizeConfig(output_config):
         """Per-channel 8-bit kernels and a fake-quant on each TFLite tensor inside SE."""
 
         @staticmethod
@@ -133,7 +157,7 @@ def quantize_configs() -> dict:
             # One wrapper holds several activations: tfmot names every one's range variables
             # "post_activation_min/max", which HDF5 (save_weights to .h5) refuses as duplicates;
             # the hook's name makes them unique.
-            return [(getattr(layer, attr), NamedActivationQuantizer(attr)) for attr in self._activations(layer)]
+            return [(getattr(layer, attr), named_quantizer(attr)) for attr in self._activations(layer)]
 
         def set_quantize_weights(self, layer, quantize_weights):
             layer.reduce_kernel, layer.expand_kernel = quantize_weights
@@ -142,10 +166,7 @@ def quantize_configs() -> dict:
             for attr, act in zip(self._activations(layer), quantize_activations):
                 setattr(layer, attr, act)
 
-    for cls in (NamedActivationQuantizer, OutputQuantizeConfig, PassThroughQuantizeConfig, SqueezeExciteQuantizeConfig):
-        custom_object(cls)
-        _CONFIGS[cls.__name__] = cls
-    return _CONFIGS
+    return SqueezeExciteQuantizeConfig
 
 
 class _ZooLayer(layers.Layer):

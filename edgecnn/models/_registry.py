@@ -13,7 +13,9 @@ Every builder takes the Keras Applications arguments::
 A variant is a function of a line or two that passes them on to its family's general
 builder (``def resnet50(**kwargs): return resnet(50, **kwargs)``); what the registry knows
 about it (canonical input, preferred resolution, parameters and MACs) sits in its
-``register_model(...)`` call, as :class:`ModelEntry` fields.
+``register_model(...)`` call, as :class:`ModelEntry` fields; its published weights are
+declared in its family module (``PRETRAINED``, :class:`~edgecnn.models._pretrained.KerasWeights`)
+and registered with it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from __future__ import annotations
 import fnmatch
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from edgecnn.errors import UserError, suggest
+
+if TYPE_CHECKING:
+    from edgecnn.models._pretrained import KerasWeights
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,10 @@ class ModelEntry:
         macs: MACs at that setting, as :func:`~edgecnn.models.count_macs` counts them.
             ``edgecnn list`` prints ``params`` and ``macs`` without building the model;
             ``tests/test_registry_figures.py`` keeps them equal to what the builder makes.
-        pretrained: the Keras Applications model whose published ImageNet weights fit
-            (``"MobileNetV2"``, ``"ResNet50"``...), or ``None``; ``create_model(...,
-            weights="imagenet")`` loads them (:mod:`edgecnn.models._weights`).
+        pretrained_cfg: the published ImageNet weights that fit, as the family module
+            declares them in its ``PRETRAINED`` table (file names, URL, hashes, input
+            convention), or ``None``; ``create_model(..., weights="imagenet")`` loads them
+            (:mod:`edgecnn.models._weights`).
     """
 
     name: str
@@ -66,7 +72,12 @@ class ModelEntry:
     classes: int = 1000
     params: int | None = None
     macs: int | None = None
-    pretrained: str | None = None
+    pretrained_cfg: KerasWeights | None = None
+
+    @property
+    def pretrained(self) -> str | None:
+        """The Keras Applications model whose published weights fit (``"ResNet50"``), or ``None``."""
+        return self.pretrained_cfg.app if self.pretrained_cfg is not None else None
 
     @property
     def channels(self) -> int:
@@ -175,12 +186,13 @@ def register_model(
     classes: int | None = None,
     params: int | None = None,
     macs: int | None = None,
-    pretrained: str | None = None,
+    pretrained: KerasWeights | None = None,
 ):
     """Register a model builder under its function name (lower-cased) or ``name``.
 
-    The keyword arguments are the :class:`ModelEntry` fields; ``classes`` defaults to 10
-    for a one-channel ``input_shape`` and 1000 otherwise.
+    The keyword arguments are the :class:`ModelEntry` fields (``pretrained`` is its
+    ``pretrained_cfg``: an entry of the family module's ``PRETRAINED`` table); ``classes``
+    defaults to 10 for a one-channel ``input_shape`` and 1000 otherwise.
 
     Example:
         >>> @register_model(family="toy", input_shape=(32, 32, 1))  # doctest: +SKIP
@@ -204,7 +216,7 @@ def register_model(
             classes=int(classes or (10 if int(input_shape[-1]) == 1 else 1000)),
             params=params,
             macs=macs,
-            pretrained=pretrained,
+            pretrained_cfg=pretrained,
         )
         _MODELS[key] = entry
         for alias in aliases:

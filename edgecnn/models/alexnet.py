@@ -45,6 +45,44 @@ def _conv(x, filters: int, kernel: int, strides: int, *, name: str, norm, groups
     return x
 
 
+def _check_options(norm, groups) -> str:
+    """``norm`` spelled as :data:`NORMS` spells it; a bad ``norm`` or ``groups``: one line."""
+    norm = "none" if norm is None else norm
+    if norm not in NORMS:
+        raise UserError(f"alexnet: norm must be 'batchnorm', 'lrn' or 'none', got {norm!r}")
+    if groups not in (1, 2):
+        raise UserError(f"alexnet: groups must be 1 (single tower) or 2 (the paper's two streams), got {groups!r}")
+    return norm
+
+
+def _features(inputs, alpha: float, norm: str, groups: int):
+    """conv1 to pool5: five convolutions, three overlapping max poolings (6x6x256 at 224)."""
+
+    def width(c):  # a multiple of 8, so of ``groups`` too
+        return make_divisible(c * alpha)
+
+    x = layers.ZeroPadding2D(2, name="conv1_pad")(inputs)
+    x = _conv(x, width(96), 11, 4, name="conv1", norm=norm, padding="valid")
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    x = _conv(x, width(256), 5, 1, name="conv2", norm=norm, groups=groups)
+    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
+    x = _conv(x, width(384), 3, 1, name="conv3", norm="none")
+    x = _conv(x, width(384), 3, 1, name="conv4", norm="none", groups=groups)
+    x = _conv(x, width(256), 3, 1, name="conv5", norm="none", groups=groups)
+    return layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+
+
+def _fully_connected(x, alpha: float, dropout: float):
+    """flatten -> (dropout -> fc 4096 -> ReLU) twice: fc6 and fc7, before the classifier."""
+    x = layers.Flatten(name="flatten")(x)
+    for fc in ("fc6", "fc7"):
+        if dropout:
+            x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
+        x = layers.Dense(make_divisible(4096 * alpha), name=fc)(x)
+        x = layers.ReLU(name=f"{fc}_relu")(x)
+    return x
+
+
 @register_model(family="alexnet", min_size=63, small_size=64, train=_TRAIN, params=62_378_344, macs=1_135_256_096)
 def alexnet(
     input_shape=None,
@@ -100,32 +138,11 @@ def alexnet(
         ('alexnet_0.25_64', (None, 10))
     """
     alpha = check_builder_args("alexnet", alpha, weights, classes, include_top, kwargs)
-    norm = "none" if norm is None else norm
-    if norm not in NORMS:
-        raise UserError(f"alexnet: norm must be 'batchnorm', 'lrn' or 'none', got {norm!r}")
-    if groups not in (1, 2):
-        raise UserError(f"alexnet: groups must be 1 (single tower) or 2 (the paper's two streams), got {groups!r}")
+    norm = _check_options(norm, groups)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 63, "alexnet")
-
-    def width(c):  # a multiple of 8, so of ``groups`` too
-        return make_divisible(c * alpha)
-
-    x = layers.ZeroPadding2D(2, name="conv1_pad")(inputs)
-    x = _conv(x, width(96), 11, 4, name="conv1", norm=norm, padding="valid")
-    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
-    x = _conv(x, width(256), 5, 1, name="conv2", norm=norm, groups=groups)
-    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
-    x = _conv(x, width(384), 3, 1, name="conv3", norm="none")
-    x = _conv(x, width(384), 3, 1, name="conv4", norm="none", groups=groups)
-    x = _conv(x, width(256), 3, 1, name="conv5", norm="none", groups=groups)
-    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    x = _features(inputs, alpha, norm, groups)
     if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        for fc in ("fc6", "fc7"):
-            if dropout:
-                x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
-            x = layers.Dense(make_divisible(4096 * alpha), name=fc)(x)
-            x = layers.ReLU(name=f"{fc}_relu")(x)
+        x = _fully_connected(x, alpha, dropout)
     x = classifier_head(
         x,
         include_top=include_top,

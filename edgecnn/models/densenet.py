@@ -24,6 +24,7 @@ from edgecnn.models._layers import (
     resolve_input,
     stem,
 )
+from edgecnn.models._pretrained import KERAS_APPLICATIONS, TORCH_MODE, KerasWeights
 from edgecnn.models._registry import register_model
 
 # depth: layers per dense block (the paper's Table 1, DenseNet-BC, k=32).
@@ -51,6 +52,26 @@ def transition(x, compression: float, name: str):
     x = _bn_relu(x, name)
     x = layers.Conv2D(int(int(x.shape[-1]) * compression), 1, use_bias=False, name=f"{name}_conv")(x)
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
+
+
+def _check_growth(base: str, growth_rate, compression) -> None:
+    """A growth rate that is not a positive integer, or a compression outside (0, 1]: one line."""
+    if not (isinstance(growth_rate, int) and growth_rate > 0):
+        raise UserError(f"{base}: growth_rate must be a positive integer, got {growth_rate!r}")
+    if not 0.0 < float(compression) <= 1.0:
+        raise UserError(f"{base}: compression must be in (0, 1], got {compression!r}")
+
+
+def _features(inputs, blocks: tuple, k: int, bn_size: int, compression: float, keras_compatible: bool):
+    """Stem, the dense blocks of ``blocks`` layers separated by transitions, final BN -> ReLU."""
+    with batch_norm_defaults(epsilon=1.001e-5 if keras_compatible else None):
+        x = stem(inputs, 2 * k, keras_compatible)
+        for stage, repeats in enumerate(blocks, start=2):
+            for i in range(1, repeats + 1):
+                x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
+            if stage < len(blocks) + 1:
+                x = transition(x, compression, name=f"pool{stage}")
+        return _bn_relu(x, "final")
 
 
 def densenet(
@@ -112,22 +133,10 @@ def densenet(
         raise UserError(f"densenet: depth must be one of {sorted(CONFIGS)}, got {depth!r}")
     base = f"densenet{depth}"
     alpha = check_builder_args(base, alpha, weights, classes, include_top, kwargs)
-    if not (isinstance(growth_rate, int) and growth_rate > 0):
-        raise UserError(f"{base}: growth_rate must be a positive integer, got {growth_rate!r}")
-    if not 0.0 < float(compression) <= 1.0:
-        raise UserError(f"{base}: compression must be in (0, 1], got {compression!r}")
+    _check_growth(base, growth_rate, compression)
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, base)
     k = make_divisible(growth_rate * alpha, divisor=4)
-
-    with batch_norm_defaults(epsilon=1.001e-5 if keras_compatible else None):
-        x = stem(inputs, 2 * k, keras_compatible)
-        blocks = CONFIGS[depth]
-        for stage, repeats in enumerate(blocks, start=2):
-            for i in range(1, repeats + 1):
-                x = dense_layer(x, k, bn_size * k, name=f"conv{stage}_block{i}")
-            if stage < len(blocks) + 1:
-                x = transition(x, compression, name=f"pool{stage}")
-        x = _bn_relu(x, "final")
+    x = _features(inputs, CONFIGS[depth], k, bn_size, compression, keras_compatible)
     x = classifier_head(
         x,
         include_top=include_top,
@@ -139,23 +148,43 @@ def densenet(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
+# Keras Applications' ImageNet files: (md5 with the top, without), inline in tf_keras' code.
+_HASHES = {
+    121: ("9d60b8095a5708f2dcce2bca79d332c7", "30ee3e1110167f948a6b9946edeeb738"),
+    169: ("d699b8f76981ab1b30698df4c175e90b", "b8c4d4c20dd625c148057b9ff1c1176b"),
+    201: ("1ceb130c1ea1b78c3bf6114dbdfd8807", "c13680b51ded0fb44dff2d8f86ac8bb1"),
+}
+PRETRAINED = {
+    f"DenseNet{depth}": KerasWeights(
+        app=f"DenseNet{depth}",
+        url=KERAS_APPLICATIONS + "densenet/",
+        file="{variant}_weights_tf_dim_ordering_tf_kernels{top}.h5",
+        published={f"densenet{depth}": md5},
+        convention=TORCH_MODE,
+        first_layer="conv1/conv",
+        variant=f"densenet{depth}",
+        compat_note="Keras' DenseNet: explicit stem padding, BatchNorm epsilon 1.001e-5",
+    )
+    for depth, md5 in _HASHES.items()
+}
+
 # The variants' registration: the family's fields; each variant adds its figures.
 _register = functools.partial(register_model, family="densenet", train=_TRAIN)
 
 
-@_register(params=7_978_856, macs=2_834_161_664, pretrained="DenseNet121")
+@_register(params=7_978_856, macs=2_834_161_664, pretrained=PRETRAINED["DenseNet121"])
 def densenet121(**kwargs):
     """DenseNet-121 (Huang 2016), blocks (6, 12, 24, 16): see :func:`densenet`."""
     return densenet(121, **kwargs)
 
 
-@_register(params=14_149_480, macs=3_359_843_328, pretrained="DenseNet169")
+@_register(params=14_149_480, macs=3_359_843_328, pretrained=PRETRAINED["DenseNet169"])
 def densenet169(**kwargs):
     """DenseNet-169 (Huang 2016), blocks (6, 12, 32, 32): see :func:`densenet`."""
     return densenet(169, **kwargs)
 
 
-@_register(params=20_013_928, macs=4_291_365_888, pretrained="DenseNet201")
+@_register(params=20_013_928, macs=4_291_365_888, pretrained=PRETRAINED["DenseNet201"])
 def densenet201(**kwargs):
     """DenseNet-201 (Huang 2016), blocks (6, 12, 48, 32): see :func:`densenet`."""
     return densenet(201, **kwargs)

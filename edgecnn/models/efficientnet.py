@@ -42,6 +42,7 @@ from edgecnn.models._layers import (
     model_name,
     resolve_input,
 )
+from edgecnn.models._pretrained import IN_MODEL, KERAS_APPLICATIONS_EFFICIENTNET, KerasWeights
 from edgecnn.models._registry import register_model
 
 ARCH = [
@@ -68,6 +69,31 @@ COEFFICIENTS = {
 }
 DEPTH_BASE, WIDTH_BASE, RESOLUTION_BASE = 1.2, 1.1, 1.15
 _TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
+
+# Keras Applications' ImageNet files of B0-B7: (md5 with the top, without).
+_HASHES = {
+    "b0": ("902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
+    "b1": ("1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
+    "b2": ("b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+    "b3": ("ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
+    "b4": ("18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
+    "b5": ("ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
+    "b6": ("165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
+    "b7": ("8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+}
+PRETRAINED = {
+    f"EfficientNet{key.upper()}": KerasWeights(
+        app=f"EfficientNet{key.upper()}",
+        url=KERAS_APPLICATIONS_EFFICIENTNET,
+        file="efficientnet{variant}{top}.h5",
+        published={key: md5},
+        convention=IN_MODEL,
+        first_layer="normalization",
+        variant=key,
+        compat_note="Keras' in-model Rescaling(1/255) and Normalization; the model takes 0..255 pixels",
+    )
+    for key, md5 in _HASHES.items()
+}
 
 
 PHI_RANGE = (-2.0, 8.0)
@@ -235,7 +261,7 @@ def _register(key: str, params: int, macs: int):
         resolution=resolution,
         params=params,
         macs=macs,
-        pretrained=f"EfficientNet{key.upper()}",
+        pretrained=PRETRAINED[f"EfficientNet{key.upper()}"],
     )
 
 

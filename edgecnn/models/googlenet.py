@@ -7,6 +7,8 @@ Szegedy 2015, https://arxiv.org/abs/1502.03167) in place of the paper's LRN, as 
 
 from __future__ import annotations
 
+import functools
+
 from edgecnn._tf import keras
 from edgecnn.errors import UserError
 from edgecnn.models._layers import (
@@ -72,6 +74,32 @@ def _aux_head(x, alpha: float, classes: int, classifier_activation, name: str):
     return layers.Activation(classifier_activation, name=f"{name}_predictions")(x)
 
 
+def _stem(inputs, alpha: float):
+    """conv1 7x7/2 -> max pool -> conv2 1x1 -> conv3 3x3 -> max pool (28x28x192 at 224)."""
+    x = conv_bn_act(inputs, make_divisible(64 * alpha), 7, 2, name="conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = conv_bn_act(x, make_divisible(64 * alpha), 1, name="conv2")
+    x = conv_bn_act(x, make_divisible(192 * alpha), 3, name="conv3")
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+
+
+def _inception_stages(x, alpha: float, kernel_5x5: int, aux_head):
+    """The modules of :data:`INCEPTION` and the pools between them; ``(x, [aux outputs])``,
+    an auxiliary head (``aux_head(x, name=...)``, or none) after 4a and 4d."""
+    aux = []
+    pools = 2
+    for spec in INCEPTION:
+        if spec == "pool":
+            pools += 1
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{pools}")(x)
+            continue
+        name, *widths = spec
+        x = inception_module(x, widths, alpha, name, kernel_5x5)
+        if aux_head is not None and name in _AUX_AFTER:
+            aux.append(aux_head(x, name=_AUX_AFTER[name]))
+    return x, aux
+
+
 @register_model(family="googlenet", aliases=("inception_v1",), train=_TRAIN, params=6_624_904, macs=1_498_376_192)
 def googlenet(
     input_shape=None,
@@ -132,22 +160,9 @@ def googlenet(
         raise UserError(f"googlenet: kernel_5x5 must be 5 (the paper) or 3 (torchvision), got {kernel_5x5!r}")
     inputs, shape = resolve_input(input_shape, input_tensor, (224, 224, 3), 32, "googlenet")
 
-    x = conv_bn_act(inputs, make_divisible(64 * alpha), 7, 2, name="conv1")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    x = conv_bn_act(x, make_divisible(64 * alpha), 1, name="conv2")
-    x = conv_bn_act(x, make_divisible(192 * alpha), 3, name="conv3")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
-    aux = []
-    pools = 2
-    for spec in INCEPTION:
-        if spec == "pool":
-            pools += 1
-            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{pools}")(x)
-            continue
-        name, *widths = spec
-        x = inception_module(x, widths, alpha, name, kernel_5x5)
-        if aux_logits and name in _AUX_AFTER:
-            aux.append(_aux_head(x, alpha, classes, classifier_activation, _AUX_AFTER[name]))
+    x = _stem(inputs, alpha)
+    head = functools.partial(_aux_head, alpha=alpha, classes=classes, classifier_activation=classifier_activation)
+    x, aux = _inception_stages(x, alpha, kernel_5x5, head if aux_logits else None)
     x = classifier_head(
         x,
         include_top=include_top,

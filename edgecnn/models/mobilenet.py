@@ -24,9 +24,28 @@ from edgecnn.models._layers import (
     relu6,
     resolve_input,
 )
+from edgecnn.models._pretrained import KERAS_APPLICATIONS, TF_MODE, KerasWeights
 from edgecnn.models._registry import register_model
 
 _TRAIN = {"epochs": 30, "learning_rate": 2e-3}
+
+# Keras Applications' ImageNet files: one per width and resolution, no published hash.
+_ALPHAS = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
+_ROWS = (128, 160, 192, 224)
+PRETRAINED = {
+    "MobileNet": KerasWeights(
+        app="MobileNet",
+        url=KERAS_APPLICATIONS + "mobilenet/",
+        file="mobilenet_{variant}_tf{top}.h5",
+        published={f"{a}_{r}": (None, None) for a in _ALPHAS.values() for r in _ROWS},
+        convention=TF_MODE,
+        first_layer="conv1",
+        variant="{alpha}_{rows}",
+        top=("", "_no_top"),
+        alphas=_ALPHAS,
+        rows=_ROWS,
+    )
+}
 
 # (pointwise filters, stride) of the 13 depthwise separable blocks.
 _BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
@@ -57,7 +76,7 @@ def _depthwise_conv_block(x, filters: int, alpha: float, depth_multiplier: int, 
     family="mobilenet_v1",
     aliases=("mobilenet_v1", "mobilenetv1"),
     train=_TRAIN,
-    pretrained="MobileNet",
+    pretrained=PRETRAINED["MobileNet"],
     params=4_231_976,
     macs=568_740_352,
 )

@@ -30,6 +30,7 @@ from edgecnn.models._layers import (
     model_name,
     resolve_input,
 )
+from edgecnn.models._pretrained import KERAS_APPLICATIONS, TF_MODE, KerasWeights
 from edgecnn.models._registry import register_model
 
 _TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
@@ -44,12 +45,30 @@ ARCH = [
     ["ir_r1_k3_s1_e6_c320"],
 ]
 
+# Keras Applications' ImageNet files: one per width and resolution, no published hash.
+_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+_ROWS = (96, 128, 160, 192, 224)
+PRETRAINED = {
+    "MobileNetV2": KerasWeights(
+        app="MobileNetV2",
+        url=KERAS_APPLICATIONS + "mobilenet_v2/",
+        file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{variant}{top}.h5",
+        published={f"{a}_{r}": (None, None) for a in _ALPHAS for r in _ROWS},
+        convention=TF_MODE,
+        first_layer="Conv1",
+        variant="{alpha}_{rows}",
+        top=("", "_no_top"),
+        alphas={a: str(a) for a in _ALPHAS},
+        rows=_ROWS,
+    )
+}
+
 
 @register_model(
     family="mobilenet_v2",
     aliases=("mobilenetv2",),
     train=_TRAIN,
-    pretrained="MobileNetV2",
+    pretrained=PRETRAINED["MobileNetV2"],
     params=3_504_872,
     macs=300_774_272,
 )

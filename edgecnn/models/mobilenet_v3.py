@@ -45,6 +45,7 @@ from edgecnn.models._layers import (
     model_name,
     resolve_input,
 )
+from edgecnn.models._pretrained import IN_MODEL, KERAS_APPLICATIONS, KerasWeights
 from edgecnn.models._registry import register_model
 
 ARCH_LARGE = [
@@ -63,6 +64,31 @@ ARCH_SMALL = [
     ["ir_r3_k5_s2_e6_c96_se0.25"],
 ]
 _TRAIN = {"epochs": 30, "learning_rate": 2e-3, "optimizer": "adam", "schedule": "cosine"}
+
+# Keras Applications' ImageNet files, (md5 with the top, without) per width and option.
+_HASHES = {
+    "large_224_0.75_float": ("765b44a33ad4005b3ac83185abf1d0eb", "40af19a13ebea4e2ee0c676887f69a2e"),
+    "large_224_1.0_float": ("59e551e166be033d707958cf9e29a6a7", "07fb09a5933dd0c8eaafa16978110389"),
+    "large_minimalistic_224_1.0_float": ("675e7b876c45c57e9e63e6d90a36599c", "ec5221f64a2f6d1ef965a614bdae7973"),
+    "small_224_0.75_float": ("cb65d4e5be93758266aa0a7f2c6708b7", "ebdb5cc8e0b497cd13a7c275d475c819"),
+    "small_224_1.0_float": ("8768d4c2e7dee89b9d02b2d03d65d862", "d3e8ec802a04aa4fc771ee12a9a9b836"),
+    "small_minimalistic_224_1.0_float": ("99cd97fb2fcdad2bf028eb838de69e37", "cde8136e733e811080d9fcd8a252f7e4"),
+}
+PRETRAINED = {
+    f"MobileNetV3{kind.title()}": KerasWeights(
+        app=f"MobileNetV3{kind.title()}",
+        url=KERAS_APPLICATIONS + "mobilenet_v3/",
+        file="weights_mobilenet_v3_{variant}{top}.h5",
+        published={key: md5 for key, md5 in _HASHES.items() if key.startswith(kind)},
+        convention=IN_MODEL,
+        first_layer="Conv",
+        variant=kind + "{minimalistic}_224_{alpha}_float",
+        top=("", "_no_top_v2"),
+        alphas=None,
+        compat_note="Keras' in-model Rescaling to [-1, 1]; the model takes 0..255 pixels",
+    )
+    for kind in ("small", "large")
+}
 
 
 def _minimalistic(block):
@@ -137,7 +163,7 @@ def mobilenet_v3(
     family="mobilenet_v3",
     aliases=("mobilenetv3_small",),
     train=_TRAIN,
-    pretrained="MobileNetV3Small",
+    pretrained=PRETRAINED["MobileNetV3Small"],
     params=2_542_856,
     macs=56_795_776,
 )
@@ -150,7 +176,7 @@ def mobilenet_v3_small(**kwargs):
     family="mobilenet_v3",
     aliases=("mobilenetv3_large",),
     train=_TRAIN,
-    pretrained="MobileNetV3Large",
+    pretrained=PRETRAINED["MobileNetV3Large"],
     params=5_483_032,
     macs=217_187_168,
 )

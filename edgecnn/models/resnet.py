@@ -21,6 +21,7 @@ from edgecnn.models._layers import (
     resolve_input,
     stem,
 )
+from edgecnn.models._pretrained import CAFFE_MODE, KERAS_APPLICATIONS, KerasWeights
 from edgecnn.models._registry import register_model
 
 # depth: (block kind, blocks per stage), the paper's Table 1.
@@ -143,6 +144,39 @@ def resnet(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
+def _keras_file_order(layers_in_file, model):
+    """Keras ResNet files list a block's shortcut projection first; edgecnn's models last.
+    Put the file in the model's order by name (``convN_blockM_K_conv`` -> ``convN_blockM_K``)."""
+    position = {layer.name: i for i, layer in enumerate(model.layers)}
+
+    def edgecnn_name(name: str) -> str:
+        return "classifier" if name == "predictions" else name.removesuffix("_conv")
+
+    return sorted(layers_in_file, key=lambda item: position.get(edgecnn_name(item[0]), len(position)))
+
+
+# Keras Applications' ImageNet files of ResNet v1 (v2 and ResNeXt are not in edgecnn):
+# (md5 with the top, without).
+_HASHES = {
+    50: ("2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
+    101: ("f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21"),
+    152: ("100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+}
+PRETRAINED = {
+    f"ResNet{depth}": KerasWeights(
+        app=f"ResNet{depth}",
+        url=KERAS_APPLICATIONS + "resnet/",
+        file="{variant}_weights_tf_dim_ordering_tf_kernels{top}.h5",
+        published={f"resnet{depth}": md5},
+        convention=CAFFE_MODE,
+        first_layer="conv1_conv",
+        variant=f"resnet{depth}",
+        compat_note="Keras' ResNet v1: stride on the first 1x1, conv biases, explicit stem padding",
+        file_order=_keras_file_order,
+    )
+    for depth, md5 in _HASHES.items()
+}
+
 # The variants' registration: the family's fields; each variant adds its figures.
 _register = functools.partial(register_model, family="resnet", train=_TRAIN)
 
@@ -159,19 +193,19 @@ def resnet34(**kwargs):
     return resnet(34, **kwargs)
 
 
-@_register(params=25_557_032, macs=4_089_184_256, pretrained="ResNet50")
+@_register(params=25_557_032, macs=4_089_184_256, pretrained=PRETRAINED["ResNet50"])
 def resnet50(**kwargs):
     """ResNet-50 (He 2015), bottleneck blocks (3, 4, 6, 3): see :func:`resnet`."""
     return resnet(50, **kwargs)
 
 
-@_register(params=44_549_160, macs=7_801_405_440, pretrained="ResNet101")
+@_register(params=44_549_160, macs=7_801_405_440, pretrained=PRETRAINED["ResNet101"])
 def resnet101(**kwargs):
     """ResNet-101 (He 2015), bottleneck blocks (3, 4, 23, 3): see :func:`resnet`."""
     return resnet(101, **kwargs)
 
 
-@_register(params=60_192_808, macs=11_513_626_624, pretrained="ResNet152")
+@_register(params=60_192_808, macs=11_513_626_624, pretrained=PRETRAINED["ResNet152"])
 def resnet152(**kwargs):
     """ResNet-152 (He 2015), bottleneck blocks (3, 8, 36, 3): see :func:`resnet`."""
     return resnet(152, **kwargs)

@@ -19,6 +19,7 @@ from edgecnn.models._layers import (
     model_name,
     resolve_input,
 )
+from edgecnn.models._pretrained import CAFFE_MODE, KERAS_APPLICATIONS, KerasWeights
 from edgecnn.models._registry import register_model
 
 # Convolutions per stage (widths 64, 128, 256, 512, 512) of the paper's configurations A, B, D, E.
@@ -108,6 +109,25 @@ def vgg(
     return keras.Model(inputs, x, name=model_name(base, alpha, shape))
 
 
+# Keras Applications' ImageNet files of VGG-16 and -19: (md5 with the top, without), inline
+# in tf_keras' code.
+_HASHES = {
+    16: ("64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
+    19: ("cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
+}
+PRETRAINED = {
+    f"VGG{depth}": KerasWeights(
+        app=f"VGG{depth}",
+        url=KERAS_APPLICATIONS + f"vgg{depth}/",
+        file="{variant}_weights_tf_dim_ordering_tf_kernels{top}.h5",
+        published={f"vgg{depth}": md5},
+        convention=CAFFE_MODE,
+        first_layer="block1_conv1",
+        variant=f"vgg{depth}",
+    )
+    for depth, md5 in _HASHES.items()
+}
+
 # The variants' registration: the family's fields; each variant adds its figures.
 _register = functools.partial(register_model, family="vgg", train=_TRAIN)
 
@@ -124,13 +144,13 @@ def vgg13(**kwargs):
     return vgg(13, **kwargs)
 
 
-@_register(params=138_357_544, macs=15_470_264_320, pretrained="VGG16")
+@_register(params=138_357_544, macs=15_470_264_320, pretrained=PRETRAINED["VGG16"])
 def vgg16(**kwargs):
     """VGG-16 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
     return vgg(16, **kwargs)
 
 
-@_register(params=143_667_240, macs=19_632_062_464, pretrained="VGG19")
+@_register(params=143_667_240, macs=19_632_062_464, pretrained=PRETRAINED["VGG19"])
 def vgg19(**kwargs):
     """VGG-19 (Simonyan 2014): see :func:`vgg` for the diagram and arguments."""
     return vgg(19, **kwargs)

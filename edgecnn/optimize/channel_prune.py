@@ -125,32 +125,7 @@ def channel_groups(model):
         ins = [atoms.get(id(t)) for t in inputs]
         if any(a is None for a in ins):
             raise UserError(f"channel pruning: cannot trace the inputs of layer {layer.name!r}")
-        out = None
-        if isinstance(layer, _L.DepthwiseConv2D):
-            if layer.depth_multiplier == 1:
-                out = ins[0]
-        elif isinstance(layer, (_L.Conv2D, _L.Dense)) and not isinstance(
-            layer, (_L.Conv2DTranspose, _L.SeparableConv2D)
-        ):
-            if getattr(layer, "groups", 1) == 1 and len(outputs) == 1:
-                out = _atoms(groups, _channels(outputs[0]), producer=layer)
-        elif isinstance(layer, _PASS_THROUGH) and len(inputs) == 1:
-            axis = getattr(layer, "axis", -1)
-            axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-            if axis in (-1, len(inputs[0].shape) - 1):
-                out = ins[0]
-        elif isinstance(layer, _MERGE) and len({len(a[0]) for a in ins}) == 1:
-            first_g, first_i = ins[0]
-            if all(np.array_equal(first_i, i) for _, i in ins[1:]):
-                for g, _ in ins[1:]:
-                    for a, b in set(zip(first_g.tolist(), g.tolist())):
-                        groups.union(a, b)
-                out = ins[0]
-        elif isinstance(layer, _L.Concatenate) and layer.axis in (-1, len(inputs[0].shape) - 1):
-            out = (np.concatenate([a[0] for a in ins]), np.concatenate([a[1] for a in ins]))
-        elif isinstance(layer, _L.Flatten) and len(inputs[0].shape) > 2:
-            repeat = int(np.prod(inputs[0].shape[1:-1]))
-            out = (np.tile(ins[0][0], repeat), np.tile(ins[0][1], repeat))
+        out = _traced(layer, groups, inputs, outputs, ins)
         if out is None or len(outputs) != 1 or len(out[0]) != _channels(outputs[0]):
             # A layer we do not know how to narrow: keep every channel around it.
             for g, _ in ins:
@@ -164,6 +139,40 @@ def channel_groups(model):
         for gid in set(atoms[id(t)][0].tolist()):
             groups.protect(gid)
     return groups, atoms
+
+
+def _traced(layer, groups: _Groups, inputs: list, outputs: list, ins: list):
+    """The ``(group, channel)`` arrays of ``layer``'s output given its inputs' ``ins``, or
+    ``None`` where the layer cannot be narrowed (its channels are then kept whole)."""
+    if isinstance(layer, _L.DepthwiseConv2D):
+        return ins[0] if layer.depth_multiplier == 1 else None
+    if isinstance(layer, (_L.Conv2D, _L.Dense)) and not isinstance(layer, (_L.Conv2DTranspose, _L.SeparableConv2D)):
+        plain = getattr(layer, "groups", 1) == 1 and len(outputs) == 1
+        return _atoms(groups, _channels(outputs[0]), producer=layer) if plain else None
+    if isinstance(layer, _PASS_THROUGH) and len(inputs) == 1:
+        axis = getattr(layer, "axis", -1)
+        axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+        return ins[0] if axis in (-1, len(inputs[0].shape) - 1) else None
+    if isinstance(layer, _MERGE) and len({len(a[0]) for a in ins}) == 1:
+        return _merged(groups, ins)
+    if isinstance(layer, _L.Concatenate) and layer.axis in (-1, len(inputs[0].shape) - 1):
+        return np.concatenate([a[0] for a in ins]), np.concatenate([a[1] for a in ins])
+    if isinstance(layer, _L.Flatten) and len(inputs[0].shape) > 2:
+        repeat = int(np.prod(inputs[0].shape[1:-1]))
+        return np.tile(ins[0][0], repeat), np.tile(ins[0][1], repeat)
+    return None
+
+
+def _merged(groups: _Groups, ins: list):
+    """An element-wise merge: its inputs' groups become one (channel c of each input is
+    channel c of the output), or ``None`` where the inputs' channels are not aligned."""
+    first_g, first_i = ins[0]
+    if not all(np.array_equal(first_i, i) for _, i in ins[1:]):
+        return None
+    for g, _ in ins[1:]:
+        for a, b in set(zip(first_g.tolist(), g.tolist())):
+            groups.union(a, b)
+    return ins[0]
 
 
 def _following_bn(model, layer):
@@ -228,8 +237,6 @@ def prune_channels(model, fraction: float = 0.5, criterion: str = "l1", divisor:
         >>> report["params_after"] < report["params_before"]
         True
     """
-    import fnmatch
-
     if not 0.0 < float(fraction) < 1.0:
         raise UserError(f"channel pruning fraction must be between 0 and 1 (exclusive), got {fraction}")
     if criterion not in CRITERIA:
@@ -237,12 +244,32 @@ def prune_channels(model, fraction: float = 0.5, criterion: str = "l1", divisor:
     if isinstance(model, keras.Model) and _is_wrapped(model):
         raise UserError("channel pruning needs a plain Keras model: apply it before magnitude pruning or QAT")
     groups, atoms = channel_groups(model)
+    keep, report_groups = _kept_channels(model, groups, fraction, criterion, divisor, skip)
+    narrow = _narrow_clone(model, groups, keep)
+    _carry_weights(model, narrow, _kept_indices(groups, atoms, keep))
+    narrow._name = model.name + "_chp"
+    from edgecnn.models._profile import count_params
+
+    report = {
+        "fraction": float(fraction),
+        "criterion": criterion,
+        "groups": report_groups,
+        "params_before": count_params(model)["trainable"],
+        "params_after": count_params(narrow)["trainable"],
+    }
+    return narrow, report
+
+
+def _kept_channels(model, groups: _Groups, fraction: float, criterion: str, divisor: int, skip):
+    """``({root: sorted kept channel indices}, report rows)``: the most important channels
+    of every group that is not protected, produced by a layer ``skip`` names, or too small."""
+    import fnmatch
+
     for root in range(len(groups.parent)):
         for layer in groups.producers[root]:
             if any(fnmatch.fnmatch(layer.name, p) for p in skip):
                 groups.protect(root)
-    keep = {}  # root -> sorted kept channel indices
-    report_groups = []
+    keep, report_groups = {}, []
     for g in range(len(groups.parent)):
         if groups.find(g) != g or groups.protected[g] or not groups.producers[g]:
             continue
@@ -253,7 +280,11 @@ def prune_channels(model, fraction: float = 0.5, criterion: str = "l1", divisor:
         score = sum(filter_importance(model, layer, criterion) for layer in groups.producers[g])
         keep[g] = np.sort(np.argsort(-score, kind="stable")[:n])
         report_groups.append({"layers": [lay.name for lay in groups.producers[g]], "channels": size, "kept": n})
+    return keep, report_groups
 
+
+def _kept_indices(groups: _Groups, atoms: dict, keep: dict):
+    """A function: tensor -> the indices of its channels that stay."""
     keep_masks = {}
     for root, kept in keep.items():
         keep_masks[root] = np.zeros(groups.size[root], dtype=bool)
@@ -269,6 +300,11 @@ def prune_channels(model, fraction: float = 0.5, criterion: str = "l1", divisor:
                 mask[sel] = keep_masks[root][idx[sel]]
         return np.flatnonzero(mask)
 
+    return kept_indices
+
+
+def _narrow_clone(model, groups: _Groups, keep: dict):
+    """A clone of ``model``'s graph whose producing layers have the kept ``filters``/``units``."""
     new_width = {layer.name: len(kept) for root, kept in keep.items() for layer in groups.producers[root]}
 
     def clone(layer):
@@ -280,37 +316,36 @@ def prune_channels(model, fraction: float = 0.5, criterion: str = "l1", divisor:
     from edgecnn.models._layers import CUSTOM_OBJECTS
 
     with keras.utils.custom_object_scope(CUSTOM_OBJECTS):
-        narrow = keras.models.clone_model(model, clone_function=clone)
+        return keras.models.clone_model(model, clone_function=clone)
+
+
+def _carry_weights(model, narrow, kept_indices) -> None:
+    """Copy the kept slices of every weight of ``model`` into ``narrow``; a layer whose
+    weights do not fit the narrower shapes: one line."""
     for layer in model.layers:
         if not layer.weights:
             continue
         new = narrow.get_layer(layer.name)
-        values = [w.numpy() for w in layer.weights]
         inputs = _as_list(layer.input)
         in_keep = kept_indices(inputs[0]) if len(inputs) == 1 else None
         out_keep = kept_indices(_as_list(layer.output)[0])
-        if isinstance(layer, _L.DepthwiseConv2D):
-            values = [v[:, :, in_keep] if v.ndim == 4 else v[in_keep] for v in values]
-        elif isinstance(layer, _L.Conv2D) and getattr(layer, "groups", 1) == 1:
-            values = [v[:, :, in_keep][..., out_keep] if v.ndim == 4 else v[out_keep] for v in values]
-        elif isinstance(layer, _L.Dense):
-            values = [v[in_keep][:, out_keep] if v.ndim == 2 else v[out_keep] for v in values]
-        elif isinstance(layer, _L.BatchNormalization):
-            values = [v[in_keep] for v in values]
+        values = _sliced(layer, [w.numpy() for w in layer.weights], in_keep, out_keep)
         shapes = [tuple(w.shape) for w in new.weights]
         if shapes != [v.shape for v in values]:
             raise UserError(
                 f"channel pruning: cannot carry the weights of layer {layer.name!r} ({layer.__class__.__name__})"
             )
         new.set_weights(values)
-    narrow._name = model.name + "_chp"
-    from edgecnn.models._profile import count_params
 
-    report = {
-        "fraction": float(fraction),
-        "criterion": criterion,
-        "groups": report_groups,
-        "params_before": count_params(model)["trainable"],
-        "params_after": count_params(narrow)["trainable"],
-    }
-    return narrow, report
+
+def _sliced(layer, values: list, in_keep, out_keep) -> list:
+    """``layer``'s weight arrays cut to the kept input and output channels."""
+    if isinstance(layer, _L.DepthwiseConv2D):
+        return [v[:, :, in_keep] if v.ndim == 4 else v[in_keep] for v in values]
+    if isinstance(layer, _L.Conv2D) and getattr(layer, "groups", 1) == 1:
+        return [v[:, :, in_keep][..., out_keep] if v.ndim == 4 else v[out_keep] for v in values]
+    if isinstance(layer, _L.Dense):
+        return [v[in_keep][:, out_keep] if v.ndim == 2 else v[out_keep] for v in values]
+    if isinstance(layer, _L.BatchNormalization):
+        return [v[in_keep] for v in values]
+    return values
