@@ -262,3 +262,62 @@ def read_metadata_buffer(source, name: str) -> bytes | None:
         return _metadata_buffers(r, root, r.tables(root, 4)).get(name)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise FlatbufferError(f"corrupt TFLite flatbuffer: {exc}") from None
+
+
+@dataclass
+class OpShapes:
+    """One operator of the main subgraph with its tensors' shapes and types (inputs that are
+    absent, index -1, are left out): what a latency model needs to size an op."""
+
+    name: str
+    input_shapes: list
+    input_types: list
+    output_shapes: list
+    output_types: list
+
+
+def _opcodes(r: _Reader, root: int) -> list:
+    """``[op name]`` of ``Model.operator_codes``, in opcode-index order."""
+    names = []
+    for t in r.tables(root, 1):
+        deprecated, custom, builtin = r.scalar(t, 0, "<b", 0), r.string(t, 1), r.scalar(t, 3, "<i", 0)
+        names.append(op_name(max(builtin, deprecated), custom))  # codes above 127 live in builtin_code
+    return names
+
+
+def read_op_shapes(source) -> list:
+    """The main subgraph's operators in execution order, as :class:`OpShapes`.
+
+    Raises :class:`FlatbufferError` for a file that is truncated or not a TFLite model.
+
+    Example:
+        >>> ops = read_op_shapes("model_int8.tflite")  # doctest: +SKIP
+        >>> ops[0].name, ops[0].input_shapes[:2]        # doctest: +SKIP
+        ('CONV_2D', [(1, 96, 96, 3), (8, 3, 3, 3)])
+    """
+    buf = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise FlatbufferError("not a TFLite flatbuffer (no TFL3 identifier)")
+    r = _Reader(bytes(buf))
+    try:
+        root = r._indirect(0)
+        names = _opcodes(r, root)
+        subgraphs = r.tables(root, 2)
+        if not subgraphs:
+            raise FlatbufferError("the model has no subgraph (corrupt file?)")
+        tensors = [(tuple(r.ints(t, 0)), r.scalar(t, 1, "<b", 0)) for t in r.tables(subgraphs[0], 0)]
+
+        def pick(ids):
+            found = [tensors[i] for i in ids if 0 <= i < len(tensors)]
+            kinds = [TENSOR_TYPES[k] if 0 <= k < len(TENSOR_TYPES) else "?" for _, k in found]
+            return [shape for shape, _ in found], kinds
+
+        ops = []
+        for op in r.tables(subgraphs[0], 3):
+            index = r.scalar(op, 0, "<I", 0)
+            if index >= len(names):
+                raise FlatbufferError(f"operator uses opcode {index} but the model has {len(names)}")
+            ops.append(OpShapes(names[index], *pick(r.ints(op, 1)), *pick(r.ints(op, 2))))
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise FlatbufferError(f"corrupt TFLite flatbuffer: {exc}") from None
+    return ops
