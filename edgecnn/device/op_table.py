@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import click
-
 from edgecnn.device.bench import DEFAULT_RUNS, DEFAULT_WARMUP
 from edgecnn.errors import UserError
 
@@ -26,6 +24,11 @@ BATCH = 16  # op models per child process
 TABLE_MIN_TIME = 0.2  # seconds each op model is timed at least: tiny ops need many runs to settle
 # bench flags that have no meaning for a table.
 NOT_FOR_TABLES = {"input_path": "--input", "profile": "--profile", "output": "-o", "as_json": "--json"}
+
+
+def _echo(line: str, err: bool = False) -> None:
+    """click.echo's signature without click (click is the device CLI's alone: tests/test_structure.py)."""
+    print(line, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def op_models(ops_dir) -> list:
@@ -104,7 +107,7 @@ def build_table(files, timing: dict, settings: dict, seconds: float) -> dict:
 
 
 def bench_table(table_path, model_path, threads=(), warmup=DEFAULT_WARMUP, runs=DEFAULT_RUNS, min_time=0.0,
-                runtime="auto", timeout=300.0, device_name=None, echo=click.echo, **unused) -> dict:
+                runtime="auto", timeout=300.0, device_name=None, echo=_echo, **unused) -> dict:
     """What ``edgecnn-device bench --table TABLE.json OPS_DIR`` does: time every op model of
     OPS_DIR (``model_path``) with one thread count and runtime, and write the table atomically.
 
@@ -146,7 +149,7 @@ def bench_table(table_path, model_path, threads=(), warmup=DEFAULT_WARMUP, runs=
     return table
 
 
-def prediction_check(table_path, model_path, quiet: bool = False, echo=click.echo):
+def prediction_check(table_path, model_path, quiet: bool = False, echo=_echo):
     """``bench --predict TABLE.json``: the table is read first (a missing one is one line before any
     timing), then each result gets ``"predicted_ms"`` and ``"prediction_error"`` (predicted over
     measured, minus 1) and, unless ``quiet``, one line saying how far off the prediction was."""
