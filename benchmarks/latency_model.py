@@ -7,7 +7,9 @@ shapes or the kernels XNNPACK picks), measures each with :func:`edgecnn.device.b
 and compares with :meth:`edgecnn.device.latency_model.LatencyTable.predict`: per-candidate
 error, median and worst, per table. Writes the section ``latency_model`` of RESULTS.md.
 
-Usage: ``python benchmarks/latency_model.py [--work /tmp/latency_model] [--quick]``
+Op models, tables, candidates and their measured latencies are kept in ``--work``: a rerun
+reuses them (delete a file there to redo that step). Usage:
+``python benchmarks/latency_model.py [--work /tmp/latency_model] [--threads 1,2] [--resolutions 96,160]``
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ def make_candidates(folder: Path, resolutions=RESOLUTIONS) -> list:
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, alpha in CANDIDATES:
-        for size in resolutions:
+    for size in resolutions:  # every family at the first resolution first: a cut-short run still spans them
+        for name, alpha in CANDIDATES:
             todo = [p for p in PRECISIONS if not candidate_path(folder, name, alpha, size, p).exists()]
             paths += [candidate_path(folder, name, alpha, size, p) for p in PRECISIONS]
             if not todo:
@@ -102,21 +104,35 @@ def make_tables(work: Path, threads_list) -> dict:
     return out
 
 
-def compare(table_path: Path, candidates: list, threads: int, min_time: float) -> list:
-    """``[(candidate, predicted ms, measured ms, error)]`` with error = predicted / measured - 1."""
+def measure_candidates(candidates: list, threads: int, min_time: float, cache: Path) -> dict:
+    """``{file name: median ms}`` of every candidate with ``threads`` threads, kept in ``cache``
+    (a rerun after a change to the model predicts again without measuring again)."""
+    from edgecnn._io import write_json
     from edgecnn.device.bench import benchmark
+
+    measured = json.loads(cache.read_text()) if cache.exists() else {}
+    for path in candidates:
+        if path.name in measured:
+            continue
+        r = benchmark(path, threads=threads, min_time=min_time)
+        if r.get("status") != "ok":
+            raise SystemExit(f"bench of {path} failed: {r.get('status')}: {r.get('error')}")
+        measured[path.name] = r["median_ms"]
+        write_json(cache, measured)
+    return measured
+
+
+def compare(table_path: Path, candidates: list, measured: dict, threads: int) -> list:
+    """``[(candidate, predicted ms, measured ms, error)]`` with error = predicted / measured - 1."""
     from edgecnn.device.latency_model import LatencyTable
 
     table = LatencyTable.load(table_path)
     rows = []
     for path in candidates:
-        measured = benchmark(path, threads=threads, min_time=min_time)
-        if measured.get("status") != "ok":
-            raise SystemExit(f"bench of {path} failed: {measured.get('status')}: {measured.get('error')}")
-        predicted = table.predict(path)
-        rows.append((path.stem, predicted.ms, measured["median_ms"], predicted.ms / measured["median_ms"] - 1))
-        print(f"{threads}t {path.stem}: predicted {predicted.ms:.2f} measured {measured['median_ms']:.2f} "
-              f"({rows[-1][3]:+.0%})", file=sys.stderr)
+        predicted, ms = table.predict(path), measured[path.name]
+        rows.append((path.stem, predicted.ms, ms, predicted.ms / ms - 1))
+        print(f"{threads}t {path.stem}: predicted {predicted.ms:.2f} measured {ms:.2f} ({rows[-1][3]:+.0%})",
+              file=sys.stderr)
     return rows
 
 
@@ -161,7 +177,7 @@ def main():
     ap.add_argument("--work", type=Path, default=Path("/tmp/latency_model"), help="Op models, tables, candidates.")
     ap.add_argument("--threads", default="1,2", help="One table per thread count.")
     ap.add_argument("--resolutions", default=",".join(map(str, RESOLUTIONS)))
-    ap.add_argument("--min-time", type=float, default=1.0, help="Seconds each candidate is timed at least.")
+    ap.add_argument("--min-time", type=float, default=0.5, help="Seconds each candidate is timed at least.")
     args = ap.parse_args()
     from edgecnn.device.latency_model import LatencyTable
 
@@ -169,7 +185,9 @@ def main():
     candidates = make_candidates(args.work / "candidates", [int(r) for r in args.resolutions.split(",")])
     tables = make_tables(args.work, threads_list)
     load_before = os.getloadavg()[0]
-    results = {t: compare(tables["tables"][t][0], candidates, t, args.min_time) for t in threads_list}
+    measured = {t: measure_candidates(candidates, t, args.min_time, args.work / f"measured_{t}t.json")
+                for t in threads_list}
+    results = {t: compare(tables["tables"][t][0], candidates, measured[t], t) for t in threads_list}
     describe = {t: LatencyTable.load(tables["tables"][t][0]).describe() for t in threads_list}
     body = report(tables, results, describe, (load_before, os.getloadavg()[0]))
     print(body)

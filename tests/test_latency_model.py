@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory):
-    """The quick grid (a conv, a depthwise conv, an add) in int8, made once."""
+    """The quick grid (a conv, a depthwise conv, an add, a two-block chain) in int8, made once."""
     from edgecnn.tflite.op_grid import write_grid
 
     folder = tmp_path_factory.mktemp("ops")
@@ -43,8 +43,8 @@ def _device_cli(*argv, cwd=None) -> subprocess.CompletedProcess:
 def test_grid_manifest_lists_every_file(grid_dir):
     manifest = json.loads((grid_dir / "manifest.json").read_text())
     files = sorted(p.name for p in grid_dir.glob("*.tflite"))
-    assert sorted(m["file"] for m in manifest["models"]) == files and len(files) == 3
-    assert {m["kind"] for m in manifest["models"]} == {"conv", "depthwise", "add"}
+    assert sorted(m["file"] for m in manifest["models"]) == files and len(files) == 4
+    assert {m["kind"] for m in manifest["models"]} == {"conv", "depthwise", "add", "chain"}
 
 
 def test_table_round_trip(table_path, grid_dir):
@@ -56,13 +56,16 @@ def test_table_round_trip(table_path, grid_dir):
     groups = {e["group"] for e in data["entries"]}
     assert groups == {"CONV_2D/int8/k1s1", "DEPTHWISE_CONV_2D/int8/k3s1", "ADD/int8"}
     assert all(e["ms"] > 0 for e in data["entries"])
+    # the chain calibrates what an op costs inside a graph: its 4 ops (dw, conv twice) are stored
+    assert [[o["op"] for o in c["ops"]] for c in data["chains"]] == [["DEPTHWISE_CONV_2D", "CONV_2D"] * 2]
     table = LatencyTable.load(table_path)
+    assert set(table.per_op_ms) == {"int8", "*"} and table.per_op_ms["int8"] >= 0
     assert "test-device" in table.describe() and "1 thread(s)" in table.describe()
-    # An op model the table holds is predicted as its own time.
+    # An op model the table holds is predicted as its own time (plus the in-graph cost of one op).
     entry = next(e for e in data["entries"] if e["group"] == "CONV_2D/int8/k1s1")
     p = table.predict(grid_dir / entry["file"])
     assert [row[3] for row in p.per_op] == ["table"]
-    assert p.ms == pytest.approx(entry["ms"], rel=1e-6)
+    assert p.ms == pytest.approx(entry["ms"] + table.per_op_ms["int8"], rel=1e-6)
 
 
 def test_predict_a_model_from_its_ops(table_path, tmp_path):
@@ -78,6 +81,12 @@ def test_predict_a_model_from_its_ops(table_path, tmp_path):
     # a 3x3 stride-2 conv is not in the quick grid: the per-op overhead only, and the note says so
     assert hows["CONV_2D"] == "fixed" and hows["DEPTHWISE_CONV_2D"] in ("interpolated", "extrapolated")
     assert "CONV_2D" in p.note and all(row[2] >= 0 for row in p.per_op)
+    # bench --predict: measured, predicted, and how far off, in the bench JSON
+    proc = _device_cli("bench", str(tiny["int8"]), "--runs", "3", "--predict", str(table_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["predicted_ms"] == pytest.approx(p.ms)
+    assert result["prediction_error"] == pytest.approx(p.ms / result["median_ms"] - 1)
 
 
 @pytest.mark.parametrize("content", [None, "{not json", '{"kind": "bench"}'])
@@ -95,7 +104,10 @@ def test_missing_or_corrupt_table_is_one_line(content, tmp_path):
 
 def test_bench_table_mistakes_are_one_line_exit_2(tmp_path):
     (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.json").write_text('{"kind": "latency_table", "entries": [')
     for argv, words in ((["bench", "--table", "t.json", "empty"], "no .tflite op models"),
+                        (["bench", "m.tflite", "--predict", "missing.json"], "no such latency table"),
+                        (["bench", "m.tflite", "--predict", "bad.json"], "not a readable latency table"),
                         (["bench", "--table", "t.json", "nowhere"], "not a folder of op models"),
                         (["bench", "--table", "t.json", "empty", "--threads", "1", "--threads", "2"], "one --threads")):
         proc = _device_cli(*argv, cwd=tmp_path)

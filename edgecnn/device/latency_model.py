@@ -8,7 +8,10 @@ models of the same kind in the table, and interpolates between them: time per un
 (multiply-adds for convolutions, elements for the rest) in log space, weighted by how close
 their shapes are, also in log space. Each op model's time includes one interpreter call, which
 a whole model pays once: the table's fixed overhead (:attr:`LatencyTable.overhead_ms`, fitted
-from its cheapest entries) is taken off every op and added once. ``benchmarks/latency_model.py``
+from its cheapest entries) is taken off every op and added once. Inside a graph an op costs a
+little more than alone (its tensors were not the last ones touched, the delegate steps from op
+to op): the grid's calibration chains, whole graphs of 16 ops timed beside the op models, fit
+that per-op cost (:attr:`LatencyTable.per_op_ms`), which every op that does work adds. ``benchmarks/latency_model.py``
 reports the median and worst error against measured candidates (benchmarks/RESULTS.md).
 numpy only: it runs on the device, and in ``edgecnn search`` on the host.
 
@@ -79,11 +82,13 @@ def op_size(op) -> OpSize | None:
     """
     if op.name in LAYOUT_OPS or not op.input_shapes or not op.output_shapes:
         return None
-    x, y = op.input_shapes[0], op.output_shapes[0]
+    inputs = [tuple(max(1, d) for d in s) for s in op.input_shapes]  # a dynamic axis (-1) runs as 1
+    outputs = [tuple(max(1, d) for d in s) for s in op.output_shapes]
+    x, y = inputs[0], outputs[0]
     group = f"{op.name}/{op.input_types[0]}"
     shape = f"{_dims(x)}->{_dims(y)}"
     if op.name in WINDOWED_OPS and len(x) == 4 and len(y) == 4:
-        kernel = op.input_shapes[1][1] if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D") else 0
+        kernel = inputs[1][1] if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(inputs) > 1 else 0
         stride = max(1, round(x[1] / max(1, y[1])))
         group += f"/k{kernel}s{stride}" if kernel else f"/s{stride}"
         out_hw, cin, cout = _spatial(y), x[-1], y[-1]
@@ -92,13 +97,13 @@ def op_size(op) -> OpSize | None:
         if op.name == "DEPTHWISE_CONV_2D":
             return OpSize(op.name, group, (out_hw, cout), float(out_hw * cout * kernel * kernel), shape)
         return OpSize(op.name, group, (_spatial(x), cin), float(np.prod(x)), shape)
-    if op.name == "FULLY_CONNECTED" and len(op.input_shapes) > 1:
-        cout, cin = op.input_shapes[1][0], op.input_shapes[1][-1]
+    if op.name == "FULLY_CONNECTED" and len(inputs) > 1:
+        cout, cin = inputs[1][0], inputs[1][-1]
         rows = max(1, int(np.prod(x)) // max(1, cin))
         return OpSize(op.name, group, (cin, cout), float(rows * cin * cout), shape)
     if op.name == "MEAN":
         return OpSize(op.name, group, (_spatial(x), x[-1]), float(np.prod(x)), shape)
-    elements = max(int(np.prod(s)) for s in (*op.input_shapes[:1], *op.output_shapes))
+    elements = max(int(np.prod(s)) for s in (*inputs[:1], *outputs))
     return OpSize(op.name, group, (max(1, elements),), float(max(1, elements)), shape)
 
 
@@ -118,6 +123,11 @@ def main_op(path) -> OpSize | None:
     """The op an op model of the grid times: its first op that does work (a shuffle's
     transpose, not the reshapes around it)."""
     return next((size for _, size in model_ops(path) if size is not None), None)
+
+
+def _precision(size: OpSize) -> str:
+    """The precision an op runs in: its input's type (the second field of its group)."""
+    return size.group.split("/")[1]
 
 
 @dataclass
@@ -157,6 +167,7 @@ class LatencyTable:
         times = sorted(float(e["ms"]) for e in entries)
         self.overhead_ms = float(np.median(times[:OVERHEAD_ENTRIES]))
         self.groups = self._groups(entries)
+        self.per_op_ms = self._fit_per_op(data.get("chains") or [])
 
     @classmethod
     def load(cls, path) -> LatencyTable:
@@ -191,6 +202,28 @@ class LatencyTable:
             feats = np.stack([f for f, _ in items])
             groups[name] = _Group(feats, np.array([v for _, v in items]), feats.min(axis=0), feats.max(axis=0))
         return groups
+
+    def _fit_per_op(self, chains: list) -> dict:
+        """``{precision: ms}`` an op costs inside a graph beyond its time alone (tensors that
+        are not in cache, the delegate stepping from op to op), from the calibration chains: each
+        chain's time less the overhead and its ops' table times, per op, the median per precision
+        (``"*"``: over all chains, for a precision without one). Never below zero."""
+        found: dict = {}
+        for chain in chains:
+            sizes = [OpSize(o["op"], o["group"], tuple(o["features"]), float(o["work"]), o["shape"])
+                     for o in chain["ops"] if o.get("group")]
+            if not sizes:
+                continue
+            rest = float(chain["ms"]) - self.overhead_ms - sum(self.op_ms(size)[0] for size in sizes)
+            for key in (_precision(sizes[0]), "*"):
+                found.setdefault(key, []).append(rest / len(sizes))
+        return {key: max(0.0, float(np.median(values))) for key, values in found.items()}
+
+    def in_graph_ms(self, size: OpSize | None) -> float:
+        """What an op costs inside a graph beyond its time alone (0 for a layout op)."""
+        if size is None:
+            return 0.0
+        return self.per_op_ms.get(_precision(size), self.per_op_ms.get("*", 0.0))
 
     def describe(self) -> str:
         """One line: the device, its CPU, the runtime and thread count the table was timed with."""
@@ -230,7 +263,7 @@ class LatencyTable:
         rows = []
         for name, size in model_ops(tflite_path):
             ms, how = self.op_ms(size)
-            rows.append((name, size.shape if size is not None else "-", ms, how))
+            rows.append((name, size.shape if size is not None else "-", ms + self.in_graph_ms(size), how))
         total = self.overhead_ms + sum(ms for _, _, ms, _ in rows)
         counts = {how: sum(1 for r in rows if r[3] == how) for how in HOWS}
         missing = sorted({r[0] for r in rows if r[3] == "fixed" and r[0] not in LAYOUT_OPS})

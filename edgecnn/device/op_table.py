@@ -88,22 +88,34 @@ def build_table(files, timing: dict, settings: dict, seconds: float) -> dict:
     """The table's JSON: this machine, the runtime and settings, and one entry per op model
     (its op, group, features and work as :func:`~edgecnn.device.latency_model.op_size` reads them)."""
     from edgecnn.device.bench import cpu_line, machine_info
-    from edgecnn.device.latency_model import TABLE_KIND, TABLE_VERSION, main_op
+    from edgecnn.device.latency_model import TABLE_KIND, TABLE_VERSION, model_ops
 
     machine = machine_info()
-    entries, failed = [], [{"file": Path(p).name, "error": e} for p, e in sorted(timing["failed"].items())]
+    entries, chains = [], []
+    failed = [{"file": Path(p).name, "error": e} for p, e in sorted(timing["failed"].items())]
     for path in files:
-        size = main_op(path)
+        ops = model_ops(path)
+        sizes = [size for _, size in ops if size is not None]
         ms = timing["times"].get(str(path))
-        if size is None or ms is None:
-            if size is None:
+        if not sizes or ms is None:
+            if not sizes:
                 failed.append({"file": path.name, "error": "no op that does work"})
             continue
-        entries.append({"file": path.name, "op": size.op, "group": size.group, "features": list(size.features),
-                        "work": size.work, "shape": size.shape, "ms": ms})
+        if len(sizes) > 1:  # a calibration chain: the whole graph against the sum of its ops
+            chains.append({"file": path.name, "ms": ms, "ops": [_op_row(name, size) for name, size in ops]})
+            continue
+        entries.append({"file": path.name, **_op_row(sizes[0].op, sizes[0]), "ms": ms})
     return {"kind": TABLE_KIND, "version": TABLE_VERSION, "machine": machine, "cpu_line": cpu_line(machine),
             "runtime": timing.get("runtime"), "runtime_version": timing.get("runtime_version"), **settings,
-            "seconds": round(seconds, 1), "entries": entries, "failed": failed}
+            "seconds": round(seconds, 1), "entries": entries, "chains": chains, "failed": failed}
+
+
+def _op_row(name: str, size) -> dict:
+    """An op as the table stores it (a layout op: its name only)."""
+    if size is None:
+        return {"op": name}
+    return {"op": size.op, "group": size.group, "features": list(size.features), "work": size.work,
+            "shape": size.shape}
 
 
 def bench_table(table_path, model_path, threads=(), warmup=DEFAULT_WARMUP, runs=DEFAULT_RUNS, min_time=0.0,
@@ -142,8 +154,8 @@ def bench_table(table_path, model_path, threads=(), warmup=DEFAULT_WARMUP, runs=
         write_json(table_path, table)
     except OSError as exc:
         raise UserError(f"cannot write {table_path}: {exc.strerror or type(exc).__name__}") from None
-    echo(f"{len(table['entries'])} op models timed, {len(table['failed'])} failed, in {table['seconds']:.0f} s; "
-         f"written: {table_path}")
+    echo(f"{len(table['entries'])} op models and {len(table['chains'])} calibration chains timed, "
+         f"{len(table['failed'])} failed, in {table['seconds']:.0f} s; written: {table_path}")
     if not table["entries"]:
         raise UserError(f"{model_path}: no op model could be timed; first error: {table['failed'][0]['error']}")
     return table

@@ -37,14 +37,16 @@ MANIFEST = "manifest.json"
 # A conv of more multiply-adds than this is in no mobile net at 96-224 px (and takes seconds to time).
 MAX_MACS = 40_000_000
 CALIBRATION_SAMPLES = 2
+CHAIN_BLOCKS = 8  # blocks of a calibration chain (16 ops): :func:`_chain`
 TWO_INPUTS = ("add", "mul")
 
 
 @dataclass(frozen=True)
 class OpSpec:
     """One op model: ``kind`` (conv, depthwise, dense, add, mul, hard_swish, sigmoid, mean,
-    max_pool, split, shuffle, concat), the input's side ``hw`` and channels ``cin``, the output
-    channels ``cout``, ``kernel`` and ``stride`` (convolutions and pools)."""
+    max_pool, split, shuffle, concat, or chain: a calibration graph of ``cout`` blocks), the
+    input's side ``hw`` and channels ``cin``, the output channels ``cout``, ``kernel`` and
+    ``stride`` (convolutions and pools)."""
 
     kind: str
     hw: int
@@ -55,6 +57,8 @@ class OpSpec:
 
     @property
     def name(self) -> str:
+        if self.kind == "chain":
+            return f"chain{self.cout}_{self.hw}x{self.hw}x{self.cin}"
         tail = f"k{self.kernel}s{self.stride}_" if self.kind in ("conv", "depthwise", "max_pool") else ""
         return f"{self.kind}_{tail}{self.hw}x{self.hw}x{self.cin}" + (f"_to{self.cout}" if self.cout else "")
 
@@ -88,15 +92,16 @@ _MAPS = ((48, 16), (24, 48), (12, 96), (6, 256))
 
 
 def grid(quick: bool = False) -> list:
-    """The op models to make: the full grid (about 100 per precision), or ``quick``'s three
-    (a conv, a depthwise conv, an add) for tests and a first look.
+    """The op models to make: the full grid (about 130 per precision), or ``quick``'s four
+    (a conv, a depthwise conv, an add, a chain) for tests and a first look.
 
     Example:
         >>> [s.name for s in grid(quick=True)]
-        ['conv_k1s1_8x8x8_to16', 'depthwise_k3s1_8x8x16', 'add_8x8x16']
+        ['conv_k1s1_8x8x8_to16', 'depthwise_k3s1_8x8x16', 'add_8x8x16', 'chain2_8x8x16']
     """
     if quick:
-        return [OpSpec("conv", 8, 8, 16), OpSpec("depthwise", 8, 16, 0, 3, 1), OpSpec("add", 8, 16)]
+        return [OpSpec("conv", 8, 8, 16), OpSpec("depthwise", 8, 16, 0, 3, 1), OpSpec("add", 8, 16),
+                OpSpec("chain", 8, 16, 2)]
     specs = _convs(1, 1, (6, 12, 24, 48), (16, 64, 256))
     specs += _convs(1, 1, (3, 6), (256, 1024))  # the heads: 576-1280 channels at 3-7 px
     specs += _convs(1, 1, (96,), (8, 16, 32), pairs=False)  # the first pointwise layer at 160-224 px
@@ -111,7 +116,8 @@ def grid(quick: bool = False) -> list:
     specs += _cheap("mean", ((6, 256), (12, 96), (3, 1024)))
     specs += _cheap("max_pool", ((48, 24), (80, 24)), kernel=3, stride=2)
     specs += _cheap("split", _MAPS[:3]) + _cheap("shuffle", _MAPS[:3]) + _cheap("concat", _MAPS[:3])
-    return specs
+    specs += [OpSpec("chain", hw, c, CHAIN_BLOCKS) for hw, c in ((24, 16), (12, 48), (6, 128))]
+    return list(dict.fromkeys(specs))  # once each, in order (the heads' widths meet the main grid's)
 
 
 def build_op_model(spec: OpSpec):
@@ -141,11 +147,23 @@ def build_op_model(spec: OpSpec):
         "split": lambda: ChannelSplit(parts=2, index=1)(inp),
         "shuffle": lambda: ChannelShuffle(groups=2)(inp),
         "concat": lambda: layers.Concatenate()([inp, inp]),
+        "chain": lambda: _chain(inp, spec.cout),
     }
     if spec.kind not in builders:
         raise ValueError(f"unknown op kind {spec.kind!r}; known: {', '.join(builders)}")
     inputs = [inp, other] if spec.kind in TWO_INPUTS else inp
     return keras.Model(inputs, builders[spec.kind](), name=spec.name)
+
+
+def _chain(x, blocks: int):
+    """``blocks`` MobileNet blocks (3x3 depthwise, 1x1 conv, ReLU6 fused into each): a whole graph
+    whose time against the sum of its ops' times calibrates what an op costs inside a model."""
+    from edgecnn._tf import keras
+
+    for _ in range(blocks):
+        x = keras.layers.ReLU(6.0)(keras.layers.DepthwiseConv2D(3, padding="same")(x))
+        x = keras.layers.ReLU(6.0)(keras.layers.Conv2D(x.shape[-1], 1)(x))
+    return x
 
 
 def _representative(model):
