@@ -10,9 +10,9 @@ their shapes are, also in log space. Each op model's time includes one interpret
 a whole model pays once: the table's fixed overhead (:attr:`LatencyTable.overhead_ms`, fitted
 from its cheapest entries) is taken off every op and added once. Inside a graph an op costs a
 little more than alone (its tensors were not the last ones touched, the delegate steps from op
-to op): the grid's calibration chains, whole graphs of 16 ops timed beside the op models, fit
-that per-op cost (:attr:`LatencyTable.per_op_ms`), which every op that does work adds. ``benchmarks/latency_model.py``
-reports the median and worst error against measured candidates (benchmarks/RESULTS.md).
+to op): the grid's calibration chains, whole graphs of 16 MobileNet ops timed beside the op
+models, fit that cost per op (:attr:`LatencyTable.per_op_ms`), which every op that does work adds.
+``benchmarks/latency_model.py`` reports the median and worst error against measured candidates (benchmarks/RESULTS.md).
 numpy only: it runs on the device, and in ``edgecnn search`` on the host.
 
 Example:
@@ -37,6 +37,8 @@ TABLE_KIND = "latency_table"
 TABLE_VERSION = 1
 # Ops that only relabel a tensor's shape: no work, only the per-op overhead.
 LAYOUT_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
+# The ops of the calibration chains that fit the in-graph cost (:func:`_per_op_cost`).
+HEAVY_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
 # Ops whose kernel size and stride pick a different kernel (and so a different group of the table).
 WINDOWED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
 HOWS = ("table", "interpolated", "extrapolated", "fixed")  # how an op's time was found (Prediction.per_op)
@@ -125,6 +127,19 @@ def main_op(path) -> OpSize | None:
     return next((size for _, size in model_ops(path) if size is not None), None)
 
 
+def _per_op_cost(rows: np.ndarray) -> float:
+    """ms per op from rows ``(heavy ops, light ops, ms left over)``: the median over the chains
+    of heavy ops only (all chains when there are none), never below zero. A median: one chain
+    timed during a burst of load must not set the cost. Chains with many cheap ops (MobileNetV3
+    and ShuffleNet blocks, int8 above all) gave costs that swung 10x between two timings on a
+    shared machine, and a worse error on the candidates (benchmarks/RESULTS.md), so they do not count."""
+    heavy_ops, light_ops, rest = rows[:, 0], rows[:, 1], rows[:, 2]
+    only_heavy = light_ops == 0
+    if only_heavy.any():
+        return max(0.0, float(np.median(rest[only_heavy] / np.maximum(heavy_ops[only_heavy], 1))))
+    return max(0.0, float(np.median(rest / np.maximum(heavy_ops + light_ops, 1))))
+
+
 def _precision(size: OpSize) -> str:
     """The precision an op runs in: its input's type (the second field of its group)."""
     return size.group.split("/")[1]
@@ -204,10 +219,10 @@ class LatencyTable:
         return groups
 
     def _fit_per_op(self, chains: list) -> dict:
-        """``{precision: ms}`` an op costs inside a graph beyond its time alone (tensors that
-        are not in cache, the delegate stepping from op to op), from the calibration chains: each
-        chain's time less the overhead and its ops' table times, per op, the median per precision
-        (``"*"``: over all chains, for a precision without one). Never below zero."""
+        """``{precision: ms}`` an op costs inside a graph beyond its time alone (tensors that are
+        not in cache, the delegate stepping from op to op), from the calibration chains: each
+        chain's time less the overhead and its ops' table times, per op (:func:`_per_op_cost`);
+        ``"*"`` fits all chains, for a precision without its own."""
         found: dict = {}
         for chain in chains:
             sizes = [OpSize(o["op"], o["group"], tuple(o["features"]), float(o["work"]), o["shape"])
@@ -215,9 +230,10 @@ class LatencyTable:
             if not sizes:
                 continue
             rest = float(chain["ms"]) - self.overhead_ms - sum(self.op_ms(size)[0] for size in sizes)
+            heavy = sum(1 for size in sizes if size.op in HEAVY_OPS)
             for key in (_precision(sizes[0]), "*"):
-                found.setdefault(key, []).append(rest / len(sizes))
-        return {key: max(0.0, float(np.median(values))) for key, values in found.items()}
+                found.setdefault(key, []).append((heavy, len(sizes) - heavy, rest))
+        return {key: _per_op_cost(np.array(rows, dtype=np.float64)) for key, rows in found.items()}
 
     def in_graph_ms(self, size: OpSize | None) -> float:
         """What an op costs inside a graph beyond its time alone (0 for a layout op)."""

@@ -38,15 +38,18 @@ MANIFEST = "manifest.json"
 MAX_MACS = 40_000_000
 CALIBRATION_SAMPLES = 2
 CHAIN_BLOCKS = 8  # blocks of a calibration chain (16 ops): :func:`_chain`
+# Calibration graphs. MobileNetV3 and ShuffleNet blocks were tried as well and dropped: on a shared
+# machine their cheap ops' in-graph cost swung 10x between two timings (edgecnn.device.latency_model).
+CHAINS = ("chain",)
 TWO_INPUTS = ("add", "mul")
 
 
 @dataclass(frozen=True)
 class OpSpec:
     """One op model: ``kind`` (conv, depthwise, dense, add, mul, hard_swish, sigmoid, mean,
-    max_pool, split, shuffle, concat, or chain: a calibration graph of ``cout`` blocks), the
-    input's side ``hw`` and channels ``cin``, the output channels ``cout``, ``kernel`` and
-    ``stride`` (convolutions and pools)."""
+    max_pool, split, shuffle, concat, or one of :data:`CHAINS`: a calibration graph of ``cout``
+    blocks), the input's side ``hw`` and channels ``cin``, the output channels ``cout``,
+    ``kernel`` and ``stride`` (convolutions and pools)."""
 
     kind: str
     hw: int
@@ -57,8 +60,8 @@ class OpSpec:
 
     @property
     def name(self) -> str:
-        if self.kind == "chain":
-            return f"chain{self.cout}_{self.hw}x{self.hw}x{self.cin}"
+        if self.kind in CHAINS:
+            return f"{self.kind}{self.cout}_{self.hw}x{self.hw}x{self.cin}"
         tail = f"k{self.kernel}s{self.stride}_" if self.kind in ("conv", "depthwise", "max_pool") else ""
         return f"{self.kind}_{tail}{self.hw}x{self.hw}x{self.cin}" + (f"_to{self.cout}" if self.cout else "")
 
@@ -116,7 +119,8 @@ def grid(quick: bool = False) -> list:
     specs += _cheap("mean", ((6, 256), (12, 96), (3, 1024)))
     specs += _cheap("max_pool", ((48, 24), (80, 24)), kernel=3, stride=2)
     specs += _cheap("split", _MAPS[:3]) + _cheap("shuffle", _MAPS[:3]) + _cheap("concat", _MAPS[:3])
-    specs += [OpSpec("chain", hw, c, CHAIN_BLOCKS) for hw, c in ((24, 16), (12, 48), (6, 128))]
+    for kind in CHAINS:
+        specs += [OpSpec(kind, hw, c, CHAIN_BLOCKS) for hw, c in ((24, 16), (12, 48), (6, 128))]
     return list(dict.fromkeys(specs))  # once each, in order (the heads' widths meet the main grid's)
 
 
