@@ -122,9 +122,17 @@ def main():
 
 @main.command()
 @bench_options
-def bench(**flags):
+@click.option("--table", type=click.Path(dir_okay=False), help="Write a latency table: time every op model of the "
+              "folder given as MODEL.tflite (edgecnn latency-grid) into this JSON (docs/latency.md).")
+@click.option("--predict", type=click.Path(dir_okay=False), help="Also predict the latency from this latency table "
+              "and say how far off it was.")
+def bench(table=None, predict=None, **flags):
     """Latency of MODEL.tflite (median, p90, p99, ...), each measurement in a child process."""
-    run_bench(**flags)
+    from edgecnn.device.op_table import bench_table, prediction_check
+
+    if table:
+        return bench_table(table, **flags)
+    run_bench(**flags, annotate=prediction_check(predict, flags["model_path"], flags["as_json"]) if predict else None)
 
 
 class PerChannel(click.ParamType):

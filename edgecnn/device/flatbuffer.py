@@ -417,6 +417,46 @@ def _parse_by_hand(buf: bytes) -> ModelInfo:
     return ModelInfo(r.scalar(root, 0, "<I", 0), operators, len(subgraphs), metadata)
 
 
+@dataclass
+class OpShapes:
+    """One operator of the main subgraph with its tensors' shapes and types (inputs that are
+    absent, index -1, are left out): what a latency model needs to size an op."""
+
+    name: str
+    input_shapes: list
+    input_types: list
+    output_shapes: list
+    output_types: list
+
+
+def read_op_shapes(source) -> list:
+    """The main subgraph's operators in execution order, as :class:`OpShapes` (read by
+    :func:`read_model`, the one reader).
+
+    Raises :class:`FlatbufferError` for a file that is truncated or not a TFLite model.
+
+    Example:
+        >>> ops = read_op_shapes("model_int8.tflite")  # doctest: +SKIP
+        >>> ops[0].name, ops[0].input_shapes[:2]        # doctest: +SKIP
+        ('CONV_2D', [(1, 96, 96, 3), (8, 3, 3, 3)])
+    """
+
+    def present(tensors):
+        return [t for t in tensors if t.type is not None]
+
+    return [
+        OpShapes(
+            op.name,
+            [tuple(t.shape) for t in present(op.inputs)],
+            [t.type for t in present(op.inputs)],
+            [tuple(t.shape) for t in present(op.outputs)],
+            [t.type for t in present(op.outputs)],
+        )
+        for op in read_model(source).operators
+        if op.subgraph == 0
+    ]
+
+
 def _main() -> None:  # pragma: no cover - run by hand after a LiteRT upgrade
     from edgecnn._io import write_text
 
