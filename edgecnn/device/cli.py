@@ -293,8 +293,21 @@ def main():
 @main.command()
 @bench_options
 def bench(**flags):
-    """Latency of MODEL.tflite (median, p90, p99, ...), each measurement in a child process."""
-    run_bench(**flags)
+    """Latency of MODEL.tflite (median, p90, p99, ...), each measurement in a child process.
+
+    MODEL.tflite ``-`` reads the model from stdin (``edgecnn search --device-command 'ssh pi
+    edgecnn-device bench --json -'`` sends each candidate that way)."""
+    if flags["model_path"] != "-":
+        run_bench(**flags)
+        return
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-stdin-") as tmp:
+        path = os.path.join(tmp, "stdin.tflite")
+        with open(path, "wb") as f:
+            f.write(sys.stdin.buffer.read())
+        run_bench(**{**flags, "model_path": path})
 
 
 class PerChannel(click.ParamType):
