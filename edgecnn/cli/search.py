@@ -13,12 +13,27 @@ from edgecnn.cli.sweep import _split
 SEARCH_FLAGS = ("--batch-size", "--train-fraction", "--seed")
 
 
+def _family_widths(items) -> dict:
+    """``("efficientnet_b0=1.0", "mobilenet_v2=0.35,0.5")`` -> ``{family: [widths]}``."""
+    from edgecnn.errors import UserError
+
+    out = {}
+    for item in items:
+        family, sep, widths = item.partition("=")
+        if not sep or not family.strip():
+            raise UserError(f"--widths-of takes FAMILY=W1,W2, got {item!r}")
+        out[family.strip()] = _split(widths, float, "widths-of")
+    return out
+
+
 @main.command()
 @click.option("--budget-ms", type=float, required=True, help="Latency every returned model must meet on the target.")
 @click.option("--families", required=True, help="Comma-separated model families, e.g. mobilenet,shufflenet_v2.")
 @click.option("--data", default="digits", show_default=True,
               help="Image folder (one subfolder per class), .npz or digits.")
 @click.option("--widths", default=None, help="Width multipliers, e.g. 0.25,0.5 (families without one: their own).")
+@click.option("--widths-of", "widths_of", multiple=True, metavar="FAMILY=W1,W2",
+              help="Widths for one family instead of --widths (repeatable), e.g. efficientnet_b0=1.0.")
 @click.option("--sizes", default=None, help="Input resolutions, e.g. 96,128,160 (default: per data).")
 @click.option("--precisions", default="float32,int8", show_default=True, help="Any of float32, float16, dynamic, int8.")
 @click.option("--max-size-kb", type=float, default=None, help="Drop candidates whose .tflite is larger.")
@@ -45,7 +60,7 @@ SEARCH_FLAGS = ("--batch-size", "--train-fraction", "--seed")
 @setting_options(only=SEARCH_FLAGS)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/search", show_default=True)
 @click.option("--plan-only", is_flag=True, help="Measure and prune only; train nothing.")
-def search(budget_ms, families, data, widths, sizes, precisions, max_size_kb, device_name, time_budget_min,
+def search(budget_ms, families, data, widths, widths_of, sizes, precisions, max_size_kb, device_name, time_budget_min,
            out, plan_only, **flags):
     """Find the most accurate model within --budget-ms on the target device.
 
@@ -70,6 +85,7 @@ def search(budget_ms, families, data, widths, sizes, precisions, max_size_kb, de
         budget_ms=budget_ms,
         data=data,
         widths=_split(widths, float, "widths") or [None],
+        family_widths=_family_widths(widths_of),
         sizes=_split(sizes, int, "sizes") or [None],
         precisions=_split(precisions, str, "precisions"),
         max_size_kb=max_size_kb,

@@ -75,37 +75,67 @@ def _data_for(spec: SearchSpec, cand: Candidate, cache: dict):
     return cache[key]
 
 
-def measure_all(spec: SearchSpec, cands: list, state: State, timer, echo: Callable) -> list:
-    """The latency record of every candidate, measured now or read back from ``state``."""
+def slower_than_over_budget(spec: SearchSpec, cand: Candidate, done: dict) -> str | None:
+    """The name of a measured candidate over the budget that ``cand`` cannot beat: the same
+    family and precision at no larger width and resolution (latency grows with both), so
+    ``cand`` need not be built or timed."""
+    for name, (other, record) in done.items():
+        same = other.model == cand.model and other.precision == cand.precision
+        if not same or record.get("status") != "ok" or record["latency_ms"] <= spec.budget_ms:
+            continue
+        if (other.alpha or 0) <= (cand.alpha or 0) and (other.size or 0) <= (cand.size or 0):
+            return name
+    return None
+
+
+def _measure_one(spec: SearchSpec, cand: Candidate, timer, data, models: dict) -> dict:
+    """Build (once per group), convert and time one candidate; a failure is recorded, not raised."""
     import tempfile
 
-    records, cache = [], {}
-    for i, cand in enumerate(cands, start=1):
-        done = state.latency(cand.name, timer.source)
-        if done is None:
-            t0 = time.time()
-            with tempfile.TemporaryDirectory(dir=Path(spec.out)) as tmp:
-                path = Path(tmp) / f"{cand.name}.tflite"
-                try:
-                    from edgecnn.search.latency import build_tflite
+    from edgecnn.search.latency import build_tflite, untrained_model
 
-                    build_tflite(cand, _data_for(spec, cand, cache), path)
-                except UserError:
-                    raise
-                except Exception as exc:  # a family that cannot be built or converted at this point
-                    done = {"kind": "latency", "name": cand.name, "latency_source": timer.source,
-                            "status": "failed", "error": f"{exc.__class__.__name__}: {exc}"}
-                else:
-                    done = {"kind": "latency", "name": cand.name, "size_bytes": path.stat().st_size,
-                            "status": "ok", **timer.time(path)}
-            done["seconds"] = time.time() - t0
-            state.add(done)
-        records.append(done)
-        echo(f"  [{i}/{len(cands)}] {cand.label}: {_latency_text(done)}")
-    return records
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(dir=Path(spec.out)) as tmp:
+        path = Path(tmp) / f"{cand.name}.tflite"
+        try:
+            if cand.group not in models:
+                models.clear()  # one group's model at a time
+                models[cand.group] = untrained_model(cand, data)
+            build_tflite(cand, data, path, models[cand.group])
+            record = {"kind": "latency", "name": cand.name, "size_bytes": path.stat().st_size, "status": "ok",
+                      **timer.time(path)}
+        except UserError:
+            raise
+        except Exception as exc:  # a family that cannot be built or converted at this point
+            record = {"kind": "latency", "name": cand.name, "latency_source": timer.source, "status": "failed",
+                      "error": f"{exc.__class__.__name__}: {exc}"}
+    record["seconds"] = time.time() - t0
+    return record
+
+
+def measure_all(spec: SearchSpec, cands: list, state: State, timer, echo: Callable) -> list:
+    """The latency record of every candidate, measured now or read back from ``state``;
+    smallest first, so a candidate dominated by one already over the budget is skipped
+    (:func:`slower_than_over_budget`) without being built."""
+    Path(spec.out).mkdir(parents=True, exist_ok=True)
+    order = sorted(cands, key=lambda c: (c.model, c.alpha or 0, c.size or 0, c.precision))
+    done, data, models = {}, {}, {}
+    for i, cand in enumerate(order, start=1):
+        record = state.latency(cand.name, timer.source)
+        beaten = slower_than_over_budget(spec, cand, done) if record is None else None
+        if beaten is not None:
+            record = {"kind": "latency", "name": cand.name, "status": "skipped", "slower_than": beaten}
+        elif record is None:
+            record = _measure_one(spec, cand, timer, _data_for(spec, cand, data), models)
+            state.add(record)
+        done[cand.name] = (cand, record)
+        echo(f"  [{i}/{len(cands)}] {cand.label}: {_latency_text(record)}")
+    return [done[c.name][1] for c in cands]
 
 
 def _latency_text(record: dict) -> str:
+    if record.get("status") == "skipped":
+        return f"not timed: no faster than {record['slower_than']}, over the budget"
     if record.get("status") != "ok":
         return f"FAILED ({record.get('error', '')[:120]})"
     kind = " (estimate)" if record.get("estimate") else ""
@@ -114,6 +144,8 @@ def _latency_text(record: dict) -> str:
 
 def over_limits(spec: SearchSpec, record: dict) -> str | None:
     """Why a measured candidate is pruned before training, or ``None`` when it fits."""
+    if record.get("status") == "skipped":
+        return f"no faster than {record['slower_than']} (over budget)"
     if record.get("status") != "ok":
         return "could not be built or timed"
     if record["latency_ms"] > spec.budget_ms:

@@ -28,15 +28,21 @@ CALIBRATION_IMAGES = 8  # real images for int8 ranges; latency does not depend o
 COMMAND_TIMEOUT_S = 600
 
 
-def build_tflite(cand, data, path: Path) -> Path:
-    """The untrained candidate converted to ``path`` at its precision."""
+def untrained_model(cand, data):
+    """The candidate's architecture with random weights, for the data's shape and classes."""
     from edgecnn._tf import keras
     from edgecnn.models import create_model
-    from edgecnn.tflite.convert import convert
 
     keras.backend.clear_session()
-    model = create_model(cand.model, alpha=cand.alpha, input_shape=tuple(data.input_shape),
-                         classes=data.num_classes)
+    return create_model(cand.model, alpha=cand.alpha, input_shape=tuple(data.input_shape), classes=data.num_classes)
+
+
+def build_tflite(cand, data, path: Path, model=None) -> Path:
+    """The untrained candidate converted to ``path`` at its precision (``model``: the
+    group's untrained model, built once for all its precisions)."""
+    from edgecnn.tflite.convert import convert
+
+    model = model if model is not None else untrained_model(cand, data)
     representative = data.representative(CALIBRATION_IMAGES) if cand.precision == "int8" else None
     return convert(model, path, cand.precision, representative=representative)
 

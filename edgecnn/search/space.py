@@ -33,6 +33,7 @@ class SearchSpec:
     budget_ms: float
     data: str = "digits"
     widths: list = field(default_factory=lambda: [None])
+    family_widths: dict = field(default_factory=dict)
     sizes: list = field(default_factory=lambda: [None])
     precisions: list = field(default_factory=lambda: ["float32", "int8"])
     max_size_kb: float | None = None
@@ -104,12 +105,20 @@ def check_spec(spec: SearchSpec) -> None:
         if p not in SEARCH_PRECISIONS:
             raise UserError(f"unknown precision {p!r}{suggest(p, SEARCH_PRECISIONS)}; "
                             f"choose from {', '.join(SEARCH_PRECISIONS)}")
+    for name in spec.family_widths:
+        if name not in spec.families:
+            raise UserError(f"--widths-of {name}: not one of --families {', '.join(spec.families)}")
     if not spec.precisions:
         raise UserError("the search needs at least one precision (--precisions float32,int8)")
     if spec.weights not in WEIGHT_POLICIES:
         raise UserError(f"--weights must be one of {', '.join(WEIGHT_POLICIES)}, got {spec.weights!r}")
     if spec.eta < 2 or spec.epochs < 1 or spec.rungs < 1:
         raise UserError("successive halving needs --eta >= 2, --epochs >= 1 and --rungs >= 1")
+    _check_paths(spec)
+
+
+def _check_paths(spec: SearchSpec) -> None:
+    """The files the search reads: its data and the latency table."""
     if str(spec.data) != "digits" and not Path(str(spec.data)).expanduser().exists():
         raise UserError(f"--data {spec.data}: no such folder or file")
     if spec.latency_table is not None and not Path(spec.latency_table).is_file():
@@ -126,7 +135,7 @@ def candidates(spec: SearchSpec) -> list:
     check_spec(spec)
     out, seen = [], set()
     for model in spec.families:
-        widths = spec.widths if "alpha" in model_info(model).arguments else [None]
+        widths = spec.family_widths.get(model) or (spec.widths if "alpha" in model_info(model).arguments else [None])
         for alpha in widths:
             for size in spec.sizes:
                 for precision in spec.precisions:
