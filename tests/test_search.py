@@ -29,17 +29,28 @@ def _spec(tmp_path, **kw) -> SearchSpec:
     return SearchSpec(**{**base, **kw})
 
 
+SIZES_KB = {"lenet5": 60, "mlp": 650}  # roughly their 32 px files
+
+
 def _fake_latency(monkeypatch, ms_by_group: dict, calls: list | None = None):
-    """Latency by group name (the file's name starts with it), without benchmarking."""
+    """Latency by family (the file's name starts with it), without converting or benchmarking:
+    each candidate's "file" is that many KB of zeros."""
+    from edgecnn.search import latency
     from edgecnn.search.latency import Timer
 
-    def fake(self, path):
+    def fake_build(cand, data, path, model=None):
+        Path(path).write_bytes(bytes(1024 * SIZES_KB[cand.model]))
+        return path
+
+    def fake_time(self, path):
         if calls is not None:
             calls.append(Path(path).name)
         group = next(g for g in ms_by_group if Path(path).name.startswith(g))
         return {"latency_ms": ms_by_group[group], "latency_source": "local", "estimate": False}
 
-    monkeypatch.setattr(Timer, "time", fake)
+    monkeypatch.setattr(latency, "untrained_model", lambda cand, data: None)
+    monkeypatch.setattr(latency, "build_tflite", fake_build)
+    monkeypatch.setattr(Timer, "time", fake_time)
 
 
 def _fake_training(monkeypatch, val_by_group: dict, calls: list):
@@ -47,8 +58,8 @@ def _fake_training(monkeypatch, val_by_group: dict, calls: list):
 
     def fake(spec, group, rung, echo):
         calls.append((group["name"], rung))
-        results = {p: {"val": val_by_group[group["name"]] + rung / 100, "test": 0.5, "file": f"model_{p}.tflite"}
-                   for p in group["precisions"]}
+        val = val_by_group.get(group["name"], 0.5) + rung / 100
+        results = {p: {"val": val, "test": 0.5, "file": f"model_{p}.tflite"} for p in group["precisions"]}
         return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": 1 + rung, "status": "ok",
                 "run": str(Path(spec.out) / f"rung{rung}" / group["name"]), "results": results, "seconds": 0.1}
 
@@ -56,16 +67,20 @@ def _fake_training(monkeypatch, val_by_group: dict, calls: list):
 
 
 def test_over_budget_candidates_are_pruned_untrained(tmp_path, monkeypatch):
-    trained = []
-    _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 9.0})
+    trained, timed = [], []
+    _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 9.0}, timed)
     _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.8}, trained)
-    spec = _spec(tmp_path, families=["lenet5", "mlp"], widths=[1.0], budget_ms=1.0)
+    spec = _spec(tmp_path, families=["lenet5", "mlp"], widths=[1.0], sizes=[32, 48], budget_ms=1.0)
     result = run_search(spec, echo=lambda *_: None)
-    assert {g for g, _ in trained} == {"lenet5-a1.00-32px"}  # mlp was never trained
+    assert {g for g, _ in trained} == {"lenet5-a1.00-32px", "lenet5-a1.00-48px"}  # mlp was never trained
     status = {r["name"]: r["status"] for r in result["rows"]}
     assert status["mlp-a1.00-32px-int8"].startswith("pruned untrained: 9.00 ms > 1 ms")
-    assert result["winner"]["model"] == "lenet5"
-    assert "<= 1 ms budget" in result["choice"] and result["choice"].startswith("chose lenet5 a1 32px")
+    # mlp at 48 px is no faster than at 32 px, already over: not even built or timed
+    assert not any(name.startswith("mlp-a1.00-48px") for name in timed)
+    assert status["mlp-a1.00-48px-int8"] == "pruned untrained: no faster than mlp-a1.00-32px-int8 (over budget)"
+    assert result["winner"]["name"] == "lenet5-a1.00-32px-float32"
+    assert result["choice"].startswith("chose lenet5 a1 32px float32: 81.0% val")
+    assert "<= 1 ms budget" in result["choice"]
     assert Path(result["paths"]["markdown"]).is_file() and Path(result["paths"]["csv"]).is_file()
 
 
@@ -73,7 +88,7 @@ def test_size_limit_prunes_too(tmp_path, monkeypatch):
     trained = []
     _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 0.5})
     _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.8, "mlp-a1.00-32px": 0.9}, trained)
-    spec = _spec(tmp_path, widths=[1.0], max_size_kb=300)  # lenet5 is <= 250 KB at 32 px, mlp >= 650 KB
+    spec = _spec(tmp_path, widths=[1.0], max_size_kb=300)
     result = run_search(spec, echo=lambda *_: None)
     assert all(g.startswith("lenet5") for g, _ in trained)
     assert any("KB >" in r["status"] for r in result["rows"] if r["model"] == "mlp")
@@ -95,7 +110,7 @@ def test_successive_halving_promotes_the_best(tmp_path, monkeypatch):
 
 def test_a_rung_continues_from_the_previous_runs_weights(tmp_path):
     spec = _spec(tmp_path, epochs=2, eta=3)
-    group = {"name": "mlp-a1.00-32px", "model": "mlp", "alpha": 1.0, "size": 16, "precisions": ["float32"],
+    group = {"name": "mlp-a1.00-32px", "model": "mlp", "alpha": 1.0, "size": 32, "precisions": ["float32"],
              "weights": None}
     first, second = search_train.run_point(spec, group, 0), search_train.run_point(spec, group, 1)
     assert first.config["train"]["epochs"] == 2 and first.config["model"].get("weights") is None
@@ -162,7 +177,7 @@ def fake_table(monkeypatch, tmp_path):
 
 def test_a_latency_table_alone_gives_estimates_labelled_as_such(tmp_path, fake_table):
     lines = []
-    spec = _spec(tmp_path, families=["lenet5"], widths=[1.0], latency_table=str(fake_table))
+    spec = _spec(tmp_path, families=["lenet5"], widths=[1.0], precisions=["int8"], latency_table=str(fake_table))
     result = run_search(spec, echo=lines.append, plan_only=True)
     assert all(r["latency_source"] == "table (estimate)" and r["estimate"] for r in result["rows"])
     assert any("ESTIMATED from the latency table" in line and "fake table, pi4" in line for line in lines)
@@ -182,7 +197,7 @@ print(json.dumps({"status": "ok", "kind": "bench", "threads": 1, "device": "fake
 def test_the_device_command_times_each_file_and_the_table_is_compared(tmp_path, fake_table):
     script = tmp_path / "fake_device.py"
     script.write_text(textwrap.dedent(FAKE_DEVICE))
-    spec = _spec(tmp_path, families=["lenet5"], widths=[1.0], latency_table=str(fake_table),
+    spec = _spec(tmp_path, families=["lenet5"], widths=[1.0], precisions=["float32"], latency_table=str(fake_table),
                  device_command=f"{sys.executable} {script} --json -")
     result = run_search(spec, echo=lambda *_: None, plan_only=True)
     rows = result["rows"]
