@@ -53,8 +53,9 @@ def _family_widths(items) -> dict:
 @click.option("--eta", type=int, default=3, show_default=True,
               help="Keep the best 1/eta at each rung, with eta times the epochs.")
 @click.option("--rungs", type=int, default=3, show_default=True, help="Most rungs of successive halving.")
-@click.option("--head-epochs", type=int, default=3, show_default=True,
-              help="Pretrained candidates: frozen-base epochs before the first rung's whole-network epochs.")
+@click.option("--head-epochs", type=int, default=None,
+              help="Pretrained candidates: most frozen-base epochs before the first rung's whole-network epochs "
+              "(default: the pipeline's, up to 30, stopping when validation loss stops improving).")
 @click.option("--weights", type=click.Choice(["auto", "imagenet", "none"]), default="auto", show_default=True,
               help="auto: ImageNet weights where the family has them and the file is in Keras' cache; none: scratch.")
 @setting_options(only=SEARCH_FLAGS)

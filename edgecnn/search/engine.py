@@ -43,7 +43,8 @@ class State:
                      and r["latency_source"].split(" ")[0] == source), None)
 
     def trained(self, group: str, rung: int) -> dict | None:
-        return next((r for r in self.records if r["kind"] == "trained" and r["group"] == group
+        """The latest record of ``group`` trained at ``rung`` (a rerun with other settings adds another)."""
+        return next((r for r in reversed(self.records) if r["kind"] == "trained" and r["group"] == group
                      and r["rung"] == rung), None)
 
     def score(self, group: str, rung: int) -> float | None:

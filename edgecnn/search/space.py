@@ -25,8 +25,10 @@ class SearchSpec:
     ``max_size_kb``: an optional file-size limit; ``time_budget_s``: the wall time of the
     whole search (measuring, then training; no run starts after it); ``epochs``: the first
     rung's epochs, multiplied by ``eta`` at each later rung, of which the best
-    ``1/eta`` groups are kept; ``head_epochs``: the frozen-base phase of a pretrained
-    candidate's first rung. ``base``: further RunConfig settings as nested dicts.
+    ``1/eta`` groups are kept; ``head_epochs``: the most epochs of the frozen-base phase of a
+    pretrained candidate's first rung (``None``: the pipeline's, which stops when validation
+    loss stops improving; the phase trains on features computed once, so it is cheap).
+    ``base``: further RunConfig settings as nested dicts.
     """
 
     families: list
@@ -41,7 +43,7 @@ class SearchSpec:
     epochs: int = 2
     eta: int = 3
     rungs: int = 3
-    head_epochs: int = 3
+    head_epochs: int | None = None
     weights: str = "auto"
     threads: int = 1
     device: str | None = None

@@ -42,7 +42,8 @@ def run_point(spec, group: dict, rung: int):
     epochs = rung_epochs(spec, rung)
     if rung == 0:
         weights = group["weights"]
-        train = {"epochs": epochs, **({"freeze_epochs": spec.head_epochs} if weights else {})}
+        head = {"freeze_epochs": spec.head_epochs} if weights and spec.head_epochs is not None else {}
+        train = {"epochs": epochs, **head}
     else:  # continue from the previous rung's run: only the epochs it has not had yet
         weights = str(Path(spec.out) / f"rung{rung - 1}" / group["name"])
         train = {"epochs": epochs - rung_epochs(spec, rung - 1), "freeze_epochs": 0}
@@ -91,7 +92,7 @@ def train_group(spec, group: dict, rung: int, echo: Callable) -> dict:
     point = run_point(spec, group, rung)
     t0 = time.time()
     record = {"kind": "trained", "group": group["name"], "rung": rung, "epochs": rung_epochs(spec, rung),
-              "run": str(point.out)}
+              "run": str(point.out), "config": point.config}
     resolved = resolve(RunConfig.from_dict(point.config), model_info(point.model)).to_dict()
     try:
         if not run_done(point, resolved):
@@ -115,7 +116,8 @@ def halving(spec, groups: list, state, deadline: float, echo: Callable) -> None:
     for rung in range(spec.rungs):
         echo(f"rung {rung}: {len(alive)} group(s), {rung_epochs(spec, rung)} epoch(s) each")
         for i, name in enumerate(alive, start=1):
-            if state.trained(name, rung) is not None:
+            done = state.trained(name, rung)
+            if done is not None and done.get("config") == run_point(spec, by_name[name], rung).config:
                 echo(f"  [{i}/{len(alive)}] {name}: already trained, skipped")
                 continue
             if time.time() >= deadline:
