@@ -60,8 +60,9 @@ def _fake_training(monkeypatch, val_by_group: dict, calls: list):
         calls.append((group["name"], rung))
         val = val_by_group.get(group["name"], 0.5) + rung / 100
         results = {p: {"val": val, "test": 0.5, "file": f"model_{p}.tflite"} for p in group["precisions"]}
+        point = search_train.run_point(spec, group, rung)
         return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": 1 + rung, "status": "ok",
-                "run": str(Path(spec.out) / f"rung{rung}" / group["name"]), "results": results, "seconds": 0.1}
+                "run": str(point.out), "config": point.config, "results": results, "seconds": 0.1}
 
     monkeypatch.setattr(search_train, "train_group", fake)
 
@@ -120,6 +121,35 @@ def test_a_rung_continues_from_the_previous_runs_weights(tmp_path):
 
 
 def test_a_killed_search_resumes_without_redoing_work(tmp_path, monkeypatch):
+    """Killed during the second training: the same search again measures nothing and trains
+    only what was not trained."""
+    measured, trained = [], []
+    _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 0.6}, measured)
+    _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.7, "mlp-a1.00-32px": 0.9}, trained)
+    fake = search_train.train_group
+    spec = _spec(tmp_path, widths=[1.0], precisions=["float32"], rungs=2)
+
+    def killed_at_the_second(spec, group, rung, echo):
+        if trained:
+            raise KeyboardInterrupt
+        return fake(spec, group, rung, echo)
+
+    monkeypatch.setattr(search_train, "train_group", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(spec, echo=lambda *_: None)
+    state = State(Path(spec.out) / STATE_FILE)
+    assert [r["kind"] for r in state.records] == ["latency", "latency", "trained"]
+    assert len(measured) == 2 and trained == [("lenet5-a1.00-32px", 0)]
+
+    monkeypatch.setattr(search_train, "train_group", fake)
+    result = run_search(spec, echo=lambda *_: None)
+    assert len(measured) == 2  # nothing timed twice
+    assert trained == [("lenet5-a1.00-32px", 0), ("mlp-a1.00-32px", 0), ("mlp-a1.00-32px", 1)]
+    assert result["winner"]["name"] == "mlp-a1.00-32px-float32"
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_with_real_training(tmp_path, monkeypatch):
     """Real training (mlp and lenet5, 1 epoch): killed after the first run, then the same
     search again measures nothing and trains only what was not trained."""
     measured = []
