@@ -2,7 +2,9 @@
 
 The winner is the candidate with the best validation accuracy (of its exported
 ``.tflite``, at its precision) among those within the latency budget (and the size limit);
-ties go to the faster. Test accuracy is reported next to it and never used to choose.
+ties go to the faster. A candidate trained at several rungs counts at its best rung by
+validation accuracy (its run folder is that rung's). Test accuracy is reported next to it
+and never used to choose.
 """
 
 from __future__ import annotations
@@ -31,10 +33,14 @@ COLUMNS = [
 ]
 
 
-def latest(state, group: str) -> dict | None:
-    """The group's result at the highest rung it finished."""
-    done = [r for r in state.records if r["kind"] == "trained" and r["group"] == group and r.get("status") == "ok"]
-    return max(done, key=lambda r: r["rung"]) if done else None
+def best_rung(state, group: str, precision: str) -> tuple:
+    """``(record, result)`` of the rung where ``group`` at ``precision`` had its best validation
+    accuracy (ties: the later rung), or ``(None, None)``: each candidate is ranked, and
+    shipped, at its best checkpoint by validation, as early stopping would."""
+    done = [(r, r["results"][precision]) for r in state.records
+            if r["kind"] == "trained" and r["group"] == group and r.get("status") == "ok"
+            and precision in r.get("results", {})]
+    return max(done, key=lambda d: (d[1]["val"], d[0]["rung"])) if done else (None, None)
 
 
 def candidate_rows(spec, cands: list, records: list, state, groups: list) -> list:
@@ -50,8 +56,7 @@ def candidate_rows(spec, cands: list, records: list, state, groups: list) -> lis
                "estimate": rec.get("estimate"), "predicted_ms": rec.get("predicted_ms"),
                "size_bytes": rec.get("size_bytes"), "device": rec.get("device") or spec.device or "target"}
         reason = over_limits(spec, rec)
-        done = latest(state, cand.group) if reason is None else None
-        result = (done or {}).get("results", {}).get(cand.precision)
+        done, result = best_rung(state, cand.group, cand.precision) if reason is None else (None, None)
         if reason is not None:
             row["status"] = f"pruned untrained: {reason}"
         elif result is None:
