@@ -124,7 +124,7 @@ def summarize(spec, cands, records, state, groups, seconds: float, echo: Callabl
     line = choice_line(spec, winner, rows)
     errors = prediction_errors([{**rec, "name": c.name} for c, rec in zip(cands, records)])
     out = Path(spec.out)
-    title = f"search: {', '.join(spec.families)} within {spec.budget_ms:g} ms"
+    title = f"edgecnn search: {len(spec.families)} families within {spec.budget_ms:g} ms"
     paths = save_table(rows, COLUMNS, out / "search", title=title, header=[line], footer=error_lines(errors))
     plot_rows = [{**r, "latency_median_ms": r["latency_ms"], "tflite_accuracy": r["val_accuracy"]}
                  for r in rows if r.get("val_accuracy") is not None]
