@@ -124,7 +124,8 @@ def render(result: dict, rows: list, args) -> str:
            f"search wall time {result['seconds_total'] / 60:.1f} min (timing untrained candidates and training, "
            f"summed over its calls).",
            f"- {len(result['rows'])} candidates, {len(pruned)} pruned before training (over the budget, or no faster "
-           f"than one that is), {len(trained)} trained; winner's run folder `{os.path.relpath(w.get('run', ''), ROOT)}`.",
+           f"than one that is), {len(trained)} trained; winner's run folder "
+           f"`{os.path.relpath(w.get('run', ''), ROOT)}`.",
            "", "Trained candidates and the Pareto front (*):", "",
            "| candidate | started from | latency ms | size KB | val % | test % | epochs | Pareto |",
            "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -148,7 +149,8 @@ def render(result: dict, rows: list, args) -> str:
         met = w["val_accuracy"] >= best["val"]
         out += ["", f"Verdict: the search's choice {pct(w['val_accuracy'])}% val / {pct(w['test_accuracy'])}% test vs "
                 f"the best hand-picked recipe within {args.budget_ms:g} ms ({best['name']}) {pct(best['val'])}% val / "
-                f"{pct(best['test'])}% test: {'met' if met else 'NOT met'} on validation accuracy (what the search ranks on), "
+                f"{pct(best['test'])}% test: {'met' if met else 'NOT met'} on validation accuracy "
+                f"(what the search ranks on), "
                 f"{'met' if w['test_accuracy'] >= best['test'] else 'NOT met'} on test accuracy."]
         splits = Path(w["run"]) / "splits.json"
         if splits.is_file():
