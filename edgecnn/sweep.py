@@ -69,11 +69,12 @@ class Point:
         return self.out.name
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge_settings(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` laid over it, section by section (nested dicts merged, not replaced)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in extra.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge_settings(out[k], v)
         else:
             out[k] = v
     return out
@@ -130,7 +131,7 @@ def plan(spec: SweepSpec) -> list:
                         "out": str(out),
                         **_stage_switches(spec.precisions, sparsity),
                     }
-                    config = _merge(spec.base, extra)
+                    config = merge_settings(spec.base, extra)
                     RunConfig.from_dict(config)  # every key checked before any training starts
                     points.append(Point(model, alpha, size, sparsity, list(spec.precisions), config, out))
     return points
@@ -166,7 +167,8 @@ def _stage_switches(precisions: list, sparsity: float) -> dict:
     return out
 
 
-def _done(point: Point, resolved: dict) -> bool:
+def run_done(point: Point, resolved: dict) -> bool:
+    """Whether ``point``'s folder holds a finished run of exactly these resolved settings."""
     try:
         metrics = json.loads((point.out / "metrics.json").read_text())
     except (OSError, ValueError):
@@ -230,7 +232,7 @@ def _run_sweep(spec: SweepSpec, echo: Callable, stop_on_error: bool) -> dict:
             f"[{i}/{len(points)} runs, {done_variants}/{n_variants} variants, "
             f"{time.time() - started:.0f} s] {point.name}: {', '.join(point.precisions)}"
         )
-        if _done(point, resolved):
+        if run_done(point, resolved):
             echo(f"{head}: already done, skipped")
             status.append({"name": point.name, "status": "skipped"})
             done_variants += len(point.precisions)

@@ -127,12 +127,27 @@ def main():
 @click.option("--predict", type=click.Path(dir_okay=False), help="Also predict the latency from this latency table "
               "and say how far off it was.")
 def bench(table=None, predict=None, **flags):
-    """Latency of MODEL.tflite (median, p90, p99, ...), each measurement in a child process."""
+    """Latency of MODEL.tflite (median, p90, p99, ...), each measurement in a child process.
+
+    MODEL.tflite ``-`` reads the model from stdin (``edgecnn search --device-command 'ssh pi
+    edgecnn-device bench --json -'`` sends each candidate that way)."""
     from edgecnn.device.op_table import bench_table, prediction_check
 
     if table:
         return bench_table(table, **flags)
-    run_bench(**flags, annotate=prediction_check(predict, flags["model_path"], flags["as_json"]) if predict else None)
+    if flags["model_path"] != "-":
+        annotate = prediction_check(predict, flags["model_path"], flags["as_json"]) if predict else None
+        run_bench(**flags, annotate=annotate)
+        return
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-stdin-") as tmp:
+        path = os.path.join(tmp, "stdin.tflite")
+        with open(path, "wb") as f:
+            f.write(sys.stdin.buffer.read())
+        annotate = prediction_check(predict, path, flags["as_json"]) if predict else None
+        run_bench(**{**flags, "model_path": path}, annotate=annotate)
 
 
 class PerChannel(click.ParamType):

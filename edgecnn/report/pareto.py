@@ -33,9 +33,10 @@ def pareto_front(rows: list, x: str = "latency_median_ms", y: str = "tflite_accu
     return front
 
 
-def plot_accuracy_latency(rows: list, path, title: str = "Accuracy vs latency") -> Path | None:
+def plot_accuracy_latency(rows: list, path, title: str = "Accuracy vs latency", budget_ms=None) -> Path | None:
     """PNG of accuracy against median latency: marker area ~ file size, colour per device,
-    the Pareto front joined and labelled. Returns ``None`` when no row has both figures.
+    the Pareto front joined and labelled, and ``budget_ms`` (``edgecnn search``'s latency
+    budget) as a vertical line. Returns ``None`` when no row has both figures.
 
     Example:
         >>> from edgecnn.report.results import load_results
@@ -90,6 +91,8 @@ def plot_accuracy_latency(rows: list, path, title: str = "Accuracy vs latency") 
                 xytext=(6, -10),
                 fontsize=7,
             )
+    if budget_ms is not None:
+        ax.axvline(budget_ms, color="red", linewidth=1.2, label=f"budget {budget_ms:g} ms")
     ax.set_xscale("log")
     ax.set_xlabel("median latency (ms, log scale)")
     ax.set_ylabel("top-1 accuracy of the .tflite (%)")
