@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgecnn.errors import UserError
-from edgecnn.search.space import Candidate, SearchSpec, candidates, check_spec, start_weights
+from edgecnn.search.space import Candidate, SearchSpec, candidates, check_spec, over_limits, start_weights
 
 STATE_FILE = "search.jsonl"
 
@@ -141,19 +141,6 @@ def _latency_text(record: dict) -> str:
         return f"FAILED ({record.get('error', '')[:120]})"
     kind = " (estimate)" if record.get("estimate") else ""
     return f"{record['latency_ms']:.3f} ms{kind}, {record['size_bytes'] / 1024:.0f} KB"
-
-
-def over_limits(spec: SearchSpec, record: dict) -> str | None:
-    """Why a measured candidate is pruned before training, or ``None`` when it fits."""
-    if record.get("status") == "skipped":
-        return f"no faster than {record['slower_than']} (over budget)"
-    if record.get("status") != "ok":
-        return "could not be built or timed"
-    if record["latency_ms"] > spec.budget_ms:
-        return f"{record['latency_ms']:.2f} ms > {spec.budget_ms:g} ms budget"
-    if spec.max_size_kb is not None and record["size_bytes"] > spec.max_size_kb * 1024:
-        return f"{record['size_bytes'] / 1024:.0f} KB > {spec.max_size_kb:g} KB"
-    return None
 
 
 def survivor_groups(spec: SearchSpec, cands: list, records: list) -> list:

@@ -45,7 +45,7 @@ def best_rung(state, group: str, precision: str) -> tuple:
 
 def candidate_rows(spec, cands: list, records: list, state, groups: list) -> list:
     """One row per candidate: its latency, size, start, accuracy (when trained) and status."""
-    from edgecnn.search.engine import over_limits
+    from edgecnn.search.space import over_limits
 
     labels = {g["name"]: g["weights_label"] for g in groups}
     rows = []

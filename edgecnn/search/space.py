@@ -172,3 +172,16 @@ def start_weights(spec: SearchSpec, cand: Candidate) -> tuple:
     if (keras_cache_dir() / fallback).is_file():
         return str(keras_cache_dir() / fallback), "imagenet (224 px file)"
     return None, "scratch (ImageNet file not in Keras' cache)"
+
+
+def over_limits(spec: SearchSpec, record: dict) -> str | None:
+    """Why a measured candidate is pruned before training, or ``None`` when it fits."""
+    if record.get("status") == "skipped":
+        return f"no faster than {record['slower_than']} (over budget)"
+    if record.get("status") != "ok":
+        return "could not be built or timed"
+    if record["latency_ms"] > spec.budget_ms:
+        return f"{record['latency_ms']:.2f} ms > {spec.budget_ms:g} ms budget"
+    if spec.max_size_kb is not None and record["size_bytes"] > spec.max_size_kb * 1024:
+        return f"{record['size_bytes'] / 1024:.0f} KB > {spec.max_size_kb:g} KB"
+    return None
