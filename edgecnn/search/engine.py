@@ -196,4 +196,4 @@ def _run_search(spec: SearchSpec, echo: Callable, plan_only: bool) -> dict:
                         + "; raise --budget-ms or add smaller widths or resolutions")
     if not plan_only:
         halving(spec, groups, state, deadline, echo)
-    return summarize(spec, cands, records, state, groups, time.time() - started, echo)
+    return summarize(spec, cands, records, state, groups, time.time() - started, echo, plan_only)

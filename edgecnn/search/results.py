@@ -88,8 +88,11 @@ def choose(rows: list) -> dict | None:
     return min(ok, key=lambda r: (-r["val_accuracy"], r["latency_ms"])) if ok else None
 
 
-def choice_line(spec, winner: dict | None, rows: list) -> str:
+def choice_line(spec, winner: dict | None, rows: list, plan_only: bool = False) -> str:
     """One line naming the choice and why."""
+    if winner is None and plan_only:
+        fits = sum(1 for r in rows if not r["status"].startswith("pruned"))
+        return f"plan only: {fits} candidate(s) within {spec.budget_ms:g} ms, nothing trained; run without --plan-only"
     if winner is None:
         return f"no candidate within {spec.budget_ms:g} ms was trained; raise --time-budget"
     trained = sum(1 for r in rows if r.get("val_accuracy") is not None)
@@ -112,7 +115,7 @@ def error_lines(errors: dict | None) -> list:
     return lines
 
 
-def summarize(spec, cands, records, state, groups, seconds: float, echo: Callable) -> dict:
+def summarize(spec, cands, records, state, groups, seconds: float, echo: Callable, plan_only: bool = False) -> dict:
     """Write ``search.{md,csv,json}``, ``search.png`` and ``result.json``; print the table and the choice."""
     from edgecnn._io import write_json
     from edgecnn.report.pareto import plot_accuracy_latency
@@ -122,7 +125,7 @@ def summarize(spec, cands, records, state, groups, seconds: float, echo: Callabl
     rows = candidate_rows(spec, cands, records, state, groups)
     front = pareto(rows)
     winner = choose(rows)
-    line = choice_line(spec, winner, rows)
+    line = choice_line(spec, winner, rows, plan_only)
     errors = prediction_errors([{**rec, "name": c.name} for c, rec in zip(cands, records)])
     out = Path(spec.out)
     title = f"edgecnn search: {len(spec.families)} families within {spec.budget_ms:g} ms"
