@@ -270,7 +270,7 @@ def _optimize(
     if hasattr(data, "split_digest") and not same_everywhere(data.split_digest(), strategy):
         raise UserError(
             f"the workers see different data in {cfg.data.source}: every worker needs the same files at the same "
-            "path (or the same shards); see README 'Training on several GPUs or machines'"
+            "path (or the same shards); see docs/distributed.md"
         )
     dist = describe(strategy)
     if dist["workers"] > 1 or dist["strategy"] != "default":
