@@ -105,7 +105,7 @@ def cluster_from_env(environ=None) -> ClusterTask | None:
     try:
         config = json.loads(raw)
     except ValueError as exc:
-        message = f"TF_CONFIG is not valid JSON ({exc}); see README 'Training on several GPUs or machines'"
+        message = f"TF_CONFIG is not valid JSON ({exc}); see docs/distributed.md"
         raise UserError(message) from None
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict):
         raise UserError('TF_CONFIG must be a JSON object with a "cluster" mapping and a "task" mapping')
@@ -214,7 +214,7 @@ def get_strategy(name: str = "auto"):
         if task is None:
             raise UserError(
                 "--strategy multiworker needs the TF_CONFIG environment variable (the cluster's addresses and "
-                "this process's task); see README 'Training on several GPUs or machines'"
+                "this process's task); see docs/distributed.md"
             )
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.AUTO  # RING on CPU, NCCL on GPU

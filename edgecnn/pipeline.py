@@ -305,7 +305,7 @@ def _load_data(cfg: RunConfig, entry, out: Path, strategy, echo: Callable) -> Ru
     if digest is not None and not same_everywhere(digest, strategy):
         raise UserError(
             f"the workers see different data in {cfg.data.source}: every worker needs the same files at the same "
-            "path (or the same shards); see README 'Training on several GPUs or machines'"
+            "path (or the same shards); see docs/distributed.md"
         )
     return data
 

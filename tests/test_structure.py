@@ -96,7 +96,7 @@ def test_the_stage_order_is_declared_once_and_the_docs_follow_it():
     order = " -> ".join(ORDER)
     assert [s.name for s in model_stages()] == list(STAGE_MODULES)
     assert ORDER[0] == "width" and ORDER[-3:] == ("convert", "evaluate", "bench")
-    assert order in (ROOT / "README.md").read_text()
+    assert order in (ROOT / "docs" / "recipes.md").read_text()
     from edgecnn.recipe import parse_recipe
 
     with pytest.raises(UserError) as info:

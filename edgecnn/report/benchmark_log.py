@@ -8,7 +8,7 @@ percentiles) and a summary (``INFO: Inference timings in us: Init: ..., First in
 ``--report_peak_memory_footprint=true`` the memory lines. The format is
 ``tensorflow/lite/tools/benchmark/benchmark_model.cc``'s.
 
-The log does not carry the model's SHA-256, so the README's command prints it first
+The log does not carry the model's SHA-256, so the command in docs/device.md prints it first
 (``sha256sum`` on the phone) with the phone's name (``device: $(getprop ...)``); a log
 without them is matched to a run's ``.tflite`` by file name and size. Each
 ``STARTING!`` begins one benchmark, so one log may hold several. The same text read from
@@ -203,7 +203,7 @@ def match_to_runs(result: dict, run_rows: list, source: str) -> dict | None:
         )
     raise LogError(
         f"{source}: {result['file']}{size} matches {len(distinct)} different files of the runs given; "
-        "give only the run it came from, or log its sha256sum (see the README)"
+        "give only the run it came from, or log its sha256sum (see docs/device.md)"
     )
 
 

@@ -93,7 +93,7 @@ def _check_teacher_convention(ctx: Context, name: str, weights: str) -> None:
     if wanted != have:
         raise UserError(
             f"the teacher {entry.name} with weights {weights!r} expects input {wanted}, the student's data is "
-            f"prepared as {have}; pick a teacher of the same input convention (see README: your own photos)"
+            f"prepared as {have}; pick a teacher of the same input convention (see docs/your-photos.md)"
         )
 
 
