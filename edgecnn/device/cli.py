@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -135,19 +136,24 @@ def bench(table=None, predict=None, **flags):
 
     if table:
         return bench_table(table, **flags)
-    if flags["model_path"] != "-":
-        annotate = prediction_check(predict, flags["model_path"], flags["as_json"]) if predict else None
-        run_bench(**flags, annotate=annotate)
+    with _model_file(flags["model_path"]) as path:
+        annotate = prediction_check(predict, path, flags["as_json"]) if predict else None
+        run_bench(**{**flags, "model_path": path}, annotate=annotate)
+
+
+@contextlib.contextmanager
+def _model_file(model_path: str):
+    """``model_path`` itself, or for ``-`` the model read from stdin into a temporary file."""
+    if model_path != "-":
+        yield model_path
         return
-    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-stdin-") as tmp:
         path = os.path.join(tmp, "stdin.tflite")
         with open(path, "wb") as f:
             f.write(sys.stdin.buffer.read())
-        annotate = prediction_check(predict, path, flags["as_json"]) if predict else None
-        run_bench(**{**flags, "model_path": path}, annotate=annotate)
+        yield path
 
 
 class PerChannel(click.ParamType):
