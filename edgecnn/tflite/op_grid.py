@@ -199,7 +199,10 @@ def write_grid(out_dir, precisions=GRID_PRECISIONS, quick: bool = False, echo=No
     if unknown or not precisions:
         raise UserError(f"precision {', '.join(unknown) or '(none)'}: the grid is made in {', '.join(GRID_PRECISIONS)}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {out}: {exc.strerror}; give a folder you can write") from None
     specs = grid(quick)
     entries, started = [], time.perf_counter()
     for i, spec in enumerate(specs):
