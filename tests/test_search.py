@@ -53,16 +53,19 @@ def _fake_latency(monkeypatch, ms_by_group: dict, calls: list | None = None):
     monkeypatch.setattr(Timer, "time", fake_time)
 
 
-def _fake_training(monkeypatch, val_by_group: dict, calls: list):
-    """Training that records its calls and returns the given validation accuracy."""
+def _fake_training(monkeypatch, val_by_group: dict, calls: list, seconds_per_epoch: float = 0.05):
+    """Training that records its calls and returns the given validation accuracy; each run
+    says it took ``seconds_per_epoch`` per epoch (the search's time budget counts it)."""
 
-    def fake(spec, group, rung, echo):
+    def fake(spec, group, rung, echo, epochs=None, before=0):
         calls.append((group["name"], rung))
         val = val_by_group.get(group["name"], 0.5) + rung / 100
         results = {p: {"val": val, "test": 0.5, "file": f"model_{p}.tflite"} for p in group["precisions"]}
-        point = search_train.run_point(spec, group, rung)
-        return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": 1 + rung, "status": "ok",
-                "run": str(point.out), "config": point.config, "results": results, "seconds": 0.1}
+        point = search_train.run_point(spec, group, rung, epochs)
+        ran = point.config["train"]["epochs"]
+        return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
+                "status": "ok", "run": str(point.out), "config": point.config, "results": results,
+                "seconds": seconds_per_epoch * ran}
 
     monkeypatch.setattr(search_train, "train_group", fake)
 
@@ -106,7 +109,25 @@ def test_successive_halving_promotes_the_best(tmp_path, monkeypatch):
     assert rung[0] == sorted(groups)
     assert rung[1] == ["lenet5-a1.00-32px", "mlp-a0.50-32px"]  # the top half
     assert rung[2] == ["lenet5-a1.00-32px"]
-    assert result["winner"]["name"] == "lenet5-a1.00-32px-float32" and result["winner"]["epochs"] == 3
+    assert result["winner"]["name"] == "lenet5-a1.00-32px-float32" and result["winner"]["epochs"] == 4
+
+
+@pytest.mark.parametrize("budget_s, rung1", [(1000, {"lenet5-a1.00-32px": 2, "mlp-a1.00-32px": 2}),
+                                             (75, {"lenet5-a1.00-32px": 2}), (30, {"lenet5-a1.00-32px": 1})])
+def test_a_later_rung_trains_the_leaders_that_fit_the_time_left(tmp_path, monkeypatch, budget_s, rung1):
+    """Each run says it took 25 s an epoch (fake: the clock hardly moves, so the whole budget
+    is left after rung 0); rung 1 wants 2 more epochs (50 s) for each promoted group, best first."""
+    _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 0.5})
+    trained = []
+    _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.9, "mlp-a1.00-32px": 0.8}, trained, seconds_per_epoch=25)
+    spec = _spec(tmp_path, widths=[0.5, 1.0], precisions=["float32"], epochs=2, eta=2, rungs=2,
+                 time_budget_s=budget_s)  # 4 groups, the best 2 promoted
+    result = run_search(spec, echo=lambda *_: None)
+    state = State(Path(spec.out) / STATE_FILE)
+    assert state.plan(1) == rung1
+    assert [g for g, r in trained if r == 1] == list(rung1)
+    best = rung1["lenet5-a1.00-32px"]
+    assert result["winner"]["epochs"] == 2 + best  # two at rung 0, then what fitted
 
 
 def test_a_rung_continues_from_the_previous_runs_weights(tmp_path):
@@ -129,10 +150,10 @@ def test_a_killed_search_resumes_without_redoing_work(tmp_path, monkeypatch):
     fake = search_train.train_group
     spec = _spec(tmp_path, widths=[1.0], precisions=["float32"], rungs=2)
 
-    def killed_at_the_second(spec, group, rung, echo):
+    def killed_at_the_second(spec, group, rung, echo, **kw):
         if trained:
             raise KeyboardInterrupt
-        return fake(spec, group, rung, echo)
+        return fake(spec, group, rung, echo, **kw)
 
     monkeypatch.setattr(search_train, "train_group", killed_at_the_second)
     with pytest.raises(KeyboardInterrupt):
@@ -157,11 +178,11 @@ def test_a_killed_search_resumes_with_real_training(tmp_path, monkeypatch):
     spec = _spec(tmp_path, widths=[1.0], precisions=["float32"], rungs=1)
     real, runs = search_train.train_group, []
 
-    def killed_after_one(spec, group, rung, echo):
+    def killed_after_one(spec, group, rung, echo, **kw):
         if runs:
             raise KeyboardInterrupt
         runs.append(group["name"])
-        return real(spec, group, rung, echo)
+        return real(spec, group, rung, echo, **kw)
 
     monkeypatch.setattr(search_train, "train_group", killed_after_one)
     with pytest.raises(KeyboardInterrupt):
@@ -171,7 +192,8 @@ def test_a_killed_search_resumes_with_real_training(tmp_path, monkeypatch):
     assert [r["kind"] for r in state.records] == ["latency", "latency", "trained"]
 
     again = []
-    monkeypatch.setattr(search_train, "train_group", lambda s, g, r, e: again.append(g["name"]) or real(s, g, r, e))
+    monkeypatch.setattr(search_train, "train_group",
+                        lambda s, g, r, e, **kw: again.append(g["name"]) or real(s, g, r, e, **kw))
     result = run_search(spec, echo=lambda *_: None)
     assert len(measured) == 2  # nothing measured twice
     assert again and runs[0] not in again  # the trained group was skipped

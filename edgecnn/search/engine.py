@@ -47,6 +47,18 @@ class State:
         return next((r for r in reversed(self.records) if r["kind"] == "trained" and r["group"] == group
                      and r["rung"] == rung), None)
 
+    def plan(self, rung: int) -> dict | None:
+        """The ``{group: epochs}`` planned for ``rung`` (:func:`edgecnn.search.train.plan_rung`), if any."""
+        return next((r["epochs"] for r in reversed(self.records) if r["kind"] == "plan" and r["rung"] == rung), None)
+
+    def seconds_per_epoch(self, group: str, rung: int) -> float | None:
+        """What ``group``'s run at ``rung`` took per epoch it trained (its export and checks
+        included, so an over- rather than an underestimate); ``None`` if it has no such run."""
+        r = self.trained(group, rung)
+        if not r or r.get("status") != "ok" or not r.get("seconds"):
+            return None
+        return float(r["seconds"]) / max(1, int(r.get("epochs_run") or r["epochs"]))
+
     def score(self, group: str, rung: int) -> float | None:
         """The group's best validation accuracy over its precisions at ``rung``."""
         r = self.trained(group, rung)

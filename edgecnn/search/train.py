@@ -2,11 +2,16 @@
 
 Rung ``r`` trains its groups to ``epochs * eta**r`` epochs in all; the best ``1/eta``
 (by validation accuracy of the exported ``.tflite``, best surviving precision) go on to
-the next rung. A promoted group *continues* from its previous rung's weights (the run
-folder is the next run's ``--weights``, with no head phase), so it trains only the
-difference. Every run is :func:`edgecnn.pipeline.optimize` with the RunConfig
-:func:`edgecnn.sweep.plan` builds for it, in ``<out>/rung<r>/<group>/``: a normal run
-folder, resumed by the pipeline's own stage cache when killed mid-way.
+the next rung. A later rung is planned against the time left (:func:`plan_rung`): each
+promoted group costs what its last run took per epoch, and the rung trains the best of
+them that fit, the best one at least with the epochs that fit, so a tight ``--time-budget``
+is spent on the leaders instead of being cut off before the last rung.
+
+A promoted group *continues* from its previous rung's weights (the run folder is the next
+run's ``--weights``, with no head phase), so it trains only the difference. Every run is
+:func:`edgecnn.pipeline.optimize` with the RunConfig :func:`edgecnn.sweep.plan` builds for
+it, in ``<out>/rung<r>/<group>/``: a normal run folder, resumed by the pipeline's own
+stage cache when killed mid-way.
 """
 
 from __future__ import annotations
@@ -35,18 +40,24 @@ def promoted(scores: dict, eta: int) -> list:
     return ranked[: max(1, math.ceil(len(ranked) / eta))]
 
 
-def run_point(spec, group: dict, rung: int):
-    """The sweep point (RunConfig dict and folder) of ``group`` at ``rung``."""
+def new_epochs(spec, rung: int) -> int:
+    """The epochs a group promoted to ``rung`` trains on top of what it had (all of them at rung 0)."""
+    return rung_epochs(spec, rung) - (rung_epochs(spec, rung - 1) if rung else 0)
+
+
+def run_point(spec, group: dict, rung: int, epochs: int | None = None):
+    """The sweep point (RunConfig dict and folder) of ``group`` at ``rung``, training
+    ``epochs`` (``None``: :func:`new_epochs`; fewer when the time left is short)."""
     from edgecnn.sweep import SweepSpec, merge_settings, plan
 
-    epochs = rung_epochs(spec, rung)
+    epochs = new_epochs(spec, rung) if epochs is None else epochs
     if rung == 0:
         weights = group["weights"]
         head = {"freeze_epochs": spec.head_epochs} if weights and spec.head_epochs is not None else {}
         train = {"epochs": epochs, **head}
     else:  # continue from the previous rung's run: only the epochs it has not had yet
         weights = str(Path(spec.out) / f"rung{rung - 1}" / group["name"])
-        train = {"epochs": epochs - rung_epochs(spec, rung - 1), "freeze_epochs": 0}
+        train = {"epochs": epochs, "freeze_epochs": 0}
     extra = {
         "data": {"source": str(spec.data)},
         "model": {"weights": weights},
@@ -82,16 +93,19 @@ def val_accuracies(point, precisions) -> dict:
     return out
 
 
-def train_group(spec, group: dict, rung: int, echo: Callable) -> dict:
-    """Train (or reuse) ``group`` at ``rung``; the state record of the result."""
+def train_group(spec, group: dict, rung: int, echo: Callable, epochs: int | None = None,
+                before: int = 0) -> dict:
+    """Train (or reuse) ``group`` at ``rung`` for ``epochs`` (see :func:`run_point`) on top of
+    the ``before`` it had; the state record of the result."""
     from edgecnn.models import model_info
     from edgecnn.pipeline import optimize
     from edgecnn.settings.run_config import RunConfig, resolve
     from edgecnn.sweep import run_done
 
-    point = run_point(spec, group, rung)
+    point = run_point(spec, group, rung, epochs)
     t0 = time.time()
-    record = {"kind": "trained", "group": group["name"], "rung": rung, "epochs": rung_epochs(spec, rung),
+    ran = point.config["train"]["epochs"]
+    record = {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
               "run": str(point.out), "config": point.config}
     resolved = resolve(RunConfig.from_dict(point.config), model_info(point.model)).to_dict()
     try:
@@ -109,24 +123,72 @@ def train_group(spec, group: dict, rung: int, echo: Callable) -> dict:
     return record
 
 
+def plan_rung(spec, state, ranked: list, rung: int, seconds_left: float) -> dict:
+    """``{group: epochs}`` for ``rung``: the promoted groups (``ranked``, best first) whose
+    extra epochs fit ``seconds_left`` at what their last run took per epoch, in rank order;
+    when even the best does not fit, it alone trains the epochs that fit (none: ``{}``).
+
+    Example (each group took 10 s an epoch; rung 1 wants 4 more epochs):
+        >>> class S:
+        ...     def seconds_per_epoch(self, group, rung): return 10.0
+        >>> from types import SimpleNamespace as NS
+        >>> spec = NS(epochs=2, eta=3)
+        >>> plan_rung(spec, S(), ["a", "b", "c"], 1, 100.0)
+        {'a': 4, 'b': 4}
+        >>> plan_rung(spec, S(), ["a", "b"], 1, 25.0)
+        {'a': 2}
+    """
+    want, plan, left = new_epochs(spec, rung), {}, seconds_left
+    for name in ranked:
+        per_epoch = state.seconds_per_epoch(name, rung - 1)
+        if per_epoch is None or per_epoch * want <= left:
+            plan[name] = want
+            left -= (per_epoch or 0) * want
+            continue
+        if not plan and left >= per_epoch:
+            plan[name] = int(left // per_epoch)
+        break  # rank order: a cheaper group further down does not jump a better one
+    return plan
+
+
+def _rung_plan(spec, state, alive: list, rung: int, deadline: float, echo: Callable) -> dict:
+    """The rung's ``{group: epochs}``: all of ``alive`` at rung 0; later, the plan kept in
+    ``state`` (so a resumed search trains what it planned) or a new one against the time left."""
+    if rung == 0:
+        return {name: new_epochs(spec, 0) for name in alive}
+    kept = state.plan(rung)
+    if kept is not None:
+        return kept
+    plan = plan_rung(spec, state, alive, rung, deadline - time.time())
+    if len(plan) < len(alive) or any(e < new_epochs(spec, rung) for e in plan.values()):
+        left = max(0, deadline - time.time())
+        echo(f"  {left / 60:.1f} min left: rung {rung} trains " + (", ".join(
+            f"{n} ({e} epoch(s))" for n, e in plan.items()) or "nothing") + f" of {len(alive)} promoted, "
+            "at what each took per epoch so far")
+    state.add({"kind": "plan", "rung": rung, "epochs": plan, "seconds": 0})
+    return plan
+
+
 def halving(spec, groups: list, state, deadline: float, echo: Callable) -> None:
     """Run the rungs until the last one, one group left, or the deadline; records go into ``state``."""
     by_name = {g["name"]: g for g in groups}
     alive = list(by_name)
     for rung in range(spec.rungs):
-        echo(f"rung {rung}: {len(alive)} group(s), {rung_epochs(spec, rung)} epoch(s) each")
-        for i, name in enumerate(alive, start=1):
+        plan = _rung_plan(spec, state, alive, rung, deadline, echo)
+        echo(f"rung {rung}: {len(plan)} group(s), {rung_epochs(spec, rung)} epoch(s) each")
+        for i, (name, epochs) in enumerate(plan.items(), start=1):
             done = state.trained(name, rung)
-            if done is not None and done.get("config") == run_point(spec, by_name[name], rung).config:
-                echo(f"  [{i}/{len(alive)}] {name}: already trained, skipped")
+            if done is not None and done.get("config") == run_point(spec, by_name[name], rung, epochs).config:
+                echo(f"  [{i}/{len(plan)}] {name}: already trained, skipped")
                 continue
             if time.time() >= deadline:
                 echo(f"  time budget spent: {name} and the rest of rung {rung} are not trained")
                 return
-            echo(f"  [{i}/{len(alive)}] {name} ({by_name[name]['weights_label']}, "
+            echo(f"  [{i}/{len(plan)}] {name} ({by_name[name]['weights_label']}, "
                  f"{', '.join(by_name[name]['precisions'])})")
-            state.add(train_group(spec, by_name[name], rung, echo))
-        scores = {n: state.score(n, rung) for n in alive if state.score(n, rung) is not None}
+            before = (state.trained(name, rung - 1) or {}).get("epochs", 0) if rung else 0
+            state.add(train_group(spec, by_name[name], rung, echo, epochs=epochs, before=before))
+        scores = {n: state.score(n, rung) for n in plan if state.score(n, rung) is not None}
         if len(scores) <= 1 or rung + 1 >= spec.rungs:
             return
         alive = promoted(scores, spec.eta)
