@@ -25,6 +25,7 @@ Usage:
     python benchmarks/search_photos.py --only search &      # the two side by side
     python benchmarks/search_photos.py --only baselines; wait; python benchmarks/search_photos.py
     python benchmarks/search_photos.py --render   # RESULTS.md from the stored rows
+    python benchmarks/search_photos.py --data /work/data/intel_scenes --tag intel_scenes --out runs/search_intel
 
 Baseline rows are kept in ``<out>/baselines.jsonl``; a rerun skips those it has.
 """
@@ -166,6 +167,8 @@ def main(argv=None):
     p.add_argument("--budget-ms", type=float, default=0.5)
     p.add_argument("--time-budget", type=float, default=52.0, help="Minutes for the whole search.")
     p.add_argument("--out", default="runs/search_photos")
+    p.add_argument("--tag", default=None,
+                   help="Another photo set: its RESULTS.md section is 'search-TAG' and its plot search_photos_TAG.png.")
     p.add_argument("--only", choices=["search", "baselines"], default=None,
                    help="Run only the search, or only the baselines (beside a search still running).")
     p.add_argument("--render", action="store_true", help="Only rewrite RESULTS.md from the stored rows.")
@@ -194,11 +197,15 @@ def main(argv=None):
     body = render(result, rows, args)
     print(body)
     if not args.no_write:
-        png = Path(__file__).resolve().parent / "search_photos.png"
+        name = f"search_photos_{args.tag}.png" if args.tag else "search_photos.png"
+        png = Path(__file__).resolve().parent / name
         if Path(result["paths"].get("plot", "")).is_file():
             shutil.copy(result["paths"]["plot"], png)
             body += f"\n\n![search on real photos]({png.name})"
-        update_section("search", "edgecnn search on real photos", body)
+        if args.tag:
+            update_section(f"search-{args.tag}", f"edgecnn search on real photos: {Path(args.data).name}", body)
+        else:
+            update_section("search", "edgecnn search on real photos", body)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ TINY = {"train": {"batch_size": 64}, "data": {"train_fraction": 0.3}}
 
 def _spec(tmp_path, **kw) -> SearchSpec:
     base = {"families": ["lenet5", "mlp"], "budget_ms": 100.0, "sizes": [32], "precisions": ["float32", "int8"],
-            "epochs": 1, "eta": 2, "rungs": 2, "base": TINY, "out": str(tmp_path / "search")}
+            "epochs": 1, "eta": 2, "rungs": 2, "base": TINY, "out": str(tmp_path / "search"), "final": False}
     return SearchSpec(**{**base, **kw})
 
 
@@ -62,10 +62,10 @@ def _fake_training(monkeypatch, val_by_group: dict, calls: list, seconds_per_epo
         val = val_by_group.get(group["name"], 0.5) + rung / 100
         results = {p: {"val": val, "test": 0.5, "file": f"model_{p}.tflite"} for p in group["precisions"]}
         point = search_train.run_point(spec, group, rung, epochs)
-        ran = point.config["train"]["epochs"]
+        ran = point.config["train"].get("epochs", 10)  # the final run: the pipeline's default
         return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
                 "status": "ok", "run": str(point.out), "config": point.config, "results": results,
-                "seconds": seconds_per_epoch * ran}
+                "seconds": seconds_per_epoch * ran, "final": rung >= spec.rungs}
 
     monkeypatch.setattr(search_train, "train_group", fake)
 
@@ -128,6 +128,27 @@ def test_a_later_rung_trains_the_leaders_that_fit_the_time_left(tmp_path, monkey
     assert [g for g, r in trained if r == 1] == list(rung1)
     best = rung1["lenet5-a1.00-32px"]
     assert result["winner"]["epochs"] == 2 + best  # two at rung 0, then what fitted
+
+
+@pytest.mark.parametrize("budget_s, final", [(1000, True), (100, False)])
+def test_the_best_group_is_trained_once_more_in_full(tmp_path, monkeypatch, budget_s, final):
+    """After the rungs, the best group trains again from its first weights with the
+    pipeline's own schedule (10 epochs here at 5 s each), when that fits the time left."""
+    _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 0.5})
+    trained, lines = [], []
+    _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.9, "mlp-a1.00-32px": 0.8}, trained, seconds_per_epoch=5)
+    spec = _spec(tmp_path, widths=[1.0], precisions=["float32"], rungs=2, final=True, time_budget_s=budget_s)
+    result = run_search(spec, echo=lines.append)
+    point = search_train.run_point(spec, {"name": "lenet5-a1.00-32px", "model": "lenet5", "alpha": 1.0, "size": 32,
+                                          "precisions": ["float32"], "weights": None}, spec.rungs)
+    assert point.out == Path(spec.out) / "final" / "lenet5-a1.00-32px"
+    assert "epochs" not in point.config["train"] and point.config["model"].get("weights") is None
+    if final:
+        assert trained[-1] == ("lenet5-a1.00-32px", 2)
+        assert result["winner"]["status"] == "trained in full (final)" and result["winner"]["run"] == str(point.out)
+    else:  # 10 epochs at 5 s do not fit the 100 s budget: the rung runs stand
+        assert all(r < 2 for _, r in trained) and result["winner"]["status"] == "trained, rung 1"
+        assert any(line.startswith("final: not enough time left to train lenet5-a1.00-32px") for line in lines)
 
 
 def test_a_rung_continues_from_the_previous_runs_weights(tmp_path):

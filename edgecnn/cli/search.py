@@ -48,7 +48,8 @@ def _family_widths(items) -> dict:
               help="With --latency-table: also measure (default: only with --device-command).")
 @click.option("--threads", type=int, default=1, show_default=True, help="Threads of the latency measurement.")
 @click.option("--time-budget", "time_budget_min", type=float, default=30.0, show_default=True,
-              help="Minutes for the whole search; no training starts after it.")
+              help="Minutes for the whole search; no training starts after it, and a later rung trains "
+              "the leaders that fit the time left.")
 @click.option("--epochs", type=int, default=2, show_default=True, help="Epochs of the first rung (all survivors).")
 @click.option("--eta", type=int, default=3, show_default=True,
               help="Keep the best 1/eta at each rung, with eta times the epochs.")
@@ -56,6 +57,9 @@ def _family_widths(items) -> dict:
 @click.option("--head-epochs", type=int, default=None,
               help="Pretrained candidates: most frozen-base epochs before the first rung's whole-network epochs "
               "(default: the pipeline's, up to 30, stopping when validation loss stops improving).")
+@click.option("--final/--no-final", default=True, show_default=True,
+              help="Train the best group once more in full, with edgecnn optimize's own schedule, from its "
+              "first weights; it is shipped if its validation accuracy is better.")
 @click.option("--weights", type=click.Choice(["auto", "imagenet", "none"]), default="auto", show_default=True,
               help="auto: ImageNet weights where the family has them and the file is in Keras' cache; none: scratch.")
 @setting_options(only=SEARCH_FLAGS)
@@ -95,6 +99,6 @@ def search(budget_ms, families, data, widths, widths_of, sizes, precisions, max_
         base=settings_from_flags(flags, only=SEARCH_FLAGS),
         out=out,
         **{k: flags[k] for k in ("device_command", "latency_table", "measure", "threads", "epochs", "eta", "rungs",
-                                 "head_epochs", "weights")},
+                                 "head_epochs", "final", "weights")},
     )
     run_search(spec, echo=click.echo, plan_only=plan_only)

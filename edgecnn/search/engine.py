@@ -188,7 +188,7 @@ def run_search(spec: SearchSpec, echo: Callable = print, plan_only: bool = False
 def _run_search(spec: SearchSpec, echo: Callable, plan_only: bool) -> dict:
     from edgecnn.search.latency import Timer
     from edgecnn.search.results import summarize
-    from edgecnn.search.train import halving
+    from edgecnn.search.train import final_training, halving
 
     started = time.time()
     state = State(Path(spec.out) / STATE_FILE)
@@ -208,4 +208,6 @@ def _run_search(spec: SearchSpec, echo: Callable, plan_only: bool) -> dict:
                         + "; raise --budget-ms or add smaller widths or resolutions")
     if not plan_only:
         halving(spec, groups, state, deadline, echo)
+        if spec.final:
+            final_training(spec, state, groups, deadline, echo)
     return summarize(spec, cands, records, state, groups, time.time() - started, echo, plan_only)

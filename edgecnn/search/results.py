@@ -65,7 +65,7 @@ def candidate_rows(spec, cands: list, records: list, state, groups: list) -> lis
         else:
             row.update(val_accuracy=result["val"], test_accuracy=result["test"], epochs=done["epochs"],
                        run=done["run"], file=str(Path(done["run"]) / result["file"]),
-                       status=f"trained, rung {done['rung']}")
+                       status="trained in full (final)" if done.get("final") else f"trained, rung {done['rung']}")
         rows.append(row)
     return rows
 

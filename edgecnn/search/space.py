@@ -27,7 +27,9 @@ class SearchSpec:
     rung's epochs, multiplied by ``eta`` at each later rung, of which the best
     ``1/eta`` groups are kept; ``head_epochs``: the most epochs of the frozen-base phase of a
     pretrained candidate's first rung (``None``: the pipeline's, which stops when validation
-    loss stops improving; the phase trains on features computed once, so it is cheap).
+    loss stops improving; the phase trains on features computed once, so it is cheap);
+    ``final``: train the best group once more in full, with the pipeline's own schedule
+    (:func:`edgecnn.search.train.final_training`).
     ``base``: further RunConfig settings as nested dicts.
     """
 
@@ -44,6 +46,7 @@ class SearchSpec:
     eta: int = 3
     rungs: int = 3
     head_epochs: int | None = None
+    final: bool = True
     weights: str = "auto"
     threads: int = 1
     device: str | None = None

@@ -47,14 +47,18 @@ def new_epochs(spec, rung: int) -> int:
 
 def run_point(spec, group: dict, rung: int, epochs: int | None = None):
     """The sweep point (RunConfig dict and folder) of ``group`` at ``rung``, training
-    ``epochs`` (``None``: :func:`new_epochs`; fewer when the time left is short)."""
+    ``epochs`` (``None``: :func:`new_epochs`; fewer when the time left is short). Rung
+    ``spec.rungs`` (one past the last) is the final training (:func:`final_training`):
+    from the group's first weights, with the pipeline's own schedule, in ``<out>/final/``."""
     from edgecnn.sweep import SweepSpec, merge_settings, plan
 
-    epochs = new_epochs(spec, rung) if epochs is None else epochs
-    if rung == 0:
-        weights = group["weights"]
-        head = {"freeze_epochs": spec.head_epochs} if weights and spec.head_epochs is not None else {}
-        train = {"epochs": epochs, **head}
+    final = rung >= spec.rungs
+    epochs = new_epochs(spec, rung) if epochs is None and not final else epochs
+    head = {"freeze_epochs": spec.head_epochs} if group["weights"] and spec.head_epochs is not None else {}
+    if final:  # what `edgecnn optimize` gives this group: its defaults unless told
+        weights, train = group["weights"], {**head, **({"epochs": epochs} if epochs is not None else {})}
+    elif rung == 0:
+        weights, train = group["weights"], {"epochs": epochs, **head}
     else:  # continue from the previous rung's run: only the epochs it has not had yet
         weights = str(Path(spec.out) / f"rung{rung - 1}" / group["name"])
         train = {"epochs": epochs, "freeze_epochs": 0}
@@ -67,7 +71,7 @@ def run_point(spec, group: dict, rung: int, epochs: int | None = None):
     }
     sweep = SweepSpec(models=[group["model"]], alphas=[group["alpha"]], sizes=[group["size"]],
                       precisions=list(group["precisions"]), base=merge_settings(spec.base, extra),
-                      out=str(Path(spec.out) / f"rung{rung}"))
+                      out=str(Path(spec.out) / ("final" if final else f"rung{rung}")))
     return plan(sweep)[0]
 
 
@@ -104,10 +108,10 @@ def train_group(spec, group: dict, rung: int, echo: Callable, epochs: int | None
 
     point = run_point(spec, group, rung, epochs)
     t0 = time.time()
-    ran = point.config["train"]["epochs"]
-    record = {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
-              "run": str(point.out), "config": point.config}
     resolved = resolve(RunConfig.from_dict(point.config), model_info(point.model)).to_dict()
+    ran = int(resolved["train"]["epochs"])
+    record = {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
+              "run": str(point.out), "config": point.config, "final": rung >= spec.rungs}
     try:
         if not run_done(point, resolved):
             optimize(RunConfig.from_dict(point.config), echo=lambda msg: echo(f"      {msg}") if msg else None)
@@ -193,3 +197,38 @@ def halving(spec, groups: list, state, deadline: float, echo: Callable) -> None:
             return
         alive = promoted(scores, spec.eta)
         echo(f"  promoted to rung {rung + 1}: {', '.join(alive)}")
+
+
+def final_training(spec, state, groups: list, deadline: float, echo: Callable) -> None:
+    """Train the best group once more, from its first weights, with the pipeline's own
+    schedule (what ``edgecnn optimize`` gives it: the head phase, then the whole network for
+    its default epochs, one learning-rate schedule), as rung ``spec.rungs``.
+
+    The rungs' short, restarted schedules are for ranking; the model shipped deserves the
+    training a user would give it by hand. The final run is ranked with the group's rung
+    runs on validation accuracy, so it replaces them only when it is better. Skipped when
+    its estimated time (what the group's last run took per epoch) does not fit the time left.
+    """
+    best = max(((state.score(g["name"], r), r, g["name"]) for g in groups for r in range(spec.rungs)
+                if state.score(g["name"], r) is not None), default=None)
+    if best is None:
+        return
+    group = next(g for g in groups if g["name"] == best[2])
+    point = run_point(spec, group, spec.rungs)
+    done = state.trained(group["name"], spec.rungs)
+    if done is not None and done.get("config") == point.config:
+        echo(f"final: {group['name']}: already trained, skipped")
+        return
+    from edgecnn.models import model_info
+    from edgecnn.settings.run_config import RunConfig, resolve
+
+    epochs = int(resolve(RunConfig.from_dict(point.config), model_info(point.model)).train.epochs)
+    per_epoch = state.seconds_per_epoch(group["name"], best[1]) or 0.0
+    left = deadline - time.time()
+    if per_epoch * epochs > left:
+        echo(f"final: not enough time left to train {group['name']} in full ({epochs} epochs, about "
+             f"{per_epoch * epochs / 60:.1f} min; {max(0.0, left) / 60:.1f} min left); its rung runs stand")
+        return
+    echo(f"final: {group['name']} in full, from {group['weights_label']} with the pipeline's schedule "
+         f"({epochs} epochs)")
+    state.add(train_group(spec, group, spec.rungs, echo))
