@@ -21,7 +21,7 @@ Offline, ``--weights imagenet`` for MobileNet v1 0.25 reads Keras' cache, where
 convolution weights fit any).
 
 Usage:
-    python benchmarks/search_photos.py --data ../shared/data/flowers_dev --budget-ms 0.5 --time-budget 52
+    python benchmarks/search_photos.py --data ../shared/data/flowers_dev --budget-ms 0.5 --time-budget 45
     python benchmarks/search_photos.py --only search &      # the two side by side
     python benchmarks/search_photos.py --only baselines; wait; python benchmarks/search_photos.py
     python benchmarks/search_photos.py --render   # RESULTS.md from the stored rows
@@ -186,7 +186,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "flowers_dev"))
     p.add_argument("--budget-ms", type=float, default=0.5)
-    p.add_argument("--time-budget", type=float, default=52.0, help="Minutes for the whole search.")
+    p.add_argument("--time-budget", type=float, default=45.0, help="Minutes for the whole search.")
     p.add_argument("--out", default="runs/search_photos")
     p.add_argument("--tag", default=None,
                    help="Another photo set: its RESULTS.md section is 'search-TAG' and its plot search_photos_TAG.png.")

@@ -53,6 +53,14 @@ def _fake_latency(monkeypatch, ms_by_group: dict, calls: list | None = None):
     monkeypatch.setattr(Timer, "time", fake_time)
 
 
+def _default_epochs(point) -> int:
+    """The epochs the pipeline gives a run that names none (what the final run trains)."""
+    from edgecnn.models import model_info
+    from edgecnn.settings.run_config import RunConfig, resolve
+
+    return int(resolve(RunConfig.from_dict(point.config), model_info(point.model)).train.epochs)
+
+
 def _fake_training(monkeypatch, val_by_group: dict, calls: list, seconds_per_epoch: float = 0.05):
     """Training that records its calls and returns the given validation accuracy; each run
     says it took ``seconds_per_epoch`` per epoch (the search's time budget counts it)."""
@@ -62,7 +70,7 @@ def _fake_training(monkeypatch, val_by_group: dict, calls: list, seconds_per_epo
         val = val_by_group.get(group["name"], 0.5) + rung / 100
         results = {p: {"val": val, "test": 0.5, "file": f"model_{p}.tflite"} for p in group["precisions"]}
         point = search_train.run_point(spec, group, rung, epochs)
-        ran = point.config["train"].get("epochs", 10)  # the final run: the pipeline's default
+        ran = point.config["train"].get("epochs") or _default_epochs(point)  # the final run: the pipeline's
         return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
                 "status": "ok", "run": str(point.out), "config": point.config, "results": results,
                 "seconds": seconds_per_epoch * ran, "final": rung >= spec.rungs}
@@ -133,7 +141,8 @@ def test_a_later_rung_trains_the_leaders_that_fit_the_time_left(tmp_path, monkey
 @pytest.mark.parametrize("budget_s, final", [(1000, True), (100, False)])
 def test_the_best_group_is_trained_once_more_in_full(tmp_path, monkeypatch, budget_s, final):
     """After the rungs, the best group trains again from its first weights with the
-    pipeline's own schedule (10 epochs here at 5 s each), when that fits the time left."""
+    pipeline's own schedule (lenet5 from scratch: its default epochs, at 5 s each here),
+    when that fits the time left."""
     _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 0.5})
     trained, lines = [], []
     _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.9, "mlp-a1.00-32px": 0.8}, trained, seconds_per_epoch=5)
@@ -143,12 +152,35 @@ def test_the_best_group_is_trained_once_more_in_full(tmp_path, monkeypatch, budg
                                           "precisions": ["float32"], "weights": None}, spec.rungs)
     assert point.out == Path(spec.out) / "final" / "lenet5-a1.00-32px"
     assert "epochs" not in point.config["train"] and point.config["model"].get("weights") is None
+    epochs = _default_epochs(point)
+    assert 5 * epochs > 100  # so the 100 s budget cannot hold it, and the 1000 s one can
     if final:
         assert trained[-1] == ("lenet5-a1.00-32px", 2)
         assert result["winner"]["status"] == "trained in full (final)" and result["winner"]["run"] == str(point.out)
     else:  # 10 epochs at 5 s do not fit the 100 s budget: the rung runs stand
         assert all(r < 2 for _, r in trained) and result["winner"]["status"] == "trained, rung 1"
-        assert any(line.startswith("final: not enough time left to train lenet5-a1.00-32px") for line in lines)
+        assert any(line.startswith(f"final: not enough time left to train lenet5-a1.00-32px in full ({epochs} epochs")
+                   for line in lines)
+
+
+def test_a_rung_plan_is_kept_for_a_resume_and_made_again_for_more_time(tmp_path, monkeypatch):
+    """A shortened rung-1 plan: the same search again trains nothing new; with a larger
+    --time-budget the rung is planned again, in full."""
+    _fake_latency(monkeypatch, {"lenet5": 0.5, "mlp": 0.5})
+    trained = []
+    _fake_training(monkeypatch, {"lenet5-a1.00-32px": 0.9, "mlp-a1.00-32px": 0.8}, trained, seconds_per_epoch=25)
+    spec = _spec(tmp_path, widths=[0.5, 1.0], precisions=["float32"], epochs=2, eta=2, rungs=2, time_budget_s=30)
+    run_search(spec, echo=lambda *_: None)
+    assert [(g, r) for g, r in trained if r == 1] == [("lenet5-a1.00-32px", 1)]
+    state_file = Path(spec.out) / STATE_FILE
+    assert State(state_file).trained("lenet5-a1.00-32px", 1)["epochs"] == 3  # 2, then the 1 that fitted
+    del trained[:]
+    run_search(spec, echo=lambda *_: None)
+    assert trained == []  # planned and trained: nothing redone
+    spec.time_budget_s = 10_000
+    run_search(spec, echo=lambda *_: None)
+    assert sorted(trained) == [("lenet5-a1.00-32px", 1), ("mlp-a1.00-32px", 1)]
+    assert State(state_file).trained("lenet5-a1.00-32px", 1)["epochs"] == 4
 
 
 def test_a_rung_continues_from_the_previous_runs_weights(tmp_path):

@@ -1,7 +1,8 @@
 """``run_search``: measure every candidate untrained, prune, train the rest by successive halving.
 
 State lives in ``<out>/search.jsonl``, one record a line (``latency`` per candidate,
-``trained`` per group and rung), rewritten atomically after each record: a killed search
+``trained`` per group and rung, ``plan`` per rung after the first), rewritten atomically
+after each record: a killed search
 run again with the same command skips every candidate already measured and every
 group already trained at a rung, and the pipeline resumes the run that was cut off.
 """
@@ -47,9 +48,14 @@ class State:
         return next((r for r in reversed(self.records) if r["kind"] == "trained" and r["group"] == group
                      and r["rung"] == rung), None)
 
-    def plan(self, rung: int) -> dict | None:
-        """The ``{group: epochs}`` planned for ``rung`` (:func:`edgecnn.search.train.plan_rung`), if any."""
-        return next((r["epochs"] for r in reversed(self.records) if r["kind"] == "plan" and r["rung"] == rung), None)
+    def plan(self, rung: int, key: dict | None = None) -> dict | None:
+        """The ``{group: epochs}`` last planned for ``rung`` (:func:`edgecnn.search.train.plan_rung`)
+        when it was planned for ``key`` (the promoted groups, epochs and time budget; ``None``:
+        whatever it was planned for), else ``None``."""
+        last = next((r for r in reversed(self.records) if r["kind"] == "plan" and r["rung"] == rung), None)
+        if last is None or any(last.get(k) != v for k, v in (key or {}).items()):
+            return None
+        return last["epochs"]
 
     def seconds_per_epoch(self, group: str, rung: int) -> float | None:
         """What ``group``'s run at ``rung`` took per epoch it trained (its export and checks

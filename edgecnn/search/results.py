@@ -35,12 +35,13 @@ COLUMNS = [
 
 def best_rung(state, group: str, precision: str) -> tuple:
     """``(record, result)`` of the rung where ``group`` at ``precision`` had its best validation
-    accuracy (ties: the later rung), or ``(None, None)``: each candidate is ranked, and
+    accuracy (ties: the later rung; the final run must be better), or ``(None, None)``: each candidate is ranked, and
     shipped, at its best checkpoint by validation, as early stopping would."""
     done = [(r, r["results"][precision]) for r in state.records
             if r["kind"] == "trained" and r["group"] == group and r.get("status") == "ok"
             and precision in r.get("results", {})]
-    return max(done, key=lambda d: (d[1]["val"], d[0]["rung"])) if done else (None, None)
+    # ties: the later rung, but the final run only when strictly better (it is the extra one)
+    return max(done, key=lambda d: (d[1]["val"], not d[0].get("final"), d[0]["rung"])) if done else (None, None)
 
 
 def candidate_rows(spec, cands: list, records: list, state, groups: list) -> list:

@@ -157,19 +157,23 @@ def plan_rung(spec, state, ranked: list, rung: int, seconds_left: float) -> dict
 
 def _rung_plan(spec, state, alive: list, rung: int, deadline: float, echo: Callable) -> dict:
     """The rung's ``{group: epochs}``: all of ``alive`` at rung 0; later, the plan kept in
-    ``state`` (so a resumed search trains what it planned) or a new one against the time left."""
+    ``state`` when it was made for the same promoted groups, epochs and time budget (so a
+    resumed search trains what it planned, and a rerun with other settings plans again),
+    or a new one against the time left."""
     if rung == 0:
         return {name: new_epochs(spec, 0) for name in alive}
-    kept = state.plan(rung)
+    key = {"promoted": list(alive), "want": new_epochs(spec, rung), "time_budget_s": spec.time_budget_s}
+    kept = state.plan(rung, key)
     if kept is not None:
         return kept
     plan = plan_rung(spec, state, alive, rung, deadline - time.time())
-    if len(plan) < len(alive) or any(e < new_epochs(spec, rung) for e in plan.values()):
+    if len(plan) < len(alive) or any(e < key["want"] for e in plan.values()):
         left = max(0, deadline - time.time())
         echo(f"  {left / 60:.1f} min left: rung {rung} trains " + (", ".join(
             f"{n} ({e} epoch(s))" for n, e in plan.items()) or "nothing") + f" of {len(alive)} promoted, "
             "at what each took per epoch so far")
-    state.add({"kind": "plan", "rung": rung, "epochs": plan, "seconds": 0})
+    if plan:  # nothing planned is not kept: a rerun with more time plans again
+        state.add({"kind": "plan", "rung": rung, **key, "epochs": plan, "seconds": 0})
     return plan
 
 
@@ -179,7 +183,9 @@ def halving(spec, groups: list, state, deadline: float, echo: Callable) -> None:
     alive = list(by_name)
     for rung in range(spec.rungs):
         plan = _rung_plan(spec, state, alive, rung, deadline, echo)
-        echo(f"rung {rung}: {len(plan)} group(s), {rung_epochs(spec, rung)} epoch(s) each")
+        full = all(e == new_epochs(spec, rung) for e in plan.values())
+        echo(f"rung {rung}: {len(plan)} group(s), "
+             + (f"{rung_epochs(spec, rung)} epoch(s) each" if full else "epochs as planned above"))
         for i, (name, epochs) in enumerate(plan.items(), start=1):
             done = state.trained(name, rung)
             if done is not None and done.get("config") == run_point(spec, by_name[name], rung, epochs).config:
@@ -223,7 +229,8 @@ def final_training(spec, state, groups: list, deadline: float, echo: Callable) -
     from edgecnn.settings.run_config import RunConfig, resolve
 
     epochs = int(resolve(RunConfig.from_dict(point.config), model_info(point.model)).train.epochs)
-    per_epoch = state.seconds_per_epoch(group["name"], best[1]) or 0.0
+    # the dearest epoch the group had (rung 0's includes the head phase, as the final run does)
+    per_epoch = max((state.seconds_per_epoch(group["name"], r) or 0.0) for r in range(spec.rungs))
     left = deadline - time.time()
     if per_epoch * epochs > left:
         echo(f"final: not enough time left to train {group['name']} in full ({epochs} epochs, about "
