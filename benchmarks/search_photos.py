@@ -115,11 +115,11 @@ def run_baseline(name: str, flags: list, data: str, out: Path) -> dict:
 
 
 def winner_history(out: Path, winner: dict) -> str:
-    """``rung 0 (2 epochs) 72/79, ...``: the winner's group at every run of the search."""
+    """``rung 0, 2 epochs: 72 / 79; ...``: the winner's group at every run of the search."""
     state = out / "search.jsonl"
     if not winner or not state.is_file():
         return ""
-    group = winner["name"][: -len(winner["precision"]) - 1]
+    group = Path(winner["run"]).name  # a run folder is named after its group
     parts = []
     for line in state.read_text().splitlines():
         r = json.loads(line)

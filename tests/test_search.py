@@ -53,14 +53,6 @@ def _fake_latency(monkeypatch, ms_by_group: dict, calls: list | None = None):
     monkeypatch.setattr(Timer, "time", fake_time)
 
 
-def _default_epochs(point) -> int:
-    """The epochs the pipeline gives a run that names none (what the final run trains)."""
-    from edgecnn.models import model_info
-    from edgecnn.settings.run_config import RunConfig, resolve
-
-    return int(resolve(RunConfig.from_dict(point.config), model_info(point.model)).train.epochs)
-
-
 def _fake_training(monkeypatch, val_by_group: dict, calls: list, seconds_per_epoch: float = 0.05):
     """Training that records its calls and returns the given validation accuracy; each run
     says it took ``seconds_per_epoch`` per epoch (the search's time budget counts it)."""
@@ -70,7 +62,9 @@ def _fake_training(monkeypatch, val_by_group: dict, calls: list, seconds_per_epo
         val = val_by_group.get(group["name"], 0.5) + rung / 100
         results = {p: {"val": val, "test": 0.5, "file": f"model_{p}.tflite"} for p in group["precisions"]}
         point = search_train.run_point(spec, group, rung, epochs)
-        ran = point.config["train"].get("epochs") or _default_epochs(point)  # the final run: the pipeline's
+        # a rung names its epochs; the final run takes the pipeline's (resolving a rung would
+        # look for the previous rung's run folder, which the fake does not write)
+        ran = point.config["train"].get("epochs") or int(search_train.resolved_config(point)["train"]["epochs"])
         return {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
                 "status": "ok", "run": str(point.out), "config": point.config, "results": results,
                 "seconds": seconds_per_epoch * ran, "final": rung >= spec.rungs}
@@ -152,12 +146,12 @@ def test_the_best_group_is_trained_once_more_in_full(tmp_path, monkeypatch, budg
                                           "precisions": ["float32"], "weights": None}, spec.rungs)
     assert point.out == Path(spec.out) / "final" / "lenet5-a1.00-32px"
     assert "epochs" not in point.config["train"] and point.config["model"].get("weights") is None
-    epochs = _default_epochs(point)
+    epochs = int(search_train.resolved_config(point)["train"]["epochs"])
     assert 5 * epochs > 100  # so the 100 s budget cannot hold it, and the 1000 s one can
     if final:
         assert trained[-1] == ("lenet5-a1.00-32px", 2)
         assert result["winner"]["status"] == "trained in full (final)" and result["winner"]["run"] == str(point.out)
-    else:  # 10 epochs at 5 s do not fit the 100 s budget: the rung runs stand
+    else:  # lenet5's default epochs at 5 s do not fit the 100 s budget: the rung runs stand
         assert all(r < 2 for _, r in trained) and result["winner"]["status"] == "trained, rung 1"
         assert any(line.startswith(f"final: not enough time left to train lenet5-a1.00-32px in full ({epochs} epochs")
                    for line in lines)

@@ -2,9 +2,9 @@
 
 State lives in ``<out>/search.jsonl``, one record a line (``latency`` per candidate,
 ``trained`` per group and rung, ``plan`` per rung after the first), rewritten atomically
-after each record: a killed search
-run again with the same command skips every candidate already measured and every
-group already trained at a rung, and the pipeline resumes the run that was cut off.
+after each record: a killed search run again with the same command skips every candidate
+already measured and every group already trained at a rung, and the pipeline resumes the
+run that was cut off.
 """
 
 from __future__ import annotations

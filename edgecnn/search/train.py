@@ -97,18 +97,25 @@ def val_accuracies(point, precisions) -> dict:
     return out
 
 
+def resolved_config(point) -> dict:
+    """The point's RunConfig with every default filled in (its epochs: what the run trains)."""
+    from edgecnn.models import model_info
+    from edgecnn.settings.run_config import RunConfig, resolve
+
+    return resolve(RunConfig.from_dict(point.config), model_info(point.model)).to_dict()
+
+
 def train_group(spec, group: dict, rung: int, echo: Callable, epochs: int | None = None,
                 before: int = 0) -> dict:
     """Train (or reuse) ``group`` at ``rung`` for ``epochs`` (see :func:`run_point`) on top of
     the ``before`` it had; the state record of the result."""
-    from edgecnn.models import model_info
     from edgecnn.pipeline import optimize
-    from edgecnn.settings.run_config import RunConfig, resolve
+    from edgecnn.settings.run_config import RunConfig
     from edgecnn.sweep import run_done
 
     point = run_point(spec, group, rung, epochs)
     t0 = time.time()
-    resolved = resolve(RunConfig.from_dict(point.config), model_info(point.model)).to_dict()
+    resolved = resolved_config(point)
     ran = int(resolved["train"]["epochs"])
     record = {"kind": "trained", "group": group["name"], "rung": rung, "epochs": before + ran, "epochs_run": ran,
               "run": str(point.out), "config": point.config, "final": rung >= spec.rungs}
@@ -184,8 +191,8 @@ def halving(spec, groups: list, state, deadline: float, echo: Callable) -> None:
     for rung in range(spec.rungs):
         plan = _rung_plan(spec, state, alive, rung, deadline, echo)
         full = all(e == new_epochs(spec, rung) for e in plan.values())
-        echo(f"rung {rung}: {len(plan)} group(s), "
-             + (f"{rung_epochs(spec, rung)} epoch(s) each" if full else "epochs as planned above"))
+        echo(f"rung {rung}: {len(plan)} group(s), " + (f"{rung_epochs(spec, rung)} epoch(s) each" if full else
+             ", ".join(f"{n} {e} more epoch(s)" for n, e in plan.items()) + " (shortened for the time left)"))
         for i, (name, epochs) in enumerate(plan.items(), start=1):
             done = state.trained(name, rung)
             if done is not None and done.get("config") == run_point(spec, by_name[name], rung, epochs).config:
@@ -225,10 +232,7 @@ def final_training(spec, state, groups: list, deadline: float, echo: Callable) -
     if done is not None and done.get("config") == point.config:
         echo(f"final: {group['name']}: already trained, skipped")
         return
-    from edgecnn.models import model_info
-    from edgecnn.settings.run_config import RunConfig, resolve
-
-    epochs = int(resolve(RunConfig.from_dict(point.config), model_info(point.model)).train.epochs)
+    epochs = int(resolved_config(point)["train"]["epochs"])
     # the dearest epoch the group had (rung 0's includes the head phase, as the final run does)
     per_epoch = max((state.seconds_per_epoch(group["name"], r) or 0.0) for r in range(spec.rungs))
     left = deadline - time.time()
